@@ -1,0 +1,132 @@
+"""Settings: one typed place, filled from defaults < TOML file < environment < CLI.
+
+Every setting has an environment variable `IIIF_SERVER_<NAME>` (upper case);
+a TOML file (`--config` or `IIIF_SERVER_CONFIG`) may hold the same names in
+lower case at its top level.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+ENV_PREFIX = "IIIF_SERVER_"
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("iiif-server", appauthor=False))
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = field(default_factory=default_data_dir)
+    images: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    base_url: str | None = None
+    trusted_proxies: tuple[str, ...] = ()
+    max_width: int = 12000
+    max_height: int = 12000
+    max_area: int = 50_000_000
+    threads: int = 0
+    cache_mb: int = 256
+    jpeg_quality: int = 85
+    demo: bool = True
+
+    @property
+    def image_root(self) -> Path:
+        return self.images if self.images is not None else self.data_dir / "images"
+
+    @property
+    def thread_count(self) -> int:
+        return self.threads or max(2, 2 * (os.cpu_count() or 1))
+
+    def proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(cidr, strict=False) for cidr in self.trusted_proxies]
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as environment variables (for worker processes)."""
+        env = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            if isinstance(value, tuple):
+                value = ",".join(value)
+            elif isinstance(value, bool):
+                value = "1" if value else "0"
+            env[ENV_PREFIX + f.name.upper()] = str(value)
+        return env
+
+
+HELP = {
+    "data_dir": "folder for everything the server writes (default: the user's data directory)",
+    "images": "image root (default: DATA_DIR/images)",
+    "host": "address to listen on",
+    "port": "port to listen on",
+    "workers": "server processes",
+    "base_url": "public base URL used in info.json ids, e.g. https://images.example.org",
+    "trusted_proxies": "comma-separated CIDRs whose X-Forwarded-Proto/Host are believed",
+    "max_width": "largest output width (info.json maxWidth)",
+    "max_height": "largest output height (info.json maxHeight)",
+    "max_area": "largest output area in pixels (info.json maxArea)",
+    "threads": "image worker threads per process (0: twice the cores)",
+    "cache_mb": "in-memory cache of encoded responses per process, in MB",
+    "jpeg_quality": "JPEG quality of generated images (1-100)",
+    "demo": "serve generated demo images while the image root holds none (1/0)",
+}
+
+
+def _convert(name: str, raw: Any) -> Any:
+    f = {f.name: f for f in dataclasses.fields(Settings)}[name]
+    kind = str(f.type)
+    if raw is None:
+        return None
+    if "Path" in kind:
+        return Path(os.path.expanduser(str(raw)))
+    if "tuple" in kind:
+        items = raw if isinstance(raw, list) else str(raw).split(",")
+        out = tuple(str(i).strip() for i in items if str(i).strip())
+        for cidr in out:
+            ipaddress.ip_network(cidr, strict=False)  # fail early on a typo
+        return out
+    if kind == "bool":
+        if isinstance(raw, bool):
+            return raw
+        return str(raw).strip().lower() in ("1", "true", "yes", "on")
+    if kind == "int":
+        return int(raw)
+    return str(raw)
+
+
+def load(cli: dict[str, Any] | None = None, config_file: str | os.PathLike[str] | None = None) -> Settings:
+    """Merge defaults, the TOML file, the environment and CLI values (None = unset)."""
+    names = [f.name for f in dataclasses.fields(Settings)]
+    values: dict[str, Any] = {}
+    config_file = config_file or os.environ.get(ENV_PREFIX + "CONFIG")
+    if config_file:
+        with open(config_file, "rb") as fh:
+            data = tomllib.load(fh)
+        unknown = set(data) - set(names)
+        if unknown:
+            raise ValueError(f"unknown settings in {config_file}: {', '.join(sorted(unknown))}")
+        values.update({k: _convert(k, v) for k, v in data.items()})
+    for name in names:
+        raw = os.environ.get(ENV_PREFIX + name.upper())
+        if raw is not None and raw != "":
+            values[name] = _convert(name, raw)
+    for name, raw in (cli or {}).items():
+        if raw is not None:
+            values[name] = _convert(name, raw)
+    settings = Settings(**values)
+    if not 1 <= settings.jpeg_quality <= 100:
+        raise ValueError("jpeg_quality must be between 1 and 100")
+    return settings

@@ -1,0 +1,42 @@
+"""Cache: encoded responses in memory, bounded by bytes, least recently used out.
+
+The key carries the file's size and mtime, so a changed file never answers
+from a stale entry. A `Cache` protocol keeps room for a shared cache later.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Hashable
+from typing import Protocol
+
+
+class Cache(Protocol):
+    def get(self, key: Hashable) -> bytes | None: ...
+
+    def put(self, key: Hashable, value: bytes) -> None: ...
+
+
+class MemoryCache:
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.size = 0
+        self._items: OrderedDict[Hashable, bytes] = OrderedDict()
+
+    def get(self, key: Hashable) -> bytes | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: Hashable, value: bytes) -> None:
+        if len(value) > self.max_bytes // 8:
+            return  # one huge image must not flush everything else
+        old = self._items.pop(key, None)
+        if old is not None:
+            self.size -= len(old)
+        self._items[key] = value
+        self.size += len(value)
+        while self.size > self.max_bytes:
+            _, dropped = self._items.popitem(last=False)
+            self.size -= len(dropped)

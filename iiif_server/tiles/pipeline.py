@@ -1,0 +1,200 @@
+"""Process: a resolved request plus a source -> encoded image bytes.
+
+Knows nothing of HTTP. Picks the smallest stored level that still gives full
+quality, crops and scales there, then rotates, converts colour and encodes.
+Tiles that coincide with stored JPEG tiles are sent as stored (`raw_tile`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import pyvips
+
+from .request import FORMATS, Plan, RequestError
+from .sources import Source
+
+WHITE = [255.0]
+
+
+@dataclass(frozen=True)
+class Encoding:
+    jpeg_quality: int = 85
+    webp_quality: int = 80
+    png_compression: int = 6
+
+
+def _has_operation(name: str) -> bool:
+    try:
+        return pyvips.type_find("VipsOperation", name) != 0
+    except pyvips.Error:
+        return False
+
+
+def writable_formats() -> list[str]:
+    """Formats this libvips can write, in the order the server advertises them."""
+    savers = {
+        "jpg": "jpegsave_buffer",
+        "png": "pngsave_buffer",
+        "webp": "webpsave_buffer",
+        "tif": "tiffsave_buffer",
+        "gif": "gifsave_buffer",
+        "jp2": "jp2ksave_buffer",
+    }
+    return [fmt for fmt, op in savers.items() if _has_operation(op)]
+
+
+def pick_level(source: Source, plan: Plan) -> int:
+    """Index of the smallest level whose crop is still at least the output size."""
+    best = 0
+    for index, level in enumerate(source.levels):
+        sx = level.width / source.width
+        sy = level.height / source.height
+        if plan.w * sx + 1 >= plan.out_w and plan.h * sy + 1 >= plan.out_h:
+            best = index
+    return best
+
+
+def raw_tile(source: Source, plan: Plan) -> bytes | None:
+    """The stored JPEG bytes for a request that asks exactly for one stored tile."""
+    if plan.format != "jpg" or plan.mirror or plan.rotation or plan.quality not in ("default", "color"):
+        return None
+    if not source.raw:
+        return None
+    tw, th = source.tile_width, source.tile_height
+    if (plan.out_w, plan.out_h) != (tw, th):
+        return None
+    for index, level in enumerate(source.levels):
+        d = level.factor
+        if plan.w != tw * d or plan.h != th * d or index not in source.raw:
+            continue
+        if plan.x % (tw * d) or plan.y % (th * d):
+            return None
+        col, row = plan.x // (tw * d), plan.y // (th * d)
+        if (col + 1) * tw > level.width or (row + 1) * th > level.height:
+            return None  # edge tiles are padded in the file
+        tiles = source.raw[index]
+        n = row * tiles.tiles_across + col
+        if n >= len(tiles.offsets) or tiles.counts[n] == 0:
+            return None
+        fd = os.open(source.path, os.O_RDONLY)
+        try:
+            data = os.pread(fd, tiles.counts[n], tiles.offsets[n])
+        finally:
+            os.close(fd)
+        if not data.startswith(b"\xff\xd8"):
+            return None
+        if tiles.tables:
+            # tables hold SOI..EOI; the tile repeats SOI: splice them into one stream
+            return tiles.tables[:-2] + data[2:]
+        return data
+    return None
+
+
+def to_srgb8(img: pyvips.Image) -> pyvips.Image:
+    """sRGB (or grey) with 8 bits per sample, alpha kept."""
+    if img.get_typeof("icc-profile-data"):
+        try:
+            img = img.icc_transform("srgb", embedded=True, intent="perceptual")
+        except pyvips.Error:
+            pass  # a broken profile: fall back to plain conversion below
+    elif img.interpretation == "cmyk":
+        img = img.icc_transform("srgb", input_profile="cmyk", intent="perceptual")
+    grey = img.bands < 3
+    target = "b-w" if grey else "srgb"
+    if img.interpretation not in ("srgb", "b-w") or img.format != "uchar":
+        if img.interpretation in ("srgb", "b-w", "multiband", "rgb") and img.format in ("ushort", "short"):
+            img = (img >> 8).cast("uchar") if img.format == "ushort" else img.cast("uchar")
+            img = img.copy(interpretation=target)
+        else:
+            img = img.colourspace(target)
+    if img.format != "uchar":
+        img = img.cast("uchar")
+    return img
+
+
+def _apply_quality(img: pyvips.Image, quality: str) -> pyvips.Image:
+    if quality in ("gray", "bitonal") and img.bands >= 3:
+        img = img.colourspace("b-w")
+    if quality == "bitonal":
+        if img.hasalpha():
+            img = img.flatten(background=WHITE)
+        img = (img >= 128).ifthenelse(255, 0).cast("uchar").copy(interpretation="b-w")
+    return img
+
+
+def _rotate(img: pyvips.Image, plan: Plan) -> pyvips.Image:
+    if plan.mirror:
+        img = img.fliphor()
+    angle = plan.rotation
+    if angle == 0:
+        return img
+    if angle in (90, 180, 270):
+        return img.rot(f"d{int(angle)}")
+    if plan.format == "jpg" or plan.quality == "bitonal":
+        if img.hasalpha():
+            img = img.flatten(background=WHITE)
+        background = [255.0] * img.bands
+    else:
+        if not img.hasalpha():
+            img = img.bandjoin(255)
+        background = [0.0] * img.bands
+    return img.rotate(angle, background=background)
+
+
+def _scale(img: pyvips.Image, out_w: int, out_h: int) -> pyvips.Image:
+    if (img.width, img.height) == (out_w, out_h):
+        return img
+    img = img.resize(out_w / img.width, vscale=out_h / img.height)
+    if (img.width, img.height) != (out_w, out_h):
+        # rounding can leave a pixel more or less: crop or replicate the edge
+        img = img.embed(0, 0, out_w, out_h, extend="copy")
+    return img
+
+
+def render(source: Source, plan: Plan) -> pyvips.Image:
+    """The pixels a request asks for, not yet encoded."""
+    img = source.image(pick_level(source, plan))
+    sx, sy = img.width / source.width, img.height / source.height
+    left, top = math.floor(plan.x * sx), math.floor(plan.y * sy)
+    right = min(img.width, max(left + 1, math.ceil((plan.x + plan.w) * sx - 1e-6)))
+    bottom = min(img.height, max(top + 1, math.ceil((plan.y + plan.h) * sy - 1e-6)))
+    img = img.crop(left, top, right - left, bottom - top)
+    img = _scale(img, plan.out_w, plan.out_h)
+    img = to_srgb8(img)
+    img = _apply_quality(img, plan.quality)
+    return _rotate(img, plan)
+
+
+def encode(img: pyvips.Image, fmt: str, enc: Encoding, bitonal: bool = False) -> bytes:
+    if fmt == "jpg":
+        if img.hasalpha():
+            img = img.flatten(background=WHITE)
+        return img.jpegsave_buffer(Q=enc.jpeg_quality, keep="none")
+    if fmt == "png":
+        depth = 1 if bitonal else 8
+        return img.pngsave_buffer(compression=enc.png_compression, keep="none", bitdepth=depth)
+    if fmt == "webp":
+        return img.webpsave_buffer(Q=enc.webp_quality, keep="none")
+    if fmt == "tif":
+        return img.tiffsave_buffer(compression="deflate", keep="none")
+    if fmt == "gif":
+        return img.gifsave_buffer(keep="none")
+    if fmt == "jp2" and _has_operation("jp2ksave_buffer"):
+        return img.jp2ksave_buffer(keep="none")
+    raise RequestError(f"format {fmt!r} is not supported by this server", status=501)
+
+
+def process(source: Source, plan: Plan, enc: Encoding) -> bytes:
+    """Encoded bytes for a resolved request (runs in a worker thread)."""
+    if plan.format not in FORMATS:
+        raise RequestError(f"unknown format {plan.format!r}")
+    stored = raw_tile(source, plan)
+    if stored is not None:
+        return stored
+    try:
+        return encode(render(source, plan), plan.format, enc, plan.quality == "bitonal")
+    except pyvips.Error as exc:
+        raise RequestError(f"image cannot be processed: {str(exc).splitlines()[0]}", status=500) from exc

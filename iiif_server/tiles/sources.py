@@ -1,0 +1,269 @@
+"""Sources: identifier -> file under the image root, and its geometry.
+
+An identifier is a path below the image root without its extension. Anything
+that could reach outside the root is refused before the file system is asked.
+Open sources (geometry, parsed TIFF layout, loaded pyvips levels) are cached
+per file and dropped when the file's size or mtime changes.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import pyvips
+import tifffile
+
+from .request import RequestError
+
+EXTENSIONS = (".tif", ".tiff", ".ptif", ".jpg", ".jpeg", ".png", ".webp", ".jp2", ".j2k", ".jpx")
+MAX_IDENTIFIER = 1024
+UNTILED_TILE = 512
+# EXIF orientations 5-8 swap width and height
+_SWAPPING = {5, 6, 7, 8}
+
+
+@dataclass(frozen=True)
+class Level:
+    """One resolution stored in (or cheaply decodable from) the file."""
+
+    width: int
+    height: int
+    factor: int  # full width / level width, a power of two
+    page: int | None = None  # TIFF page (IFD) holding the level
+    subifd: int | None = None  # or its SubIFD index
+    shrink: int | None = None  # or the JPEG shrink-on-load factor
+
+
+@dataclass(frozen=True)
+class RawTiles:
+    """Where the stored JPEG tiles of one TIFF level sit in the file."""
+
+    offsets: tuple[int, ...]
+    counts: tuple[int, ...]
+    tables: bytes
+    tiles_across: int
+
+
+@dataclass
+class Source:
+    """An opened image: geometry, and pyvips handles per level."""
+
+    path: Path
+    stamp: tuple[int, int]
+    width: int
+    height: int
+    levels: tuple[Level, ...]
+    tile_width: int
+    tile_height: int
+    orientation: int = 1
+    raw: dict[int, RawTiles] = field(default_factory=dict)
+    _images: dict[int, pyvips.Image] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def scale_factors(self) -> list[int]:
+        factors = [lv.factor for lv in self.levels]
+        # viewers need factors down to a tile-sized image; add power-of-two steps
+        f = factors[-1]
+        while max(self.width, self.height) / f > max(self.tile_width, self.tile_height):
+            f *= 2
+            factors.append(f)
+        return factors
+
+    def image(self, level_index: int) -> pyvips.Image:
+        """The pyvips image of one level, oriented; cached and shared by threads."""
+        with self._lock:
+            img = self._images.get(level_index)
+        if img is not None:
+            return img
+        level = self.levels[level_index]
+        options: dict[str, Any] = {}
+        if level.page is not None:
+            options["page"] = level.page
+        if level.subifd is not None:
+            options["subifd"] = level.subifd
+        if level.shrink is not None and level.shrink > 1:
+            options["shrink"] = level.shrink
+        img = pyvips.Image.new_from_file(str(self.path), access="random", fail=True, **options)
+        if self.orientation != 1:
+            img = img.autorot()
+        with self._lock:
+            self._images[level_index] = img
+        return img
+
+
+class SourceStore(Protocol):
+    def open(self, identifier: str) -> Source: ...
+
+    def identifiers(self) -> Iterator[str]: ...
+
+    def readable(self) -> bool: ...
+
+
+def check_identifier(identifier: str) -> list[str]:
+    """Split a decoded identifier into path parts, refusing anything unsafe."""
+    if not identifier or len(identifier) > MAX_IDENTIFIER:
+        raise RequestError("identifier is empty or too long")
+    if "\x00" in identifier or "\\" in identifier:
+        raise RequestError("identifier holds a forbidden character")
+    if identifier.startswith("/"):
+        raise RequestError("identifier must be a relative path")
+    parts = identifier.split("/")
+    for part in parts:
+        if part in ("", ".", ".."):
+            raise RequestError("identifier holds an empty, '.' or '..' segment")
+        if any(ord(c) < 32 for c in part):
+            raise RequestError("identifier holds a control character")
+    return parts
+
+
+class FileSystemSource:
+    """Images in a folder; the identifier is the path below it, no extension."""
+
+    def __init__(self, root: Path, capacity: int = 512) -> None:
+        self.root = root.resolve()
+        self._cache: OrderedDict[Path, Source] = OrderedDict()
+        self._capacity = capacity
+        self._lock = threading.Lock()
+
+    def readable(self) -> bool:
+        return self.root.is_dir() and os.access(self.root, os.R_OK | os.X_OK)
+
+    def find(self, identifier: str) -> Path:
+        parts = check_identifier(identifier)
+        base = self.root.joinpath(*parts)
+        for ext in EXTENSIONS:
+            candidate = base.with_name(base.name + ext)
+            try:
+                real = candidate.resolve(strict=True)
+            except (OSError, RuntimeError):
+                continue
+            if not real.is_relative_to(self.root) or not real.is_file():
+                continue  # a symlink leaving the root is treated as absent
+            return real
+        raise RequestError(f"no image with identifier {identifier!r}", status=404)
+
+    def open(self, identifier: str) -> Source:
+        path = self.find(identifier)
+        st = path.stat()
+        stamp = (st.st_size, st.st_mtime_ns)
+        with self._lock:
+            cached = self._cache.get(path)
+            if cached is not None and cached.stamp == stamp:
+                self._cache.move_to_end(path)
+                return cached
+        source = open_source(path, stamp)
+        with self._lock:
+            self._cache[path] = source
+            self._cache.move_to_end(path)
+            while len(self._cache) > self._capacity:
+                self._cache.popitem(last=False)
+        return source
+
+    def identifiers(self) -> Iterator[str]:
+        """Identifiers of the images under the root, in path order."""
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames.sort()
+            for name in sorted(filenames):
+                stem, ext = os.path.splitext(name)
+                if ext.lower() in EXTENSIONS and not name.startswith("."):
+                    rel = os.path.relpath(os.path.join(dirpath, stem), self.root)
+                    yield rel.replace(os.sep, "/")
+
+    def has_images(self) -> bool:
+        return next(self.identifiers(), None) is not None
+
+
+def open_source(path: Path, stamp: tuple[int, int]) -> Source:
+    """Read a file's geometry without decoding pixels."""
+    try:
+        if path.suffix.lower() in (".tif", ".tiff", ".ptif"):
+            return _open_tiff(path, stamp)
+        return _open_plain(path, stamp)
+    except RequestError:
+        raise
+    except (pyvips.Error, OSError, ValueError, tifffile.TiffFileError) as exc:
+        raise RequestError(f"image cannot be read: {type(exc).__name__}", status=500) from exc
+
+
+def _orientation(img: pyvips.Image) -> int:
+    if img.get_typeof("orientation"):
+        value = int(img.get("orientation"))
+        return value if 1 <= value <= 8 else 1
+    return 1
+
+
+def _open_plain(path: Path, stamp: tuple[int, int]) -> Source:
+    img = pyvips.Image.new_from_file(str(path), access="random")
+    orientation = _orientation(img)
+    w, h = img.width, img.height
+    loader = img.get("vips-loader") if img.get_typeof("vips-loader") else ""
+    levels = [Level(w, h, 1)]
+    if loader.startswith("jpeg"):
+        # JPEG decodes at 1/2, 1/4, 1/8 size for little more than the cost of reading
+        for shrink in (2, 4, 8):
+            if w // shrink < 1 or h // shrink < 1:
+                break
+            levels.append(Level(-(-w // shrink), -(-h // shrink), shrink, shrink=shrink))
+    if orientation in _SWAPPING:
+        w, h = h, w
+        levels = [Level(lv.height, lv.width, lv.factor, shrink=lv.shrink) for lv in levels]
+    return Source(path, stamp, w, h, tuple(levels), UNTILED_TILE, UNTILED_TILE, orientation)
+
+
+def _open_tiff(path: Path, stamp: tuple[int, int]) -> Source:
+    with tifffile.TiffFile(path) as tif:
+        pages = tif.pages
+        first = pages[0]
+        w, h = int(first.imagewidth), int(first.imagelength)
+        tiled = first.is_tiled
+        tw = int(first.tilewidth) if tiled else UNTILED_TILE
+        th = int(first.tilelength) if tiled else UNTILED_TILE
+        levels = [Level(w, h, 1, page=0)]
+        raw: dict[int, RawTiles] = {}
+        candidates: list[tuple[Any, int | None, int | None]]
+        if first.subifds:
+            candidates = [(p, None, i) for i, p in enumerate(first.pages)]
+        else:
+            candidates = [(pages[i], i, None) for i in range(1, len(pages))]
+        for page, page_no, sub_no in candidates:
+            pw, ph = int(page.imagewidth), int(page.imagelength)
+            prev = levels[-1]
+            # a pyramid level halves the previous one (rounded either way)
+            if not (abs(pw - prev.width / 2) <= 1 and abs(ph - prev.height / 2) <= 1):
+                break
+            levels.append(Level(pw, ph, prev.factor * 2, page=page_no, subifd=sub_no))
+        for index in range(len(levels)):
+            page = first if index == 0 else candidates[index - 1][0]
+            tiles = _raw_tiles(page)
+            if tiles is not None and page.tilewidth == tw and page.tilelength == th:
+                raw[index] = tiles
+        tag = first.tags.get("Orientation")
+        orientation = int(tag.value) if tag is not None else 1
+    if orientation not in range(1, 9):
+        orientation = 1
+    if orientation != 1:
+        raw = {}
+        if orientation in _SWAPPING:
+            w, h = h, w
+            levels = [Level(lv.height, lv.width, lv.factor, lv.page, lv.subifd) for lv in levels]
+    return Source(path, stamp, w, h, tuple(levels), tw, th, orientation, raw)
+
+
+def _raw_tiles(page: Any) -> RawTiles | None:
+    """Stored JPEG tiles that can be sent as they are: 8-bit RGB/grey, no alpha."""
+    if not page.is_tiled or page.compression != 7 or page.bitspersample != 8:
+        return None
+    if page.samplesperpixel not in (1, 3) or page.planarconfig != 1:
+        return None
+    if page.photometric not in (1, 6) or page.extrasamples:
+        return None  # RGB-as-stored JPEG (photometric 2) needs an Adobe marker to decode
+    tables = page.jpegtables or b""
+    across = -(-int(page.imagewidth) // int(page.tilewidth))
+    return RawTiles(tuple(page.dataoffsets), tuple(page.databytecounts), bytes(tables), across)
