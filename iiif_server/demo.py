@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import tempfile
 from pathlib import Path
 
@@ -25,6 +24,7 @@ def _atomic(path: Path, write: callable[[str], None]) -> None:  # type: ignore[v
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -33,27 +33,21 @@ def _atomic(path: Path, write: callable[[str], None]) -> None:  # type: ignore[v
 
 
 def scan(width: int = SCAN_SIZE[0], height: int = SCAN_SIZE[1], seed: int = 1) -> pyvips.Image:
-    """A typed-page look: paper, noise, lines of 'words', a colour strip and a frame."""
-    rng = random.Random(seed)
-    img = (pyvips.Image.black(width, height, bands=3) + PAPER).cast("uchar").copy_memory()
+    """A typed-page look: paper, lines of 'words', a colour strip, noise; built lazily."""
     margin = width // 10
-    line_h = max(8, height // 160)
-    y = margin
-    while y < height - margin:
-        x = margin
-        while x < width - margin:
-            word = rng.randint(line_h * 2, line_h * 8)
-            if x + word > width - margin:
-                break
-            img.draw_rect([40, 38, 45], x, y, word, line_h // 2 + 2, fill=True)
-            x += word + line_h
-        y += line_h * 2 if rng.random() > 0.08 else line_h * 5
-    strip = width // len(SQUARE_COLOURS)
-    for i, colour in enumerate(SQUARE_COLOURS):
-        img.draw_rect(colour, i * strip, height - margin // 2, strip, margin // 3, fill=True)
-    img.draw_rect([90, 60, 40], 20, 20, width - 40, height - 40, fill=False)
-    noise = pyvips.Image.gaussnoise(width, height, sigma=5, mean=0)
-    return (img + noise).cast("uchar").copy(interpretation="srgb")
+    cell = max(8, height // 160)
+    cols, rows = (width - 2 * margin) // cell, (height - 2 * margin) // (2 * cell)
+    # random ink cells, zoomed into word-like runs; only the top part of each line is inked
+    words = pyvips.Image.gaussnoise(cols, rows, sigma=1, mean=0, seed=seed) > -0.5
+    ink = words.zoom(cell, 2 * cell)
+    stripe = (pyvips.Image.xyz(ink.width, ink.height)[1] % (2 * cell)) < (cell * 0.6)
+    ink = (ink & stripe).embed(margin, margin, width, height)
+    page = ink.ifthenelse([40, 38, 45], PAPER)
+    strip_w = width // len(SQUARE_COLOURS)
+    blocks = [(pyvips.Image.black(strip_w, margin // 3, bands=3) + c) for c in SQUARE_COLOURS]
+    page = page.insert(pyvips.Image.arrayjoin(blocks), 0, height - margin // 2)
+    noise = pyvips.Image.gaussnoise(width, height, sigma=5, mean=0, seed=seed)
+    return (page + noise).cast("uchar").copy(interpretation="srgb")
 
 
 def squares(side: int = 1000) -> pyvips.Image:
