@@ -9,7 +9,6 @@ import sys
 from urllib.parse import urlparse
 
 import pytest
-
 from conftest import VALIDATOR_ID
 
 

@@ -1,0 +1,59 @@
+"""Settings come from defaults, a TOML file, the environment and the command line, in that order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from iiif_server import config
+from iiif_server.cli import main
+
+
+def test_defaults_put_the_image_root_in_the_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("DATA_DIR", "IMAGES", "CONFIG", "PORT"):
+        monkeypatch.delenv(config.ENV_PREFIX + name, raising=False)
+    s = config.load({"data_dir": str(tmp_path)})
+    assert s.image_root == tmp_path / "images"
+    assert s.port == 8000
+
+
+def test_environment_overrides_toml_and_cli_overrides_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    toml = tmp_path / "s.toml"
+    toml.write_text('port = 9001\nmax_area = 1000\ntrusted_proxies = ["10.0.0.0/8"]\nbase_url = "https://x.org"\n')
+    monkeypatch.setenv("IIIF_SERVER_PORT", "9002")
+    s = config.load({}, toml)
+    assert (s.port, s.max_area, s.trusted_proxies, s.base_url) == (9002, 1000, ("10.0.0.0/8",), "https://x.org")
+    s = config.load({"port": 9003}, toml)
+    assert s.port == 9003
+
+
+def test_unknown_toml_setting_is_an_error(tmp_path: Path) -> None:
+    toml = tmp_path / "s.toml"
+    toml.write_text("prot = 1\n")
+    with pytest.raises(ValueError, match="prot"):
+        config.load({}, toml)
+
+
+def test_bad_proxy_cidr_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IIIF_SERVER_TRUSTED_PROXIES", "10.0.0.0/8,not-a-network")
+    with pytest.raises(ValueError):
+        config.load({})
+
+
+def test_settings_survive_the_trip_through_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    s = config.Settings(data_dir=tmp_path, images=tmp_path / "i", trusted_proxies=("::1/128", "10.0.0.0/8"),
+                        demo=False, workers=3, base_url="https://a.b")
+    for key, value in s.to_env().items():
+        monkeypatch.setenv(key, value)
+    assert config.load({}) == s
+
+
+def test_serve_help_documents_every_setting_and_its_variable() -> None:
+    out = CliRunner().invoke(main, ["serve", "--help"], terminal_width=200).output
+    for name in config.HELP:
+        assert config.ENV_PREFIX + name.upper() in out, name
+        assert "--" + name.replace("_", "-") in out, name
