@@ -23,13 +23,15 @@ FORMATS = {
 }
 QUALITIES = ("default", "color", "gray", "bitonal")
 
-_NUM = r"(?:\d+(?:\.\d+)?|\.\d+)"
-_INT = r"\d+"
-_REGION_PX = re.compile(rf"^({_INT}),({_INT}),({_INT}),({_INT})$")
-_REGION_PCT = re.compile(rf"^pct:({_NUM}),({_NUM}),({_NUM}),({_NUM})$")
-_SIZE_WH = re.compile(rf"^(!?)({_INT})?,({_INT})?$")
-_SIZE_PCT = re.compile(rf"^pct:({_NUM})$")
-_ROTATION = re.compile(rf"^(!?)({_NUM})$")
+# ASCII digits only ("\d" would accept e.g. Arabic-Indic digits) and "\Z", not "$",
+# which would also match before a trailing newline.
+_NUM = r"(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)"
+_INT = r"[0-9]+"
+_REGION_PX = re.compile(rf"^({_INT}),({_INT}),({_INT}),({_INT})\Z")
+_REGION_PCT = re.compile(rf"^pct:({_NUM}),({_NUM}),({_NUM}),({_NUM})\Z")
+_SIZE_WH = re.compile(rf"^(!?)({_INT})?,({_INT})?\Z")
+_SIZE_PCT = re.compile(rf"^pct:({_NUM})\Z")
+_ROTATION = re.compile(rf"^(!?)({_NUM})\Z")
 _MAX_DIGITS = 9  # no dimension above 999,999,999: keeps arithmetic small
 
 
@@ -228,16 +230,19 @@ def _proportional(new: int, a: int, b: int) -> int:
 def max_size(w: int, h: int, limits: Limits, upscale: bool) -> tuple[int, int]:
     """The largest size the limits allow for a w x h region (3.0 'max'/'^max')."""
     scale = 1.0 if not upscale else math.inf
-    if limits.max_width:
-        scale = min(scale, limits.max_width / w)
-    if limits.max_height:
-        scale = min(scale, limits.max_height / h)
-    if limits.max_area:
-        scale = min(scale, math.sqrt(limits.max_area / (w * h)))
-    if scale == math.inf:
-        scale = 1.0
-    if scale == 1.0:
+    bound = None  # the limit that binds; width/height use exact integer maths
+    if limits.max_width and limits.max_width / w < scale:
+        scale, bound = limits.max_width / w, "width"
+    if limits.max_height and limits.max_height / h < scale:
+        scale, bound = limits.max_height / h, "height"
+    if limits.max_area and math.sqrt(limits.max_area / (w * h)) < scale:
+        scale, bound = math.sqrt(limits.max_area / (w * h)), "area"
+    if bound is None:
         return w, h
+    if bound == "width":
+        return limits.max_width, max(1, h * limits.max_width // w)
+    if bound == "height":
+        return max(1, w * limits.max_height // h), limits.max_height
     out_w, out_h = max(1, math.floor(w * scale)), max(1, math.floor(h * scale))
     return out_w, out_h
 
@@ -265,11 +270,11 @@ def _resolve_region(region: Region, width: int, height: int) -> tuple[int, int, 
 
 
 def _resolve_size(size: Size, w: int, h: int, version: int, limits: Limits) -> tuple[int, int]:
-    if size.kind == "full":
-        return w, h
     if size.kind == "max":
         return max_size(w, h, limits, upscale=size.upscale)
-    if size.kind == "pct":
+    if size.kind == "full":  # 2.1: not scaled, but still subject to the limits below
+        out_w, out_h = w, h
+    elif size.kind == "pct":
         assert size.pct is not None
         if version == 3 and size.pct > 100 and not size.upscale:
             raise RequestError("sizes above 100% need the '^' prefix")
@@ -292,6 +297,17 @@ def _resolve_size(size: Size, w: int, h: int, version: int, limits: Limits) -> t
             out_w, out_h = size.w, min(size.h, _proportional(size.w, w, h))
         else:
             out_w, out_h = min(size.w, _proportional(size.h, h, w)), size.h
+        if version == 3 and not size.upscale and (out_w > w or out_h > h):
+            raise RequestError("upscaling needs the '^' prefix in Image API 3.0")
+        # "as large as possible but not larger than ... server-imposed limits" (3.0 4.2);
+        # 2.1 leaves the exact fit to the server, so the same clamp applies there.
+        if (
+            (limits.max_width and out_w > limits.max_width)
+            or (limits.max_height and out_h > limits.max_height)
+            or (limits.max_area and out_w * out_h > limits.max_area)
+        ):
+            lim_w, lim_h = max_size(w, h, limits, upscale=True)
+            out_w, out_h = min(out_w, lim_w), min(out_h, lim_h)
     if out_w <= 0 or out_h <= 0:
         raise RequestError("the requested size is zero pixels")
     if version == 3 and not size.upscale and (out_w > w or out_h > h):
