@@ -40,10 +40,20 @@ class Settings:
     cache_mb: int = 256
     jpeg_quality: int = 85
     demo: bool = True
+    database: str | None = None
+    language: str = "en"
+    attribution: str | None = None
+    provider: str | None = None
+    provider_homepage: str | None = None
+    homepage: str | None = None
 
     @property
     def image_root(self) -> Path:
         return self.images if self.images is not None else self.data_dir / "images"
+
+    @property
+    def database_url(self) -> str:
+        return self.database or f"sqlite:///{self.data_dir / 'catalogue.db'}"
 
     @property
     def thread_count(self) -> int:
@@ -81,7 +91,13 @@ HELP = {
     "threads": "image worker threads per process (0: twice the cores)",
     "cache_mb": "in-memory cache of encoded responses per process, in MB",
     "jpeg_quality": "JPEG quality of generated images (1-100)",
-    "demo": "serve generated demo images while the image root holds none (1/0)",
+    "demo": "on first start with an empty default image root, ingest a generated demo collection (1/0)",
+    "database": "catalogue database URL, e.g. postgresql://user@host/db (default: SQLite in DATA_DIR)",
+    "language": "language of labels and texts in Presentation documents",
+    "attribution": "required statement (attribution) shown by viewers for every manifest",
+    "provider": "name of the institution publishing the manifests",
+    "provider_homepage": "homepage URL of that institution",
+    "homepage": "website URL template for a document, with {collection} and {document}",
 }
 
 

@@ -101,3 +101,44 @@ def live_server(image_root: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     proc, url = start_server(["--images", str(image_root), "--data-dir", str(data), "--no-demo"])
     yield url
     stop_server(proc)
+
+
+# -- catalogue backends ---------------------------------------------------------
+
+POSTGRES_ENV = "IIIF_SERVER_TEST_DATABASE"
+
+
+def _reset_postgres(url: str) -> None:
+    from sqlalchemy import text
+
+    from iiif_server.manifests.catalogue import make_engine
+
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty catalogue database on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'catalogue.db'}"
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        if os.environ.get("IIIF_SERVER_REQUIRE_POSTGRES"):
+            pytest.fail(f"{POSTGRES_ENV} is not set but PostgreSQL tests are required")
+        pytest.skip(f"set {POSTGRES_ENV} to a PostgreSQL URL to run this on PostgreSQL (.ci/run does)")
+    _reset_postgres(url)
+    return url
+
+
+@pytest.fixture
+def catalogue(database_url: str):  # type: ignore[no-untyped-def]
+    from iiif_server.manifests.catalogue import Catalogue
+
+    cat = Catalogue(database_url)
+    cat.upgrade()
+    yield cat
+    cat.engine.dispose()

@@ -1,0 +1,431 @@
+"""Ingest: folders of archival masters -> pyramidal TIFF access copies + catalogue rows.
+
+Each sub-folder of the source is a document whose images are its pages, in
+natural order; an image directly in the source is a one-page document. Access
+copies are written to a temporary file and renamed into place, so a crash
+never leaves half an image. A re-run converts only masters whose size or
+mtime changed and whose checksum differs. Masters are never modified.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import multiprocessing
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import select
+
+from .manifests.catalogue import TIERS, Catalogue, Collection, Document, Image, effective_tier
+
+MASTER_EXTENSIONS = {".tif", ".tiff", ".jpg", ".jpeg", ".png", ".jp2", ".j2k", ".jpx", ".webp"}
+ACCESS_TILE = 256
+ACCESS_QUALITY = 90
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_CSV_KNOWN = {"id", "label", "date", "tier", "summary", "rights"}
+
+
+def natural_key(name: str) -> list[object]:
+    """`p2` before `p10`: digit runs compare as numbers."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+def safe_ident(name: str) -> str:
+    """A path segment usable in identifiers and URLs."""
+    ident = _UNSAFE.sub("_", name).strip("._") or "_"
+    return ident[:200]
+
+
+def check_collection_id(ident: str) -> str:
+    if not ident or safe_ident(ident) != ident:
+        raise ValueError(f"collection id {ident!r} may hold only letters, digits, '.', '_' and '-'")
+    return ident
+
+
+@dataclass
+class MasterJob:
+    document: str
+    path: Path
+    pages: list[str] = field(default_factory=list)  # page idents, one per page of the master
+
+
+@dataclass
+class Outcome:
+    path: Path
+    checksum: str = ""
+    sizes: list[tuple[int, int]] = field(default_factory=list)
+    converted: bool = False
+    error: str | None = None
+
+
+@dataclass
+class Report:
+    converted: int = 0
+    unchanged: int = 0
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+
+# -- worker side (runs in a process pool) ------------------------------------
+
+
+def _init_worker() -> None:
+    import pyvips
+
+    pyvips.concurrency_set(1)  # parallelism comes from the processes
+    pyvips.cache_set_max(0)
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def page_count(path: Path) -> int:
+    """Pages of a master: a multi-page TIFF has several, a pyramid only one."""
+    import pyvips
+
+    img = pyvips.Image.new_from_file(str(path), access="sequential")
+    pages = int(img.get("n-pages")) if img.get_typeof("n-pages") else 1
+    if pages > 1:
+        second = pyvips.Image.new_from_file(str(path), page=1, access="sequential")
+        if abs(second.width - img.width / 2) <= 1 and abs(second.height - img.height / 2) <= 1:
+            return 1  # the later pages are pyramid levels
+    return pages
+
+
+def write_access_copy(master: Path, page: int, out: Path) -> tuple[int, int]:
+    """Convert one page to a tiled, pyramidal JPEG TIFF, atomically."""
+    import pyvips
+
+    from .tiles.pipeline import WHITE, to_srgb8
+
+    options = {"page": page} if page else {}  # only multi-page loaders take `page`
+    img = pyvips.Image.new_from_file(str(master), access="sequential", fail=True, **options)
+    img = to_srgb8(img.autorot())
+    if img.hasalpha():
+        img = img.flatten(background=WHITE)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".ingest-", suffix=".tif")
+    os.close(fd)
+    try:
+        img.tiffsave(tmp, tile=True, tile_width=ACCESS_TILE, tile_height=ACCESS_TILE, pyramid=True,
+                     compression="jpeg", Q=ACCESS_QUALITY, keep="none")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return img.width, img.height
+
+
+def process_master(master: str, outs: list[str], known_checksum: str | None) -> Outcome:
+    path = Path(master)
+    try:
+        checksum = sha256(path)
+        if checksum == known_checksum and all(os.path.exists(o) for o in outs):
+            return Outcome(path, checksum)
+        sizes = [write_access_copy(path, page, Path(out)) for page, out in enumerate(outs)]
+        return Outcome(path, checksum, sizes, converted=True)
+    except Exception as exc:  # a corrupt master is reported, never fatal to the batch
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return Outcome(path, error=reason)
+
+
+# -- coordinator side ----------------------------------------------------------
+
+
+def scan_source(src: Path) -> tuple[dict[str, list[Path]], list[tuple[Path, str]]]:
+    """Documents (ident -> masters in natural order) and files that are not masters."""
+    documents: dict[str, list[Path]] = {}
+    skipped: list[tuple[Path, str]] = []
+
+    def is_master(p: Path) -> bool:
+        return p.is_file() and not p.name.startswith(".") and p.suffix.lower() in MASTER_EXTENSIONS
+
+    for entry in sorted(src.iterdir(), key=lambda p: natural_key(p.name)):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            masters = sorted((p for p in entry.rglob("*") if is_master(p)), key=lambda p: natural_key(str(p)))
+            if masters:
+                documents.setdefault(safe_ident(entry.name), []).extend(masters)
+        elif is_master(entry):
+            documents.setdefault(safe_ident(entry.stem), []).append(entry)
+        elif entry.is_file():
+            skipped.append((entry, "not an image master"))
+    return documents, skipped
+
+
+@dataclass(frozen=True)
+class CsvRow:
+    line: int
+    ident: str
+    label: str | None
+    date: dt.datetime | None
+    tier: str | None
+    summary: str | None
+    rights: str | None
+    metadata: list[list[str]]
+
+
+def parse_date(text: str) -> dt.datetime:
+    for fmt in ("%Y-%m-%d", "%Y-%m", "%Y"):
+        try:
+            return dt.datetime.strptime(text, fmt).replace(tzinfo=dt.UTC)
+        except ValueError:
+            continue
+    return dt.datetime.fromisoformat(text).astimezone(dt.UTC)
+
+
+def read_metadata_csv(path: Path, known: Iterable[str]) -> tuple[list[CsvRow], list[str]]:
+    """Rows and errors (with line numbers); the caller applies all rows or none."""
+    known_ids = set(known)
+    rows: list[CsvRow] = []
+    errors: list[str] = []
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames or "id" not in reader.fieldnames:
+            return [], [f"{path}:1: the header needs an 'id' column"]
+        extra = [name for name in reader.fieldnames if name not in _CSV_KNOWN]
+        for record in reader:
+            line = reader.line_num
+            if None in record or any(v is None for v in record.values()):
+                errors.append(f"{path}:{line}: wrong number of fields")
+                continue
+            ident = record["id"].strip()
+            if not ident:
+                errors.append(f"{path}:{line}: empty id")
+                continue
+            if ident not in known_ids:
+                errors.append(f"{path}:{line}: no document {ident!r} in this collection")
+                continue
+            date = None
+            if (record.get("date") or "").strip():
+                try:
+                    date = parse_date(record["date"].strip())
+                except ValueError:
+                    errors.append(f"{path}:{line}: date {record['date']!r} is not YYYY, YYYY-MM or YYYY-MM-DD")
+                    continue
+            tier = (record.get("tier") or "").strip() or None
+            if tier is not None and tier not in TIERS:
+                errors.append(f"{path}:{line}: tier {tier!r} is not one of {', '.join(TIERS)}")
+                continue
+            metadata = [[name, record[name].strip()] for name in extra if record[name].strip()]
+            rows.append(CsvRow(line, ident, (record.get("label") or "").strip() or None, date, tier,
+                               (record.get("summary") or "").strip() or None,
+                               (record.get("rights") or "").strip() or None, metadata))
+    return rows, errors
+
+
+class Ingest:
+    """One ingest run of a source folder into a collection."""
+
+    def __init__(self, catalogue: Catalogue, image_root: Path, collection: str, *,
+                 label: str | None = None, tier: str | None = None, workers: int | None = None) -> None:
+        self.catalogue = catalogue
+        self.image_root = image_root
+        self.collection = check_collection_id(collection)
+        self.label = label
+        if tier is not None and tier not in TIERS:
+            raise ValueError(f"unknown tier {tier!r}; use one of {', '.join(TIERS)}")
+        self.tier = tier
+        self.workers = workers or os.cpu_count() or 1
+
+    def access_path(self, document: str, page: str) -> Path:
+        return self.image_root / self.collection / document / f"{page}.tif"
+
+    def run(self, src: Path, metadata_csv: Path | None = None,
+            progress: Callable[[int, int], None] | None = None) -> Report:
+        documents, skipped = scan_source(src)
+        report = Report(failed=list(skipped))
+        csv_rows: list[CsvRow] = []
+        if metadata_csv is not None:
+            existing = {d.ident for d in self.catalogue.documents(self.collection)}
+            csv_rows, errors = read_metadata_csv(metadata_csv, set(documents) | existing)
+            if errors:
+                raise CsvError(errors)
+        known = self._known_images()
+        jobs: list[tuple[str, Path, list[str], int]] = []  # document, master, page idents, first position
+        unchanged: set[tuple[str, int]] = set()
+        for document, masters in documents.items():
+            position = 0
+            for master in masters:
+                try:
+                    count = page_count(master)
+                except Exception as exc:  # noqa: BLE001 - unreadable: reported, batch goes on
+                    report.failed.append((master, str(exc).strip().splitlines()[0] or type(exc).__name__))
+                    continue
+                stem = safe_ident(master.stem)
+                pages = [stem] if count == 1 else [f"{stem}-{n}" for n in range(1, count + 1)]
+                st = master.stat()
+                rows = [known.get((str(master.resolve()), n)) for n in range(count)]
+                if all(r is not None and r[0] == st.st_size and r[1] == st.st_mtime for r in rows) and all(
+                    self.access_path(document, p).exists() for p in pages
+                ):
+                    unchanged.add((str(master.resolve()), 0))
+                    report.unchanged += count
+                    position += count
+                    continue
+                jobs.append((document, master, pages, position))
+                position += count
+        changed_docs: set[str] = set()
+        new_docs: set[str] = set()
+        self._ensure_collection()
+        order = {ident: n for n, ident in enumerate(documents)}
+        total = sum(len(j[2]) for j in jobs)
+        done = 0
+        if progress:
+            progress(done, total)
+        if jobs:
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker) as pool:
+                futures: dict[Future[Outcome], tuple[str, Path, list[str], int]] = {}
+                for job in jobs:
+                    document, master, pages, _ = job
+                    outs = [str(self.access_path(document, p)) for p in pages]
+                    old = known.get((str(master.resolve()), 0))
+                    futures[pool.submit(process_master, str(master), outs, old[2] if old else None)] = job
+                for future in as_completed(futures):
+                    document, master, pages, position = futures[future]
+                    try:
+                        outcome = future.result()
+                    except Exception as exc:  # noqa: BLE001 - e.g. a worker killed by a bad file
+                        outcome = Outcome(master, error=f"worker failed: {type(exc).__name__}")
+                    done += len(pages)
+                    if progress:
+                        progress(done, total)
+                    if outcome.error is not None:
+                        report.failed.append((master, outcome.error))
+                        continue
+                    if self._store(document, order[document], master, pages, position, outcome, new_docs):
+                        changed_docs.add(document)
+                    if outcome.converted:
+                        report.converted += len(pages)
+                    else:
+                        report.unchanged += len(pages)
+        for row in self._finish(new_docs, changed_docs, csv_rows):
+            report.failed.append((metadata_csv or src, f"line {row.line}: document {row.ident!r} has no pages"))
+        return report
+
+    def _known_images(self) -> dict[tuple[str, int], tuple[int, float, str]]:
+        with self.catalogue.sessions() as session:
+            rows = session.execute(
+                select(Image.source_path, Image.source_page, Image.source_size, Image.source_mtime, Image.checksum)
+                .join(Document, Image.document_pk == Document.pk)
+                .where(Document.collection_id == self.collection)
+            ).all()
+        return {(p, n): (size, mtime, checksum) for p, n, size, mtime, checksum in rows}
+
+    def _ensure_collection(self) -> None:
+        """Create the collection, or apply a new label or tier to it."""
+        with self.catalogue.session() as session:
+            coll = session.get(Collection, self.collection)
+            if coll is None:
+                coll = Collection(id=self.collection, label=self.label or self.collection, tier=self.tier or "public",
+                                  metadata_pairs=[])
+                session.add(coll)
+                self.catalogue.record(session, "Create", "Collection", coll.id, None, coll.tier)
+                self.catalogue.record(session, "Create", "Manifest", coll.id, None, coll.tier)
+                return
+            changed = False
+            if self.label and coll.label != self.label:
+                coll.label = self.label
+                self.catalogue.record(session, "Update", "Collection", coll.id, None, coll.tier)
+                changed = True
+            if self.tier and coll.tier != self.tier:
+                self.catalogue.record_tier_change(session, "Collection", coll.id, None, coll.tier, self.tier)
+                coll.tier = self.tier
+                changed = True
+            if changed:
+                self.catalogue.touch(session, coll.id)
+
+    def _store(self, document: str, doc_position: int, master: Path, pages: list[str], position: int,
+               outcome: Outcome, new_docs: set[str]) -> bool:
+        """Write one master's pages to the catalogue; True when anything changed."""
+        st = master.stat()
+        changed = False
+        with self.catalogue.session() as session:
+            doc = session.scalar(select(Document).where(
+                Document.collection_id == self.collection, Document.ident == document))
+            if doc is None:  # documents appear with their first stored page, never empty
+                doc = Document(collection_id=self.collection, ident=document, label=document,
+                               position=doc_position, metadata_pairs=[])
+                session.add(doc)
+                session.flush()
+                new_docs.add(document)
+            for n, page in enumerate(pages):
+                img = session.scalar(select(Image).where(Image.document_pk == doc.pk, Image.ident == page))
+                if img is None:
+                    img = Image(document_pk=doc.pk, ident=page)
+                    session.add(img)
+                    changed = True
+                if outcome.converted:
+                    w, h = outcome.sizes[n]
+                    changed = changed or (img.width, img.height, img.checksum) != (w, h, outcome.checksum)
+                    img.width, img.height = w, h
+                img.position = position + n
+                img.label = str(position + n + 1)
+                img.checksum = outcome.checksum
+                img.source_path = str(master.resolve())
+                img.source_page = n
+                img.source_size = st.st_size
+                img.source_mtime = st.st_mtime
+        return changed or outcome.converted
+
+    def _finish(self, new_docs: set[str], changed_docs: set[str], csv_rows: list[CsvRow]) -> list[CsvRow]:
+        """Apply the metadata rows and record what changed, in one transaction; returns rows left out."""
+        if not (new_docs or changed_docs or csv_rows):
+            return []
+        left_out = []
+        with self.catalogue.session() as session:
+            coll = session.get(Collection, self.collection)
+            assert coll is not None
+            docs = {d.ident: d for d in coll.documents}
+            touched = set(changed_docs) | new_docs
+            for row in csv_rows:
+                doc = docs.get(row.ident)
+                if doc is None:  # all its masters failed
+                    left_out.append(row)
+                    continue
+                before = (doc.label, doc.nav_date, doc.tier, doc.summary, doc.rights, doc.metadata_pairs)
+                old_tier = effective_tier(doc.tier, coll.tier)
+                doc.label = row.label or doc.label
+                doc.nav_date = row.date or doc.nav_date
+                doc.summary = row.summary or doc.summary
+                doc.rights = row.rights or doc.rights
+                doc.metadata_pairs = row.metadata or doc.metadata_pairs
+                if row.tier:
+                    doc.tier = row.tier
+                after = (doc.label, doc.nav_date, doc.tier, doc.summary, doc.rights, doc.metadata_pairs)
+                if before != after:
+                    new_tier = effective_tier(doc.tier, coll.tier)
+                    if old_tier != new_tier and row.ident not in new_docs:
+                        self.catalogue.record_tier_change(session, "Manifest", coll.id, row.ident, old_tier, new_tier)
+                        touched.discard(row.ident)
+                    else:
+                        touched.add(row.ident)
+            for ident in sorted(touched):
+                kind = "Create" if ident in new_docs else "Update"
+                self.catalogue.record(session, kind, "Manifest", coll.id, ident,
+                                      effective_tier(docs[ident].tier, coll.tier))
+            self.catalogue.record(session, "Update", "Manifest", coll.id, None, coll.tier)
+            self.catalogue.record(session, "Update", "Collection", coll.id, None, coll.tier)
+            self.catalogue.touch(session, coll.id)
+        return left_out
+
+
+class CsvError(Exception):
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = errors

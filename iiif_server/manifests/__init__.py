@@ -1,0 +1,1 @@
+"""Presentation side: catalogue, IIIF Presentation 3.0 and Change Discovery documents."""

@@ -1,0 +1,347 @@
+"""Catalogue: collections -> documents -> images, in SQL (SQLite or PostgreSQL).
+
+Every change goes through `Catalogue` so that it bumps the revision of what
+changed (the cache key of the Presentation documents, shared by all replicas
+through the database) and records a Change Discovery activity.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
+
+TIERS = ("public", "reading-room", "staff")
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Described:
+    """Descriptive fields shared by collections and documents."""
+
+    label: Mapped[str] = mapped_column(Text, default="")
+    summary: Mapped[str | None] = mapped_column(Text, default=None)
+    metadata_pairs: Mapped[list[Any]] = mapped_column("metadata", JSON, default=list)
+    rights: Mapped[str | None] = mapped_column(String(500), default=None)
+    required_statement: Mapped[str | None] = mapped_column(Text, default=None)
+    nav_date: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    created: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=now)
+    updated: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=now, onupdate=now)
+
+
+class Collection(Described, Base):
+    __tablename__ = "collections"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    tier: Mapped[str] = mapped_column(String(50), default="public")
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    documents: Mapped[list[Document]] = relationship(
+        back_populates="collection", order_by="Document.position", cascade="all, delete-orphan"
+    )
+
+
+class Document(Described, Base):
+    __tablename__ = "documents"
+    __table_args__ = (UniqueConstraint("collection_id", "ident"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    collection_id: Mapped[str] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), index=True)
+    ident: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    tier: Mapped[str | None] = mapped_column(String(50), default=None)
+    collection: Mapped[Collection] = relationship(back_populates="documents")
+    images: Mapped[list[Image]] = relationship(
+        back_populates="document", order_by="Image.position", cascade="all, delete-orphan"
+    )
+
+
+class Image(Base):
+    __tablename__ = "images"
+    __table_args__ = (UniqueConstraint("document_pk", "ident"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    document_pk: Mapped[int] = mapped_column(ForeignKey("documents.pk", ondelete="CASCADE"), index=True)
+    ident: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    label: Mapped[str] = mapped_column(Text, default="")
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    checksum: Mapped[str] = mapped_column(String(64))
+    source_path: Mapped[str] = mapped_column(Text)
+    source_page: Mapped[int] = mapped_column(Integer, default=0)
+    source_size: Mapped[int] = mapped_column(BigInteger)
+    source_mtime: Mapped[float] = mapped_column(Float)
+    tier: Mapped[str | None] = mapped_column(String(50), default=None)
+    created: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=now)
+    updated: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=now, onupdate=now)
+    document: Mapped[Document] = relationship(back_populates="images")
+
+
+class Activity(Base):
+    """One Change Discovery activity; `tier` is the object's tier when it happened."""
+
+    __tablename__ = "activities"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    type: Mapped[str] = mapped_column(String(20))  # Create, Update, Delete
+    object_type: Mapped[str] = mapped_column(String(20))  # Manifest, Collection
+    collection_id: Mapped[str] = mapped_column(String(200), index=True)
+    document_ident: Mapped[str | None] = mapped_column(String(200), default=None)
+    tier: Mapped[str] = mapped_column(String(50), index=True)
+    end_time: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
+class State(Base):
+    """Catalogue-wide counters; `version` changes with every catalogue change."""
+
+    __tablename__ = "catalogue_state"
+
+    key: Mapped[str] = mapped_column(String(50), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+@dataclass(frozen=True)
+class PageRow:
+    document: str
+    ident: str
+    label: str
+    width: int
+    height: int
+    tier: str | None
+
+
+def database_url(url: str | None, data_dir: Path) -> str:
+    return url or f"sqlite:///{data_dir / 'catalogue.db'}"
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    engine = create_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(conn: Any, _record: Any) -> None:
+            cur = conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA journal_mode=WAL")  # readers are not blocked by an ingest
+            cur.execute("PRAGMA busy_timeout=10000")
+            cur.close()
+
+    return engine
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to the newest migration (creates it on an empty database)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def effective_tier(*tiers: str | None) -> str:
+    """The most specific tier that is set: image, else document, else collection."""
+    for tier in tiers:
+        if tier:
+            return tier
+    return "public"
+
+
+class Catalogue:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def upgrade(self) -> None:
+        upgrade(self.engine)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One transaction: committed at the end, rolled back on any error."""
+        with self.sessions.begin() as session:
+            yield session
+
+    # -- change bookkeeping -------------------------------------------------
+
+    def touch(self, session: Session, collection_id: str) -> None:
+        """Mark a collection (and the catalogue) changed: new revision, new version."""
+        session.execute(
+            update(Collection).where(Collection.id == collection_id).values(revision=Collection.revision + 1)
+        )
+        state = session.get(State, "version")
+        if state is None:
+            session.add(State(key="version", value=1))
+        else:
+            state.value = State.value + 1
+
+    def record(self, session: Session, kind: str, object_type: str, collection_id: str,
+               document: str | None, tier: str) -> None:
+        session.add(Activity(type=kind, object_type=object_type, collection_id=collection_id,
+                             document_ident=document, tier=tier, end_time=now()))
+
+    def record_tier_change(self, session: Session, object_type: str, collection_id: str,
+                           document: str | None, old: str, new: str) -> None:
+        """A move into or out of public shows in the public stream as Create or Delete."""
+        if old == new:
+            self.record(session, "Update", object_type, collection_id, document, new)
+        elif new == "public":
+            self.record(session, "Create", object_type, collection_id, document, "public")
+        elif old == "public":
+            self.record(session, "Delete", object_type, collection_id, document, "public")
+            self.record(session, "Update", object_type, collection_id, document, new)
+        else:
+            self.record(session, "Update", object_type, collection_id, document, new)
+
+    # -- reads ----------------------------------------------------------------
+
+    def version(self) -> int:
+        with self.sessions() as session:
+            state = session.get(State, "version")
+            return state.value if state else 0
+
+    def revision(self, collection_id: str) -> int | None:
+        with self.sessions() as session:
+            return session.scalar(select(Collection.revision).where(Collection.id == collection_id))
+
+    def collections(self) -> Sequence[Collection]:
+        with self.sessions() as session:
+            return session.scalars(select(Collection).order_by(Collection.id)).all()
+
+    def counts(self) -> dict[str, tuple[int, int]]:
+        """Documents and images per collection."""
+        with self.sessions() as session:
+            rows = session.execute(
+                select(Document.collection_id, func.count(func.distinct(Document.pk)), func.count(Image.pk))
+                .join(Image, Image.document_pk == Document.pk, isouter=True)
+                .group_by(Document.collection_id)
+            ).all()
+        return {cid: (docs, imgs) for cid, docs, imgs in rows}
+
+    def collection(self, collection_id: str) -> Collection | None:
+        with self.sessions() as session:
+            return session.get(Collection, collection_id)
+
+    def documents(self, collection_id: str) -> Sequence[Document]:
+        with self.sessions() as session:
+            return session.scalars(
+                select(Document).where(Document.collection_id == collection_id).order_by(Document.position)
+            ).all()
+
+    def document(self, collection_id: str, ident: str) -> Document | None:
+        with self.sessions() as session:
+            return session.scalar(
+                select(Document).where(Document.collection_id == collection_id, Document.ident == ident)
+            )
+
+    def pages(self, collection_id: str, document: str | None = None) -> list[PageRow]:
+        """Every page of a collection (or one document) in reading order, in one query."""
+        query = (
+            select(Document.ident, Image.ident, Image.label, Image.width, Image.height, Image.tier)
+            .join(Image, Image.document_pk == Document.pk)
+            .where(Document.collection_id == collection_id)
+            .order_by(Document.position, Document.ident, Image.position)
+        )
+        if document is not None:
+            query = query.where(Document.ident == document)
+        with self.sessions() as session:
+            return [PageRow(*row) for row in session.execute(query).all()]
+
+    def activities(self, offset: int, limit: int, public_only: bool) -> tuple[int, Sequence[Activity]]:
+        with self.sessions() as session:
+            query = select(Activity)
+            count = select(func.count(Activity.id))
+            if public_only:
+                query = query.where(Activity.tier == "public")
+                count = count.where(Activity.tier == "public")
+            total = session.scalar(count) or 0
+            rows = session.scalars(query.order_by(Activity.id).offset(offset).limit(limit)).all()
+        return total, rows
+
+    def image_tier(self, identifier: str) -> str | None:
+        """Effective tier of `collection/document/page`, None when not catalogued."""
+        parts = identifier.split("/")
+        if len(parts) != 3:
+            return None
+        with self.sessions() as session:
+            row = session.execute(
+                select(Image.tier, Document.tier, Collection.tier)
+                .join(Document, Image.document_pk == Document.pk)
+                .join(Collection, Document.collection_id == Collection.id)
+                .where(Collection.id == parts[0], Document.ident == parts[1], Image.ident == parts[2])
+            ).first()
+        return effective_tier(*row) if row else None
+
+    # -- writes ----------------------------------------------------------------
+
+    def set_tier(self, target: str, tier: str) -> str:
+        """Set the tier of `collection`, `collection/document` or `collection/document/page`."""
+        if tier not in TIERS:
+            raise ValueError(f"unknown tier {tier!r}; use one of {', '.join(TIERS)}")
+        parts = target.split("/")
+        with self.session() as session:
+            coll = session.get(Collection, parts[0])
+            if coll is None:
+                raise KeyError(f"no collection {parts[0]!r}")
+            if len(parts) == 1:
+                old = coll.tier
+                coll.tier = tier
+                self.record_tier_change(session, "Collection", coll.id, None, old, tier)
+                self.record_tier_change(session, "Manifest", coll.id, None, old, tier)
+                for doc in coll.documents:
+                    if doc.tier is None:
+                        self.record_tier_change(session, "Manifest", coll.id, doc.ident, old, tier)
+            else:
+                doc = session.scalar(
+                    select(Document).where(Document.collection_id == coll.id, Document.ident == parts[1])
+                )
+                if doc is None:
+                    raise KeyError(f"no document {parts[1]!r} in {coll.id!r}")
+                if len(parts) == 2:
+                    old = effective_tier(doc.tier, coll.tier)
+                    doc.tier = tier
+                    self.record_tier_change(session, "Manifest", coll.id, doc.ident, old, tier)
+                elif len(parts) == 3:
+                    img = session.scalar(select(Image).where(Image.document_pk == doc.pk, Image.ident == parts[2]))
+                    if img is None:
+                        raise KeyError(f"no page {parts[2]!r} in {coll.id}/{doc.ident}")
+                    img.tier = tier
+                    self.record(session, "Update", "Manifest", coll.id, doc.ident,
+                                effective_tier(doc.tier, coll.tier))
+                else:
+                    raise KeyError(f"{target!r} is not collection[/document[/page]]")
+            self.touch(session, coll.id)
+        return tier
