@@ -15,6 +15,9 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import config, demo
+from .manifests import presentation
+from .manifests.catalogue import Catalogue
+from .manifests.routes import PresentationService
 from .tiles.service import ImageService
 from .tiles.sources import FileSystemSource
 
@@ -32,7 +35,12 @@ PREFLIGHT_HEADERS = {
 
 
 class CORSMiddleware:
-    """`Access-Control-Allow-Origin: *` on every response, errors included."""
+    """`Access-Control-Allow-Origin: *` on every response, errors included.
+
+    Starlette answers an unhandled exception from its outermost middleware,
+    outside this one; so this one sends that 500 itself (with the header) and
+    re-raises for the logs.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -45,26 +53,63 @@ class CORSMiddleware:
             await Response(status_code=204, headers=PREFLIGHT_HEADERS)(scope, receive, send)
             return
 
+        started = False
+
         async def send_with_cors(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 message["headers"] = list(message.get("headers", [])) + CORS_HEADERS
             await send(message)
 
-        await self.app(scope, receive, send_with_cors)
+        try:
+            await self.app(scope, receive, send_with_cors)
+        except Exception:
+            if not started:
+                response = PlainTextResponse("internal server error\n", status_code=500)
+                await response(scope, receive, send_with_cors)
+            raise
 
 
-def image_root(settings: config.Settings) -> Path:
-    """The configured image root, or the demo set while that holds no image."""
+def open_catalogue(settings: config.Settings) -> Catalogue:
+    catalogue = Catalogue(settings.database_url)
+    if catalogue.url.startswith("sqlite:///"):
+        Path(catalogue.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return catalogue
+
+
+def prepare(settings: config.Settings) -> Path:
+    """Once per start, before workers: migrate the catalogue; on a first start, install the demo."""
+    catalogue = open_catalogue(settings)
+    catalogue.upgrade()
     root = settings.image_root
-    if settings.demo and not (root.is_dir() and FileSystemSource(root).has_images()):
-        return demo.ensure(settings.data_dir / "demo")
+    root.mkdir(parents=True, exist_ok=True)
+    default_root = settings.images is None
+    if settings.demo and default_root and not catalogue.collections() and not FileSystemSource(root).has_images():
+        demo.install(catalogue, root, settings.data_dir)
+    catalogue.engine.dispose()
     return root
 
 
-def create_app(settings: config.Settings | None = None) -> Starlette:
+def institution(settings: config.Settings) -> presentation.Institution:
+    return presentation.Institution(
+        language=settings.language,
+        attribution=settings.attribution,
+        provider=settings.provider,
+        provider_homepage=settings.provider_homepage,
+        homepage=settings.homepage,
+    )
+
+
+def create_app(settings: config.Settings | None = None, migrate: bool = True) -> Starlette:
+    """The application; `migrate=False` where `prepare` already ran (uvicorn workers)."""
     settings = settings or config.load()
-    source = FileSystemSource(image_root(settings))
+    source = FileSystemSource(settings.image_root)
     service = ImageService(settings, source)
+    catalogue = open_catalogue(settings)
+    if migrate:
+        catalogue.upgrade()
+    documents = PresentationService(catalogue, institution(settings), service.base_url, service.run_io)
     pyvips.cache_set_max(0)  # our own caches decide what stays; libvips' cache would pin files
 
     async def image_api_3(request: Request) -> Response:
@@ -74,21 +119,29 @@ def create_app(settings: config.Settings | None = None) -> Starlette:
         return await service.handle(request, 2)
 
     async def home(request: Request) -> Response:
-        ids = await service.run(lambda: list(islice(source.identifiers(), HOME_LIMIT)))
+        colls = await service.run_io(catalogue.collections)
+        ids = await service.run_io(lambda: list(islice(source.identifiers(), HOME_LIMIT)))
+        coll_rows = "\n".join(
+            f"<li>{html.escape(c.label or c.id)} ({html.escape(c.tier)}): "
+            f'<a href="/iiif/presentation/{quote(c.id)}/manifest">manifest</a>'
+            f' · <a href="/iiif/presentation/{quote(c.id)}/collection">collection</a></li>'
+            for c in colls
+        )
         rows = "\n".join(
             f'<li>{html.escape(i)}: <a href="/iiif/3/{quote(i, safe="")}/info.json">3.0 info.json</a>'
             f' · <a href="/iiif/2/{quote(i, safe="")}/info.json">2.1 info.json</a>'
-            f' · <a href="/iiif/3/{quote(i, safe="")}/full/!400,400/0/default.jpg">view</a></li>'
+            f' · <a href="/iiif/3/{quote(i, safe="")}/full/400,/0/default.jpg">view</a></li>'
             for i in ids
         )
         page = (
-            "<!doctype html><meta charset=utf-8><title>IIIF server</title>"
-            f"<h1>IIIF image server</h1><p>{len(ids)} images</p><ul>{rows}</ul>"
+            "<!doctype html><meta charset=utf-8><title>IIIF server</title><h1>IIIF server</h1>"
+            f'<h2>Collections</h2><p><a href="/iiif/presentation/collections">all collections</a></p>'
+            f"<ul>{coll_rows}</ul><h2>Images</h2><p>{len(ids)} images</p><ul>{rows}</ul>"
         )
         return HTMLResponse(page)
 
     async def healthz(request: Request) -> Response:
-        ok = await service.run(source.readable)
+        ok = await service.run_io(source.readable)
         return PlainTextResponse("ok\n" if ok else "image root unreadable\n", status_code=200 if ok else 503)
 
     routes = [
@@ -96,13 +149,15 @@ def create_app(settings: config.Settings | None = None) -> Starlette:
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
         Route("/iiif/3/{rest:path}", image_api_3, methods=["GET", "HEAD"]),
         Route("/iiif/2/{rest:path}", image_api_2, methods=["GET", "HEAD"]),
+        *documents.routes(),
     ]
     app = Starlette(routes=routes)
     app.add_middleware(CORSMiddleware)
     app.state.service = service
+    app.state.catalogue = catalogue
     return app
 
 
 def app_from_env() -> Starlette:
     """Factory for uvicorn worker processes: settings come from the environment."""
-    return create_app(config.load())
+    return create_app(config.load(), migrate=False)

@@ -1,62 +1,86 @@
-"""Command line: `iiif-server serve` and friends."""
+"""Command line: `iiif-server serve | ingest | collections | set-tier`."""
 
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 
 from . import config
 
+OPTION_TYPES: dict[str, Any] = {
+    "data_dir": click.Path(file_okay=False),
+    "images": click.Path(file_okay=False),
+    "host": str,
+    "port": int,
+    "workers": click.IntRange(1, 64),
+    "base_url": str,
+    "trusted_proxies": str,
+    "max_width": click.IntRange(1),
+    "max_height": click.IntRange(1),
+    "max_area": click.IntRange(1),
+    "threads": click.IntRange(0, 256),
+    "cache_mb": click.IntRange(0),
+    "jpeg_quality": click.IntRange(1, 100),
+    "demo": None,  # a --demo/--no-demo flag
+    "database": str,
+    "language": str,
+    "attribution": str,
+    "provider": str,
+    "provider_homepage": str,
+    "homepage": str,
+}
+STORAGE = ("data_dir", "images", "database")
 
-def _setting_options(fn: Any) -> Any:
+
+def settings_options(names: tuple[str, ...] | None = None) -> Callable[[Any], Any]:
     """One option per setting, documented from config.HELP with its variable."""
-    specs = [
-        ("--data-dir", "data_dir", click.Path(file_okay=False)),
-        ("--images", "images", click.Path(file_okay=False)),
-        ("--host", "host", str),
-        ("--port", "port", int),
-        ("--workers", "workers", click.IntRange(1, 64)),
-        ("--base-url", "base_url", str),
-        ("--trusted-proxies", "trusted_proxies", str),
-        ("--max-width", "max_width", click.IntRange(1)),
-        ("--max-height", "max_height", click.IntRange(1)),
-        ("--max-area", "max_area", click.IntRange(1)),
-        ("--threads", "threads", click.IntRange(0, 256)),
-        ("--cache-mb", "cache_mb", click.IntRange(0)),
-        ("--jpeg-quality", "jpeg_quality", click.IntRange(1, 100)),
-        ("--demo/--no-demo", "demo", None),
-    ]
-    for flag, name, kind in reversed(specs):
-        env = config.ENV_PREFIX + name.upper()
-        help_text = f"{config.HELP[name]} [env {env}]"
-        if kind is None:
-            fn = click.option(flag, name, default=None, help=help_text)(fn)
-        else:
-            fn = click.option(flag, name, type=kind, default=None, help=help_text)(fn)
-    return click.option(
-        "--config", "config_file", type=click.Path(dir_okay=False, exists=True), default=None,
-        help=f"TOML file with the same settings in lower case [env {config.ENV_PREFIX}CONFIG]",
-    )(fn)
+
+    def decorate(fn: Any) -> Any:
+        for name in reversed(names or tuple(OPTION_TYPES)):
+            kind = OPTION_TYPES[name]
+            flag = "--" + name.replace("_", "-")
+            help_text = f"{config.HELP[name]} [env {config.ENV_PREFIX}{name.upper()}]"
+            if kind is None:
+                fn = click.option(f"{flag}/--no-{flag[2:]}", name, default=None, help=help_text)(fn)
+            else:
+                fn = click.option(flag, name, type=kind, default=None, help=help_text)(fn)
+        return click.option(
+            "--config", "config_file", type=click.Path(dir_okay=False, exists=True), default=None,
+            help=f"TOML file with the same settings in lower case [env {config.ENV_PREFIX}CONFIG]",
+        )(fn)
+
+    return decorate
+
+
+def open_catalogue(settings: config.Settings) -> Any:
+    from .app import open_catalogue as open_it
+
+    catalogue = open_it(settings)
+    catalogue.upgrade()
+    return catalogue
 
 
 @click.group()
 @click.version_option(package_name="iiif-server")
 def main() -> None:
-    """IIIF Image API 3.0/2.1 server for archives."""
+    """IIIF Image and Presentation server for archives."""
 
 
 @main.command()
-@_setting_options
+@settings_options()
 def serve(config_file: str | None, **cli: Any) -> None:
-    """Serve the image root over the IIIF Image API."""
+    """Serve the image root and the catalogue over IIIF."""
     import uvicorn
 
-    from .app import image_root
+    from .app import prepare
 
     settings = config.load(cli, config_file)
-    root = image_root(settings)  # generates the demo set once, before workers start
+    root = prepare(settings)  # migrations and the demo collection, once, before workers start
     click.echo(f"serving {root} on http://{settings.host}:{settings.port}/ with {settings.workers} worker(s)")
     os.environ.update(settings.to_env())
     uvicorn.run(
@@ -69,6 +93,85 @@ def serve(config_file: str | None, **cli: Any) -> None:
         access_log=False,
         log_level="info",
     )
+
+
+@main.command()
+@click.argument("src", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--collection", "collection_id", required=True, help="collection id (letters, digits, . _ -)")
+@click.option("--label", default=None, help="collection label")
+@click.option("--tier", default=None, help="collection tier: public, reading-room or staff")
+@click.option("--metadata", "metadata_csv", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="CSV, one row per document: id,label,date,tier,summary,rights,<metadata...>")
+@click.option("--processes", type=click.IntRange(1, 256), default=None, help="worker processes (default: cores)")
+@settings_options(STORAGE)
+def ingest(src: Path, collection_id: str, label: str | None, tier: str | None, metadata_csv: Path | None,
+           processes: int | None, config_file: str | None, **cli: Any) -> None:
+    """Turn a folder of masters into access copies and catalogue entries."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .ingest import CsvError, Ingest
+
+    settings = config.load(cli, config_file)
+    console = Console(stderr=True)
+    try:
+        job = Ingest(open_catalogue(settings), settings.image_root, collection_id, label=label, tier=tier,
+                     workers=processes)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    columns = (TextColumn("ingest"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rate]} images/s"), TextColumn("ETA"), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task("ingest", total=None, rate="-")
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total or None)
+            speed = bar.tasks[task].speed
+            bar.update(task, rate=f"{speed:.1f}" if speed else "-")
+
+        try:
+            report = job.run(src, metadata_csv, progress)
+        except CsvError as exc:
+            for line in exc.errors:
+                console.print(f"[red]metadata error[/red] {line}")
+            console.print("nothing was ingested: fix the CSV and run again")
+            sys.exit(2)
+    for path, reason in report.failed:
+        console.print(f"[red]failed[/red] {path}: {reason}")
+    console.print(f"{report.converted} converted, {report.unchanged} unchanged, {len(report.failed)} failed")
+    sys.exit(1 if report.failed else 0)
+
+
+@main.command()
+@settings_options(STORAGE)
+def collections(config_file: str | None, **cli: Any) -> None:
+    """List the collections in the catalogue."""
+    from rich.console import Console
+    from rich.table import Table
+
+    catalogue = open_catalogue(config.load(cli, config_file))
+    counts = catalogue.counts()
+    table = Table("id", "label", "tier", "documents", "images")
+    for coll in catalogue.collections():
+        docs, imgs = counts.get(coll.id, (0, 0))
+        table.add_row(coll.id, coll.label, coll.tier, str(docs), str(imgs))
+    Console().print(table)
+
+
+@main.command("set-tier")
+@click.argument("target")
+@click.argument("tier")
+@settings_options(STORAGE)
+def set_tier(target: str, tier: str, config_file: str | None, **cli: Any) -> None:
+    """Set the tier of COLLECTION, COLLECTION/DOCUMENT or COLLECTION/DOCUMENT/PAGE."""
+    catalogue = open_catalogue(config.load(cli, config_file))
+    try:
+        catalogue.set_tier(target, tier)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    except KeyError as exc:
+        raise click.ClickException(str(exc.args[0])) from exc
+    click.echo(f"{target}: {tier}")
 
 
 if __name__ == "__main__":

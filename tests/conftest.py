@@ -25,12 +25,13 @@ RED, GREEN, BLUE, WHITE = [255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255]
 
 def quadrants(width: int, height: int) -> pyvips.Image:
     """Red top-left, green top-right, blue bottom-left, white bottom-right."""
-    img = pyvips.Image.black(width, height, bands=3).copy_memory()
+    img = pyvips.Image.black(width, height, bands=3)
     hw, hh = width // 2, height // 2
-    img.draw_rect(RED, 0, 0, hw, hh, fill=True)
-    img.draw_rect(GREEN, hw, 0, width - hw, hh, fill=True)
-    img.draw_rect(BLUE, 0, hh, hw, height - hh, fill=True)
-    img.draw_rect(WHITE, hw, hh, width - hw, height - hh, fill=True)
+    # pyvips 3 draw operations return a new image
+    img = img.draw_rect(RED, 0, 0, hw, hh, fill=True)
+    img = img.draw_rect(GREEN, hw, 0, width - hw, hh, fill=True)
+    img = img.draw_rect(BLUE, 0, hh, hw, height - hh, fill=True)
+    img = img.draw_rect(WHITE, hw, hh, width - hw, height - hh, fill=True)
     return img.cast("uchar").copy(interpretation="srgb")
 
 
@@ -142,3 +143,15 @@ def catalogue(database_url: str):  # type: ignore[no-untyped-def]
     cat.upgrade()
     yield cat
     cat.engine.dispose()
+
+
+SCHEMA = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "iiif_3_0.json"
+
+
+def presentation_schema() -> dict:  # type: ignore[type-arg]
+    """The official Presentation 3.0 JSON schema, read from ../shared (never copied: no licence)."""
+    import json
+
+    if not SCHEMA.exists():
+        pytest.fail(f"the Presentation 3.0 schema is missing: expected it at {SCHEMA} (../shared/fixtures)")
+    return json.loads(SCHEMA.read_text())

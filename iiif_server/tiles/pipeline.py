@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pyvips
 
 from .request import FORMATS, Plan, RequestError
-from .sources import Source
+from .sources import Source, adobe_transform
 
 WHITE = [255.0]
 
@@ -86,8 +86,12 @@ def raw_tile(source: Source, plan: Plan) -> bytes | None:
             os.close(fd)
         if not data.startswith(b"\xff\xd8"):
             return None
+        if tiles.rgb and adobe_transform(data) != 0:
+            return None  # RGB samples decode as RGB only with an Adobe "no transform" marker
         if tiles.tables:
             # tables hold SOI..EOI; the tile repeats SOI: splice them into one stream
+            if not (tiles.tables.startswith(b"\xff\xd8") and tiles.tables.endswith(b"\xff\xd9")):
+                return None
             return tiles.tables[:-2] + data[2:]
         return data
     return None
@@ -95,13 +99,15 @@ def raw_tile(source: Source, plan: Plan) -> bytes | None:
 
 def to_srgb8(img: pyvips.Image) -> pyvips.Image:
     """sRGB (or grey) with 8 bits per sample, alpha kept."""
+    # relative colorimetric, as libvips' own colourspace(): in-gamut colours stay exactly as
+    # the profile describes them (perceptual tables of CMYK profiles shift them visibly)
     if img.get_typeof("icc-profile-data"):
         try:
-            img = img.icc_transform("srgb", embedded=True, intent="perceptual")
+            img = img.icc_transform("srgb", embedded=True, intent="relative")
         except pyvips.Error:
             pass  # a broken profile: fall back to plain conversion below
     elif img.interpretation == "cmyk":
-        img = img.icc_transform("srgb", input_profile="cmyk", intent="perceptual")
+        img = img.icc_transform("srgb", input_profile="cmyk", intent="relative")
     grey = img.bands < 3
     target = "b-w" if grey else "srgb"
     if img.interpretation not in ("srgb", "b-w") or img.format != "uchar":
@@ -116,13 +122,17 @@ def to_srgb8(img: pyvips.Image) -> pyvips.Image:
 
 
 def _apply_quality(img: pyvips.Image, quality: str) -> pyvips.Image:
+    """Grey for `gray` and `bitonal`; bitonal is thresholded after rotation (`_threshold`)."""
     if quality in ("gray", "bitonal") and img.bands >= 3:
         img = img.colourspace("b-w")
-    if quality == "bitonal":
-        if img.hasalpha():
-            img = img.flatten(background=WHITE)
-        img = (img >= 128).ifthenelse(255, 0).cast("uchar").copy(interpretation="b-w")
+    if quality == "bitonal" and img.hasalpha():
+        img = img.flatten(background=WHITE)
     return img
+
+
+def _threshold(img: pyvips.Image) -> pyvips.Image:
+    """Only black and white: after any interpolation (arbitrary rotation) has made greys."""
+    return (img >= 128).ifthenelse(255, 0).cast("uchar").copy(interpretation="b-w")
 
 
 def _rotate(img: pyvips.Image, plan: Plan) -> pyvips.Image:
@@ -147,7 +157,13 @@ def _rotate(img: pyvips.Image, plan: Plan) -> pyvips.Image:
 def _scale(img: pyvips.Image, out_w: int, out_h: int) -> pyvips.Image:
     if (img.width, img.height) == (out_w, out_h):
         return img
-    img = img.resize(out_w / img.width, vscale=out_h / img.height)
+    hscale, vscale = out_w / img.width, out_h / img.height
+    if img.hasalpha():
+        # resample premultiplied: else the colour of transparent pixels bleeds into the visible ones
+        fmt = img.format
+        img = img.premultiply().resize(hscale, vscale=vscale).unpremultiply().cast(fmt)
+    else:
+        img = img.resize(hscale, vscale=vscale)
     if (img.width, img.height) != (out_w, out_h):
         # rounding can leave a pixel more or less: crop or replicate the edge
         img = img.embed(0, 0, out_w, out_h, extend="copy")
@@ -165,7 +181,10 @@ def render(source: Source, plan: Plan) -> pyvips.Image:
     img = _scale(img, plan.out_w, plan.out_h)
     img = to_srgb8(img)
     img = _apply_quality(img, plan.quality)
-    return _rotate(img, plan)
+    img = _rotate(img, plan)
+    if plan.quality == "bitonal":
+        img = _threshold(img)
+    return img
 
 
 def encode(img: pyvips.Image, fmt: str, enc: Encoding, bitonal: bool = False) -> bytes:
@@ -191,10 +210,19 @@ def process(source: Source, plan: Plan, enc: Encoding) -> bytes:
     """Encoded bytes for a resolved request (runs in a worker thread)."""
     if plan.format not in FORMATS:
         raise RequestError(f"unknown format {plan.format!r}")
-    stored = raw_tile(source, plan)
-    if stored is not None:
-        return stored
     try:
+        stored = raw_tile(source, plan)
+        if stored is not None:
+            return stored
         return encode(render(source, plan), plan.format, enc, plan.quality == "bitonal")
     except pyvips.Error as exc:
-        raise RequestError(f"image cannot be processed: {str(exc).splitlines()[0]}", status=500) from exc
+        raise RequestError(f"image cannot be processed: {_describe(exc, source)}", status=500) from exc
+    except OSError as exc:  # the file went away or became unreadable since it was opened
+        raise RequestError(f"image cannot be read: {type(exc).__name__}", status=500) from exc
+
+
+def _describe(exc: pyvips.Error, source: Source) -> str:
+    """The first line of libvips' explanation, naming the file without the server's folders."""
+    lines = (getattr(exc, "detail", None) or str(exc)).strip().splitlines()
+    line = lines[0].strip() if lines else "libvips error"
+    return line.replace(str(source.path), source.path.name)[:200]

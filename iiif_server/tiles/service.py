@@ -2,6 +2,10 @@
 
 The identifier travels percent-encoded (`%2F` for `/`), so the path is split
 from the raw, undecoded request path and each part decoded on its own.
+
+Pixel work runs in one thread pool; file-system and metadata work (opening a
+source for info.json, listing, health) in another, so that slow renders never
+hold up the cheap requests.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import json
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote_to_bytes
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
@@ -27,10 +31,30 @@ from .sources import FileSystemSource, Source
 
 LD_JSON = 'application/ld+json;profile="{}"'
 IMAGE_MAX_AGE = "public, max-age=86400"
+MAX_ERROR_TEXT = 200
+FORWARDED_PROTOS = ("http", "https")
 
 
 def error_response(exc: RequestError) -> Response:
-    return PlainTextResponse(exc.message + "\n", status_code=exc.status)
+    """A short plain-text reason; messages may quote (long, hostile) request text."""
+    text = exc.message if len(exc.message) <= MAX_ERROR_TEXT else exc.message[: MAX_ERROR_TEXT - 3] + "..."
+    return PlainTextResponse(text + "\n", status_code=exc.status, headers={"X-Content-Type-Options": "nosniff"})
+
+
+def decode_segment(segment: bytes) -> str:
+    """One percent-encoded path segment as text; RequestError if it is not UTF-8."""
+    try:
+        return unquote_to_bytes(segment).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RequestError("the URL path is not valid percent-encoded UTF-8") from exc
+
+
+def etag_matches(etag: str, if_none_match: str) -> bool:
+    """Weak comparison (RFC 9110 13.1.2) of an ETag with an If-None-Match list."""
+    if if_none_match.strip() == "*":
+        return True
+    tags = (t.strip() for t in if_none_match.split(","))
+    return etag in (t[2:] if t.startswith("W/") else t for t in tags)
 
 
 class ImageService:
@@ -44,19 +68,26 @@ class ImageService:
         self.formats = writable_formats()
         self.cache = MemoryCache(settings.cache_mb * 1024 * 1024)
         self.pool = ThreadPoolExecutor(settings.thread_count, thread_name_prefix="iiif-image")
+        self.io_pool = ThreadPoolExecutor(min(32, max(4, settings.thread_count)), thread_name_prefix="iiif-io")
         self.proxies = settings.proxy_networks()
         self._inflight: dict[Any, asyncio.Future[bytes]] = {}
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Pixel work (decode, scale, encode) in the image pool."""
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+    async def run_io(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """File-system and metadata work, kept apart from slow pixel work."""
+        return await asyncio.get_running_loop().run_in_executor(self.io_pool, fn, *args)
 
     def base_url(self, request: Request) -> str:
         if self.settings.base_url:
             return self.settings.base_url.rstrip("/")
         scheme, host = request.url.scheme, request.headers.get("host", "localhost")
         if self._from_trusted_proxy(request):
-            scheme = request.headers.get("x-forwarded-proto", scheme).split(",")[0].strip()
-            host = request.headers.get("x-forwarded-host", host).split(",")[0].strip()
+            proto = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+            scheme = proto if proto in FORWARDED_PROTOS else scheme
+            host = request.headers.get("x-forwarded-host", "").split(",")[0].strip() or host
         return f"{scheme}://{host}"
 
     def _from_trusted_proxy(self, request: Request) -> bool:
@@ -74,13 +105,11 @@ class ImageService:
         return f"{self.base_url(request)}/iiif/{version}/{quote(identifier, safe='')}"
 
     async def open(self, identifier: str) -> Source:
-        return await self.run(self.source.open, identifier)
+        return await self.run_io(self.source.open, identifier)
 
     async def handle(self, request: Request, version: int) -> Response:
-        raw: bytes = request.scope.get("raw_path") or request.url.path.encode()
-        rest = raw.split(f"/iiif/{version}/".encode(), 1)[-1]
-        parts = [unquote(p.decode("latin-1"), errors="strict") for p in rest.split(b"/")]
         try:
+            parts = self._path_parts(request, version)
             if len(parts) == 1:
                 return await self.redirect(request, version, parts[0])
             if len(parts) == 2 and parts[1] == "info.json":
@@ -90,6 +119,23 @@ class ImageService:
             raise RequestError("not an Image API URL; a '/' inside an identifier is sent as %2F", 404)
         except RequestError as exc:
             return error_response(exc)
+
+    @staticmethod
+    def _path_parts(request: Request, version: int) -> list[str]:
+        """The decoded segments after `/iiif/{version}/`, split on the raw path's slashes.
+
+        Routing matched the decoded path; the raw one must carry the same prefix
+        literally, or an encoded prefix (`/iiif%2F3%2F...`) would shift the split.
+        """
+        raw: bytes = request.scope.get("raw_path") or request.url.path.encode()
+        raw = raw.split(b"?", 1)[0]  # ASGI excludes the query; some servers do not
+        root = request.scope.get("root_path", "").encode()
+        if root and raw.startswith(root):
+            raw = raw[len(root) :]
+        prefix = f"/iiif/{version}/".encode()
+        if not raw.startswith(prefix):
+            raise RequestError("not an Image API URL", 404)
+        return [decode_segment(p) for p in raw[len(prefix) :].split(b"/")]
 
     async def redirect(self, request: Request, version: int, identifier: str) -> Response:
         await self.open(identifier)  # 404 for an unknown identifier
@@ -114,8 +160,13 @@ class ImageService:
         key = (source.path, source.stamp, canonical)
         body = self.cache.get(key)
         if body is None:
-            body = await self._once(key, lambda: self.run(process, source, plan, self.encoding))
-            self.cache.put(key, body)
+
+            async def render() -> bytes:
+                result: bytes = await self.run(process, source, plan, self.encoding)
+                self.cache.put(key, result)
+                return result
+
+            body = await self._once(key, render)
         base = self.service_id(request, version, identifier)
         headers = {
             "Cache-Control": IMAGE_MAX_AGE,
@@ -124,27 +175,32 @@ class ImageService:
         return self._conditional(request, body, FORMATS[plan.format], headers)
 
     async def _once(self, key: Any, work: Callable[[], Awaitable[bytes]]) -> bytes:
-        """Run `work` once for concurrent requests of the same key."""
-        pending = self._inflight.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
-        try:
-            result = await work()
-            future.set_result(result)
-            return result
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved when nobody else waits
-            raise
-        finally:
-            del self._inflight[key]
+        """Run `work` once for concurrent requests of the same key.
+
+        The work runs as its own task: a client that goes away cancels only its
+        own wait, never the render the other requests are waiting for.
+        """
+        task = self._inflight.get(key)
+        if task is None:
+            task = asyncio.ensure_future(work())
+            self._inflight[key] = task
+
+            def done(t: asyncio.Future[bytes]) -> None:
+                if self._inflight.get(key) is t:
+                    del self._inflight[key]
+                if not t.cancelled():
+                    t.exception()  # retrieved, even when every waiter has gone
+
+            task.add_done_callback(done)
+        return await asyncio.shield(task)
 
     @staticmethod
     def _conditional(request: Request, body: bytes, media: str, headers: dict[str, str]) -> Response:
-        etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+        # the media type is part of the representation: info.json comes as two
+        etag = '"' + hashlib.blake2b(media.encode() + b"\0" + body, digest_size=12).hexdigest() + '"'
         headers = {**headers, "ETag": etag}
-        if etag in request.headers.get("if-none-match", ""):
+        if etag_matches(etag, request.headers.get("if-none-match", "")):
             return Response(status_code=304, headers=headers)
+        if request.method == "HEAD":
+            return Response(b"", media_type=media, headers={**headers, "Content-Length": str(len(body))})
         return Response(body, media_type=media, headers=headers)

@@ -48,6 +48,7 @@ class RawTiles:
     counts: tuple[int, ...]
     tables: bytes
     tiles_across: int
+    rgb: bool = False  # samples stored as RGB (no YCbCr transform): needs an Adobe marker per tile
 
 
 @dataclass
@@ -188,7 +189,7 @@ def open_source(path: Path, stamp: tuple[int, int]) -> Source:
         return _open_plain(path, stamp)
     except RequestError:
         raise
-    except (pyvips.Error, OSError, ValueError, tifffile.TiffFileError) as exc:
+    except Exception as exc:  # noqa: BLE001 - a damaged file can make a parser raise anything
         raise RequestError(f"image cannot be read: {type(exc).__name__}", status=500) from exc
 
 
@@ -206,11 +207,13 @@ def _open_plain(path: Path, stamp: tuple[int, int]) -> Source:
     loader = img.get("vips-loader") if img.get_typeof("vips-loader") else ""
     levels = [Level(w, h, 1)]
     if loader.startswith("jpeg"):
-        # JPEG decodes at 1/2, 1/4, 1/8 size for little more than the cost of reading
+        # JPEG decodes at 1/2, 1/4, 1/8 size for little more than the cost of reading;
+        # ask libvips for each size (it rounds down, libjpeg alone would round up)
         for shrink in (2, 4, 8):
             if w // shrink < 1 or h // shrink < 1:
                 break
-            levels.append(Level(-(-w // shrink), -(-h // shrink), shrink, shrink=shrink))
+            small = pyvips.Image.new_from_file(str(path), shrink=shrink)
+            levels.append(Level(small.width, small.height, shrink, shrink=shrink))
     if orientation in _SWAPPING:
         w, h = h, w
         levels = [Level(lv.height, lv.width, lv.factor, shrink=lv.shrink) for lv in levels]
@@ -220,6 +223,8 @@ def _open_plain(path: Path, stamp: tuple[int, int]) -> Source:
 def _open_tiff(path: Path, stamp: tuple[int, int]) -> Source:
     with tifffile.TiffFile(path) as tif:
         pages = tif.pages
+        if len(pages) == 0:
+            raise ValueError("no readable image directory (truncated file?)")
         first = pages[0]
         w, h = int(first.imagewidth), int(first.imagelength)
         tiled = first.is_tiled
@@ -256,14 +261,44 @@ def _open_tiff(path: Path, stamp: tuple[int, int]) -> Source:
     return Source(path, stamp, w, h, tuple(levels), tw, th, orientation, raw)
 
 
+def adobe_transform(stream: bytes) -> int | None:
+    """The colour transform of a JPEG stream's Adobe APP14 marker (0: none, 1: YCbCr), None without one."""
+    i = 2  # after SOI
+    while i + 4 <= len(stream) and stream[i] == 0xFF:
+        marker = stream[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0xDA, 0xD9):  # start of scan, end of image: no more headers
+            break
+        length = int.from_bytes(stream[i + 2 : i + 4], "big")
+        body = stream[i + 4 : i + 2 + length]
+        if marker == 0xEE and body.startswith(b"Adobe") and len(body) >= 12:
+            return body[11]
+        i += 2 + length
+    return None
+
+
 def _raw_tiles(page: Any) -> RawTiles | None:
     """Stored JPEG tiles that can be sent as they are: 8-bit RGB/grey, no alpha."""
     if not page.is_tiled or page.compression != 7 or page.bitspersample != 8:
         return None
     if page.samplesperpixel not in (1, 3) or page.planarconfig != 1:
         return None
-    if page.photometric not in (1, 6) or page.extrasamples:
-        return None  # RGB-as-stored JPEG (photometric 2) needs an Adobe marker to decode
+    if page.photometric not in (1, 2, 6) or page.extrasamples:
+        return None
+    offsets, counts = tuple(page.dataoffsets), tuple(page.databytecounts)
+    rgb = page.photometric == 2
+    if rgb:
+        # RGB-as-stored JPEG (libvips writes it) decodes right only with an Adobe marker
+        # saying "no transform"; a decoder would take the samples for YCbCr otherwise
+        first = next((n for n, count in enumerate(counts) if count), None)
+        if first is None:
+            return None
+        fh = page.parent.filehandle
+        fh.seek(offsets[first])
+        if adobe_transform(fh.read(min(counts[first], 4096))) != 0:
+            return None
     tables = page.jpegtables or b""
     across = -(-int(page.imagewidth) // int(page.tilewidth))
-    return RawTiles(tuple(page.dataoffsets), tuple(page.databytecounts), bytes(tables), across)
+    return RawTiles(offsets, counts, bytes(tables), across, rgb)
