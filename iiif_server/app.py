@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from dataclasses import replace
 from itertools import islice
 from pathlib import Path
 from urllib.parse import quote
@@ -15,6 +16,11 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import config, demo
+from .auth.networks import NetworkRules
+from .auth.policy import Policy
+from .auth.services import AuthServices, Texts, language_map
+from .auth.tiers import Tiers
+from .auth.tokens import TokenStore, load_secret
 from .manifests import presentation
 from .manifests.catalogue import Catalogue
 from .manifests.routes import PresentationService
@@ -101,6 +107,28 @@ def institution(settings: config.Settings) -> presentation.Institution:
     )
 
 
+def access_control(settings: config.Settings, catalogue: Catalogue, service: ImageService) -> AuthServices:
+    """The policy (tiers, networks, tokens) and the IIIF auth services, from the settings."""
+    tiers = Tiers(settings.tiers)
+    path_rules = []
+    for rule in settings.path_tiers:
+        prefix, _, tier = rule.rpartition("=")
+        path_rules.append((prefix.strip().strip("/"), tiers.check(tier.strip())))
+    degraded = {}
+    for rule in settings.degraded:
+        tier, _, pixels = rule.partition("=")
+        degraded[tiers.check(tier.strip())] = int(pixels)
+    secret = load_secret(settings.secret_key, settings.secret_key_file, settings.data_dir)
+    policy = Policy(tiers, NetworkRules.parse(settings.networks, tiers.names), settings.proxy_networks(),
+                    TokenStore(catalogue, secret), catalogue.image_tier, path_rules, degraded, settings.hidden_tiers)
+    texts = Texts()
+    if settings.auth_heading:
+        texts = replace(texts, heading=language_map(settings.auth_heading, settings.language))
+    if settings.auth_note:
+        texts = replace(texts, note=language_map(settings.auth_note, settings.language))
+    return AuthServices(policy, texts, service.base_url, service.run_io)
+
+
 def create_app(settings: config.Settings | None = None, migrate: bool = True) -> Starlette:
     """The application; `migrate=False` where `prepare` already ran (uvicorn workers)."""
     settings = settings or config.load()
@@ -109,6 +137,8 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
     catalogue = open_catalogue(settings)
     if migrate:
         catalogue.upgrade()
+    auth = access_control(settings, catalogue, service)
+    service.auth = auth
     documents = PresentationService(catalogue, institution(settings), service.base_url, service.run_io)
     pyvips.cache_set_max(0)  # our own caches decide what stays; libvips' cache would pin files
 
@@ -150,6 +180,7 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
         Route("/iiif/3/{rest:path}", image_api_3, methods=["GET", "HEAD"]),
         Route("/iiif/2/{rest:path}", image_api_2, methods=["GET", "HEAD"]),
         *documents.routes(),
+        *auth.routes(),
     ]
     app = Starlette(routes=routes)
     app.add_middleware(CORSMiddleware)

@@ -33,6 +33,15 @@ OPTION_TYPES: dict[str, Any] = {
     "provider": str,
     "provider_homepage": str,
     "homepage": str,
+    "tiers": str,
+    "networks": str,
+    "path_tiers": str,
+    "degraded": str,
+    "hidden_tiers": str,
+    "secret_key": str,
+    "secret_key_file": click.Path(dir_okay=False),
+    "auth_heading": str,
+    "auth_note": str,
 }
 STORAGE = ("data_dir", "images", "database")
 
@@ -172,6 +181,64 @@ def set_tier(target: str, tier: str, config_file: str | None, **cli: Any) -> Non
     except KeyError as exc:
         raise click.ClickException(str(exc.args[0])) from exc
     click.echo(f"{target}: {tier}")
+
+
+def token_store(settings: config.Settings) -> Any:
+    from .auth.tokens import TokenStore, load_secret
+
+    secret = load_secret(settings.secret_key, settings.secret_key_file, settings.data_dir)
+    return TokenStore(open_catalogue(settings), secret)
+
+
+@main.group()
+def token() -> None:
+    """Issue, list and revoke access tokens."""
+
+
+@token.command("issue")
+@click.option("--tier", required=True, help="tier the token clears, e.g. reading-room or staff")
+@click.option("--holder", required=True, help="who holds it, e.g. 'Partner archive X'")
+@click.option("--days", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True)
+@click.option("--collection", "collections", multiple=True, help="limit to this collection (repeatable)")
+@settings_options(STORAGE + ("tiers", "secret_key", "secret_key_file"))
+def token_issue(tier: str, holder: str, days: float, collections: tuple[str, ...], config_file: str | None,
+                **cli: Any) -> None:
+    """Print a new signed token (and its id, for revocation)."""
+    settings = config.load(cli, config_file)
+    if tier not in settings.tiers:
+        raise click.UsageError(f"unknown tier {tier!r}; use one of {', '.join(settings.tiers)}")
+    signed, row = token_store(settings).issue(tier, holder, days, collections)
+    click.echo(f"id {row.id}, {tier}, expires {row.expires:%Y-%m-%d %H:%M} UTC", err=True)
+    click.echo(signed)
+
+
+@token.command("list")
+@settings_options(STORAGE + ("secret_key", "secret_key_file"))
+def token_list(config_file: str | None, **cli: Any) -> None:
+    """List the tokens issued, with their state."""
+    import datetime as dt
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("id", "holder", "tier", "collections", "expires", "state")
+    now = dt.datetime.now(dt.UTC)
+    for row in token_store(config.load(cli, config_file)).list():
+        expires = row.expires if row.expires.tzinfo else row.expires.replace(tzinfo=dt.UTC)
+        state = "revoked" if row.revoked else ("expired" if expires <= now else "valid")
+        table.add_row(row.id, row.holder, row.tier, ", ".join(row.collections) or "all",
+                      f"{expires:%Y-%m-%d %H:%M}", state)
+    Console().print(table)
+
+
+@token.command("revoke")
+@click.argument("token_id")
+@settings_options(STORAGE + ("secret_key", "secret_key_file"))
+def token_revoke(token_id: str, config_file: str | None, **cli: Any) -> None:
+    """Revoke a token by id; every replica refuses it from the next request on."""
+    if not token_store(config.load(cli, config_file)).revoke(token_id):
+        raise click.ClickException(f"no token {token_id!r}")
+    click.echo(f"revoked {token_id}")
 
 
 if __name__ == "__main__":

@@ -46,6 +46,15 @@ class Settings:
     provider: str | None = None
     provider_homepage: str | None = None
     homepage: str | None = None
+    tiers: tuple[str, ...] = ("public", "reading-room", "staff")
+    networks: tuple[str, ...] = ()
+    path_tiers: tuple[str, ...] = ()
+    degraded: tuple[str, ...] = ()
+    hidden_tiers: tuple[str, ...] = ("staff",)
+    secret_key: str | None = None
+    secret_key_file: Path | None = None
+    auth_heading: str | None = None
+    auth_note: str | None = None
 
     @property
     def image_root(self) -> Path:
@@ -98,6 +107,15 @@ HELP = {
     "provider": "name of the institution publishing the manifests",
     "provider_homepage": "homepage URL of that institution",
     "homepage": "website URL template for a document, with {collection} and {document}",
+    "tiers": "access tiers, lowest first, comma-separated",
+    "networks": "network rules TIER=CIDR, comma-separated (IPv4 and IPv6), e.g. reading-room=192.0.2.0/24",
+    "path_tiers": "tiers of images outside the catalogue by path prefix, PREFIX=TIER, comma-separated",
+    "degraded": "public size limit per tier, TIER=PIXELS (e.g. reading-room=200): smaller requests are served",
+    "hidden_tiers": "tiers whose manifests and collections are absent for those without clearance",
+    "secret_key": "key that signs access tokens (all replicas need the same; default: DATA_DIR/secret.key)",
+    "secret_key_file": "file holding the signing key",
+    "auth_heading": "heading viewers show on restricted material; 'en=...|nl=...' for several languages",
+    "auth_note": "note viewers show on restricted material, e.g. where the reading room is",
 }
 
 
@@ -111,8 +129,9 @@ def _convert(name: str, raw: Any) -> Any:
     if "tuple" in kind:
         items = raw if isinstance(raw, list) else str(raw).split(",")
         out = tuple(str(i).strip() for i in items if str(i).strip())
-        for cidr in out:
-            ipaddress.ip_network(cidr, strict=False)  # fail early on a typo
+        if name == "trusted_proxies":
+            for cidr in out:
+                ipaddress.ip_network(cidr, strict=False)  # fail early on a typo
         return out
     if kind == "bool":
         if isinstance(raw, bool):

@@ -16,12 +16,14 @@ import ipaddress
 import json
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote_to_bytes
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
+from ..auth.policy import Access, Verdict, collection_of
 from ..config import Settings
 from .cache import MemoryCache
 from .info import PROFILE_URI, info_document
@@ -29,6 +31,14 @@ from .pipeline import Encoding, process, writable_formats
 from .request import FORMATS, Limits, RequestError, parse, resolve
 from .sources import FileSystemSource, Source
 
+if TYPE_CHECKING:
+    from ..auth.services import AuthServices
+
+RESTRICTED_HEADERS = {"Cache-Control": "private, max-age=0", "Vary": "Accept, Authorization, Cookie"}
+DENIED = {
+    Verdict.LOGIN: "this image is restricted: sign in or use the reading room",
+    Verdict.DENY: "your access does not cover this image",
+}
 LD_JSON = 'application/ld+json;profile="{}"'
 IMAGE_MAX_AGE = "public, max-age=86400"
 MAX_ERROR_TEXT = 200
@@ -57,10 +67,18 @@ def etag_matches(etag: str, if_none_match: str) -> bool:
     return etag in (t[2:] if t.startswith("W/") else t for t in tags)
 
 
+@dataclass(frozen=True)
+class Gate:
+    tier: str
+    access: Access
+    verdict: Verdict
+
+
 class ImageService:
     """Everything the Image API needs, built once per process."""
 
-    def __init__(self, settings: Settings, source: FileSystemSource) -> None:
+    def __init__(self, settings: Settings, source: FileSystemSource, auth: AuthServices | None = None) -> None:
+        self.auth = auth
         self.settings = settings
         self.source = source
         self.limits = Limits(settings.max_width, settings.max_height, settings.max_area)
@@ -141,21 +159,51 @@ class ImageService:
         await self.open(identifier)  # 404 for an unknown identifier
         return RedirectResponse(self.service_id(request, version, identifier) + "/info.json", status_code=303)
 
+    async def gate(self, request: Request, identifier: str) -> Gate | None:
+        """Policy: None for public material, else the request's access and the verdict."""
+        if self.auth is None:
+            return None
+        policy = self.auth.policy
+        tier = await self.run_io(policy.tier_of, identifier)
+        if not policy.restricted(tier):
+            return None
+        access = await self.run_io(policy.access, request)
+        return Gate(tier, access, policy.verdict(access, tier, collection_of(identifier)))
+
     async def info(self, request: Request, version: int, identifier: str) -> Response:
+        gate = await self.gate(request, identifier)
         source = await self.open(identifier)
-        doc = info_document(source, self.service_id(request, version, identifier), version, self.limits, self.formats)
+        service_id = self.service_id(request, version, identifier)
+        doc = info_document(source, service_id, version, self.limits, self.formats)
+        headers = {"Cache-Control": IMAGE_MAX_AGE, "Vary": "Accept", "Link": f'<{PROFILE_URI[version]}>;rel="profile"'}
+        status = 200
+        if gate is not None and self.auth is not None:
+            doc["service"] = self.auth.descriptions(self.base_url(request), identifier, gate.access)
+            headers.update(RESTRICTED_HEADERS)
+            if gate.verdict not in (Verdict.ALLOW,):
+                # Auth 1.0: without access, info.json answers 401 (or 403) and names the services
+                status = 401 if not gate.access.has_credentials else 403
         body = json.dumps(doc, separators=(",", ":")).encode()
         accept = request.headers.get("accept", "")
         media = LD_JSON.format(doc["@context"]) if "application/ld+json" in accept else "application/json"
-        headers = {"Cache-Control": IMAGE_MAX_AGE, "Vary": "Accept", "Link": f'<{PROFILE_URI[version]}>;rel="profile"'}
+        if status != 200:
+            return Response(body, status_code=status, media_type=media, headers=headers)
         return self._conditional(request, body, media, headers)
 
     async def image(self, request: Request, version: int, identifier: str, params: list[str]) -> Response:
         parsed = parse(version, *params)
         if parsed.format not in self.formats:
             raise RequestError(f"format {parsed.format!r} is not supported by this server", 501)
+        gate = await self.gate(request, identifier)
+        if gate is not None and gate.verdict in (Verdict.LOGIN, Verdict.DENY):
+            raise RequestError(DENIED[gate.verdict], 401 if gate.verdict is Verdict.LOGIN else 403)
         source = await self.open(identifier)
         plan = resolve(parsed, source.width, source.height, self.limits)
+        if gate is not None and gate.verdict is Verdict.DEGRADE:
+            limit = self.auth.policy.degraded_limit(gate.tier) if self.auth else None
+            if limit is None or max(plan.out_w, plan.out_h) > limit:
+                status = 403 if gate.access.has_credentials else 401
+                raise RequestError(f"without access this image is served up to {limit} pixels", status)
         canonical = plan.canonical(version, source.width, source.height, self.limits)
         key = (source.path, source.stamp, canonical)
         body = self.cache.get(key)
@@ -172,6 +220,8 @@ class ImageService:
             "Cache-Control": IMAGE_MAX_AGE,
             "Link": f'<{PROFILE_URI[version]}>;rel="profile", <{base}/{canonical}>;rel="canonical"',
         }
+        if gate is not None:
+            headers.update(RESTRICTED_HEADERS)
         return self._conditional(request, body, FORMATS[plan.format], headers)
 
     async def _once(self, key: Any, work: Callable[[], Awaitable[bytes]]) -> bytes:

@@ -1,0 +1,88 @@
+"""Who is asking, by address: the client's address (through trusted proxies only) -> network tier."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Sequence
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_address(text: str) -> IPAddress | None:
+    """An address from a header or the socket; IPv4-mapped IPv6 counts as IPv4."""
+    text = text.strip().strip('"')
+    if text.startswith("["):  # [v6]:port
+        text = text[1:].split("]", 1)[0]
+    elif text.count(":") == 1:  # v4:port
+        text = text.split(":", 1)[0]
+    try:
+        addr = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    return addr
+
+
+def in_any(addr: IPAddress, networks: Iterable[IPNetwork]) -> bool:
+    return any(addr.version == net.version and addr in net for net in networks)
+
+
+def forwarded_for(header: str) -> list[str]:
+    """The `for=` addresses of an RFC 7239 `Forwarded` header, in order."""
+    out = []
+    for element in header.split(","):
+        for pair in element.split(";"):
+            key, _, value = pair.strip().partition("=")
+            if key.lower() == "for" and value:
+                out.append(value)
+    return out
+
+
+def client_address(peer: str | None, headers: dict[str, str], proxies: Sequence[IPNetwork]) -> IPAddress | None:
+    """The client's address: the peer, or, when the peer is a trusted proxy, the right-most
+    address in the forwarding chain that is not itself a trusted proxy."""
+    addr = parse_address(peer) if peer else None
+    if addr is None or not proxies or not in_any(addr, proxies):
+        return addr
+    chain: list[str] = []
+    if headers.get("forwarded"):
+        chain = forwarded_for(headers["forwarded"])
+    elif headers.get("x-forwarded-for"):
+        chain = [part for part in headers["x-forwarded-for"].split(",") if part.strip()]
+    for hop in reversed(chain):
+        hop_addr = parse_address(hop)
+        if hop_addr is None:
+            return addr  # a garbled chain: trust nothing beyond the proxy itself
+        if not in_any(hop_addr, proxies):
+            return hop_addr
+        addr = hop_addr
+    return addr
+
+
+class NetworkRules:
+    """CIDR lists per tier; an address gets the highest tier whose ranges hold it."""
+
+    def __init__(self, rules: dict[str, list[IPNetwork]], order: Sequence[str]) -> None:
+        self.rules = rules
+        self.order = list(order)
+
+    @classmethod
+    def parse(cls, specs: Iterable[str], order: Sequence[str]) -> NetworkRules:
+        rules: dict[str, list[IPNetwork]] = {}
+        for spec in specs:
+            tier, sep, cidr = spec.partition("=")
+            if not sep or tier.strip() not in order:
+                raise ValueError(f"network rule {spec!r} must be TIER=CIDR with a known tier")
+            rules.setdefault(tier.strip(), []).append(ipaddress.ip_network(cidr.strip(), strict=False))
+        return cls(rules, order)
+
+    def tier_of(self, addr: IPAddress | None) -> str | None:
+        if addr is None:
+            return None
+        best = None
+        for tier, networks in self.rules.items():
+            if in_any(addr, networks) and (best is None or self.order.index(tier) > self.order.index(best)):
+                best = tier
+        return best

@@ -1,0 +1,110 @@
+"""Policy: who is asking (clearance) and what is asked (tier) -> allow, degrade or refuse.
+
+Clearance is the highest of the request's network tier and its token's tier
+(a token limited to some collections counts only for those). Tiers come from
+the catalogue (image, else document, else collection), else from path-prefix
+rules for plain folders, else the lowest tier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from starlette.requests import Request
+
+from .networks import IPNetwork, NetworkRules, client_address
+from .tiers import Tiers
+from .tokens import Grant, TokenStore
+
+COOKIE = "iiif_access"
+
+
+class Verdict(Enum):
+    ALLOW = "allow"
+    DEGRADE = "degrade"  # served only up to the tier's public size limit
+    LOGIN = "login"  # 401: no credentials
+    DENY = "deny"  # 403: credentials, but not enough
+
+
+@dataclass(frozen=True)
+class Access:
+    """What one request brings: its network tier and its token's grant."""
+
+    network_tier: str | None
+    grant: Grant | None
+    presented_token: bool  # a token was sent, valid or not
+
+    def clearance(self, tiers: Tiers, collection: str | None) -> str:
+        token_tier = None
+        if self.grant is not None and self.grant.covers(collection):
+            if not self.grant.kiosk or tiers.allows(self.network_tier or tiers.public, self.grant.tier):
+                token_tier = self.grant.tier
+        return tiers.highest(self.network_tier, token_tier)
+
+    @property
+    def has_credentials(self) -> bool:
+        return self.grant is not None or self.network_tier is not None
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip() or None
+    return request.cookies.get(COOKIE) or None
+
+
+class Policy:
+    def __init__(self, tiers: Tiers, networks: NetworkRules, proxies: Sequence[IPNetwork], tokens: TokenStore,
+                 catalogue_tier: Callable[[str], str | None], path_rules: Sequence[tuple[str, str]] = (),
+                 degraded: dict[str, int] | None = None, hidden: Sequence[str] = ()) -> None:
+        self.tiers = tiers
+        self.networks = networks
+        self.proxies = list(proxies)
+        self.tokens = tokens
+        self.catalogue_tier = catalogue_tier
+        # longest prefix first, so the most specific rule wins
+        self.path_rules = sorted(path_rules, key=lambda rule: len(rule[0]), reverse=True)
+        self.degraded = degraded or {}
+        self.hidden = set(hidden)
+
+    def access(self, request: Request) -> Access:
+        """Runs in a worker thread: verifying a token reads the catalogue."""
+        peer = request.client.host if request.client else None
+        addr = client_address(peer, {k: v for k, v in request.headers.items()}, self.proxies)
+        token = bearer_token(request)
+        grant = self.tokens.verify(token) if token else None
+        return Access(self.networks.tier_of(addr), grant, token is not None)
+
+    def tier_of(self, identifier: str) -> str:
+        tier = self.catalogue_tier(identifier)
+        if tier is not None:
+            return tier
+        for prefix, rule_tier in self.path_rules:
+            if identifier == prefix or identifier.startswith(prefix.rstrip("/") + "/"):
+                return rule_tier
+        return self.tiers.public
+
+    def restricted(self, tier: str) -> bool:
+        return self.tiers.rank(tier) > 0
+
+    def verdict(self, access: Access, tier: str, collection: str | None) -> Verdict:
+        if self.tiers.allows(access.clearance(self.tiers, collection), tier):
+            return Verdict.ALLOW
+        if tier in self.degraded:
+            return Verdict.DEGRADE
+        return Verdict.DENY if access.has_credentials else Verdict.LOGIN
+
+    def degraded_limit(self, tier: str) -> int | None:
+        return self.degraded.get(tier)
+
+    def visible(self, access: Access, tier: str, collection: str | None) -> bool:
+        """Whether a manifest or collection entry of this tier is shown at all."""
+        return tier not in self.hidden or self.tiers.allows(access.clearance(self.tiers, collection), tier)
+
+
+def collection_of(identifier: str) -> str | None:
+    """Catalogued identifiers are `collection/document/page`."""
+    parts = identifier.split("/")
+    return parts[0] if len(parts) == 3 else None

@@ -1,0 +1,253 @@
+"""IIIF Authorization Flow 2.0 and Authentication 1.0 services.
+
+Descriptions go into info.json and manifests next to every restricted image;
+the routes here are what they point at: the access (login / kiosk) pages that
+set the session cookie, the token services that hand the cookie's token to a
+viewer by postMessage, logout, and the 2.0 probe.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from .policy import COOKIE, Access, Policy, Verdict, collection_of
+
+AUTH2_CONTEXT = "http://iiif.io/api/auth/2/context.json"
+AUTH1_CONTEXT = "http://iiif.io/api/auth/1/context.json"
+AUTH1 = "http://iiif.io/api/auth/1/"
+KIOSK_SECONDS = 3600
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
+
+
+@dataclass(frozen=True)
+class Texts:
+    """What viewers show about restricted material, as language maps."""
+
+    heading: dict[str, list[str]] = field(default_factory=lambda: {"en": ["Restricted material"]})
+    note: dict[str, list[str]] = field(
+        default_factory=lambda: {"en": ["This item can be consulted in the reading room, at partner "
+                                        "institutions, or with an access token."]})
+    login: dict[str, list[str]] = field(default_factory=lambda: {"en": ["Sign in with an access token"]})
+    confirm: dict[str, list[str]] = field(default_factory=lambda: {"en": ["Sign in"]})
+    logout: dict[str, list[str]] = field(default_factory=lambda: {"en": ["Sign out"]})
+
+    @staticmethod
+    def first(value: dict[str, list[str]]) -> str:
+        return next(iter(value.values()))[0]
+
+
+def language_map(text: str, default: str) -> dict[str, list[str]]:
+    """`en=Text|nl=Tekst` (or plain text in the default language) -> language map."""
+    out: dict[str, list[str]] = {}
+    for part in text.split("|"):
+        lang, sep, value = part.partition("=")
+        if sep and re.fullmatch(r"[A-Za-z]{2,3}(-[A-Za-z0-9]+)*", lang.strip()):
+            out.setdefault(lang.strip(), []).append(value.strip())
+        else:
+            out.setdefault(default, []).append(part.strip())
+    return out
+
+
+class AuthServices:
+    def __init__(self, policy: Policy, texts: Texts, base_url: Callable[[Request], str],
+                 run: Callable[..., Awaitable[Any]]) -> None:
+        self.policy = policy
+        self.texts = texts
+        self.base_url = base_url
+        self.run = run
+
+    # -- descriptions ------------------------------------------------------------
+
+    def descriptions(self, base: str, identifier: str, access: Access) -> list[dict[str, Any]]:
+        """The auth services for one restricted image: a 2.0 probe, then the 1.0 services."""
+        t = self.texts
+        token2 = {"id": f"{base}/iiif/auth/token", "type": "AuthAccessTokenService2"}
+        logout2 = {"id": f"{base}/iiif/auth/logout", "type": "AuthLogoutService2", "label": t.logout}
+        access2: list[dict[str, Any]] = []
+        services1: list[dict[str, Any]] = []
+        token1 = {"@id": f"{base}/iiif/auth/token1", "@type": "AuthTokenService1", "profile": AUTH1 + "token"}
+        logout1 = {"@id": f"{base}/iiif/auth/logout", "@type": "AuthLogoutService1", "profile": AUTH1 + "logout",
+                   "label": Texts.first(t.logout)}
+        if access.network_tier is not None:
+            # from a reading-room network: access without interaction
+            access2.append({"id": f"{base}/iiif/auth/kiosk", "type": "AuthAccessService2", "profile": "kiosk",
+                            "service": [token2, logout2]})
+            services1.append({"@context": AUTH1_CONTEXT, "@id": f"{base}/iiif/auth/kiosk",
+                              "@type": "AuthCookieService1", "profile": AUTH1 + "kiosk",
+                              "label": Texts.first(t.heading), "service": [token1, logout1]})
+        access2.append({"id": f"{base}/iiif/auth/login", "type": "AuthAccessService2", "profile": "active",
+                        "label": t.login, "heading": t.heading, "note": t.note, "confirmLabel": t.confirm,
+                        "service": [token2, logout2]})
+        services1.append({"@context": AUTH1_CONTEXT, "@id": f"{base}/iiif/auth/login", "@type": "AuthCookieService1",
+                          "profile": AUTH1 + "login", "label": Texts.first(t.login),
+                          "header": Texts.first(t.heading), "description": Texts.first(t.note),
+                          "confirmLabel": Texts.first(t.confirm), "failureHeader": "Access denied",
+                          "failureDescription": "The access token is not valid for this material.",
+                          "service": [token1, logout1]})
+        probe = {"id": f"{base}/iiif/auth/probe/{quote(identifier, safe='')}", "type": "AuthProbeService2",
+                 "service": access2}
+        return [probe, *services1]
+
+    # -- routes ----------------------------------------------------------------------
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/iiif/auth/probe/{identifier:path}", self.probe, methods=["GET", "HEAD"]),
+            Route("/iiif/auth/login", self.login, methods=["GET", "POST"]),
+            Route("/iiif/auth/kiosk", self.kiosk, methods=["GET"]),
+            Route("/iiif/auth/token", self.token2, methods=["GET"]),
+            Route("/iiif/auth/token1", self.token1, methods=["GET"]),
+            Route("/iiif/auth/logout", self.logout, methods=["GET", "POST"]),
+        ]
+
+    async def probe(self, request: Request) -> Response:
+        identifier = request.path_params["identifier"]
+        access = await self.run(self.policy.access, request)
+        tier = await self.run(self.policy.tier_of, identifier)
+        verdict = self.policy.verdict(access, tier, collection_of(identifier))
+        body: dict[str, Any] = {"@context": AUTH2_CONTEXT, "type": "AuthProbeResult2"}
+        if verdict is Verdict.ALLOW:
+            body["status"] = 200
+        else:
+            body["status"] = 403 if verdict is Verdict.DENY else 401
+            body["heading"] = self.texts.heading
+            body["note"] = self.texts.note
+            limit = self.policy.degraded_limit(tier)
+            if limit:
+                service = f"{self.base_url(request)}/iiif/3/{quote(identifier, safe='')}"
+                body["substitute"] = [{"id": f"{service}/full/!{limit},{limit}/0/default.jpg", "type": "Image",
+                                       "format": "image/jpeg"}]
+        return JSONResponse(body, headers=private_headers())
+
+    async def login(self, request: Request) -> Response:
+        message = ""
+        if request.method == "POST":
+            form = await request.form()
+            token = str(form.get("token", "")).strip()
+            grant = await self.run(self.policy.tokens.verify, token) if token else None
+            if grant is not None:
+                page = _page("Signed in", f"<p>Signed in as {html.escape(grant.holder)}. This window closes "
+                                          "itself; if it does not, close it and return to the viewer.</p>",
+                             close=True)
+                response = HTMLResponse(page, headers=private_headers())
+                set_cookie(response, request, token, grant.seconds_left)
+                return response
+            message = '<p class="error">That access token is not valid, has expired or was revoked.</p>'
+        t = self.texts
+        body = (f"<p>{html.escape(Texts.first(t.note))}</p>{message}"
+                '<form method="post"><label>Access token <input name="token" autocomplete="off" size="60" '
+                f'autofocus></label> <button type="submit">{html.escape(Texts.first(t.confirm))}</button></form>')
+        status = 401 if message else 200
+        return HTMLResponse(_page(Texts.first(t.heading), body), status_code=status, headers=private_headers())
+
+    async def kiosk(self, request: Request) -> Response:
+        access = await self.run(self.policy.access, request)
+        if access.network_tier is None:
+            page = _page("Not available here", "<p>This access is only available in the reading room.</p>",
+                         close=True)
+            return HTMLResponse(page, status_code=403, headers=private_headers())
+        token = self.policy.tokens.kiosk(access.network_tier, KIOSK_SECONDS)
+        response = HTMLResponse(_page("Reading room", "<p>Access granted.</p>", close=True),
+                                headers=private_headers())
+        set_cookie(response, request, token, KIOSK_SECONDS)
+        return response
+
+    async def _token_from_cookie(self, request: Request) -> tuple[str | None, int]:
+        token = request.cookies.get(COOKIE)
+        if not token:
+            return None, 0
+        grant = await self.run(self.policy.tokens.verify, token)
+        if grant is None:
+            return None, 0
+        if grant.kiosk:
+            access = await self.run(self.policy.access, request)
+            if access.network_tier is None:
+                return None, 0
+        return token, grant.seconds_left
+
+    async def token2(self, request: Request) -> Response:
+        message_id = request.query_params.get("messageId")
+        origin = request.query_params.get("origin", "")
+        token, expires = await self._token_from_cookie(request)
+        if token is not None:
+            msg: dict[str, Any] = {"@context": AUTH2_CONTEXT, "type": "AuthAccessToken2", "accessToken": token,
+                                   "expiresIn": expires}
+        else:
+            msg = {"@context": AUTH2_CONTEXT, "type": "AuthAccessTokenError2", "profile": "missingAspect",
+                   "heading": self.texts.heading, "note": self.texts.note}
+        return _deliver(msg, message_id, origin)
+
+    async def token1(self, request: Request) -> Response:
+        message_id = request.query_params.get("messageId")
+        origin = request.query_params.get("origin", "")
+        token, expires = await self._token_from_cookie(request)
+        if token is not None:
+            msg: dict[str, Any] = {"accessToken": token, "expiresIn": expires}
+        else:
+            msg = {"error": "missingCredentials", "description": "Sign in first."}
+        return _deliver(msg, message_id, origin)
+
+    async def logout(self, request: Request) -> Response:
+        response = HTMLResponse(_page("Signed out", "<p>You are signed out.</p>", close=True),
+                                headers=private_headers())
+        response.delete_cookie(COOKIE, path="/", secure=_secure(request), httponly=True,
+                               samesite="none" if _secure(request) else "lax")
+        return response
+
+
+def private_headers() -> dict[str, str]:
+    return {"Cache-Control": "private, no-store", "Vary": "Authorization, Cookie"}
+
+
+def _secure(request: Request) -> bool:
+    """Secure cookies everywhere but plain http on the local machine."""
+    host = (request.url.hostname or "").lower()
+    return request.url.scheme == "https" or host not in ("localhost", "127.0.0.1", "::1")
+
+
+def set_cookie(response: Response, request: Request, token: str, max_age: int) -> None:
+    secure = _secure(request)
+    # SameSite=None lets the viewer's token iframe on another site send it; browsers demand Secure for that
+    response.set_cookie(COOKIE, token, max_age=max_age, path="/", httponly=True, secure=secure,
+                        samesite="none" if secure else "lax")
+
+
+def _script_json(value: Any) -> str:
+    """JSON safe to place inside a <script> element."""
+    return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _deliver(msg: dict[str, Any], message_id: str | None, origin: str) -> Response:
+    """postMessage to the viewer that opened us, at exactly its origin; JSON without a messageId."""
+    if message_id is None:
+        status = 200 if "accessToken" in msg else 401
+        return JSONResponse(msg, status_code=status, headers=private_headers())
+    msg = {**msg, "messageId": message_id}
+    if not _ORIGIN.match(origin):
+        if "accessToken" in msg:  # never hand a token to an unknown origin
+            msg = {"@context": AUTH2_CONTEXT, "type": "AuthAccessTokenError2", "profile": "invalidOrigin",
+                   "messageId": message_id} if "@context" in msg else {
+                "error": "invalidRequest", "description": "origin missing or malformed", "messageId": message_id}
+        target = "*"
+    else:
+        target = origin
+    script = f"window.parent.postMessage({_script_json(msg)}, {_script_json(target)});"
+    page = f"<!doctype html><html><body><script>{script}</script></body></html>"
+    return HTMLResponse(page, headers=private_headers())
+
+
+def _page(title: str, body: str, close: bool = False) -> str:
+    closing = "<script>setTimeout(function(){window.close();}, 300);</script>" if close else ""
+    return (f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title>"
+            "<style>body{font-family:sans-serif;max-width:40em;margin:2em auto}.error{color:#a00}</style>"
+            f"<h1>{html.escape(title)}</h1>{body}{closing}")
