@@ -30,6 +30,8 @@ ACCESS_TILE = 256
 ACCESS_QUALITY = 90
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _CSV_KNOWN = {"id", "label", "date", "tier", "summary", "rights"}
+# Presentation 3.0 `rights`: a Creative Commons or RightsStatements.org URI (the validator wants http)
+_RIGHTS = re.compile(r"https?://(creativecommons\.org/(licenses|publicdomain)|rightsstatements\.org/vocab)/\S+")
 
 
 def natural_key(name: str) -> list[object]:
@@ -80,6 +82,15 @@ def _init_worker() -> None:
 
     pyvips.concurrency_set(1)  # parallelism comes from the processes
     pyvips.cache_set_max(0)
+
+
+def describe(exc: BaseException) -> str:
+    """One line saying why: libvips' own first detail line (the cause), else the message."""
+    for text in (getattr(exc, "detail", None), str(exc)):
+        lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
+        if lines:
+            return lines[0]
+    return type(exc).__name__
 
 
 def sha256(path: Path) -> str:
@@ -138,8 +149,7 @@ def process_master(master: str, outs: list[str], known_checksum: str | None) -> 
         sizes = [write_access_copy(path, page, Path(out)) for page, out in enumerate(outs)]
         return Outcome(path, checksum, sizes, converted=True)
     except Exception as exc:  # a corrupt master is reported, never fatal to the batch
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return Outcome(path, error=reason)
+        return Outcome(path, error=describe(exc))
 
 
 # -- coordinator side ----------------------------------------------------------
@@ -167,6 +177,13 @@ def scan_source(src: Path) -> tuple[dict[str, list[Path]], list[tuple[Path, str]
     return documents, skipped
 
 
+def page_stem(src: Path, master: Path) -> str:
+    """A master's page ident: its path inside its document folder, so `a/001` and `b/001` differ."""
+    rel = master.relative_to(src).parts
+    inner = rel[1:] if len(rel) > 1 else rel  # below the document folder; a loose image is its own
+    return safe_ident("_".join([*inner[:-1], Path(inner[-1]).stem]))
+
+
 @dataclass(frozen=True)
 class CsvRow:
     line: int
@@ -185,7 +202,14 @@ def parse_date(text: str) -> dt.datetime:
             return dt.datetime.strptime(text, fmt).replace(tzinfo=dt.UTC)
         except ValueError:
             continue
-    return dt.datetime.fromisoformat(text).astimezone(dt.UTC)
+    return _utc(dt.datetime.fromisoformat(text))  # a time without a zone is UTC, not this machine's zone
+
+
+def rights_uri(text: str) -> str:
+    """A rights URI as Presentation 3.0 wants it (http), or ValueError."""
+    if not _RIGHTS.fullmatch(text):
+        raise ValueError(text)
+    return "http://" + text.split("://", 1)[1]
 
 
 def read_metadata_csv(path: Path, known: Iterable[str]) -> tuple[list[CsvRow], list[str]]:
@@ -193,38 +217,53 @@ def read_metadata_csv(path: Path, known: Iterable[str]) -> tuple[list[CsvRow], l
     known_ids = set(known)
     rows: list[CsvRow] = []
     errors: list[str] = []
+    seen: dict[str, int] = {}
     with open(path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
-        if not reader.fieldnames or "id" not in reader.fieldnames:
-            return [], [f"{path}:1: the header needs an 'id' column"]
-        extra = [name for name in reader.fieldnames if name not in _CSV_KNOWN]
-        for record in reader:
-            line = reader.line_num
-            if None in record or any(v is None for v in record.values()):
-                errors.append(f"{path}:{line}: wrong number of fields")
-                continue
-            ident = record["id"].strip()
-            if not ident:
-                errors.append(f"{path}:{line}: empty id")
-                continue
-            if ident not in known_ids:
-                errors.append(f"{path}:{line}: no document {ident!r} in this collection")
-                continue
-            date = None
-            if (record.get("date") or "").strip():
-                try:
-                    date = parse_date(record["date"].strip())
-                except ValueError:
-                    errors.append(f"{path}:{line}: date {record['date']!r} is not YYYY, YYYY-MM or YYYY-MM-DD")
+        try:
+            if not reader.fieldnames or "id" not in reader.fieldnames:
+                return [], [f"{path}:1: the header needs an 'id' column"]
+            extra = [name for name in reader.fieldnames if name not in _CSV_KNOWN]
+            for record in reader:
+                line = reader.line_num
+                if None in record or any(v is None for v in record.values()):
+                    errors.append(f"{path}:{line}: wrong number of fields")
                     continue
-            tier = (record.get("tier") or "").strip() or None
-            if tier is not None and tier not in TIERS:
-                errors.append(f"{path}:{line}: tier {tier!r} is not one of {', '.join(TIERS)}")
-                continue
-            metadata = [[name, record[name].strip()] for name in extra if record[name].strip()]
-            rows.append(CsvRow(line, ident, (record.get("label") or "").strip() or None, date, tier,
-                               (record.get("summary") or "").strip() or None,
-                               (record.get("rights") or "").strip() or None, metadata))
+                ident = record["id"].strip()
+                if not ident:
+                    errors.append(f"{path}:{line}: empty id")
+                    continue
+                if ident not in known_ids:
+                    errors.append(f"{path}:{line}: no document {ident!r} in this collection")
+                    continue
+                if ident in seen:
+                    errors.append(f"{path}:{line}: document {ident!r} is already on line {seen[ident]}")
+                    continue
+                seen[ident] = line
+                date = None
+                if (record.get("date") or "").strip():
+                    try:
+                        date = parse_date(record["date"].strip())
+                    except ValueError:
+                        errors.append(f"{path}:{line}: date {record['date']!r} is not YYYY, YYYY-MM or YYYY-MM-DD")
+                        continue
+                tier = (record.get("tier") or "").strip() or None
+                if tier is not None and tier not in TIERS:
+                    errors.append(f"{path}:{line}: tier {tier!r} is not one of {', '.join(TIERS)}")
+                    continue
+                rights = (record.get("rights") or "").strip() or None
+                if rights is not None:
+                    try:
+                        rights = rights_uri(rights)
+                    except ValueError:
+                        errors.append(f"{path}:{line}: rights {rights!r} is not a Creative Commons or "
+                                      "RightsStatements.org URI")
+                        continue
+                metadata = [[name, record[name].strip()] for name in extra if record[name].strip()]
+                rows.append(CsvRow(line, ident, (record.get("label") or "").strip() or None, date, tier,
+                                   (record.get("summary") or "").strip() or None, rights, metadata))
+        except (csv.Error, UnicodeDecodeError) as exc:  # not CSV, or not UTF-8: said, not a traceback
+            errors.append(f"{path}:{reader.line_num + 1}: unreadable: {describe(exc)}")
     return rows, errors
 
 
@@ -248,6 +287,8 @@ class Ingest:
     def run(self, src: Path, metadata_csv: Path | None = None,
             progress: Callable[[int, int], None] | None = None) -> Report:
         documents, skipped = scan_source(src)
+        if metadata_csv is not None:  # the metadata file may sit beside the masters
+            skipped = [(path, why) for path, why in skipped if path.resolve() != metadata_csv.resolve()]
         report = Report(failed=list(skipped))
         csv_rows: list[CsvRow] = []
         if metadata_csv is not None:
@@ -257,23 +298,32 @@ class Ingest:
                 raise CsvError(errors)
         known = self._known_images()
         jobs: list[tuple[str, Path, list[str], int]] = []  # document, master, page idents, first position
-        unchanged: set[tuple[str, int]] = set()
+        layout: dict[str, dict[str, int]] = {}  # document -> page ident -> position, unchanged masters too
         for document, masters in documents.items():
             position = 0
+            used: dict[str, Path] = {}
+            layout[document] = {}
             for master in masters:
                 try:
                     count = page_count(master)
                 except Exception as exc:  # noqa: BLE001 - unreadable: reported, batch goes on
-                    report.failed.append((master, str(exc).strip().splitlines()[0] or type(exc).__name__))
+                    report.failed.append((master, describe(exc)))
+                    position += 1  # keeps its place: the pages after it keep theirs
                     continue
-                stem = safe_ident(master.stem)
+                stem = page_stem(src, master)
                 pages = [stem] if count == 1 else [f"{stem}-{n}" for n in range(1, count + 1)]
+                clash = next((p for p in pages if p in used), None)
+                if clash is not None:  # e.g. p1.tif beside p1.jpg: never let one overwrite the other
+                    report.failed.append((master, f"page id {clash!r} is already taken by {used[clash]}"))
+                    position += count
+                    continue
+                used.update(dict.fromkeys(pages, master))
+                layout[document].update({p: position + n for n, p in enumerate(pages)})
                 st = master.stat()
                 rows = [known.get((str(master.resolve()), n)) for n in range(count)]
                 if all(r is not None and r[0] == st.st_size and r[1] == st.st_mtime for r in rows) and all(
                     self.access_path(document, p).exists() for p in pages
                 ):
-                    unchanged.add((str(master.resolve()), 0))
                     report.unchanged += count
                     position += count
                     continue
@@ -281,12 +331,13 @@ class Ingest:
                 position += count
         changed_docs: set[str] = set()
         new_docs: set[str] = set()
-        self._ensure_collection()
+        created = self._ensure_collection()
         order = {ident: n for n, ident in enumerate(documents)}
         total = sum(len(j[2]) for j in jobs)
         done = 0
         if progress:
             progress(done, total)
+        failed_dirs: set[Path] = set()
         if jobs:
             ctx = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker) as pool:
@@ -307,6 +358,7 @@ class Ingest:
                         progress(done, total)
                     if outcome.error is not None:
                         report.failed.append((master, outcome.error))
+                        failed_dirs.add(self.access_path(document, pages[0]).parent)
                         continue
                     if self._store(document, order[document], master, pages, position, outcome, new_docs):
                         changed_docs.add(document)
@@ -314,7 +366,9 @@ class Ingest:
                         report.converted += len(pages)
                     else:
                         report.unchanged += len(pages)
-        for row in self._finish(new_docs, changed_docs, csv_rows):
+        for folder in failed_dirs:  # every worker has finished: what a killed one left is debris
+            _clean(folder)
+        for row in self._finish(new_docs, changed_docs, csv_rows, layout, created):
             report.failed.append((metadata_csv or src, f"line {row.line}: document {row.ident!r} has no pages"))
         return report
 
@@ -327,28 +381,32 @@ class Ingest:
             ).all()
         return {(p, n): (size, mtime, checksum) for p, n, size, mtime, checksum in rows}
 
-    def _ensure_collection(self) -> None:
-        """Create the collection, or apply a new label or tier to it."""
+    def _ensure_collection(self) -> bool:
+        """Create the collection (True), or apply a new label or tier to it."""
         with self.catalogue.session() as session:
             coll = session.get(Collection, self.collection)
             if coll is None:
                 coll = Collection(id=self.collection, label=self.label or self.collection, tier=self.tier or "public",
                                   metadata_pairs=[])
                 session.add(coll)
+                session.flush()
                 self.catalogue.record(session, "Create", "Collection", coll.id, None, coll.tier)
                 self.catalogue.record(session, "Create", "Manifest", coll.id, None, coll.tier)
-                return
+                self.catalogue.touch(session, coll.id)  # listed at once, even if every master fails
+                return True
             changed = False
             if self.label and coll.label != self.label:
                 coll.label = self.label
                 self.catalogue.record(session, "Update", "Collection", coll.id, None, coll.tier)
+                self.catalogue.record(session, "Update", "Manifest", coll.id, None, coll.tier)
                 changed = True
             if self.tier and coll.tier != self.tier:
-                self.catalogue.record_tier_change(session, "Collection", coll.id, None, coll.tier, self.tier)
-                coll.tier = self.tier
+                # as set-tier: the collection, its manifest and the documents that inherit the tier
+                self.catalogue.change_collection_tier(session, coll, self.tier)
                 changed = True
             if changed:
                 self.catalogue.touch(session, coll.id)
+            return False
 
     def _store(self, document: str, doc_position: int, master: Path, pages: list[str], position: int,
                outcome: Outcome, new_docs: set[str]) -> bool:
@@ -383,8 +441,13 @@ class Ingest:
                 img.source_mtime = st.st_mtime
         return changed or outcome.converted
 
-    def _finish(self, new_docs: set[str], changed_docs: set[str], csv_rows: list[CsvRow]) -> list[CsvRow]:
-        """Apply the metadata rows and record what changed, in one transaction; returns rows left out."""
+    def _finish(self, new_docs: set[str], changed_docs: set[str], csv_rows: list[CsvRow],
+                layout: dict[str, dict[str, int]], created: bool) -> list[CsvRow]:
+        """Apply the metadata rows and page order, and record what changed, in one transaction.
+
+        Records activities and bumps the revision only when something really changed, so a
+        re-run with the same masters and CSV leaves the catalogue as it was. Returns rows left out.
+        """
         if not (new_docs or changed_docs or csv_rows):
             return []
         left_out = []
@@ -393,36 +456,69 @@ class Ingest:
             assert coll is not None
             docs = {d.ident: d for d in coll.documents}
             touched = set(changed_docs) | new_docs
+            moved = False  # a tier change recorded on its own
+            for ident in touched:  # pages added between others: every page to its place in the folder
+                for img in docs[ident].images:
+                    place = layout.get(ident, {}).get(img.ident)
+                    if place is not None and img.position != place:
+                        img.position, img.label = place, str(place + 1)
+            if new_docs:  # documents in natural order, whichever run brought them
+                for n, doc in enumerate(sorted(docs.values(), key=lambda d: natural_key(d.ident))):
+                    if doc.position != n:
+                        doc.position = n
             for row in csv_rows:
                 doc = docs.get(row.ident)
                 if doc is None:  # all its masters failed
                     left_out.append(row)
                     continue
-                before = (doc.label, doc.nav_date, doc.tier, doc.summary, doc.rights, doc.metadata_pairs)
                 old_tier = effective_tier(doc.tier, coll.tier)
-                doc.label = row.label or doc.label
-                doc.nav_date = row.date or doc.nav_date
-                doc.summary = row.summary or doc.summary
-                doc.rights = row.rights or doc.rights
-                doc.metadata_pairs = row.metadata or doc.metadata_pairs
-                if row.tier:
-                    doc.tier = row.tier
-                after = (doc.label, doc.nav_date, doc.tier, doc.summary, doc.rights, doc.metadata_pairs)
-                if before != after:
-                    new_tier = effective_tier(doc.tier, coll.tier)
-                    if old_tier != new_tier and row.ident not in new_docs:
-                        self.catalogue.record_tier_change(session, "Manifest", coll.id, row.ident, old_tier, new_tier)
-                        touched.discard(row.ident)
-                    else:
-                        touched.add(row.ident)
+                wanted = {"label": row.label, "nav_date": row.date, "summary": row.summary, "rights": row.rights,
+                          "metadata_pairs": row.metadata or None, "tier": row.tier}
+                changes = {name: value for name, value in wanted.items()
+                           if value is not None and not _same(getattr(doc, name), value)}
+                if not changes:
+                    continue
+                for name, value in changes.items():
+                    setattr(doc, name, value)
+                new_tier = effective_tier(doc.tier, coll.tier)
+                if old_tier != new_tier and row.ident not in new_docs:
+                    self.catalogue.record_tier_change(session, "Manifest", coll.id, row.ident, old_tier, new_tier)
+                    touched.discard(row.ident)
+                    moved = True
+                else:
+                    touched.add(row.ident)
+            if not (touched or moved):
+                return left_out
             for ident in sorted(touched):
                 kind = "Create" if ident in new_docs else "Update"
                 self.catalogue.record(session, kind, "Manifest", coll.id, ident,
                                       effective_tier(docs[ident].tier, coll.tier))
-            self.catalogue.record(session, "Update", "Manifest", coll.id, None, coll.tier)
-            self.catalogue.record(session, "Update", "Collection", coll.id, None, coll.tier)
+            if not created:  # a collection created by this run has its Create already
+                self.catalogue.record(session, "Update", "Manifest", coll.id, None, coll.tier)
+                self.catalogue.record(session, "Update", "Collection", coll.id, None, coll.tier)
             self.catalogue.touch(session, coll.id)
         return left_out
+
+
+def _clean(folder: Path) -> None:
+    """Remove temporary files left in a document folder, and the folder if it is then empty."""
+    for tmp in folder.glob(".ingest-*"):
+        tmp.unlink(missing_ok=True)
+    try:
+        folder.rmdir()
+    except OSError:
+        pass  # holds access copies (or never was made)
+
+
+def _same(old: object, new: object) -> bool:
+    """Equal catalogue values; SQLite gives back datetimes without their (UTC) zone."""
+    if isinstance(old, dt.datetime) and isinstance(new, dt.datetime):
+        return _utc(old) == _utc(new)
+    return old == new
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 class CsvError(Exception):

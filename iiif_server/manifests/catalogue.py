@@ -226,6 +226,17 @@ class Catalogue:
         else:
             self.record(session, "Update", object_type, collection_id, document, new)
 
+    def change_collection_tier(self, session: Session, coll: Collection, tier: str) -> None:
+        """Set a collection's tier, recording it for the collection, its manifest and every
+        document that inherits the tier (those with a tier of their own keep it)."""
+        old = coll.tier
+        coll.tier = tier
+        self.record_tier_change(session, "Collection", coll.id, None, old, tier)
+        self.record_tier_change(session, "Manifest", coll.id, None, old, tier)
+        for doc in coll.documents:
+            if doc.tier is None:
+                self.record_tier_change(session, "Manifest", coll.id, doc.ident, old, tier)
+
     # -- reads ----------------------------------------------------------------
 
     def version(self) -> int:
@@ -317,13 +328,7 @@ class Catalogue:
             if coll is None:
                 raise KeyError(f"no collection {parts[0]!r}")
             if len(parts) == 1:
-                old = coll.tier
-                coll.tier = tier
-                self.record_tier_change(session, "Collection", coll.id, None, old, tier)
-                self.record_tier_change(session, "Manifest", coll.id, None, old, tier)
-                for doc in coll.documents:
-                    if doc.tier is None:
-                        self.record_tier_change(session, "Manifest", coll.id, doc.ident, old, tier)
+                self.change_collection_tier(session, coll, tier)
             else:
                 doc = session.scalar(
                     select(Document).where(Document.collection_id == coll.id, Document.ident == parts[1])

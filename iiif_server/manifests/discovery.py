@@ -29,12 +29,12 @@ def _object(urls: Urls, a: Activity) -> dict[str, str]:
     return {"id": urls.collection_manifest(a.collection_id), "type": "Manifest"}
 
 
-def pages_for(total: int, size: int = PAGE_SIZE) -> int:
-    return max(1, -(-total // size))
+def pages_for(total: int, size: int | None = None) -> int:
+    return max(1, -(-total // (size or PAGE_SIZE)))  # PAGE_SIZE read now, not when this was defined
 
 
-def collection_document(urls: Urls, total: int) -> bytes:
-    last = pages_for(total) - 1
+def collection_document(urls: Urls, total: int, size: int | None = None) -> bytes:
+    last = pages_for(total, size) - 1
     doc = {
         "@context": CONTEXT,
         "id": stream_url(urls),
@@ -46,7 +46,8 @@ def collection_document(urls: Urls, total: int) -> bytes:
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
-def page_document(urls: Urls, n: int, total: int, activities: Sequence[Activity], size: int = PAGE_SIZE) -> bytes:
+def page_document(urls: Urls, n: int, total: int, activities: Sequence[Activity], size: int | None = None) -> bytes:
+    size = size or PAGE_SIZE
     last = pages_for(total, size) - 1
     doc: dict[str, Any] = {
         "@context": CONTEXT,

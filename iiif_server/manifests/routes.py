@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from ..tiles.service import etag_matches
 from . import discovery, presentation
 from .catalogue import Catalogue, PageRow
 
@@ -23,6 +24,10 @@ JSON_LD = 'application/ld+json;profile="{}"'
 CACHE_ENTRIES = 256
 
 Run = Callable[..., Awaitable[Any]]
+
+
+def content_etag(body: bytes) -> str:
+    return '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
 
 
 class DocumentCache:
@@ -39,7 +44,7 @@ class DocumentCache:
         return item
 
     def put(self, key: tuple[Any, ...], body: bytes) -> tuple[bytes, str]:
-        item = (body, '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"')
+        item = (body, content_etag(body))
         self._items[key] = item
         while len(self._items) > self.entries:
             self._items.popitem(last=False)
@@ -73,15 +78,15 @@ class PresentationService:
             body = await self.run(build)
             if body is None:
                 return PlainTextResponse("not found\n", status_code=404)
-            item = self.cache.put((*key, urls.base), body) if key is not None else (body, "")
+            item = self.cache.put((*key, urls.base), body) if key is not None else (body, content_etag(body))
         body, etag = item
-        headers = {"Cache-Control": "public, max-age=60", "Vary": "Accept"}
-        if etag:
-            headers["ETag"] = etag
-            if etag in request.headers.get("if-none-match", ""):
-                return Response(status_code=304, headers=headers)
-        accept = request.headers.get("accept", "")
-        media = JSON_LD.format(context) if "application/ld+json" in accept else "application/json"
+        jsonld = "application/ld+json" in request.headers.get("accept", "")
+        media = JSON_LD.format(context) if jsonld else "application/json"
+        if jsonld:  # two representations (Vary: Accept), so two validators
+            etag = etag[:-1] + '-ld"'
+        headers = {"Cache-Control": "public, max-age=60", "Vary": "Accept", "ETag": etag}
+        if etag_matches(etag, request.headers.get("if-none-match", "")):
+            return Response(status_code=304, headers=headers)
         return Response(body, media_type=media, headers=headers)
 
     async def top(self, request: Request) -> Response:
@@ -152,7 +157,8 @@ class PresentationService:
     async def activity_stream(self, request: Request) -> Response:
         urls = presentation.Urls(self.base_url(request))
         total, _ = await self.run(self.catalogue.activities, 0, 0, True)
-        return await self._serve(request, None, lambda: discovery.collection_document(urls, total),
+        size = discovery.PAGE_SIZE
+        return await self._serve(request, None, lambda: discovery.collection_document(urls, total, size),
                                  discovery.CONTEXT)
 
     async def activity_page(self, request: Request) -> Response:
