@@ -139,7 +139,7 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
         catalogue.upgrade()
     auth = access_control(settings, catalogue, service)
     service.auth = auth
-    documents = PresentationService(catalogue, institution(settings), service.base_url, service.run_io)
+    documents = PresentationService(catalogue, institution(settings), service.base_url, service.run_io, auth)
     pyvips.cache_set_max(0)  # our own caches decide what stays; libvips' cache would pin files
 
     async def image_api_3(request: Request) -> Response:

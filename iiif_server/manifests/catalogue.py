@@ -137,6 +137,7 @@ class PageRow:
     width: int
     height: int
     tier: str | None
+    doc_tier: str | None = None
 
 
 def database_url(url: str | None, data_dir: Path) -> str:
@@ -281,7 +282,7 @@ class Catalogue:
     def pages(self, collection_id: str, document: str | None = None) -> list[PageRow]:
         """Every page of a collection (or one document) in reading order, in one query."""
         query = (
-            select(Document.ident, Image.ident, Image.label, Image.width, Image.height, Image.tier)
+            select(Document.ident, Image.ident, Image.label, Image.width, Image.height, Image.tier, Document.tier)
             .join(Image, Image.document_pk == Document.pk)
             .where(Document.collection_id == collection_id)
             .order_by(Document.position, Document.ident, Image.position)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -95,9 +96,19 @@ def thumbnail_size(width: int, height: int) -> tuple[int, int]:
     return math.ceil(width / factor), math.ceil(height / factor)
 
 
-def canvas_dict(urls: Urls, collection: str, page: PageRow, language: str) -> dict[str, Any]:
-    """One canvas in the exact shape iiif-prezi3 serialises (see `canvas_model`)."""
+ServicesFor = Callable[[PageRow], list[dict[str, Any]] | None]
+
+
+def canvas_dict(urls: Urls, collection: str, page: PageRow, language: str,
+                auth: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """One canvas in the exact shape iiif-prezi3 serialises (see `canvas_model`).
+
+    `auth`: the IIIF auth services of a restricted page, nested in its image service.
+    """
     service = urls.image_service(collection, page.document, page.ident)
+    image_service: dict[str, Any] = {"id": service, "type": "ImageService3", "profile": "level2"}
+    if auth:
+        image_service["service"] = auth
     canvas_id = urls.canvas(collection, page.document, page.ident)
     tw, th = thumbnail_size(page.width, page.height)
     return {
@@ -129,7 +140,7 @@ def canvas_dict(urls: Urls, collection: str, page: PageRow, language: str) -> di
                             "type": "Image",
                             "height": page.height,
                             "width": page.width,
-                            "service": [{"id": service, "type": "ImageService3", "profile": "level2"}],
+                            "service": [image_service],
                             "format": "image/jpeg",
                         },
                         "target": canvas_id,
@@ -196,7 +207,8 @@ def _dump(model: Manifest | Collection) -> dict[str, Any]:
 
 
 def manifest(urls: Urls, inst: Institution, coll: CollectionRow, pages: list[PageRow],
-             document: DocumentRow | None = None, documents: list[DocumentRow] | None = None) -> bytes:
+             document: DocumentRow | None = None, documents: list[DocumentRow] | None = None,
+             services_for: ServicesFor | None = None) -> bytes:
     """A document's manifest, or (document None) the whole collection's with one Range per document."""
     if document is not None:
         ident, part_of = urls.manifest(coll.id, document.ident), urls.collection(coll.id)
@@ -209,7 +221,8 @@ def manifest(urls: Urls, inst: Institution, coll: CollectionRow, pages: list[Pag
     model = Manifest(id=ident, partOf=[{"id": part_of, "type": "Collection"}], **described)
     doc = _dump(model)
     lang = inst.language
-    doc["items"] = [canvas_dict(urls, coll.id, page, lang) for page in pages]
+    doc["items"] = [canvas_dict(urls, coll.id, page, lang, services_for(page) if services_for else None)
+                    for page in pages]
     if document is None and documents:
         by_doc: dict[str, list[dict[str, str]]] = {}
         for page in pages:

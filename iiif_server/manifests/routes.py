@@ -10,20 +10,28 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from ..auth.policy import Access
 from ..tiles.service import etag_matches
 from . import discovery, presentation
-from .catalogue import Catalogue, PageRow
+from .catalogue import Catalogue, PageRow, effective_tier
+from .catalogue import Collection as CollectionRow
+from .presentation import ServicesFor
+
+if TYPE_CHECKING:
+    from ..auth.services import AuthServices
 
 JSON_LD = 'application/ld+json;profile="{}"'
 CACHE_ENTRIES = 256
 
 Run = Callable[..., Awaitable[Any]]
+Built = tuple[bytes, bool]  # a serialised document, and whether it shows restricted material
 
 
 def content_etag(body: bytes) -> str:
@@ -35,29 +43,43 @@ class DocumentCache:
 
     def __init__(self, entries: int = CACHE_ENTRIES) -> None:
         self.entries = entries
-        self._items: OrderedDict[tuple[Any, ...], tuple[bytes, str]] = OrderedDict()
+        self._items: OrderedDict[tuple[Any, ...], tuple[bytes, str, bool]] = OrderedDict()
 
-    def get(self, key: tuple[Any, ...]) -> tuple[bytes, str] | None:
+    def get(self, key: tuple[Any, ...]) -> tuple[bytes, str, bool] | None:
         item = self._items.get(key)
         if item is not None:
             self._items.move_to_end(key)
         return item
 
-    def put(self, key: tuple[Any, ...], body: bytes) -> tuple[bytes, str]:
-        item = (body, content_etag(body))
+    def put(self, key: tuple[Any, ...], body: bytes, private: bool = False) -> tuple[bytes, str, bool]:
+        item = (body, content_etag(body), private)
         self._items[key] = item
         while len(self._items) > self.entries:
             self._items.popitem(last=False)
         return item
 
 
+@dataclass(frozen=True)
+class View:
+    """What one request may see of one collection; part of the cache key."""
+
+    access: Access | None
+    clearance: str | None
+    kiosk: bool
+
+    @property
+    def key(self) -> tuple[str | None, bool]:
+        return self.clearance, self.kiosk
+
+
 class PresentationService:
     def __init__(self, catalogue: Catalogue, institution: presentation.Institution,
-                 base_url: Callable[[Request], str], run: Run) -> None:
+                 base_url: Callable[[Request], str], run: Run, auth: AuthServices | None = None) -> None:
         self.catalogue = catalogue
         self.institution = institution
         self.base_url = base_url
         self.run = run
+        self.auth = auth
         self.cache = DocumentCache()
 
     def routes(self) -> list[Route]:
@@ -70,21 +92,70 @@ class PresentationService:
             Route("/iiif/discovery/activity/page/{n:int}", self.activity_page, methods=["GET", "HEAD"]),
         ]
 
-    async def _serve(self, request: Request, key: tuple[Any, ...] | None, build: Callable[[], bytes | None],
+    # -- access ------------------------------------------------------------------
+
+    async def _access(self, request: Request) -> Access | None:
+        if self.auth is None:
+            return None
+        return await self.run(self.auth.policy.access, request)
+
+    def _view(self, access: Access | None, collection: str | None) -> View:
+        if self.auth is None or access is None:
+            return View(None, None, False)
+        policy = self.auth.policy
+        return View(access, access.clearance(policy.tiers, collection), access.network_tier is not None)
+
+    def _visible(self, view: View, tier: str, collection: str | None) -> bool:
+        if self.auth is None or view.access is None:
+            return True
+        return self.auth.policy.visible(view.access, tier, collection)
+
+    def _restricted(self, tier: str) -> bool:
+        return self.auth is not None and self.auth.policy.restricted(tier)
+
+    def _pages(self, view: View, coll: CollectionRow, document: str | None = None) -> tuple[list[PageRow], bool]:
+        """The pages this view may see, and whether any of them is restricted."""
+        pages, restricted = [], self._restricted(coll.tier)
+        for page in self.catalogue.pages(coll.id, document):
+            tier = effective_tier(page.tier, page.doc_tier, coll.tier)
+            if self._visible(view, tier, coll.id):
+                pages.append(page)
+                restricted = restricted or self._restricted(tier)
+        return pages, restricted
+
+    def _services_for(self, base: str, view: View, coll: CollectionRow) -> ServicesFor | None:
+        if self.auth is None or view.access is None:
+            return None
+        auth, access = self.auth, view.access
+
+        def services(page: PageRow) -> list[dict[str, Any]] | None:
+            if not self._restricted(effective_tier(page.tier, page.doc_tier, coll.tier)):
+                return None
+            return auth.descriptions(base, f"{coll.id}/{page.document}/{page.ident}", access)
+
+        return services
+
+    # -- responses ------------------------------------------------------------------
+
+    async def _serve(self, request: Request, key: tuple[Any, ...] | None, build: Callable[[], Built | None],
                      context: str) -> Response:
         urls = presentation.Urls(self.base_url(request))
         item = self.cache.get((*key, urls.base)) if key is not None else None
         if item is None:
-            body = await self.run(build)
-            if body is None:
+            built = await self.run(build)
+            if built is None:
                 return PlainTextResponse("not found\n", status_code=404)
-            item = self.cache.put((*key, urls.base), body) if key is not None else (body, content_etag(body))
-        body, etag = item
+            body, private = built
+            item = self.cache.put((*key, urls.base), body, private) if key is not None else (
+                body, content_etag(body), private)
+        body, etag, private = item
         jsonld = "application/ld+json" in request.headers.get("accept", "")
         media = JSON_LD.format(context) if jsonld else "application/json"
         if jsonld:  # two representations (Vary: Accept), so two validators
             etag = etag[:-1] + '-ld"'
         headers = {"Cache-Control": "public, max-age=60", "Vary": "Accept", "ETag": etag}
+        if private:
+            headers.update({"Cache-Control": "private, max-age=0", "Vary": "Accept, Authorization, Cookie"})
         if etag_matches(etag, request.headers.get("if-none-match", "")):
             return Response(status_code=304, headers=headers)
         return Response(body, media_type=media, headers=headers)
@@ -92,73 +163,93 @@ class PresentationService:
     async def top(self, request: Request) -> Response:
         urls = presentation.Urls(self.base_url(request))
         version = await self.run(self.catalogue.version)
+        access = await self._access(request)
 
-        def build() -> bytes:
-            return presentation.top_collection(urls, self.institution, list(self.catalogue.collections()))
+        def build() -> Built:
+            shown = [c for c in self.catalogue.collections()
+                     if self._visible(self._view(access, c.id), c.tier, c.id)]
+            hidden_any = len(shown) != len(self.catalogue.collections())
+            return presentation.top_collection(urls, self.institution, shown), hidden_any
 
-        return await self._serve(request, ("top", version), build, presentation.CONTEXT)
+        # the listing differs by what is hidden from whom: one entry per clearance set
+        key = ("top", version, self._view(access, None).key, access.grant.collections if access and access.grant
+               else ())
+        return await self._serve(request, key, build, presentation.CONTEXT)
 
-    async def _revision(self, collection: str) -> int | None:
-        return await self.run(self.catalogue.revision, collection)
+    async def _collection_view(self, request: Request, cid: str) -> tuple[int | None, View]:
+        revision = await self.run(self.catalogue.revision, cid)
+        return revision, self._view(await self._access(request), cid)
 
     async def collection(self, request: Request) -> Response:
         cid = request.path_params["collection"]
-        revision = await self._revision(cid)
+        revision, view = await self._collection_view(request, cid)
         if revision is None:
             return PlainTextResponse(f"no collection {cid!r}\n", status_code=404)
         urls = presentation.Urls(self.base_url(request))
 
-        def build() -> bytes | None:
+        def build() -> Built | None:
             coll = self.catalogue.collection(cid)
-            if coll is None:
+            if coll is None or not self._visible(view, coll.tier, cid):
                 return None
-            documents = list(self.catalogue.documents(cid))
+            pages, restricted = self._pages(view, coll)
             first: dict[str, PageRow] = {}
-            for page in self.catalogue.pages(cid):
+            for page in pages:
                 first.setdefault(page.document, page)
-            return presentation.collection(urls, self.institution, coll, documents, first)
+            documents = [d for d in self.catalogue.documents(cid) if d.ident in first]
+            return presentation.collection(urls, self.institution, coll, documents, first), restricted
 
-        return await self._serve(request, ("collection", cid, revision), build, presentation.CONTEXT)
+        return await self._serve(request, ("collection", cid, revision, view.key), build, presentation.CONTEXT)
 
     async def collection_manifest(self, request: Request) -> Response:
         cid = request.path_params["collection"]
-        revision = await self._revision(cid)
+        revision, view = await self._collection_view(request, cid)
         if revision is None:
             return PlainTextResponse(f"no collection {cid!r}\n", status_code=404)
         urls = presentation.Urls(self.base_url(request))
 
-        def build() -> bytes | None:
+        def build() -> Built | None:
             coll = self.catalogue.collection(cid)
-            if coll is None:
+            if coll is None or not self._visible(view, coll.tier, cid):
+                return None
+            pages, restricted = self._pages(view, coll)
+            if not pages:
                 return None
             documents = list(self.catalogue.documents(cid))
-            return presentation.manifest(urls, self.institution, coll, self.catalogue.pages(cid),
-                                         documents=documents)
+            body = presentation.manifest(urls, self.institution, coll, pages, documents=documents,
+                                         services_for=self._services_for(urls.base, view, coll))
+            return body, restricted
 
-        return await self._serve(request, ("manifest", cid, revision), build, presentation.CONTEXT)
+        return await self._serve(request, ("manifest", cid, revision, view.key), build, presentation.CONTEXT)
 
     async def manifest(self, request: Request) -> Response:
         cid, did = request.path_params["collection"], request.path_params["document"]
-        revision = await self._revision(cid)
+        revision, view = await self._collection_view(request, cid)
         if revision is None:
             return PlainTextResponse(f"no collection {cid!r}\n", status_code=404)
         urls = presentation.Urls(self.base_url(request))
 
-        def build() -> bytes | None:
+        def build() -> Built | None:
             coll = self.catalogue.collection(cid)
             document = self.catalogue.document(cid, did)
             if coll is None or document is None:
                 return None
-            return presentation.manifest(urls, self.institution, coll, self.catalogue.pages(cid, did),
-                                         document=document)
+            if not self._visible(view, effective_tier(document.tier, coll.tier), cid):
+                return None
+            pages, restricted = self._pages(view, coll, did)
+            if not pages:
+                return None
+            body = presentation.manifest(urls, self.institution, coll, pages, document=document,
+                                         services_for=self._services_for(urls.base, view, coll))
+            return body, restricted
 
-        return await self._serve(request, ("document", cid, did, revision), build, presentation.CONTEXT)
+        return await self._serve(request, ("document", cid, did, revision, view.key), build,
+                                 presentation.CONTEXT)
 
     async def activity_stream(self, request: Request) -> Response:
         urls = presentation.Urls(self.base_url(request))
         total, _ = await self.run(self.catalogue.activities, 0, 0, True)
         size = discovery.PAGE_SIZE
-        return await self._serve(request, None, lambda: discovery.collection_document(urls, total, size),
+        return await self._serve(request, None, lambda: (discovery.collection_document(urls, total, size), False),
                                  discovery.CONTEXT)
 
     async def activity_page(self, request: Request) -> Response:
@@ -168,5 +259,5 @@ class PresentationService:
         total, rows = await self.run(self.catalogue.activities, n * size, size, True)
         if n >= discovery.pages_for(total, size):
             return PlainTextResponse(f"no page {n}\n", status_code=404)
-        return await self._serve(request, None, lambda: discovery.page_document(urls, n, total, rows, size),
+        return await self._serve(request, None, lambda: (discovery.page_document(urls, n, total, rows, size), False),
                                  discovery.CONTEXT)
