@@ -40,17 +40,8 @@ def forwarded_for(header: str) -> list[str]:
     return out
 
 
-def client_address(peer: str | None, headers: dict[str, str], proxies: Sequence[IPNetwork]) -> IPAddress | None:
-    """The client's address: the peer, or, when the peer is a trusted proxy, the right-most
-    address in the forwarding chain that is not itself a trusted proxy."""
-    addr = parse_address(peer) if peer else None
-    if addr is None or not proxies or not in_any(addr, proxies):
-        return addr
-    chain: list[str] = []
-    if headers.get("forwarded"):
-        chain = forwarded_for(headers["forwarded"])
-    elif headers.get("x-forwarded-for"):
-        chain = [part for part in headers["x-forwarded-for"].split(",") if part.strip()]
+def _walk(chain: Sequence[str], addr: IPAddress, proxies: Sequence[IPNetwork]) -> IPAddress:
+    """Right to left through a forwarding chain: the first hop that is not a trusted proxy."""
     for hop in reversed(chain):
         hop_addr = parse_address(hop)
         if hop_addr is None:
@@ -59,6 +50,23 @@ def client_address(peer: str | None, headers: dict[str, str], proxies: Sequence[
             return hop_addr
         addr = hop_addr
     return addr
+
+
+def client_address(peer: str | None, headers: dict[str, str], proxies: Sequence[IPNetwork]) -> IPAddress | None:
+    """The client's address: the peer, or, when the peer is a trusted proxy, the right-most
+    address in the forwarding chain that is not itself a trusted proxy.
+
+    A proxy writes one of `Forwarded` and `X-Forwarded-For` and passes the other on as
+    the client sent it; which one is the proxy's cannot be told. So when both are
+    present they must name the same client, or the client is unknown (None).
+    """
+    addr = parse_address(peer) if peer else None
+    if addr is None or not proxies or not in_any(addr, proxies):
+        return addr
+    chains = [forwarded_for(headers.get("forwarded", "")),
+              [part for part in headers.get("x-forwarded-for", "").split(",") if part.strip()]]
+    found = {_walk(chain, addr, proxies) for chain in chains if chain} or {addr}
+    return found.pop() if len(found) == 1 else None
 
 
 class NetworkRules:

@@ -72,10 +72,15 @@ class Policy:
     def access(self, request: Request) -> Access:
         """Runs in a worker thread: verifying a token reads the catalogue."""
         peer = request.client.host if request.client else None
-        addr = client_address(peer, {k: v for k, v in request.headers.items()}, self.proxies)
+        # repeated header lines are one comma-separated list, in order (RFC 9110 5.3)
+        forwarding = {name: ", ".join(request.headers.getlist(name)) for name in ("forwarded", "x-forwarded-for")}
+        addr = client_address(peer, forwarding, self.proxies)
+        network_tier = self.networks.tier_of(addr)
         token = bearer_token(request)
         grant = self.tokens.verify(token) if token else None
-        return Access(self.networks.tier_of(addr), grant, token is not None)
+        if grant is not None and grant.kiosk and not self.tiers.allows(network_tier or self.tiers.public, grant.tier):
+            grant = None  # a kiosk token outside its network is no credential at all
+        return Access(network_tier, grant, token is not None)
 
     def tier_of(self, identifier: str) -> str:
         tier = self.catalogue_tier(identifier)

@@ -14,7 +14,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -25,8 +25,11 @@ from .policy import COOKIE, Access, Policy, Verdict, collection_of
 AUTH2_CONTEXT = "http://iiif.io/api/auth/2/context.json"
 AUTH1_CONTEXT = "http://iiif.io/api/auth/1/context.json"
 AUTH1 = "http://iiif.io/api/auth/1/"
+PROBE2_PROFILE = "https://iiif.io/api/auth/2.0/#probe-service"
 KIOSK_SECONDS = 3600
-_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
+ACCESS_TOKEN_SECONDS = 3600  # what a viewer gets: short-lived, never the long-lived token of the cookie
+MAX_FORM_BYTES = 16384
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+")  # used with fullmatch: no trailing newline
 
 
 @dataclass(frozen=True)
@@ -94,8 +97,10 @@ class AuthServices:
                           "confirmLabel": Texts.first(t.confirm), "failureHeader": "Access denied",
                           "failureDescription": "The access token is not valid for this material.",
                           "service": [token1, logout1]})
+        # a profile (Auth 2.0 defines none for the probe; a service may have one): Mirador 4.0 reads
+        # every info.json service's profile as a string and stops on one without
         probe = {"id": f"{base}/iiif/auth/probe/{quote(identifier, safe='')}", "type": "AuthProbeService2",
-                 "service": access2}
+                 "profile": PROBE2_PROFILE, "service": access2}
         return [probe, *services1]
 
     # -- routes ----------------------------------------------------------------------
@@ -119,7 +124,7 @@ class AuthServices:
         if verdict is Verdict.ALLOW:
             body["status"] = 200
         else:
-            body["status"] = 403 if verdict is Verdict.DENY else 401
+            body["status"] = 403 if access.has_credentials else 401
             body["heading"] = self.texts.heading
             body["note"] = self.texts.note
             limit = self.policy.degraded_limit(tier)
@@ -132,15 +137,14 @@ class AuthServices:
     async def login(self, request: Request) -> Response:
         message = ""
         if request.method == "POST":
-            form = await request.form()
-            token = str(form.get("token", "")).strip()
+            token = (await _form(request)).get("token", "").strip()
             grant = await self.run(self.policy.tokens.verify, token) if token else None
             if grant is not None:
                 page = _page("Signed in", f"<p>Signed in as {html.escape(grant.holder)}. This window closes "
                                           "itself; if it does not, close it and return to the viewer.</p>",
                              close=True)
                 response = HTMLResponse(page, headers=private_headers())
-                set_cookie(response, request, token, grant.seconds_left)
+                set_cookie(response, self.base_url(request), token, grant.seconds_left)
                 return response
             message = '<p class="error">That access token is not valid, has expired or was revoked.</p>'
         t = self.texts
@@ -159,10 +163,11 @@ class AuthServices:
         token = self.policy.tokens.kiosk(access.network_tier, KIOSK_SECONDS)
         response = HTMLResponse(_page("Reading room", "<p>Access granted.</p>", close=True),
                                 headers=private_headers())
-        set_cookie(response, request, token, KIOSK_SECONDS)
+        set_cookie(response, self.base_url(request), token, KIOSK_SECONDS)
         return response
 
     async def _token_from_cookie(self, request: Request) -> tuple[str | None, int]:
+        """An access token for the viewer, derived from the cookie's token (None without one)."""
         token = request.cookies.get(COOKIE)
         if not token:
             return None, 0
@@ -171,9 +176,9 @@ class AuthServices:
             return None, 0
         if grant.kiosk:
             access = await self.run(self.policy.access, request)
-            if access.network_tier is None:
+            if not self.policy.tiers.allows(access.network_tier or self.policy.tiers.public, grant.tier):
                 return None, 0
-        return token, grant.seconds_left
+        return self.policy.tokens.access_token(grant, ACCESS_TOKEN_SECONDS)
 
     async def token2(self, request: Request) -> Response:
         message_id = request.query_params.get("messageId")
@@ -200,8 +205,8 @@ class AuthServices:
     async def logout(self, request: Request) -> Response:
         response = HTMLResponse(_page("Signed out", "<p>You are signed out.</p>", close=True),
                                 headers=private_headers())
-        response.delete_cookie(COOKIE, path="/", secure=_secure(request), httponly=True,
-                               samesite="none" if _secure(request) else "lax")
+        secure = _secure(self.base_url(request))
+        response.delete_cookie(COOKIE, path="/", secure=secure, httponly=True, samesite="none" if secure else "lax")
         return response
 
 
@@ -209,14 +214,31 @@ def private_headers() -> dict[str, str]:
     return {"Cache-Control": "private, no-store", "Vary": "Authorization, Cookie"}
 
 
-def _secure(request: Request) -> bool:
-    """Secure cookies everywhere but plain http on the local machine."""
-    host = (request.url.hostname or "").lower()
-    return request.url.scheme == "https" or host not in ("localhost", "127.0.0.1", "::1")
+def _secure(base_url: str) -> bool:
+    """Secure cookies everywhere but plain http on the local machine.
+
+    Judged by the public base URL (the configured one, or what a trusted proxy
+    forwards), not the request's own: behind a TLS proxy that sends
+    `Host: 127.0.0.1:8000` the server still is https to browsers.
+    """
+    url = urlsplit(base_url)
+    host = (url.hostname or "").lower()
+    return url.scheme == "https" or host not in ("localhost", "127.0.0.1", "::1")
 
 
-def set_cookie(response: Response, request: Request, token: str, max_age: int) -> None:
-    secure = _secure(request)
+async def _form(request: Request) -> dict[str, str]:
+    """An `application/x-www-form-urlencoded` body, bounded; first value of each field."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            return {}
+    fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+    return {key: values[0] for key, values in fields.items()}
+
+
+def set_cookie(response: Response, base_url: str, token: str, max_age: int) -> None:
+    secure = _secure(base_url)
     # SameSite=None lets the viewer's token iframe on another site send it; browsers demand Secure for that
     response.set_cookie(COOKIE, token, max_age=max_age, path="/", httponly=True, secure=secure,
                         samesite="none" if secure else "lax")
@@ -233,7 +255,7 @@ def _deliver(msg: dict[str, Any], message_id: str | None, origin: str) -> Respon
         status = 200 if "accessToken" in msg else 401
         return JSONResponse(msg, status_code=status, headers=private_headers())
     msg = {**msg, "messageId": message_id}
-    if not _ORIGIN.match(origin):
+    if not _ORIGIN.fullmatch(origin):
         if "accessToken" in msg:  # never hand a token to an unknown origin
             msg = {"@context": AUTH2_CONTEXT, "type": "AuthAccessTokenError2", "profile": "invalidOrigin",
                    "messageId": message_id} if "@context" in msg else {

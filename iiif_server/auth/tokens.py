@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from itsdangerous import BadSignature, URLSafeSerializer
+from itsdangerous import BadData, URLSafeSerializer
 from sqlalchemy import JSON, DateTime, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -100,6 +100,16 @@ class TokenStore:
         """A short-lived token for a reading-room network; not stored, valid there only."""
         return self._sign(KIOSK, tier, "kiosk", [], now() + dt.timedelta(seconds=seconds))
 
+    def access_token(self, grant: Grant, seconds: int) -> tuple[str, int]:
+        """A short-lived token derived from a verified grant, for a viewer (the token services).
+
+        It carries the grant's id, so revoking the token it came from revokes it too;
+        it never outlives that token. Returns the token and its seconds to live.
+        """
+        expires = min(grant.expires, now() + dt.timedelta(seconds=seconds))
+        token = self._sign(grant.id, grant.tier, grant.holder, list(grant.collections), expires)
+        return token, max(0, int((expires - dt.datetime.now(dt.UTC)).total_seconds()))
+
     def _sign(self, ident: str, tier: str, holder: str, collections: list[str], expires: dt.datetime) -> str:
         payload = {"id": ident, "tier": tier, "holder": holder, "collections": collections,
                    "exp": int(expires.timestamp())}
@@ -115,7 +125,7 @@ class TokenStore:
             grant = Grant(str(payload["id"]), str(payload["tier"]), str(payload["holder"]),
                           tuple(str(c) for c in payload.get("collections") or ()), expires,
                           kiosk=payload["id"] == KIOSK)
-        except (BadSignature, KeyError, TypeError, ValueError, OverflowError):
+        except (BadData, KeyError, TypeError, ValueError, OverflowError, AttributeError):
             return None
         if expires <= dt.datetime.now(dt.UTC):
             return None

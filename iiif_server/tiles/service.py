@@ -28,13 +28,14 @@ from ..config import Settings
 from .cache import MemoryCache
 from .info import PROFILE_URI, info_document
 from .pipeline import Encoding, process, writable_formats
-from .request import FORMATS, Limits, RequestError, parse, resolve
+from .request import FORMATS, Limits, Plan, RequestError, parse, resolve
 from .sources import FileSystemSource, Source
 
 if TYPE_CHECKING:
     from ..auth.services import AuthServices
 
 RESTRICTED_HEADERS = {"Cache-Control": "private, max-age=0", "Vary": "Accept, Authorization, Cookie"}
+REFUSED_HEADERS = {"Cache-Control": "private, no-store", "Vary": "Accept, Authorization, Cookie"}
 DENIED = {
     Verdict.LOGIN: "this image is restricted: sign in or use the reading room",
     Verdict.DENY: "your access does not cover this image",
@@ -45,10 +46,27 @@ MAX_ERROR_TEXT = 200
 FORWARDED_PROTOS = ("http", "https")
 
 
+class AccessRefused(RequestError):
+    """401/403 for restricted material: the answer depends on the credentials, so never stored."""
+
+
 def error_response(exc: RequestError) -> Response:
     """A short plain-text reason; messages may quote (long, hostile) request text."""
     text = exc.message if len(exc.message) <= MAX_ERROR_TEXT else exc.message[: MAX_ERROR_TEXT - 3] + "..."
-    return PlainTextResponse(text + "\n", status_code=exc.status, headers={"X-Content-Type-Options": "nosniff"})
+    headers = {"X-Content-Type-Options": "nosniff"}
+    if isinstance(exc, AccessRefused):
+        headers.update(REFUSED_HEADERS)
+    return PlainTextResponse(text + "\n", status_code=exc.status, headers=headers)
+
+
+def within_degraded_limit(plan: Plan, full_w: int, full_h: int, limit: int) -> bool:
+    """Whether a request shows no more detail than the whole image at `limit` px on its longer side.
+
+    The scale counts, not the output size: a small output of a small region at full
+    resolution is full-resolution detail, and tiles of those would rebuild the master.
+    """
+    scale = max(plan.out_w / plan.w, plan.out_h / plan.h)
+    return max(full_w, full_h) * scale <= limit + 0.5  # half a pixel for the rounding of sizes
 
 
 def decode_segment(segment: bytes) -> str:
@@ -196,14 +214,14 @@ class ImageService:
             raise RequestError(f"format {parsed.format!r} is not supported by this server", 501)
         gate = await self.gate(request, identifier)
         if gate is not None and gate.verdict in (Verdict.LOGIN, Verdict.DENY):
-            raise RequestError(DENIED[gate.verdict], 401 if gate.verdict is Verdict.LOGIN else 403)
+            raise AccessRefused(DENIED[gate.verdict], 401 if gate.verdict is Verdict.LOGIN else 403)
         source = await self.open(identifier)
         plan = resolve(parsed, source.width, source.height, self.limits)
         if gate is not None and gate.verdict is Verdict.DEGRADE:
             limit = self.auth.policy.degraded_limit(gate.tier) if self.auth else None
-            if limit is None or max(plan.out_w, plan.out_h) > limit:
+            if limit is None or not within_degraded_limit(plan, source.width, source.height, limit):
                 status = 403 if gate.access.has_credentials else 401
-                raise RequestError(f"without access this image is served up to {limit} pixels", status)
+                raise AccessRefused(f"without access this image is served up to {limit} pixels", status)
         canonical = plan.canonical(version, source.width, source.height, self.limits)
         key = (source.path, source.stamp, canonical)
         body = self.cache.get(key)
