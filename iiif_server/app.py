@@ -78,7 +78,7 @@ class CORSMiddleware:
 
 
 def open_catalogue(settings: config.Settings) -> Catalogue:
-    catalogue = Catalogue(settings.database_url)
+    catalogue = Catalogue(settings.database_url, settings.tiers)
     if catalogue.url.startswith("sqlite:///"):
         Path(catalogue.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     return catalogue

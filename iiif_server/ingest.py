@@ -212,7 +212,8 @@ def rights_uri(text: str) -> str:
     return "http://" + text.split("://", 1)[1]
 
 
-def read_metadata_csv(path: Path, known: Iterable[str]) -> tuple[list[CsvRow], list[str]]:
+def read_metadata_csv(path: Path, known: Iterable[str],
+                      tiers: tuple[str, ...] = TIERS) -> tuple[list[CsvRow], list[str]]:
     """Rows and errors (with line numbers); the caller applies all rows or none."""
     known_ids = set(known)
     rows: list[CsvRow] = []
@@ -248,8 +249,8 @@ def read_metadata_csv(path: Path, known: Iterable[str]) -> tuple[list[CsvRow], l
                         errors.append(f"{path}:{line}: date {record['date']!r} is not YYYY, YYYY-MM or YYYY-MM-DD")
                         continue
                 tier = (record.get("tier") or "").strip() or None
-                if tier is not None and tier not in TIERS:
-                    errors.append(f"{path}:{line}: tier {tier!r} is not one of {', '.join(TIERS)}")
+                if tier is not None and tier not in tiers:
+                    errors.append(f"{path}:{line}: tier {tier!r} is not one of {', '.join(tiers)}")
                     continue
                 rights = (record.get("rights") or "").strip() or None
                 if rights is not None:
@@ -276,8 +277,8 @@ class Ingest:
         self.image_root = image_root
         self.collection = check_collection_id(collection)
         self.label = label
-        if tier is not None and tier not in TIERS:
-            raise ValueError(f"unknown tier {tier!r}; use one of {', '.join(TIERS)}")
+        if tier is not None and tier not in catalogue.tiers:
+            raise ValueError(f"unknown tier {tier!r}; use one of {', '.join(catalogue.tiers)}")
         self.tier = tier
         self.workers = workers or os.cpu_count() or 1
 
@@ -293,7 +294,8 @@ class Ingest:
         csv_rows: list[CsvRow] = []
         if metadata_csv is not None:
             existing = {d.ident for d in self.catalogue.documents(self.collection)}
-            csv_rows, errors = read_metadata_csv(metadata_csv, set(documents) | existing)
+            csv_rows, errors = read_metadata_csv(metadata_csv, set(documents) | existing,
+                                                self.catalogue.tiers)
             if errors:
                 raise CsvError(errors)
         known = self._known_images()

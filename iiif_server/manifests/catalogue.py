@@ -182,8 +182,9 @@ def effective_tier(*tiers: str | None) -> str:
 
 
 class Catalogue:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, tiers: tuple[str, ...] = TIERS) -> None:
         self.url = url
+        self.tiers = tiers  # the configured tiers, lowest first
         self.engine = make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
@@ -321,8 +322,8 @@ class Catalogue:
 
     def set_tier(self, target: str, tier: str) -> str:
         """Set the tier of `collection`, `collection/document` or `collection/document/page`."""
-        if tier not in TIERS:
-            raise ValueError(f"unknown tier {tier!r}; use one of {', '.join(TIERS)}")
+        if tier not in self.tiers:
+            raise ValueError(f"unknown tier {tier!r}; use one of {', '.join(self.tiers)}")
         parts = target.split("/")
         with self.session() as session:
             coll = session.get(Collection, parts[0])

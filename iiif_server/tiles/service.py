@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import ipaddress
 import json
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +22,7 @@ from urllib.parse import quote, unquote_to_bytes
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
+from ..auth.networks import in_any, parse_address
 from ..auth.policy import Access, Verdict, collection_of
 from ..config import Settings
 from .cache import MemoryCache
@@ -129,13 +129,8 @@ class ImageService:
     def _from_trusted_proxy(self, request: Request) -> bool:
         if not self.proxies or request.client is None:
             return False
-        try:
-            peer = ipaddress.ip_address(request.client.host)
-        except ValueError:
-            return False
-        if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped:
-            peer = peer.ipv4_mapped
-        return any(peer in net for net in self.proxies)
+        peer = parse_address(request.client.host)
+        return peer is not None and in_any(peer, self.proxies)
 
     def service_id(self, request: Request, version: int, identifier: str) -> str:
         return f"{self.base_url(request)}/iiif/{version}/{quote(identifier, safe='')}"
