@@ -26,6 +26,7 @@ OPTION_TYPES: dict[str, Any] = {
     "threads": click.IntRange(0, 256),
     "cache_mb": click.IntRange(0),
     "jpeg_quality": click.IntRange(1, 100),
+    "max_age": click.IntRange(0),
     "demo": None,  # a --demo/--no-demo flag
     "database": str,
     "language": str,

@@ -39,6 +39,7 @@ class Settings:
     threads: int = 0
     cache_mb: int = 256
     jpeg_quality: int = 85
+    max_age: int = 86400
     demo: bool = True
     database: str | None = None
     language: str = "en"
@@ -100,6 +101,8 @@ HELP = {
     "threads": "image worker threads per process (0: twice the cores)",
     "cache_mb": "in-memory cache of encoded responses per process, in MB",
     "jpeg_quality": "JPEG quality of generated images (1-100)",
+    "max_age": "Cache-Control max-age of public images and info.json, in seconds (how long shared caches "
+    "may keep a public copy after a tier change)",
     "demo": "on first start with an empty default image root, ingest a generated demo collection (1/0)",
     "database": "catalogue database URL, e.g. postgresql://user@host/db (default: SQLite in DATA_DIR)",
     "language": "language of labels and texts in Presentation documents",

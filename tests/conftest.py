@@ -61,6 +61,7 @@ async def client(settings: config.Settings) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         yield c
+    app.state.catalogue.engine.dispose()
 
 
 def free_port() -> int:

@@ -57,3 +57,18 @@ def test_serve_help_documents_every_setting_and_its_variable() -> None:
     for name in config.HELP:
         assert config.ENV_PREFIX + name.upper() in out, name
         assert "--" + name.replace("_", "-") in out, name
+
+
+async def test_max_age_sets_the_public_cache_lifetime(image_root: Path, tmp_path: Path) -> None:
+    import httpx
+
+    from iiif_server.app import create_app
+
+    app = create_app(config.Settings(data_dir=tmp_path, images=image_root, demo=False, max_age=60))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        tile = await client.get("/iiif/3/quadrants/full/50,/0/default.jpg")
+        info = await client.get("/iiif/3/quadrants/info.json")
+    assert tile.headers["cache-control"] == "public, max-age=60"
+    assert info.headers["cache-control"] == "public, max-age=60"
+    app.state.catalogue.engine.dispose()

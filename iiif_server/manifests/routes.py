@@ -177,6 +177,7 @@ class PresentationService:
         return await self._serve(request, key, build, presentation.CONTEXT)
 
     async def _collection_view(self, request: Request, cid: str) -> tuple[int | None, View]:
+        """The collection's revision (None: no such collection) and what this request may see of it."""
         revision = await self.run(self.catalogue.revision, cid)
         return revision, self._view(await self._access(request), cid)
 

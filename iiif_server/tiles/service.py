@@ -41,7 +41,6 @@ DENIED = {
     Verdict.DENY: "your access does not cover this image",
 }
 LD_JSON = 'application/ld+json;profile="{}"'
-IMAGE_MAX_AGE = "public, max-age=86400"
 MAX_ERROR_TEXT = 200
 FORWARDED_PROTOS = ("http", "https")
 
@@ -97,6 +96,7 @@ class ImageService:
 
     def __init__(self, settings: Settings, source: FileSystemSource, auth: AuthServices | None = None) -> None:
         self.auth = auth
+        self.public_cache = f"public, max-age={settings.max_age}"
         self.settings = settings
         self.source = source
         self.limits = Limits(settings.max_width, settings.max_height, settings.max_area)
@@ -188,7 +188,11 @@ class ImageService:
         source = await self.open(identifier)
         service_id = self.service_id(request, version, identifier)
         doc = info_document(source, service_id, version, self.limits, self.formats)
-        headers = {"Cache-Control": IMAGE_MAX_AGE, "Vary": "Accept", "Link": f'<{PROFILE_URI[version]}>;rel="profile"'}
+        headers = {
+            "Cache-Control": self.public_cache,
+            "Vary": "Accept",
+            "Link": f'<{PROFILE_URI[version]}>;rel="profile"',
+        }
         status = 200
         if gate is not None and self.auth is not None:
             doc["service"] = self.auth.descriptions(self.base_url(request), identifier, gate.access)
@@ -230,7 +234,7 @@ class ImageService:
             body = await self._once(key, render)
         base = self.service_id(request, version, identifier)
         headers = {
-            "Cache-Control": IMAGE_MAX_AGE,
+            "Cache-Control": self.public_cache,
             "Link": f'<{PROFILE_URI[version]}>;rel="profile", <{base}/{canonical}>;rel="canonical"',
         }
         if gate is not None:
