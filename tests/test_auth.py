@@ -607,6 +607,16 @@ async def test_info_json_from_the_reading_room_offers_the_kiosk(world: World) ->
     assert _services1(doc, "login")
 
 
+async def test_reading_room_is_not_offered_the_kiosk_for_staff_material(world: World) -> None:
+    # viewers prefer kiosk over login: offering it where it cannot clear would hide the sign-in
+    r = await world.client(peer=READING_ROOM_V4).get(info_url(STAFF))
+    assert r.status_code == 403
+    doc = r.json()
+    assert [a["profile"] for a in _probe(doc)["service"]] == ["active"]
+    assert not _services1(doc, "kiosk")
+    assert _services1(doc, "login")
+
+
 @pytest.mark.parametrize("version", [3, 2])
 async def test_info_json_with_a_valid_token_is_200(world: World, version: int) -> None:
     c = world.client()

@@ -76,6 +76,8 @@ class Policy:
         forwarding = {name: ", ".join(request.headers.getlist(name)) for name in ("forwarded", "x-forwarded-for")}
         addr = client_address(peer, forwarding, self.proxies)
         network_tier = self.networks.tier_of(addr)
+        if network_tier == self.tiers.public:
+            network_tier = None  # a rule for the lowest tier clears nothing: no credential
         token = bearer_token(request)
         grant = self.tokens.verify(token) if token else None
         if grant is not None and grant.kiosk and not self.tiers.allows(network_tier or self.tiers.public, grant.tier):

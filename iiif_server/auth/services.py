@@ -71,8 +71,8 @@ class AuthServices:
 
     # -- descriptions ------------------------------------------------------------
 
-    def descriptions(self, base: str, identifier: str, access: Access) -> list[dict[str, Any]]:
-        """The auth services for one restricted image: a 2.0 probe, then the 1.0 services."""
+    def descriptions(self, base: str, identifier: str, access: Access, tier: str) -> list[dict[str, Any]]:
+        """The auth services for one restricted image of `tier`: a 2.0 probe, then the 1.0 services."""
         t = self.texts
         token2 = {"id": f"{base}/iiif/auth/token", "type": "AuthAccessTokenService2"}
         logout2 = {"id": f"{base}/iiif/auth/logout", "type": "AuthLogoutService2", "label": t.logout}
@@ -81,8 +81,9 @@ class AuthServices:
         token1 = {"@id": f"{base}/iiif/auth/token1", "@type": "AuthTokenService1", "profile": AUTH1 + "token"}
         logout1 = {"@id": f"{base}/iiif/auth/logout", "@type": "AuthLogoutService1", "profile": AUTH1 + "logout",
                    "label": Texts.first(t.logout)}
-        if access.network_tier is not None:
-            # from a reading-room network: access without interaction
+        if access.network_tier is not None and self.policy.tiers.allows(access.network_tier, tier):
+            # from a network that clears this tier: access without interaction. Never where it does
+            # not clear it: viewers prefer kiosk over login and would never offer the sign-in.
             access2.append({"id": f"{base}/iiif/auth/kiosk", "type": "AuthAccessService2", "profile": "kiosk",
                             "service": [token2, logout2]})
             services1.append({"@context": AUTH1_CONTEXT, "@id": f"{base}/iiif/auth/kiosk",

@@ -129,9 +129,10 @@ class PresentationService:
         auth, access = self.auth, view.access
 
         def services(page: PageRow) -> list[dict[str, Any]] | None:
-            if not self._restricted(effective_tier(page.tier, page.doc_tier, coll.tier)):
+            tier = effective_tier(page.tier, page.doc_tier, coll.tier)
+            if not self._restricted(tier):
                 return None
-            return auth.descriptions(base, f"{coll.id}/{page.document}/{page.ident}", access)
+            return auth.descriptions(base, f"{coll.id}/{page.document}/{page.ident}", access, tier)
 
         return services
 

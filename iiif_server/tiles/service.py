@@ -195,7 +195,7 @@ class ImageService:
         }
         status = 200
         if gate is not None and self.auth is not None:
-            doc["service"] = self.auth.descriptions(self.base_url(request), identifier, gate.access)
+            doc["service"] = self.auth.descriptions(self.base_url(request), identifier, gate.access, gate.tier)
             headers.update(RESTRICTED_HEADERS)
             if gate.verdict not in (Verdict.ALLOW,):
                 # Auth 1.0: without access, info.json answers 401 (or 403) and names the services
