@@ -167,75 +167,63 @@ class PresentationService:
         access = await self._access(request)
 
         def build() -> Built:
-            shown = [c for c in self.catalogue.collections()
-                     if self._visible(self._view(access, c.id), c.tier, c.id)]
-            hidden_any = len(shown) != len(self.catalogue.collections())
-            return presentation.top_collection(urls, self.institution, shown), hidden_any
+            collections = self.catalogue.collections()
+            shown = [c for c in collections if self._visible(self._view(access, c.id), c.tier, c.id)]
+            return presentation.top_collection(urls, self.institution, shown), len(shown) != len(collections)
 
         # the listing differs by what is hidden from whom: one entry per clearance set
         key = ("top", version, self._view(access, None).key, access.grant.collections if access and access.grant
                else ())
         return await self._serve(request, key, build, presentation.CONTEXT)
 
-    async def _collection_view(self, request: Request, cid: str) -> tuple[int | None, View]:
-        """The collection's revision (None: no such collection) and what this request may see of it."""
-        revision = await self.run(self.catalogue.revision, cid)
-        return revision, self._view(await self._access(request), cid)
-
-    async def collection(self, request: Request) -> Response:
+    async def _in_collection(self, request: Request, kind: str, document: str | None,
+                             build: Callable[[CollectionRow, View, presentation.Urls], Built | None]) -> Response:
+        """A document about one collection: 404 when it does not exist or is hidden from this request,
+        else built (in a worker thread) and cached under the collection's revision and the view."""
         cid = request.path_params["collection"]
-        revision, view = await self._collection_view(request, cid)
+        revision = await self.run(self.catalogue.revision, cid)
         if revision is None:
             return PlainTextResponse(f"no collection {cid!r}\n", status_code=404)
+        view = self._view(await self._access(request), cid)
         urls = presentation.Urls(self.base_url(request))
 
-        def build() -> Built | None:
+        def checked() -> Built | None:
             coll = self.catalogue.collection(cid)
             if coll is None or not self._visible(view, coll.tier, cid):
                 return None
+            return build(coll, view, urls)
+
+        return await self._serve(request, (kind, cid, document, revision, view.key), checked, presentation.CONTEXT)
+
+    async def collection(self, request: Request) -> Response:
+        def build(coll: CollectionRow, view: View, urls: presentation.Urls) -> Built | None:
             pages, restricted = self._pages(view, coll)
             first: dict[str, PageRow] = {}
             for page in pages:
                 first.setdefault(page.document, page)
-            documents = [d for d in self.catalogue.documents(cid) if d.ident in first]
+            documents = [d for d in self.catalogue.documents(coll.id) if d.ident in first]
             return presentation.collection(urls, self.institution, coll, documents, first), restricted
 
-        return await self._serve(request, ("collection", cid, revision, view.key), build, presentation.CONTEXT)
+        return await self._in_collection(request, "collection", None, build)
 
     async def collection_manifest(self, request: Request) -> Response:
-        cid = request.path_params["collection"]
-        revision, view = await self._collection_view(request, cid)
-        if revision is None:
-            return PlainTextResponse(f"no collection {cid!r}\n", status_code=404)
-        urls = presentation.Urls(self.base_url(request))
-
-        def build() -> Built | None:
-            coll = self.catalogue.collection(cid)
-            if coll is None or not self._visible(view, coll.tier, cid):
-                return None
+        def build(coll: CollectionRow, view: View, urls: presentation.Urls) -> Built | None:
             pages, restricted = self._pages(view, coll)
             if not pages:
                 return None
-            documents = list(self.catalogue.documents(cid))
-            body = presentation.manifest(urls, self.institution, coll, pages, documents=documents,
+            body = presentation.manifest(urls, self.institution, coll, pages,
+                                         documents=list(self.catalogue.documents(coll.id)),
                                          services_for=self._services_for(urls.base, view, coll))
             return body, restricted
 
-        return await self._serve(request, ("manifest", cid, revision, view.key), build, presentation.CONTEXT)
+        return await self._in_collection(request, "manifest", None, build)
 
     async def manifest(self, request: Request) -> Response:
-        cid, did = request.path_params["collection"], request.path_params["document"]
-        revision, view = await self._collection_view(request, cid)
-        if revision is None:
-            return PlainTextResponse(f"no collection {cid!r}\n", status_code=404)
-        urls = presentation.Urls(self.base_url(request))
+        did = request.path_params["document"]
 
-        def build() -> Built | None:
-            coll = self.catalogue.collection(cid)
-            document = self.catalogue.document(cid, did)
-            if coll is None or document is None:
-                return None
-            if not self._visible(view, effective_tier(document.tier, coll.tier), cid):
+        def build(coll: CollectionRow, view: View, urls: presentation.Urls) -> Built | None:
+            document = self.catalogue.document(coll.id, did)
+            if document is None or not self._visible(view, effective_tier(document.tier, coll.tier), coll.id):
                 return None
             pages, restricted = self._pages(view, coll, did)
             if not pages:
@@ -244,8 +232,7 @@ class PresentationService:
                                          services_for=self._services_for(urls.base, view, coll))
             return body, restricted
 
-        return await self._serve(request, ("document", cid, did, revision, view.key), build,
-                                 presentation.CONTEXT)
+        return await self._in_collection(request, "document", did, build)
 
     async def activity_stream(self, request: Request) -> Response:
         urls = presentation.Urls(self.base_url(request))
