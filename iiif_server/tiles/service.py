@@ -239,7 +239,8 @@ class ImageService:
         }
         if gate is not None:
             headers.update(RESTRICTED_HEADERS)
-        return self._conditional(request, body, FORMATS[plan.format], headers)
+        validator = f"{source.stamp[0]}:{source.stamp[1]}:{canonical}".encode()
+        return self._conditional(request, body, FORMATS[plan.format], headers, validator)
 
     async def _once(self, key: Any, work: Callable[[], Awaitable[bytes]]) -> bytes:
         """Run `work` once for concurrent requests of the same key.
@@ -262,9 +263,12 @@ class ImageService:
         return await asyncio.shield(task)
 
     @staticmethod
-    def _conditional(request: Request, body: bytes, media: str, headers: dict[str, str]) -> Response:
+    def _conditional(request: Request, body: bytes, media: str, headers: dict[str, str],
+                     validator: bytes | None = None) -> Response:
+        """`validator` names the content (file stamp + canonical request), sparing a hash of the body."""
         # the media type is part of the representation: info.json comes as two
-        etag = '"' + hashlib.blake2b(media.encode() + b"\0" + body, digest_size=12).hexdigest() + '"'
+        named = validator if validator is not None else body
+        etag = '"' + hashlib.blake2b(media.encode() + b"\0" + named, digest_size=12).hexdigest() + '"'
         headers = {**headers, "ETag": etag}
         if etag_matches(etag, request.headers.get("if-none-match", "")):
             return Response(status_code=304, headers=headers)
