@@ -6,7 +6,12 @@ number of parallel connections, and prints tiles/s, p50/p99 latency and the
 server's peak resident memory (all its processes). Any non-200 answer is
 counted and makes the script exit 1.
 
-    python bench/tiles.py [--workers 2] [--concurrency 6] [--rounds 3]
+With `--peer iipimage` it also starts Debian's IIPImage (iipsrv, as many
+FastCGI processes as our workers) behind lighttpd over the same file, and
+measures both with Image API 2 URLs (IIPImage 1.1 speaks 2.x) in alternating
+rounds, printing the ratio. Needs `apt-get install iipimage-server lighttpd`.
+
+    python bench/tiles.py [--workers 2] [--concurrency 6] [--rounds 3] [--peer iipimage]
 """
 
 from __future__ import annotations
@@ -33,20 +38,21 @@ IDENTIFIER = "scan"
 
 
 def osd_tile_urls(info: dict, version: int = 3) -> list[str]:
-    """The tile URLs OpenSeadragon's IIIF tile source builds for every level."""
+    """The tile URLs OpenSeadragon's IIIF tile source builds for every level (3.x or 2.x syntax)."""
     width, height = info["width"], info["height"]
     tile = info["tiles"][0]
     tw, th = tile["width"], tile.get("height", tile["width"])
     factors = sorted(tile["scaleFactors"])
     max_level = int(math.log2(factors[-1]))
-    base = info["id"]
+    base = info.get("id") or info["@id"]
+    full = "max" if version == 3 else "full"
     urls = []
     for level in range(max_level + 1):
         scale = 0.5 ** (max_level - level)
         level_w, level_h = math.ceil(width * scale), math.ceil(height * scale)
         region_w, region_h = math.ceil(tw / scale), math.ceil(th / scale)
         if level_w < tw and level_h < th:
-            size = "max" if level_w == width else f"{level_w},"
+            size = full if level_w == width else f"{level_w},"
             urls.append(f"{base}/full/{size}/0/default.jpg")
             continue
         for y in range(math.ceil(level_h / th)):
@@ -55,7 +61,10 @@ def osd_tile_urls(info: dict, version: int = 3) -> list[str]:
                 rw, rh = min(region_w, width - rx), min(region_h, height - ry)
                 region = "full" if (rx, ry, rw, rh) == (0, 0, width, height) else f"{rx},{ry},{rw},{rh}"
                 sw, sh = math.ceil(rw * scale), math.ceil(rh * scale)
-                size = "max" if (sw, sh) == (width, height) else f"{sw},{sh}"
+                if (sw, sh) == (width, height):
+                    size = full
+                else:
+                    size = f"{sw},{sh}" if version == 3 else f"{sw},"
                 urls.append(f"{base}/{region}/{size}/0/default.jpg")
     return urls
 
@@ -106,12 +115,81 @@ async def fetch_all(urls: list[str], concurrency: int) -> tuple[list[float], dic
     return latencies, statuses, elapsed
 
 
+LIGHTTPD_CONF = """server.modules = ("mod_fastcgi")
+server.port = {port}
+server.bind = "127.0.0.1"
+server.document-root = "{root}"
+server.errorlog = "{root}/lighttpd.err"
+fastcgi.server = ( "/fcgi-bin/iipsrv.fcgi" => ((
+  "socket" => "{root}/iipsrv.sock", "check-local" => "disable",
+  "min-procs" => {procs}, "max-procs" => {procs},
+  "bin-path" => "/usr/lib/iipimage-server/iipsrv.fcgi",
+  "bin-environment" => ("FILESYSTEM_PREFIX" => "{images}/", "VERBOSITY" => "0", "JPEG_QUALITY" => "85")
+)))
+"""
+
+
+def start_iipimage(root: Path, images: Path, port: int, procs: int) -> subprocess.Popen[bytes]:
+    conf = root / "lighttpd.conf"
+    conf.write_text(LIGHTTPD_CONF.format(port=port, root=root, images=images, procs=procs))
+    return subprocess.Popen(["lighttpd", "-D", "-f", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def wait_for(url: str) -> None:
+    for _ in range(300):
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer")
+
+
+class Runner:
+    """Rounds of one URL list against one server, with their figures."""
+
+    def __init__(self, name: str, urls: list[str], pid: int) -> None:
+        self.name, self.urls, self.pid = name, list(urls), pid
+        self.rates: list[float] = []
+        self.p50s: list[float] = []
+        self.p99s: list[float] = []
+        self.errors = 0
+        self.peak = 0
+
+    def round(self, n: int, concurrency: int) -> None:
+        random.Random(n).shuffle(self.urls)
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.is_set():
+                self.peak = max(self.peak, tree_rss_kib(self.pid))
+                time.sleep(0.05)
+
+        threading.Thread(target=sample, daemon=True).start()
+        lat, statuses, elapsed = asyncio.run(fetch_all(self.urls, concurrency))
+        stop.set()
+        lat.sort()
+        self.errors += sum(c for s, c in statuses.items() if s != 200)
+        self.rates.append(len(self.urls) / elapsed)
+        self.p50s.append(lat[len(lat) // 2] * 1000)
+        self.p99s.append(lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000)
+        print(f"{self.name:<22} round {n + 1}: {self.rates[-1]:6.0f} tiles/s  p50 {self.p50s[-1]:6.2f} ms  "
+              f"p99 {self.p99s[-1]:6.2f} ms  statuses {dict(sorted(statuses.items()))}")
+
+    def summary(self) -> str:
+        return (f"{self.name:<22} median {statistics.median(self.rates):6.0f} tiles/s  "
+                f"p50 {statistics.median(self.p50s):6.2f} ms  p99 {statistics.median(self.p99s):6.2f} ms  "
+                f"peak RSS {self.peak / 1024:5.0f} MiB  errors {self.errors}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--port", type=int, default=8390)
+    parser.add_argument("--peer", choices=["iipimage"], default=None)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -121,47 +199,38 @@ def main() -> int:
                              pyramid=True, compression="jpeg", Q=85)
         cmd = [sys.executable, "-m", "iiif_server.cli", "serve", "--images", str(images), "--data-dir", tmp,
                "--no-demo", "--port", str(args.port), "--workers", str(args.workers), "--cache-mb", "0"]
-        server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        peak = [0]
-        stop = threading.Event()
-
-        def sample() -> None:
-            while not stop.is_set():
-                peak[0] = max(peak[0], tree_rss_kib(server.pid))
-                time.sleep(0.05)
-
+        servers = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
         try:
             base = f"http://127.0.0.1:{args.port}"
-            for _ in range(300):
-                try:
-                    if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
+            wait_for(base + "/healthz")
             info = httpx.get(f"{base}/iiif/3/{IDENTIFIER}/info.json").json()
-            urls = osd_tile_urls(info)
-            threading.Thread(target=sample, daemon=True).start()
-            print(f"{len(urls)} tiles of {info['width']}x{info['height']}, scale factors "
+            runners = [Runner("iiif-server (3.0)", osd_tile_urls(info, 3), servers[0].pid)]
+            if args.peer:
+                info2 = httpx.get(f"{base}/iiif/2/{IDENTIFIER}/info.json").json()
+                runners.append(Runner("iiif-server (2.1)", osd_tile_urls(info2, 2), servers[0].pid))
+                peer_port = args.port + 1
+                servers.append(start_iipimage(Path(tmp), images, peer_port, args.workers))
+                peer_base = f"http://127.0.0.1:{peer_port}/fcgi-bin/iipsrv.fcgi?IIIF={IDENTIFIER}.tif"
+                wait_for(peer_base + "/info.json")
+                peer_info = httpx.get(peer_base + "/info.json").json()
+                runners.append(Runner("IIPImage (2.x)", osd_tile_urls(peer_info, 2), servers[1].pid))
+            print(f"{len(runners[0].urls)} tiles of {info['width']}x{info['height']}, scale factors "
                   f"{info['tiles'][0]['scaleFactors']}, {args.workers} workers, {args.concurrency} connections")
-            rates, p50s, p99s, errors = [], [], [], 0
             for n in range(args.rounds):
-                random.Random(n).shuffle(urls)
-                lat, statuses, elapsed = asyncio.run(fetch_all(urls, args.concurrency))
-                lat.sort()
-                errors += sum(c for s, c in statuses.items() if s != 200)
-                rates.append(len(urls) / elapsed)
-                p50s.append(lat[len(lat) // 2] * 1000)
-                p99s.append(lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000)
-                print(f"round {n + 1}: {rates[-1]:.0f} tiles/s  p50 {p50s[-1]:.2f} ms  p99 {p99s[-1]:.2f} ms  "
-                      f"statuses {dict(sorted(statuses.items()))}")
-            print(f"median of {args.rounds}: {statistics.median(rates):.0f} tiles/s  "
-                  f"p50 {statistics.median(p50s):.2f} ms  p99 {statistics.median(p99s):.2f} ms  "
-                  f"peak RSS {peak[0] / 1024:.0f} MiB  errors {errors}")
-            return 1 if errors else 0
+                for runner in runners:
+                    runner.round(n, args.concurrency)
+            for runner in runners:
+                print(runner.summary())
+            if args.peer:
+                ours, peer = runners[1], runners[2]
+                print(f"iiif-server / IIPImage, same 2.x URLs: "
+                      f"{statistics.median(ours.rates) / statistics.median(peer.rates):.2f}x tiles/s, "
+                      f"p50 {statistics.median(ours.p50s) / statistics.median(peer.p50s):.2f}x")
+            return 1 if any(r.errors for r in runners) else 0
         finally:
-            stop.set()
-            server.terminate()
-            server.wait(10)
+            for server in servers:
+                server.terminate()
+                server.wait(10)
 
 
 if __name__ == "__main__":
