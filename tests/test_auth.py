@@ -765,6 +765,17 @@ async def test_login_with_an_invalid_token_sets_no_cookie(world: World) -> None:
     assert r.status_code == 200 and "<form" in r.text and "set-cookie" not in r.headers
 
 
+async def test_login_posted_from_another_site_is_refused(world: World) -> None:
+    token = world.token()
+    c = world.client(base_url="https://images.example.org")
+    r = await c.post("/iiif/auth/login", data={"token": token}, headers={"Origin": "https://evil.example.net"})
+    assert r.status_code == 403
+    assert "set-cookie" not in r.headers
+    # the form on our own page posts with our origin
+    r = await c.post("/iiif/auth/login", data={"token": token}, headers={"Origin": "https://images.example.org"})
+    assert r.status_code == 200 and "iiif_access" in set_cookies(r)
+
+
 async def test_login_page_escapes_the_holder(world: World) -> None:
     token = world.token(holder="<img src=x onerror=alert(1)>")
     r = await world.client().post("/iiif/auth/login", data={"token": token})

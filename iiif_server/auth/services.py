@@ -138,6 +138,10 @@ class AuthServices:
     async def login(self, request: Request) -> Response:
         message = ""
         if request.method == "POST":
+            if not self._same_origin(request):
+                # another site posting its own token here would sign the visitor in as someone else
+                page = _page("Sign in here", "<p>Please sign in from this page.</p>")
+                return HTMLResponse(page, status_code=403, headers=private_headers())
             token = (await _form(request)).get("token", "").strip()
             grant = await self.run(self.policy.tokens.verify, token) if token else None
             if grant is not None:
@@ -154,6 +158,14 @@ class AuthServices:
                 f'autofocus></label> <button type="submit">{html.escape(Texts.first(t.confirm))}</button></form>')
         status = 401 if message else 200
         return HTMLResponse(_page(Texts.first(t.heading), body), status_code=status, headers=private_headers())
+
+    def _same_origin(self, request: Request) -> bool:
+        """A form post from our own page: its Origin (when the browser sends one) is this server."""
+        origin = request.headers.get("origin")
+        if origin is None:
+            return True  # not a browser cross-site post: browsers send Origin with every form POST
+        netloc = urlsplit(origin).netloc.lower()
+        return netloc in {urlsplit(self.base_url(request)).netloc.lower(), request.headers.get("host", "").lower()}
 
     async def kiosk(self, request: Request) -> Response:
         access = await self.run(self.policy.access, request)
