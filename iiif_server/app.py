@@ -189,6 +189,11 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
     return app
 
 
+def prepare_from_env() -> None:
+    """`prepare` for a child process of `serve`: settings come from the environment."""
+    prepare(config.load())
+
+
 def app_from_env() -> Starlette:
     """Factory for uvicorn worker processes: settings come from the environment."""
     return create_app(config.load(), migrate=False)

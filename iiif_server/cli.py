@@ -85,14 +85,20 @@ def main() -> None:
 @settings_options()
 def serve(config_file: str | None, **cli: Any) -> None:
     """Serve the image root and the catalogue over IIIF."""
+    import subprocess
+
     import uvicorn
 
-    from .app import prepare
-
     settings = config.load(cli, config_file)
-    root = prepare(settings)  # migrations and the demo collection, once, before workers start
-    click.echo(f"serving {root} on http://{settings.host}:{settings.port}/ with {settings.workers} worker(s)")
     os.environ.update(settings.to_env())
+    # Migrations and the demo collection run once, before the workers, in a child process: the
+    # supervising process then stays small instead of keeping libvips and the demo build resident.
+    done = subprocess.run([sys.executable, "-c", "from iiif_server.app import prepare_from_env; prepare_from_env()"],
+                          env=os.environ.copy())
+    if done.returncode != 0:
+        raise click.ClickException("preparing the catalogue and image root failed (see above)")
+    click.echo(f"serving {settings.image_root} on http://{settings.host}:{settings.port}/ "
+               f"with {settings.workers} worker(s)")
     uvicorn.run(
         "iiif_server.app:app_from_env",
         factory=True,
