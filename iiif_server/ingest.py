@@ -52,13 +52,6 @@ def check_collection_id(ident: str) -> str:
 
 
 @dataclass
-class MasterJob:
-    document: str
-    path: Path
-    pages: list[str] = field(default_factory=list)  # page idents, one per page of the master
-
-
-@dataclass
 class Outcome:
     path: Path
     checksum: str = ""

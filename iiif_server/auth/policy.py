@@ -34,7 +34,6 @@ class Access:
 
     network_tier: str | None
     grant: Grant | None
-    presented_token: bool  # a token was sent, valid or not
 
     def clearance(self, tiers: Tiers, collection: str | None) -> str:
         token_tier = None
@@ -82,7 +81,7 @@ class Policy:
         grant = self.tokens.verify(token) if token else None
         if grant is not None and grant.kiosk and not self.tiers.allows(network_tier or self.tiers.public, grant.tier):
             grant = None  # a kiosk token outside its network is no credential at all
-        return Access(network_tier, grant, token is not None)
+        return Access(network_tier, grant)
 
     def tier_of(self, identifier: str) -> str:
         tier = self.catalogue_tier(identifier)

@@ -140,10 +140,6 @@ class PageRow:
     doc_tier: str | None = None
 
 
-def database_url(url: str | None, data_dir: Path) -> str:
-    return url or f"sqlite:///{data_dir / 'catalogue.db'}"
-
-
 def make_engine(url: str) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
