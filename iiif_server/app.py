@@ -171,8 +171,20 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
         return HTMLResponse(page)
 
     async def healthz(request: Request) -> Response:
-        ok = await service.run_io(source.readable)
-        return PlainTextResponse("ok\n" if ok else "image root unreadable\n", status_code=200 if ok else 503)
+        """503 when any part a request needs is missing: encoders, image root, catalogue."""
+        problem = None
+        if "jpg" not in service.formats:
+            problem = "libvips cannot encode JPEG: " + service.broken_formats.get("jpg", "no JPEG saver")
+        elif not await service.run_io(source.readable):
+            problem = "image root unreadable"
+        else:
+            try:
+                await service.run_io(catalogue.version)
+            except Exception as exc:  # noqa: BLE001 - any driver error means the same to a health check
+                problem = f"catalogue unreachable: {type(exc).__name__}"
+        if problem:
+            return PlainTextResponse(problem + "\n", status_code=503)
+        return PlainTextResponse("ok\n")
 
     routes = [
         Route("/", home, methods=["GET", "HEAD"]),

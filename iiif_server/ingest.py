@@ -23,7 +23,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from .manifests.catalogue import TIERS, Catalogue, Collection, Document, Image, effective_tier
+from .manifests.catalogue import TIERS, Catalogue, Collection, Document, Image, effective_tier, sort_key
 
 MASTER_EXTENSIONS = {".tif", ".tiff", ".jpg", ".jpeg", ".png", ".jp2", ".j2k", ".jpx", ".webp"}
 ACCESS_TILE = 256
@@ -111,7 +111,7 @@ def write_access_copy(master: Path, page: int, out: Path) -> tuple[int, int]:
     """Convert one page to a tiled, pyramidal JPEG TIFF, atomically."""
     import pyvips
 
-    from .tiles.pipeline import WHITE, to_srgb8
+    from .tiles.pipeline import WHITE, no_metadata, to_srgb8
 
     options = {"page": page} if page else {}  # only multi-page loaders take `page`
     img = pyvips.Image.new_from_file(str(master), access="sequential", fail=True, **options)
@@ -123,7 +123,7 @@ def write_access_copy(master: Path, page: int, out: Path) -> tuple[int, int]:
     os.close(fd)
     try:
         img.tiffsave(tmp, tile=True, tile_width=ACCESS_TILE, tile_height=ACCESS_TILE, pyramid=True,
-                     compression="jpeg", Q=ACCESS_QUALITY, keep="none")
+                     compression="jpeg", Q=ACCESS_QUALITY, **no_metadata("tiffsave"))
         os.chmod(tmp, 0o644)
         os.replace(tmp, out)
     except BaseException:
@@ -408,20 +408,23 @@ class Ingest:
         """Write one master's pages to the catalogue; True when anything changed."""
         st = master.stat()
         changed = False
+        added = 0
         with self.catalogue.session() as session:
             doc = session.scalar(select(Document).where(
                 Document.collection_id == self.collection, Document.ident == document))
             if doc is None:  # documents appear with their first stored page, never empty
                 doc = Document(collection_id=self.collection, ident=document, label=document,
-                               position=doc_position, metadata_pairs=[])
+                               position=doc_position, metadata_pairs=[], sort_key=sort_key(document))
                 session.add(doc)
                 session.flush()
                 new_docs.add(document)
+                self.catalogue.count_items(session, self.collection, 1, 0)
             for n, page in enumerate(pages):
                 img = session.scalar(select(Image).where(Image.document_pk == doc.pk, Image.ident == page))
                 if img is None:
                     img = Image(document_pk=doc.pk, ident=page)
                     session.add(img)
+                    added += 1
                     changed = True
                 if outcome.converted:
                     w, h = outcome.sizes[n]
@@ -434,6 +437,8 @@ class Ingest:
                 img.source_page = n
                 img.source_size = st.st_size
                 img.source_mtime = st.st_mtime
+            session.flush()
+            self.catalogue.count_items(session, self.collection, 0, added)
         return changed or outcome.converted
 
     def _finish(self, new_docs: set[str], changed_docs: set[str], csv_rows: list[CsvRow],

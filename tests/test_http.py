@@ -785,3 +785,38 @@ async def test_healthz_is_503_when_the_image_root_is_unreadable(tmp_path: Path, 
         finally:
             root.chmod(0o755)
         assert (await c.get("/healthz")).status_code == 200
+
+
+async def test_healthz_is_503_when_libvips_cannot_encode_jpeg(
+    settings: config.Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a libvips that refuses an option every saver passes (as 8.14 refused `keep`) fails at start
+    real = pyvips.Image.jpegsave_buffer
+
+    def refuses(self: pyvips.Image, **kwargs: object) -> bytes:
+        if "Q" in kwargs:
+            raise pyvips.Error("jpegsave_buffer does not support optional argument")
+        return real(self, **kwargs)
+
+    monkeypatch.setattr(pyvips.Image, "jpegsave_buffer", refuses)
+    async with app_client(settings) as c:
+        r = await c.get("/healthz")
+        assert_plain_error(r, 503, "cannot encode JPEG")
+        # and no request reaches the broken saver: a clear 501 instead of a 500 per image
+        assert_plain_error(await c.get("/iiif/3/quadrants/full/max/0/default.jpg"), 501, "jpg")
+        assert (await c.get("/iiif/3/quadrants/full/max/0/default.png")).status_code == 200
+
+
+async def test_healthz_is_503_when_the_catalogue_is_unreachable(tmp_path: Path, settings: config.Settings) -> None:
+    async with app_client(settings) as c:
+        assert (await c.get("/healthz")).status_code == 200
+        c._transport.app.state.catalogue.engine.dispose()  # type: ignore[attr-defined]
+        db = Path(c._transport.app.state.catalogue.url.removeprefix("sqlite:///"))  # type: ignore[attr-defined]
+        db.rename(db.with_suffix(".gone"))
+        db.mkdir()  # a folder where the file was: nothing can open it
+        try:
+            assert_plain_error(await c.get("/healthz"), 503, "catalogue unreachable")
+        finally:
+            db.rmdir()
+            db.with_suffix(".gone").rename(db)
+        assert (await c.get("/healthz")).status_code == 200

@@ -21,7 +21,7 @@ from conftest import BLUE, GREEN, RED, WHITE, write_pyramid
 
 from iiif_server import config
 from iiif_server.app import create_app
-from iiif_server.tiles.pipeline import Encoding, process, raw_tile, render
+from iiif_server.tiles.pipeline import Encoding, no_metadata, process, raw_tile, render
 from iiif_server.tiles.request import Limits, RequestError, parse, resolve
 from iiif_server.tiles.sources import FileSystemSource, Source, adobe_transform
 
@@ -80,7 +80,8 @@ def write_jpeg_tiff(path: Path, img: pyvips.Image, photometric: int, tile: int =
                 part = level.crop(x, y, min(tile, level.width - x), min(tile, level.height - y))
                 part = part.embed(0, 0, tile, tile, extend="copy")
                 mode = "on" if photometric == 6 else "off"
-                segments = jpeg_segments(part.jpegsave_buffer(Q=90, keep="none", subsample_mode=mode))
+                stream = part.jpegsave_buffer(Q=90, subsample_mode=mode, **no_metadata("jpegsave_buffer"))
+                segments = jpeg_segments(stream)
                 tables = b"\xff\xd8" + b"".join(s for m, s in segments if m in (0xDB, 0xC4)) + b"\xff\xd9"
                 kept = (s for m, s in segments if m not in (0xDB, 0xC4) and not 0xE0 <= m <= 0xEF)
                 tiles.append(b"\xff\xd8" + b"".join(kept))
@@ -139,7 +140,8 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     cmyk = vips(patches(200, 100, MUTED), "srgb").icc_transform("cmyk")
     cmyk.jpegsave(str(root / "cmyk.jpg"), Q=95)  # with its CMYK profile
-    cmyk.jpegsave(str(root / "cmyk-bare.jpg"), Q=95, keep="none")  # no profile: the default CMYK one applies
+    # no profile: the default CMYK one applies
+    cmyk.jpegsave(str(root / "cmyk-bare.jpg"), Q=95, **no_metadata("jpegsave"))
 
     vips(patches(200, 100, QUADRANTS, np.uint16) * 257, "rgb16").pngsave(str(root / "rgb16.png"))
     vips(patches(200, 100, [c * 257 for c in GREYS], np.uint16), "grey16").tiffsave(str(root / "grey16.tif"))

@@ -8,6 +8,7 @@ through the database) and records a Change Discovery activity.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -28,6 +30,7 @@ from sqlalchemy import (
     event,
     func,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Engine
@@ -35,6 +38,14 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 
 TIERS = ("public", "reading-room", "staff")
 MIGRATIONS = Path(__file__).parent / "migrations"
+# byte order in both engines (PostgreSQL's default collation would ignore punctuation)
+SORT_KEY_TYPE = String(400).with_variant(String(400, collation="C"), "postgresql")
+_DIGITS = re.compile(r"\d+")
+
+
+def sort_key(name: str) -> str:
+    """Natural order as one string: `p2` before `p10` (digit runs padded), case folded."""
+    return _DIGITS.sub(lambda m: m.group().lstrip("0").rjust(20, "0"), name.casefold())[:400]
 
 
 def now() -> dt.datetime:
@@ -64,6 +75,8 @@ class Collection(Described, Base):
     id: Mapped[str] = mapped_column(String(200), primary_key=True)
     tier: Mapped[str] = mapped_column(String(50), default="public")
     revision: Mapped[int] = mapped_column(Integer, default=1)
+    document_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    image_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     documents: Mapped[list[Document]] = relationship(
         back_populates="collection", order_by="Document.position", cascade="all, delete-orphan"
     )
@@ -71,11 +84,18 @@ class Collection(Described, Base):
 
 class Document(Described, Base):
     __tablename__ = "documents"
-    __table_args__ = (UniqueConstraint("collection_id", "ident"),)
+    __table_args__ = (
+        UniqueConstraint("collection_id", "ident"),
+        Index("ix_documents_position", "collection_id", "position"),
+        Index("ix_documents_sort_key", "collection_id", "sort_key"),
+        Index("ix_documents_tier_set", "collection_id", sqlite_where=text("tier IS NOT NULL"),
+              postgresql_where=text("tier IS NOT NULL")),
+    )
 
     pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    collection_id: Mapped[str] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), index=True)
+    collection_id: Mapped[str] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
     ident: Mapped[str] = mapped_column(String(200))
+    sort_key: Mapped[str] = mapped_column(SORT_KEY_TYPE, default="", server_default="")
     position: Mapped[int] = mapped_column(Integer, default=0)
     tier: Mapped[str | None] = mapped_column(String(50), default=None)
     collection: Mapped[Collection] = relationship(back_populates="documents")
@@ -86,10 +106,15 @@ class Document(Described, Base):
 
 class Image(Base):
     __tablename__ = "images"
-    __table_args__ = (UniqueConstraint("document_pk", "ident"),)
+    __table_args__ = (
+        UniqueConstraint("document_pk", "ident"),
+        Index("ix_images_position", "document_pk", "position"),
+        Index("ix_images_tier_set", "document_pk", sqlite_where=text("tier IS NOT NULL"),
+              postgresql_where=text("tier IS NOT NULL")),
+    )
 
     pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    document_pk: Mapped[int] = mapped_column(ForeignKey("documents.pk", ondelete="CASCADE"), index=True)
+    document_pk: Mapped[int] = mapped_column(ForeignKey("documents.pk", ondelete="CASCADE"))
     ident: Mapped[str] = mapped_column(String(200))
     position: Mapped[int] = mapped_column(Integer, default=0)
     label: Mapped[str] = mapped_column(Text, default="")
@@ -110,13 +135,14 @@ class Activity(Base):
     """One Change Discovery activity; `tier` is the object's tier when it happened."""
 
     __tablename__ = "activities"
+    __table_args__ = (Index("ix_activities_tier_id", "tier", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     type: Mapped[str] = mapped_column(String(20))  # Create, Update, Delete
     object_type: Mapped[str] = mapped_column(String(20))  # Manifest, Collection
     collection_id: Mapped[str] = mapped_column(String(200), index=True)
     document_ident: Mapped[str | None] = mapped_column(String(200), default=None)
-    tier: Mapped[str] = mapped_column(String(50), index=True)
+    tier: Mapped[str] = mapped_column(String(50))
     end_time: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=now)
 
 
@@ -210,6 +236,21 @@ class Catalogue:
                document: str | None, tier: str) -> None:
         session.add(Activity(type=kind, object_type=object_type, collection_id=collection_id,
                              document_ident=document, tier=tier, end_time=now()))
+        if tier == "public":
+            self.count_public(session, 1)
+
+    @staticmethod
+    def count_public(session: Session, n: int) -> None:
+        """Keep Change Discovery's totalItems: never counted per request."""
+        if n:
+            session.execute(update(State).where(State.key == "public_activities").values(value=State.value + n))
+
+    @staticmethod
+    def count_items(session: Session, collection_id: str, documents: int, images: int) -> None:
+        """Keep a collection's document and image counts with every change of its contents."""
+        if documents or images:
+            session.execute(update(Collection).where(Collection.id == collection_id).values(
+                document_count=Collection.document_count + documents, image_count=Collection.image_count + images))
 
     def record_tier_change(self, session: Session, object_type: str, collection_id: str,
                            document: str | None, old: str, new: str) -> None:

@@ -10,13 +10,17 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
 import pyvips
 
 from .request import FORMATS, Plan, RequestError
-from .sources import Source, adobe_transform
+from .sources import Source, adobe_transform, declares_rgb
 
 WHITE = [255.0]
+# APP14 "Adobe", version 100, no flags, colour transform 0: the samples are RGB
+ADOBE_RGB = b"\xff\xee\x00\x0eAdobe\x00\x64\x00\x00\x00\x00\x00"
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,28 @@ def _has_operation(name: str) -> bool:
         return pyvips.type_find("VipsOperation", name) != 0
     except pyvips.Error:
         return False
+
+
+@cache
+def no_metadata(operation: str) -> dict[str, Any]:
+    """The saver option that drops metadata: `keep` since libvips 8.15, `strip` before (Debian 12's 8.14)."""
+    optional = pyvips.Introspect.get(operation).optional_input
+    return {"keep": "none"} if "keep" in optional else {"strip": True}
+
+
+def self_test(formats: list[str]) -> tuple[list[str], dict[str, str]]:
+    """Encode one pixel in every format: those that work, and why the others fail.
+
+    A libvips that lacks an option we pass fails here, at start, not on every request."""
+    pixel = pyvips.Image.black(1, 1, bands=3).copy(interpretation="srgb")
+    working, broken = [], {}
+    for fmt in formats:
+        try:
+            encode(pixel, fmt, Encoding())
+            working.append(fmt)
+        except (pyvips.Error, RequestError) as exc:
+            broken[fmt] = (getattr(exc, "detail", None) or str(exc)).strip().splitlines()[0][:200]
+    return working, broken
 
 
 def writable_formats() -> list[str]:
@@ -86,14 +112,18 @@ def raw_tile(source: Source, plan: Plan) -> bytes | None:
             os.close(fd)
         if not data.startswith(b"\xff\xd8"):
             return None
-        if tiles.rgb and adobe_transform(data) != 0:
-            return None  # RGB samples decode as RGB only with an Adobe "no transform" marker
+        head = b"\xff\xd8"
+        if tiles.rgb:
+            if not declares_rgb(data):
+                return None  # the samples would decode as YCbCr
+            if adobe_transform(data) is None:
+                head += ADOBE_RGB  # named R, G, B only: say "no transform" for every decoder
         if tiles.tables:
             # tables hold SOI..EOI; the tile repeats SOI: splice them into one stream
             if not (tiles.tables.startswith(b"\xff\xd8") and tiles.tables.endswith(b"\xff\xd9")):
                 return None
-            return tiles.tables[:-2] + data[2:]
-        return data
+            return head + tiles.tables[2:-2] + data[2:]
+        return head + data[2:]
     return None
 
 
@@ -191,18 +221,18 @@ def encode(img: pyvips.Image, fmt: str, enc: Encoding, bitonal: bool = False) ->
     if fmt == "jpg":
         if img.hasalpha():
             img = img.flatten(background=WHITE)
-        return img.jpegsave_buffer(Q=enc.jpeg_quality, keep="none")
+        return img.jpegsave_buffer(Q=enc.jpeg_quality, **no_metadata("jpegsave_buffer"))
     if fmt == "png":
         depth = 1 if bitonal else 8
-        return img.pngsave_buffer(compression=enc.png_compression, keep="none", bitdepth=depth)
+        return img.pngsave_buffer(compression=enc.png_compression, bitdepth=depth, **no_metadata("pngsave_buffer"))
     if fmt == "webp":
-        return img.webpsave_buffer(Q=enc.webp_quality, keep="none")
+        return img.webpsave_buffer(Q=enc.webp_quality, **no_metadata("webpsave_buffer"))
     if fmt == "tif":
-        return img.tiffsave_buffer(compression="deflate", keep="none")
+        return img.tiffsave_buffer(compression="deflate", **no_metadata("tiffsave_buffer"))
     if fmt == "gif":
-        return img.gifsave_buffer(keep="none")
+        return img.gifsave_buffer(**no_metadata("gifsave_buffer"))
     if fmt == "jp2" and _has_operation("jp2ksave_buffer"):
-        return img.jp2ksave_buffer(keep="none")
+        return img.jp2ksave_buffer(**no_metadata("jp2ksave_buffer"))
     raise RequestError(f"format {fmt!r} is not supported by this server", status=501)
 
 

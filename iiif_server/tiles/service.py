@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from ..auth.policy import Access, Verdict, collection_of
 from ..config import Settings
 from .cache import MemoryCache
 from .info import PROFILE_URI, info_document
-from .pipeline import Encoding, process, writable_formats
+from .pipeline import Encoding, process, self_test, writable_formats
 from .request import FORMATS, Limits, Plan, RequestError, parse, resolve
 from .sources import FileSystemSource, Source
 
@@ -42,6 +43,7 @@ DENIED = {
 }
 LD_JSON = 'application/ld+json;profile="{}"'
 MAX_ERROR_TEXT = 200
+log = logging.getLogger("iiif_server")
 FORWARDED_PROTOS = ("http", "https")
 
 
@@ -101,7 +103,9 @@ class ImageService:
         self.source = source
         self.limits = Limits(settings.max_width, settings.max_height, settings.max_area)
         self.encoding = Encoding(jpeg_quality=settings.jpeg_quality)
-        self.formats = writable_formats()
+        self.formats, self.broken_formats = self_test(writable_formats())
+        for fmt, why in self.broken_formats.items():
+            log.error("libvips cannot encode %s: %s", fmt, why)
         self.cache = MemoryCache(settings.cache_mb * 1024 * 1024)
         self.pool = ThreadPoolExecutor(settings.thread_count, thread_name_prefix="iiif-image")
         self.io_pool = ThreadPoolExecutor(min(32, max(4, settings.thread_count)), thread_name_prefix="iiif-io")

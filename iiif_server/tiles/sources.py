@@ -261,8 +261,9 @@ def _open_tiff(path: Path, stamp: tuple[int, int]) -> Source:
     return Source(path, stamp, w, h, tuple(levels), tw, th, orientation, raw)
 
 
-def adobe_transform(stream: bytes) -> int | None:
-    """The colour transform of a JPEG stream's Adobe APP14 marker (0: none, 1: YCbCr), None without one."""
+def _markers(stream: bytes) -> tuple[int | None, bytes]:
+    """The Adobe APP14 colour transform (None without the marker) and the frame's component ids."""
+    transform, components = None, b""
     i = 2  # after SOI
     while i + 4 <= len(stream) and stream[i] == 0xFF:
         marker = stream[i + 1]
@@ -274,9 +275,23 @@ def adobe_transform(stream: bytes) -> int | None:
         length = int.from_bytes(stream[i + 2 : i + 4], "big")
         body = stream[i + 4 : i + 2 + length]
         if marker == 0xEE and body.startswith(b"Adobe") and len(body) >= 12:
-            return body[11]
+            transform = body[11]
+        elif marker in (0xC0, 0xC1, 0xC2) and len(body) >= 6:  # frame header: ids every 3 bytes
+            components = bytes(body[6 + 3 * n] for n in range(body[5]) if 6 + 3 * n < len(body))
         i += 2 + length
-    return None
+    return transform, components
+
+
+def adobe_transform(stream: bytes) -> int | None:
+    """The colour transform of a JPEG stream's Adobe APP14 marker (0: none, 1: YCbCr), None without one."""
+    return _markers(stream)[0]
+
+
+def declares_rgb(stream: bytes) -> bool:
+    """Whether a decoder reads the samples as RGB: an Adobe marker saying "no transform", or
+    (libjpeg's convention, what libvips 8.14 writes) no marker and components named R, G, B."""
+    transform, components = _markers(stream)
+    return transform == 0 or (transform is None and components == b"RGB")
 
 
 def _raw_tiles(page: Any) -> RawTiles | None:
@@ -290,14 +305,14 @@ def _raw_tiles(page: Any) -> RawTiles | None:
     offsets, counts = tuple(page.dataoffsets), tuple(page.databytecounts)
     rgb = page.photometric == 2
     if rgb:
-        # RGB-as-stored JPEG (libvips writes it) decodes right only with an Adobe marker
-        # saying "no transform"; a decoder would take the samples for YCbCr otherwise
+        # RGB-as-stored JPEG (libvips writes it) decodes right only where the stream says so;
+        # a decoder would take the samples for YCbCr otherwise
         first = next((n for n, count in enumerate(counts) if count), None)
         if first is None:
             return None
         fh = page.parent.filehandle
         fh.seek(offsets[first])
-        if adobe_transform(fh.read(min(counts[first], 4096))) != 0:
+        if not declares_rgb(fh.read(min(counts[first], 4096))):
             return None
     tables = page.jpegtables or b""
     across = -(-int(page.imagewidth) // int(page.tilewidth))
