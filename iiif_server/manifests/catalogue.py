@@ -156,6 +156,17 @@ class State(Base):
 
 
 @dataclass(frozen=True)
+class DocumentEntry:
+    """One document as a listing shows it: label, tier and its first page (None without pages)."""
+
+    ident: str
+    label: str
+    tier: str | None
+    position: int
+    first: PageRow | None
+
+
+@dataclass(frozen=True)
 class PageRow:
     document: str
     ident: str
@@ -329,6 +340,44 @@ class Catalogue:
             query = query.where(Document.ident == document)
         with self.sessions() as session:
             return [PageRow(*row) for row in session.execute(query).all()]
+
+    def last_position(self, collection_id: str) -> int | None:
+        """The highest document position of a collection (an index look-up), None when empty."""
+        with self.sessions() as session:
+            return session.scalar(select(func.max(Document.position)).where(Document.collection_id == collection_id))
+
+    def entries(self, collection_id: str, first: int, stop: int) -> list[DocumentEntry]:
+        """Documents at positions [first, stop) in order, each with its first page: one row per document."""
+        first_page = (
+            select(Image.pk).where(Image.document_pk == Document.pk)
+            .order_by(Image.position).limit(1).correlate(Document).scalar_subquery()
+        )
+        query = (
+            select(Document.ident, Document.label, Document.tier, Document.position,
+                   Image.ident, Image.label, Image.width, Image.height, Image.tier)
+            .join(Image, Image.pk == first_page, isouter=True)
+            .where(Document.collection_id == collection_id, Document.position >= first, Document.position < stop)
+            .order_by(Document.position, Document.ident)
+        )
+        with self.sessions() as session:
+            rows = session.execute(query).all()
+        return [
+            DocumentEntry(ident, label, tier, position,
+                          PageRow(ident, page, page_label, w, h, page_tier, tier) if page is not None else None)
+            for ident, label, tier, position, page, page_label, w, h, page_tier in rows
+        ]
+
+    def at_positions(self, collection_id: str, positions: Sequence[int]) -> dict[int, tuple[str, str | None]]:
+        """Label and tier of the documents at some positions (the bounds of a large collection's parts)."""
+        found: dict[int, tuple[str, str | None]] = {}
+        with self.sessions() as session:
+            for n in range(0, len(positions), 500):
+                rows = session.execute(
+                    select(Document.position, Document.label, Document.ident, Document.tier)
+                    .where(Document.collection_id == collection_id, Document.position.in_(positions[n : n + 500]))
+                ).all()
+                found.update({pos: (label or ident, tier) for pos, label, ident, tier in rows})
+        return found
 
     def activities(self, offset: int, limit: int, public_only: bool) -> tuple[int, Sequence[Activity]]:
         with self.sessions() as session:

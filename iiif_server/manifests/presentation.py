@@ -33,7 +33,7 @@ from iiif_prezi3 import (
 
 from .catalogue import Collection as CollectionRow
 from .catalogue import Document as DocumentRow
-from .catalogue import PageRow
+from .catalogue import DocumentEntry, PageRow
 
 CONTEXT = "http://iiif.io/api/presentation/3/context.json"
 THUMBNAIL_MAX = 256
@@ -62,6 +62,9 @@ class Urls:
 
     def collection(self, collection: str) -> str:
         return f"{self.base}/iiif/presentation/{quote(collection)}/collection"
+
+    def part(self, collection: str, number: int) -> str:
+        return f"{self.base}/iiif/presentation/{quote(collection)}/collection/{number}"
 
     def collection_manifest(self, collection: str) -> str:
         return f"{self.base}/iiif/presentation/{quote(collection)}/manifest"
@@ -207,7 +210,7 @@ def _dump(model: Manifest | Collection) -> dict[str, Any]:
 
 
 def manifest(urls: Urls, inst: Institution, coll: CollectionRow, pages: list[PageRow],
-             document: DocumentRow | None = None, documents: list[DocumentRow] | None = None,
+             document: DocumentRow | None = None, documents: list[DocumentEntry] | None = None,
              services_for: ServicesFor | None = None) -> bytes:
     """A document's manifest, or (document None) the whole collection's with one Range per document."""
     if document is not None:
@@ -236,23 +239,78 @@ def manifest(urls: Urls, inst: Institution, coll: CollectionRow, pages: list[Pag
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def collection(urls: Urls, inst: Institution, coll: CollectionRow, documents: list[DocumentRow],
-               first_pages: dict[str, PageRow]) -> bytes:
-    """A Collection of the collection's document manifests."""
-    items = []
-    for d in documents:
-        ref: dict[str, Any] = {"id": urls.manifest(coll.id, d.ident), "type": "Manifest",
-                               "label": lang_map(d.label or d.ident, inst.language)}
-        page = first_pages.get(d.ident)
-        if page is not None:
-            tw, th = thumbnail_size(page.width, page.height)
-            service = urls.image_service(coll.id, page.document, page.ident)
-            ref["thumbnail"] = [{"id": f"{service}/full/{tw},{th}/0/default.jpg", "type": "Image",
-                                 "format": "image/jpeg", "width": tw, "height": th}]
-        items.append(ref)
-    model = Collection(id=urls.collection(coll.id), partOf=[{"id": urls.top(), "type": "Collection"}],
-                       items=items, **_described(urls, coll, inst, coll.id, None))
-    return json.dumps(_dump(model), ensure_ascii=False, separators=(",", ":")).encode()
+def thumbnail(urls: Urls, collection: str, page: PageRow) -> dict[str, Any]:
+    tw, th = thumbnail_size(page.width, page.height)
+    service = urls.image_service(collection, page.document, page.ident)
+    return {"id": f"{service}/full/{tw},{th}/0/default.jpg", "type": "Image", "format": "image/jpeg",
+            "width": tw, "height": th}
+
+
+def manifest_ref(urls: Urls, collection: str, entry: DocumentEntry, language: str) -> dict[str, Any]:
+    """A document's entry in a Collection, shaped as iiif-prezi3 serialises it (see `manifest_ref_model`)."""
+    ref: dict[str, Any] = {"id": urls.manifest(collection, entry.ident), "type": "Manifest",
+                           "label": lang_map(entry.label or entry.ident, language)}
+    if entry.first is not None:
+        ref["thumbnail"] = [thumbnail(urls, collection, entry.first)]
+    return ref
+
+
+def manifest_ref_model(urls: Urls, collection: str, entry: DocumentEntry, language: str) -> dict[str, Any]:
+    """The same entry through a validated iiif-prezi3 Collection (for the tests)."""
+    model = Collection(id=urls.collection(collection), label=lang_map(collection, language), items=[
+        {"id": urls.manifest(collection, entry.ident), "type": "Manifest",
+         "label": lang_map(entry.label or entry.ident, language),
+         **({"thumbnail": [thumbnail(urls, collection, entry.first)]} if entry.first else {})}])
+    item: dict[str, Any] = _dump(model)["items"][0]
+    return item
+
+
+def _collection(ident: str, part_of: str, described: dict[str, Any], items: list[dict[str, Any]]) -> bytes:
+    """The descriptive part through the models; items, of a shape fixed above, as plain dicts."""
+    model = Collection(id=ident, partOf=[{"id": part_of, "type": "Collection"}], items=[], **described)
+    doc = _dump(model)
+    doc["items"] = items
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def collection(urls: Urls, inst: Institution, coll: CollectionRow, entries: list[DocumentEntry]) -> bytes:
+    """A Collection of the collection's document manifests (a collection small enough to list whole)."""
+    items = [manifest_ref(urls, coll.id, e, inst.language) for e in entries]
+    return _collection(urls.collection(coll.id), urls.top(), _described(urls, coll, inst, coll.id, None), items)
+
+
+@dataclass(frozen=True)
+class Part:
+    """One sub-collection of a large collection: documents at positions [first, stop)."""
+
+    number: int  # 1-based, as in its URL
+    first: int
+    stop: int
+    first_label: str | None = None
+    last_label: str | None = None
+
+
+def part_label(part: Part) -> str:
+    span = f"{part.first + 1}–{part.stop}"
+    if part.first_label and part.last_label:
+        return f"{span}: {part.first_label} … {part.last_label}"
+    return span
+
+
+def collection_of_parts(urls: Urls, inst: Institution, coll: CollectionRow, parts: list[Part]) -> bytes:
+    """A large collection as a Collection of sub-Collections of documents, in the collection's order."""
+    items = [{"id": urls.part(coll.id, p.number), "type": "Collection",
+              "label": lang_map(part_label(p), inst.language)} for p in parts]
+    return _collection(urls.collection(coll.id), urls.top(), _described(urls, coll, inst, coll.id, None), items)
+
+
+def collection_part(urls: Urls, inst: Institution, coll: CollectionRow, part: Part,
+                    entries: list[DocumentEntry]) -> bytes:
+    """One sub-collection: its documents' manifests, part of the collection."""
+    label = coll.label or coll.id
+    described = {"label": lang_map(f"{label} ({part_label(part)})", inst.language)}
+    items = [manifest_ref(urls, coll.id, e, inst.language) for e in entries]
+    return _collection(urls.part(coll.id, part.number), urls.collection(coll.id), described, items)
 
 
 def top_collection(urls: Urls, inst: Institution, collections: list[CollectionRow]) -> bytes:

@@ -7,9 +7,7 @@ replica or by ingest changes the key, so no replica serves a stale document.
 
 from __future__ import annotations
 
-import hashlib
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,45 +16,31 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from ..auth.policy import Access
+from ..compression import accepted
+from ..singleflight import SingleFlight
 from ..tiles.service import etag_matches
 from . import discovery, presentation
-from .catalogue import Catalogue, PageRow, effective_tier
+from .cache import Document, DocumentCache
+from .catalogue import Catalogue, DocumentEntry, PageRow, effective_tier
 from .catalogue import Collection as CollectionRow
-from .presentation import ServicesFor
+from .presentation import Part, ServicesFor
 
 if TYPE_CHECKING:
     from ..auth.services import AuthServices
 
 JSON_LD = 'application/ld+json;profile="{}"'
-CACHE_ENTRIES = 256
+CACHE_BYTES = 64 * 1024 * 1024
+PART_SIZE = 1000  # documents listed by one Collection; larger collections are split into parts
+CANVAS_LIMIT = 5000  # pages of a whole-collection manifest (about 1 KB of JSON each)
 
 Run = Callable[..., Awaitable[Any]]
 Built = tuple[bytes, bool]  # a serialised document, and whether it shows restricted material
 
 
-def content_etag(body: bytes) -> str:
-    return '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
-
-
-class DocumentCache:
-    """Serialised documents with their ETags, least recently used out."""
-
-    def __init__(self, entries: int = CACHE_ENTRIES) -> None:
-        self.entries = entries
-        self._items: OrderedDict[tuple[Any, ...], tuple[bytes, str, bool]] = OrderedDict()
-
-    def get(self, key: tuple[Any, ...]) -> tuple[bytes, str, bool] | None:
-        item = self._items.get(key)
-        if item is not None:
-            self._items.move_to_end(key)
-        return item
-
-    def put(self, key: tuple[Any, ...], body: bytes, private: bool = False) -> tuple[bytes, str, bool]:
-        item = (body, content_etag(body), private)
-        self._items[key] = item
-        while len(self._items) > self.entries:
-            self._items.popitem(last=False)
-        return item
+class TooLarge(Exception):
+    def __init__(self, collection: str, pages: int) -> None:
+        super().__init__(collection)
+        self.collection, self.pages = collection, pages
 
 
 @dataclass(frozen=True)
@@ -74,18 +58,21 @@ class View:
 
 class PresentationService:
     def __init__(self, catalogue: Catalogue, institution: presentation.Institution,
-                 base_url: Callable[[Request], str], run: Run, auth: AuthServices | None = None) -> None:
+                 base_url: Callable[[Request], str], run: Run, auth: AuthServices | None = None,
+                 cache_bytes: int = CACHE_BYTES) -> None:
         self.catalogue = catalogue
         self.institution = institution
         self.base_url = base_url
         self.run = run
         self.auth = auth
-        self.cache = DocumentCache()
+        self.cache = DocumentCache(cache_bytes)
+        self.builds: SingleFlight[Document | None] = SingleFlight()
 
     def routes(self) -> list[Route]:
         return [
             Route("/iiif/presentation/collections", self.top, methods=["GET", "HEAD"]),
             Route("/iiif/presentation/{collection}/collection", self.collection, methods=["GET", "HEAD"]),
+            Route("/iiif/presentation/{collection}/collection/{part:int}", self.part, methods=["GET", "HEAD"]),
             Route("/iiif/presentation/{collection}/manifest", self.collection_manifest, methods=["GET", "HEAD"]),
             Route("/iiif/presentation/{collection}/{document}/manifest", self.manifest, methods=["GET", "HEAD"]),
             Route("/iiif/discovery/activity/all-changes", self.activity_stream, methods=["GET", "HEAD"]),
@@ -138,27 +125,50 @@ class PresentationService:
 
     # -- responses ------------------------------------------------------------------
 
-    async def _serve(self, request: Request, key: tuple[Any, ...] | None, build: Callable[[], Built | None],
-                     context: str) -> Response:
+    async def _serve(self, request: Request, key: Hashable | None, build: Callable[[], Built | None],
+                     context: str, revision: Hashable = None) -> Response:
+        """A document from the cache, else built once (in a worker thread) for all who wait for it.
+
+        `key` names the document (None: not cached), `revision` the catalogue state it reflects."""
         urls = presentation.Urls(self.base_url(request))
-        item = self.cache.get((*key, urls.base)) if key is not None else None
-        if item is None:
-            built = await self.run(build)
-            if built is None:
+        what = (key, urls.base) if key is not None else None
+        doc = self.cache.get(what, revision) if what is not None else None
+        if doc is None:
+
+            def made() -> Document | None:
+                built = build()
+                return Document.build(*built) if built is not None else None
+
+            async def work() -> Document | None:
+                result: Document | None = await self.run(made)
+                if result is not None and what is not None:
+                    self.cache.put(what, revision, result)
+                return result
+
+            doc = await self.builds.run((what, revision), work) if what is not None else await work()
+            if doc is None:
                 return PlainTextResponse("not found\n", status_code=404)
-            body, private = built
-            item = self.cache.put((*key, urls.base), body, private) if key is not None else (
-                body, content_etag(body), private)
-        body, etag, private = item
+        return self._respond(request, doc, context)
+
+    @staticmethod
+    def _respond(request: Request, doc: Document, context: str) -> Response:
         jsonld = "application/ld+json" in request.headers.get("accept", "")
         media = JSON_LD.format(context) if jsonld else "application/json"
-        if jsonld:  # two representations (Vary: Accept), so two validators
-            etag = etag[:-1] + '-ld"'
-        headers = {"Cache-Control": "public, max-age=60", "Vary": "Accept", "ETag": etag}
-        if private:
-            headers.update({"Cache-Control": "private, max-age=0", "Vary": "Accept, Authorization, Cookie"})
+        etag = doc.etag[:-1] + '-ld"' if jsonld else doc.etag  # two representations (Vary: Accept)
+        encoding = accepted(request.headers.get("accept-encoding", "")) if doc.encoded else None
+        body = doc.encoded.get(encoding, doc.body) if encoding else doc.body
+        headers = {"Cache-Control": "public, max-age=60", "Vary": "Accept, Accept-Encoding"}
+        if doc.private:
+            headers.update({"Cache-Control": "private, max-age=0",
+                            "Vary": "Accept, Accept-Encoding, Authorization, Cookie"})
+        if encoding and body is not doc.body:
+            headers["Content-Encoding"] = encoding
+            etag = etag[:-1] + f'-{encoding}"'  # each encoding is its own representation
+        headers["ETag"] = etag
         if etag_matches(etag, request.headers.get("if-none-match", "")):
             return Response(status_code=304, headers=headers)
+        if request.method == "HEAD":
+            return Response(b"", media_type=media, headers={**headers, "Content-Length": str(len(body))})
         return Response(body, media_type=media, headers=headers)
 
     async def top(self, request: Request) -> Response:
@@ -172,9 +182,8 @@ class PresentationService:
             return presentation.top_collection(urls, self.institution, shown), len(shown) != len(collections)
 
         # the listing differs by what is hidden from whom: one entry per clearance set
-        key = ("top", version, self._view(access, None).key, access.grant.collections if access and access.grant
-               else ())
-        return await self._serve(request, key, build, presentation.CONTEXT)
+        key = ("top", self._view(access, None).key, access.grant.collections if access and access.grant else ())
+        return await self._serve(request, key, build, presentation.CONTEXT, version)
 
     async def _in_collection(self, request: Request, kind: str, document: str | None,
                              build: Callable[[CollectionRow, View, presentation.Urls], Built | None]) -> Response:
@@ -193,30 +202,92 @@ class PresentationService:
                 return None
             return build(coll, view, urls)
 
-        return await self._serve(request, (kind, cid, document, revision, view.key), checked, presentation.CONTEXT)
+        return await self._serve(request, (kind, cid, document, view.key), checked, presentation.CONTEXT, revision)
+
+    def _entries(self, view: View, coll: CollectionRow, first: int, stop: int) -> tuple[list[DocumentEntry], bool]:
+        """The documents at positions [first, stop) this view may see (a thumbnail only where the page
+        is visible too), and whether any of them is restricted."""
+        shown, restricted = [], self._restricted(coll.tier)
+        for entry in self.catalogue.entries(coll.id, first, stop):
+            tier = effective_tier(entry.tier, coll.tier)
+            if not self._visible(view, tier, coll.id):
+                continue
+            restricted = restricted or self._restricted(tier)
+            page = entry.first
+            if page is not None:
+                page_tier = effective_tier(page.tier, entry.tier, coll.tier)
+                if not self._visible(view, page_tier, coll.id):
+                    entry = DocumentEntry(entry.ident, entry.label, entry.tier, entry.position, None)
+                restricted = restricted or self._restricted(page_tier)
+            shown.append(entry)
+        return shown, restricted
+
+    def _parts(self, view: View, coll: CollectionRow, last: int, numbers: range) -> list[Part]:
+        """Parts of a large collection, labelled by their first and last documents this view may see."""
+
+        def span(n: int) -> tuple[int, int]:
+            return (n - 1) * PART_SIZE, min(last + 1, n * PART_SIZE)
+
+        labels = self.catalogue.at_positions(coll.id, [p for n in numbers for p in (span(n)[0], span(n)[1] - 1)])
+
+        def label(position: int) -> str | None:
+            found = labels.get(position)
+            if found is None or not self._visible(view, effective_tier(found[1], coll.tier), coll.id):
+                return None
+            return found[0]
+
+        return [Part(n, *span(n), label(span(n)[0]), label(span(n)[1] - 1)) for n in numbers]
 
     async def collection(self, request: Request) -> Response:
+        """The documents' manifests, or for a large collection its parts (each a Collection)."""
+
         def build(coll: CollectionRow, view: View, urls: presentation.Urls) -> Built | None:
-            pages, restricted = self._pages(view, coll)
-            first: dict[str, PageRow] = {}
-            for page in pages:
-                first.setdefault(page.document, page)
-            documents = [d for d in self.catalogue.documents(coll.id) if d.ident in first]
-            return presentation.collection(urls, self.institution, coll, documents, first), restricted
+            last = self.catalogue.last_position(coll.id)
+            if last is not None and last >= PART_SIZE:
+                parts = self._parts(view, coll, last, range(1, last // PART_SIZE + 2))
+                return presentation.collection_of_parts(urls, self.institution, coll, parts), self._restricted(
+                    coll.tier) or bool(self.auth and self.auth.policy.hidden)
+            entries, restricted = self._entries(view, coll, 0, PART_SIZE)
+            return presentation.collection(urls, self.institution, coll, entries), restricted
 
         return await self._in_collection(request, "collection", None, build)
 
-    async def collection_manifest(self, request: Request) -> Response:
+    async def part(self, request: Request) -> Response:
+        number = request.path_params["part"]
+
         def build(coll: CollectionRow, view: View, urls: presentation.Urls) -> Built | None:
+            last = self.catalogue.last_position(coll.id)
+            if last is None or last < PART_SIZE or not 1 <= number <= last // PART_SIZE + 1:
+                return None
+            part = self._parts(view, coll, last, range(number, number + 1))[0]
+            entries, restricted = self._entries(view, coll, part.first, part.stop)
+            return presentation.collection_part(urls, self.institution, coll, part, entries), restricted
+
+        return await self._in_collection(request, "part", str(number), build)
+
+    async def collection_manifest(self, request: Request) -> Response:
+        """One manifest of every page: only while that stays small (CANVAS_LIMIT pages)."""
+
+        def build(coll: CollectionRow, view: View, urls: presentation.Urls) -> Built | None:
+            if coll.image_count > CANVAS_LIMIT:
+                raise TooLarge(coll.id, coll.image_count)
             pages, restricted = self._pages(view, coll)
             if not pages:
                 return None
-            body = presentation.manifest(urls, self.institution, coll, pages,
-                                         documents=list(self.catalogue.documents(coll.id)),
+            documents = [e for n in range(0, (self.catalogue.last_position(coll.id) or 0) + 1, PART_SIZE)
+                         for e in self.catalogue.entries(coll.id, n, n + PART_SIZE)]
+            body = presentation.manifest(urls, self.institution, coll, pages, documents=documents,
                                          services_for=self._services_for(urls.base, view, coll))
             return body, restricted
 
-        return await self._in_collection(request, "manifest", None, build)
+        try:
+            return await self._in_collection(request, "manifest", None, build)
+        except TooLarge as exc:
+            urls = presentation.Urls(self.base_url(request))
+            return PlainTextResponse(
+                f"collection {exc.collection!r} has {exc.pages} pages, more than one manifest holds "
+                f"({CANVAS_LIMIT}); each document has its own manifest, listed by {urls.collection(exc.collection)}\n",
+                status_code=404, headers={"Link": f'<{urls.collection(exc.collection)}>;rel="alternate"'})
 
     async def manifest(self, request: Request) -> Response:
         did = request.path_params["document"]

@@ -1,0 +1,201 @@
+"""Presentation at the archive's size: large collections are trees of bounded Collections, built once
+per change for all who ask at the same time, cached by bytes, compressed; on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import brotli
+import httpx
+import jsonschema
+import pytest
+from conftest import presentation_schema
+from sqlalchemy import insert
+
+from iiif_server import config
+from iiif_server.app import create_app
+from iiif_server.auth.tokens import TokenStore
+from iiif_server.manifests import routes
+from iiif_server.manifests.cache import Document, DocumentCache
+from iiif_server.manifests.catalogue import Catalogue, Collection, DocumentEntry, Image, PageRow, now, sort_key
+from iiif_server.manifests.catalogue import Document as DocumentRow
+from iiif_server.manifests.presentation import Urls, manifest_ref, manifest_ref_model
+
+BASE = "http://testserver"
+SECRET = "s" * 40
+DOCUMENTS = 12_345  # 13 parts of 1000, the last one short
+PAGES = 2
+
+
+def fill(catalogue: Catalogue, cid: str, documents: int, pages: int, tier: str = "public",
+         staff_every: int = 0) -> None:
+    """A collection in the shape ingest writes, by bulk SQL; every `staff_every`-th document is staff-only."""
+    stamp = now()
+    described = {"summary": None, "metadata_pairs": [], "rights": None, "required_statement": None,
+                 "nav_date": None, "created": stamp, "updated": stamp}
+    with catalogue.engine.begin() as conn:
+        conn.execute(insert(Collection.__table__), [{
+            "id": cid, "label": f"Collection {cid}", "tier": tier, "revision": 1, "document_count": documents,
+            "image_count": documents * pages, **described}])
+        docs = []
+        for d in range(documents):
+            ident = f"doc{d}"
+            staff = staff_every and d % staff_every == staff_every - 1
+            docs.append({"collection_id": cid, "ident": ident, "sort_key": sort_key(ident), "position": d,
+                         "label": f"Dossier {d}", "tier": "staff" if staff else None, **described})
+        conn.execute(insert(DocumentRow.__table__), docs)
+        pks = dict(conn.exec_driver_sql(
+            "SELECT ident, pk FROM documents WHERE collection_id = %s" % ("?" if conn.dialect.name == "sqlite"
+                                                                         else "%(c)s"),
+            (cid,) if conn.dialect.name == "sqlite" else {"c": cid}).all())
+        images = [{"document_pk": pks[f"doc{d}"], "ident": f"p{p}", "position": p, "label": str(p + 1),
+                   "width": 2000 + d % 7, "height": 3000, "checksum": "0" * 64, "source_path": f"/m/{d}/{p}.tif",
+                   "source_page": 0, "source_size": 1, "source_mtime": 0.0, "tier": None,
+                   "created": stamp, "updated": stamp}
+                  for d in range(documents) for p in range(pages)]
+        for n in range(0, len(images), 20_000):
+            conn.execute(insert(Image.__table__), images[n : n + 20_000])
+
+
+@pytest.fixture
+async def big(database_url: str, tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Catalogue, object]]:
+    settings = config.Settings(data_dir=tmp_path, images=tmp_path / "images", database=database_url, demo=False,
+                               secret_key=SECRET)
+    (tmp_path / "images").mkdir()
+    app = create_app(settings)
+    cat = Catalogue(database_url)
+    fill(cat, "registers", DOCUMENTS, PAGES, staff_every=1000)
+    fill(cat, "small", 3, 1)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
+        yield client, cat, app
+    cat.engine.dispose()
+    app.state.catalogue.engine.dispose()
+
+
+async def get_json(client: httpx.AsyncClient, url: str, **headers: str) -> dict:  # type: ignore[type-arg]
+    r = await client.get(url, headers=headers)
+    assert r.status_code == 200, (url, r.status_code, r.text[:200])
+    return r.json()
+
+
+def path(url: str) -> str:
+    return url.removeprefix(BASE)
+
+
+async def test_a_large_collection_is_a_tree_of_parts_every_document_once_in_order_all_valid(big) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = big
+    schema = presentation_schema()
+    top = await get_json(client, "/iiif/presentation/collections")
+    coll_url = next(i["id"] for i in top["items"] if i["id"].endswith("/registers/collection"))
+    coll = await get_json(client, path(coll_url))
+    jsonschema.validate(coll, schema)
+    parts = coll["items"]
+    assert [p["type"] for p in parts] == ["Collection"] * 13
+    assert parts[0]["label"]["en"] == ["1–1000"]  # its last document, doc999, is staff-only: not named
+    assert parts[-1]["label"]["en"] == ["12001–12345: Dossier 12000 … Dossier 12344"]
+    seen: list[str] = []
+    for part in parts:
+        doc = await get_json(client, path(part["id"]))
+        jsonschema.validate(doc, schema)
+        assert doc["partOf"] == [{"id": coll_url, "type": "Collection"}]
+        assert len(doc["items"]) <= routes.PART_SIZE
+        assert all(item["type"] == "Manifest" and item["thumbnail"][0]["width"] > 0 for item in doc["items"])
+        seen += [item["id"].split("/")[-2] for item in doc["items"]]
+    public = [f"doc{d}" for d in range(DOCUMENTS) if d % 1000 != 999]
+    assert seen == public  # each public document exactly once, in the collection's order
+    assert len(json.dumps(coll)) < 100_000
+
+
+async def test_parts_beyond_the_last_and_parts_of_small_collections_are_404(big) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = big
+    for url in ("/iiif/presentation/registers/collection/0", "/iiif/presentation/registers/collection/14",
+                "/iiif/presentation/small/collection/1", "/iiif/presentation/nowhere/collection/1"):
+        assert (await client.get(url)).status_code == 404, url
+    small = await get_json(client, "/iiif/presentation/small/collection")
+    assert [i["type"] for i in small["items"]] == ["Manifest"] * 3
+
+
+async def test_staff_documents_appear_in_parts_only_with_staff_clearance(big) -> None:  # type: ignore[no-untyped-def]
+    client, cat, _ = big
+    token = TokenStore(cat, SECRET).issue("staff", "archivist", 1)[0]
+    anonymous = await client.get("/iiif/presentation/registers/collection/1")
+    assert "doc999" not in anonymous.text and anonymous.headers["cache-control"].startswith("public")
+    staff = await get_json(client, "/iiif/presentation/registers/collection/1", authorization=f"Bearer {token}")
+    assert staff["items"][-1]["id"].endswith("/doc999/manifest")
+    assert staff["label"]["en"] == ["Collection registers (1–1000: Dossier 0 … Dossier 999)"]
+    r = await client.get("/iiif/presentation/registers/collection", headers={"authorization": f"Bearer {token}"})
+    assert r.headers["cache-control"].startswith("private")  # what is named depends on clearance
+
+
+async def test_the_whole_collection_manifest_of_a_large_collection_is_a_clear_404(big) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = big
+    r = await client.get("/iiif/presentation/registers/manifest")
+    assert r.status_code == 404
+    assert "24690 pages" in r.text and f"{BASE}/iiif/presentation/registers/collection" in r.text
+    small = await get_json(client, "/iiif/presentation/small/manifest")
+    assert len(small["items"]) == 3 and len(small["structures"]) == 3
+
+
+async def test_concurrent_cold_requests_share_one_build(big, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    client, cat, app = big
+    calls = []
+    real = Catalogue.entries
+
+    def counted(self: Catalogue, *args: object) -> list[DocumentEntry]:
+        calls.append(args)
+        return real(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Catalogue, "entries", counted)
+    responses = await asyncio.gather(*(client.get("/iiif/presentation/registers/collection/7") for _ in range(8)))
+    assert {r.status_code for r in responses} == {200}
+    assert len({r.content for r in responses}) == 1
+    assert len(calls) == 1
+    await client.get("/iiif/presentation/registers/collection/7")
+    assert len(calls) == 1  # cached
+
+
+async def test_documents_are_compressed_when_asked_and_images_never(big) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = big
+    url = "/iiif/presentation/registers/collection/2"
+    plain = await client.get(url, headers={"accept-encoding": "identity"})
+    assert "content-encoding" not in plain.headers
+    for encoding, decode in (("gzip", gzip.decompress), ("br", brotli.decompress)):
+        r = await client.get(url, headers={"accept-encoding": encoding})
+        assert r.headers["content-encoding"] == encoding
+        assert "Accept-Encoding" in r.headers["vary"]
+        assert len(r.headers["content-length"]) and int(r.headers["content-length"]) < len(plain.content) / 4
+        assert r.headers["etag"] != plain.headers["etag"]
+        # httpx decodes for us; check the raw bytes too
+        raw = await client.send(client.build_request("GET", url, headers={"accept-encoding": encoding}), stream=True)
+        body = b"".join([chunk async for chunk in raw.aiter_raw()])
+        assert decode(body) == plain.content
+    refused = await client.get(url, headers={"accept-encoding": "gzip;q=0, br;q=0"})
+    assert "content-encoding" not in refused.headers
+
+
+def test_the_document_cache_is_bounded_by_bytes_and_drops_superseded_revisions() -> None:
+    cache = DocumentCache(400_000)
+    body = json.dumps({"items": [{"id": f"http://x/{n}"} for n in range(2000)]}).encode()
+    for n in range(50):
+        cache.put(("doc", n), 1, Document.build(body, False))
+        assert cache.size <= cache.max_bytes
+    assert 0 < len(cache) < 50
+    cache.put(("doc", 49), 2, Document.build(body + b" ", False))
+    assert cache.get(("doc", 49), 1) is None  # the old revision is gone, not kept beside the new one
+    assert cache.get(("doc", 49), 2) is not None
+    assert sum(1 for key in cache._items if key == ("doc", 49)) == 1
+    huge = Document.build(bytes(range(256)) * 600, False)  # over a quarter of the bound
+    cache.put(("huge",), 1, huge)
+    assert cache.get(("huge",), 1) is None and cache.size <= cache.max_bytes
+
+
+def test_hand_built_manifest_entries_equal_the_prezi3_models() -> None:
+    urls = Urls(BASE)
+    page = PageRow("Dossier Lévy", "p1", "1", 2400, 3000, None)
+    for entry in (DocumentEntry("Dossier Lévy", "Dossier Lévy 1942", None, 0, page),
+                  DocumentEntry("d2", "", "staff", 1, None)):
+        assert manifest_ref(urls, "family", entry, "nl") == manifest_ref_model(urls, "family", entry, "nl")
