@@ -19,6 +19,7 @@ from . import config, demo
 from .auth.networks import NetworkRules
 from .auth.policy import Policy
 from .auth.services import AuthServices, Texts, language_map
+from .auth.snapshot import Snapshot
 from .auth.tiers import Tiers
 from .auth.tokens import TokenStore, load_secret
 from .manifests import presentation
@@ -119,8 +120,9 @@ def access_control(settings: config.Settings, catalogue: Catalogue, service: Ima
         tier, _, pixels = rule.partition("=")
         degraded[tiers.check(tier.strip())] = int(pixels)
     secret = load_secret(settings.secret_key, settings.secret_key_file, settings.data_dir)
+    snapshot = Snapshot(catalogue)
     policy = Policy(tiers, NetworkRules.parse(settings.networks, tiers.names), settings.proxy_networks(),
-                    TokenStore(catalogue, secret), catalogue.image_tier, path_rules, degraded, settings.hidden_tiers)
+                    TokenStore(catalogue, secret, snapshot), snapshot, path_rules, degraded, settings.hidden_tiers)
     texts = Texts()
     if settings.auth_heading:
         texts = replace(texts, heading=language_map(settings.auth_heading, settings.language))

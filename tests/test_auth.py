@@ -6,6 +6,7 @@ touches the catalogue runs on SQLite and on PostgreSQL (the `database_url` fixtu
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import json
@@ -30,6 +31,7 @@ from starlette.applications import Starlette
 from iiif_server import cli as cli_module
 from iiif_server import config
 from iiif_server.app import create_app
+from iiif_server.auth.snapshot import MAX_AGE
 from iiif_server.auth.tokens import SALT, TokenStore
 from iiif_server.manifests.catalogue import Catalogue, Collection, Document, Image
 
@@ -59,6 +61,11 @@ COLLECTIONS = {
     "diaries": ("reading-room", {"d1": (None, {"p1": None})}),
     "personnel": ("staff", {"d1": (None, {"p1": None})}),
 }
+
+
+async def settle() -> None:
+    """Wait out the bound within which a change through another replica reaches this one."""
+    await asyncio.sleep(MAX_AGE + 0.05)
 
 
 def image_url(identifier: str, rest: str = SMALL, version: int = 3) -> str:
@@ -339,13 +346,14 @@ async def test_oversized_authorization_garbage_is_401(world: World) -> None:
         assert r.status_code == 401, (junk[:20], r.status_code)
 
 
-async def test_revocation_on_another_replica_applies_on_the_next_request(world: World) -> None:
+async def test_revocation_on_another_replica_applies_within_a_second(world: World) -> None:
     c = world.client()
     token, row = world.store.issue("reading-room", "Partner", 1)
     assert (await c.get(image_url(ROOM), headers=bearer(token))).status_code == 200
     assert (await c.get(image_url(ROOM), headers=cookie(token))).status_code == 200
     replica = TokenStore(world.replica(), SECRET)
     assert replica.revoke(row.id) is True
+    await settle()
     assert (await c.get(image_url(ROOM), headers=bearer(token))).status_code == 401
     assert (await c.get(image_url(ROOM), headers=cookie(token))).status_code == 401
     assert (await c.get(info_url(ROOM), headers=bearer(token))).status_code == 401
@@ -431,6 +439,7 @@ async def test_tier_change_after_a_cached_response_applies_at_once(world: World)
     assert info.status_code == 200
 
     world.replica().set_tier("maps", "reading-room")  # another process changes the catalogue
+    await settle()
 
     r = await c.get(image_url(PUBLIC))
     assert r.status_code == 401
@@ -446,6 +455,7 @@ async def test_tier_change_after_a_cached_response_applies_at_once(world: World)
     assert_private(r)
 
     world.replica().set_tier("maps/d1/p1", "staff")  # a page-level change too
+    await settle()
     assert (await c.get(image_url(PUBLIC), headers=bearer(world.token()))).status_code == 403
 
 
@@ -969,6 +979,7 @@ async def test_token_service_with_a_revoked_cookie_posts_an_error(world: World) 
     r = await c.get("/iiif/auth/token", params={"messageId": "1", "origin": VIEWER}, headers=cookie(token))
     access_token = posted_message(r.text)[0]["accessToken"]
     TokenStore(world.replica(), SECRET).revoke(row.id)
+    await settle()
     r = await c.get("/iiif/auth/token", params={"messageId": "1", "origin": VIEWER}, headers=cookie(token))
     assert posted_message(r.text)[0]["type"] == "AuthAccessTokenError2"
     # an access token handed out earlier dies with the token it came from
@@ -1021,6 +1032,7 @@ async def test_cli_token_issue_list_revoke(world: World, cli: Any) -> None:
 
     revoked = cli("token", "revoke", ident)  # another process: its own catalogue connection
     assert revoked.exit_code == 0, revoked.output
+    await settle()
     assert (await c.get(image_url(ROOM), headers=bearer(token))).status_code == 401
     line = next(ln for ln in cli("token", "list").stdout.splitlines() if ident in ln)
     assert "revoked" in line
@@ -1055,3 +1067,43 @@ async def test_a_token_signed_under_another_key_is_refused(world: World, cli: An
     assert (await world.client(world.app(secret_key=None)).get(image_url(ROOM), headers=bearer(own))).status_code \
         == 200
     assert (await other.get(image_url(ROOM), headers=bearer(own))).status_code == 401
+
+
+# -- the access check from memory -----------------------------------------------------------
+
+
+async def test_tiles_and_info_ask_the_database_nothing_and_changes_arrive_within_a_second(world: World) -> None:
+    from sqlalchemy import event
+
+    app = world.app()
+    c = world.client(app)
+    token = world.token("reading-room")
+    assert (await c.get(image_url(PUBLIC))).status_code == 200  # warm: the snapshot is loaded
+    statements: list[str] = []
+    event.listen(app.state.catalogue.engine, "before_cursor_execute",
+                 lambda conn, cursor, sql, *args: statements.append(sql))
+    for _ in range(20):
+        assert (await c.get(image_url(PUBLIC))).status_code == 200
+        assert (await c.get(info_url(PUBLIC))).status_code == 200
+        assert (await c.get(image_url(ROOM), headers=bearer(token))).status_code == 200
+        assert (await c.get(image_url(STAFF))).status_code == 401
+    assert statements == []  # 80 access decisions, not one query
+
+    world.replica().set_tier("maps/d1", "staff")
+    await asyncio.sleep(MAX_AGE + 0.05)
+    assert (await c.get(image_url(PUBLIC))).status_code == 401
+    assert len(statements) <= 5  # one version check, then one reload of four tables
+
+
+async def test_an_uncatalogued_page_under_a_restricted_collection_takes_its_tier(world: World,
+                                                                                  tiff_bytes: bytes) -> None:
+    # e.g. an access copy written before its row: fail closed, never public
+    images = world.settings.image_root
+    (images / "letters" / "d9").mkdir()
+    (images / "letters" / "d9" / "p1.tif").write_bytes(tiff_bytes)
+    (images / "maps" / "d2" / "p9.tif").write_bytes(tiff_bytes)
+    (images / "letters" / "loose.tif").write_bytes(tiff_bytes)
+    c = world.client()
+    for identifier in ("letters/d9/p1", "maps/d2/p9", "letters/loose"):
+        assert (await c.get(image_url(identifier))).status_code == 401, identifier
+    assert (await c.get(image_url("letters/d9/p1"), headers=bearer(world.token()))).status_code == 200

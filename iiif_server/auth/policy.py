@@ -8,13 +8,15 @@ rules for plain folders, else the lowest tier.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from starlette.requests import Request
 
 from .networks import IPNetwork, NetworkRules, client_address
+from .snapshot import Snapshot
 from .tiers import Tiers
 from .tokens import Grant, TokenStore
 
@@ -56,20 +58,30 @@ def bearer_token(request: Request) -> str | None:
 
 class Policy:
     def __init__(self, tiers: Tiers, networks: NetworkRules, proxies: Sequence[IPNetwork], tokens: TokenStore,
-                 catalogue_tier: Callable[[str], str | None], path_rules: Sequence[tuple[str, str]] = (),
+                 snapshot: Snapshot, path_rules: Sequence[tuple[str, str]] = (),
                  degraded: dict[str, int] | None = None, hidden: Sequence[str] = ()) -> None:
         self.tiers = tiers
         self.networks = networks
         self.proxies = list(proxies)
         self.tokens = tokens
-        self.catalogue_tier = catalogue_tier
+        self.snapshot = snapshot
         # longest prefix first, so the most specific rule wins
         self.path_rules = sorted(path_rules, key=lambda rule: len(rule[0]), reverse=True)
         self.degraded = degraded or {}
         self.hidden = set(hidden)
 
+    async def fresh(self, run: Callable[..., Awaitable[Any]]) -> None:
+        """Tiers and token states recent enough to decide on (see Snapshot)."""
+        await self.snapshot.ensure(run)
+
+    async def access_async(self, request: Request, run: Callable[..., Awaitable[Any]]) -> Access:
+        """`access` without a thread hop when the request carries no token (nothing to look up)."""
+        if bearer_token(request) is None:
+            return self.access(request)
+        return await run(self.access, request)  # type: ignore[no-any-return]
+
     def access(self, request: Request) -> Access:
-        """Runs in a worker thread: verifying a token reads the catalogue."""
+        """May block: a token the snapshot does not know yet is looked up in the catalogue."""
         peer = request.client.host if request.client else None
         # repeated header lines are one comma-separated list, in order (RFC 9110 5.3)
         forwarding = {name: ", ".join(request.headers.getlist(name)) for name in ("forwarded", "x-forwarded-for")}
@@ -84,7 +96,8 @@ class Policy:
         return Access(network_tier, grant)
 
     def tier_of(self, identifier: str) -> str:
-        tier = self.catalogue_tier(identifier)
+        """In memory: the snapshot's tier for catalogued collections, else the path rules."""
+        tier = self.snapshot.tier(identifier)
         if tier is not None:
             return tier
         for prefix, rule_tier in self.path_rules:

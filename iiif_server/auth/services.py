@@ -118,8 +118,9 @@ class AuthServices:
 
     async def probe(self, request: Request) -> Response:
         identifier = request.path_params["identifier"]
-        access = await self.run(self.policy.access, request)
-        tier = await self.run(self.policy.tier_of, identifier)
+        await self.policy.fresh(self.run)
+        access = await self.policy.access_async(request, self.run)
+        tier = self.policy.tier_of(identifier)
         verdict = self.policy.verdict(access, tier, collection_of(identifier))
         body: dict[str, Any] = {"@context": AUTH2_CONTEXT, "type": "AuthProbeResult2"}
         if verdict is Verdict.ALLOW:

@@ -15,13 +15,16 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from itsdangerous import BadData, URLSafeSerializer
 from sqlalchemy import JSON, DateTime, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..manifests.catalogue import Base, Catalogue, now
+
+if TYPE_CHECKING:
+    from .snapshot import Snapshot
 
 SALT = "iiif-server-access-token"
 KIOSK = "kiosk"  # tokens handed out by the kiosk service; valid only from their network
@@ -84,9 +87,10 @@ def load_secret(secret: str | None, secret_file: Path | None, data_dir: Path) ->
 
 
 class TokenStore:
-    def __init__(self, catalogue: Catalogue, secret: str) -> None:
+    def __init__(self, catalogue: Catalogue, secret: str, snapshot: Snapshot | None = None) -> None:
         self.catalogue = catalogue
         self.serializer = URLSafeSerializer(secret, salt=SALT)
+        self.snapshot = snapshot  # where known token states are read without a query
 
     def issue(self, tier: str, holder: str, days: float, collections: Sequence[str] = ()) -> tuple[str, TokenRow]:
         expires = now() + dt.timedelta(days=days)
@@ -131,7 +135,13 @@ class TokenStore:
             return None
         if grant.kiosk:
             return grant
-        with self.catalogue.sessions() as session:
+        known = None
+        if self.snapshot is not None:
+            self.snapshot.current()
+            known = self.snapshot.token(grant.id)
+        if known is not None:
+            return grant if known else None
+        with self.catalogue.sessions() as session:  # issued since the snapshot was taken
             row = session.get(TokenRow, grant.id)
         if row is None or row.revoked is not None:
             return None
@@ -144,6 +154,7 @@ class TokenStore:
                 return False
             if row.revoked is None:
                 row.revoked = now()
+                self.catalogue.bump(session)  # every replica's snapshot reloads within a second
             return True
 
     def list(self) -> Sequence[TokenRow]:

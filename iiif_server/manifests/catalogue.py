@@ -237,6 +237,11 @@ class Catalogue:
         session.execute(
             update(Collection).where(Collection.id == collection_id).values(revision=Collection.revision + 1)
         )
+        self.bump(session)
+
+    @staticmethod
+    def bump(session: Session) -> None:
+        """A new catalogue version: every replica's caches and access snapshot reload."""
         state = session.get(State, "version")
         if state is None:
             session.add(State(key="version", value=1))

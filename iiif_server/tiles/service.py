@@ -181,10 +181,11 @@ class ImageService:
         if self.auth is None:
             return None
         policy = self.auth.policy
-        tier = await self.run_io(policy.tier_of, identifier)
+        await policy.fresh(self.run_io)
+        tier = policy.tier_of(identifier)
         if not policy.restricted(tier):
             return None
-        access = await self.run_io(policy.access, request)
+        access = await policy.access_async(request, self.run_io)
         return Gate(tier, access, policy.verdict(access, tier, collection_of(identifier)))
 
     async def info(self, request: Request, version: int, identifier: str) -> Response:
