@@ -16,14 +16,14 @@ import multiprocessing
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import select
 
-from .manifests.catalogue import TIERS, Catalogue, Collection, Document, Image, effective_tier, sort_key
+from .manifests.catalogue import TIERS, UNPLACED, Catalogue, Collection, Document, Image, effective_tier, sort_key
 
 MASTER_EXTENSIONS = {".tif", ".tiff", ".jpg", ".jpeg", ".png", ".jp2", ".j2k", ".jpx", ".webp"}
 ACCESS_TILE = 256
@@ -286,12 +286,12 @@ class Ingest:
         report = Report(failed=list(skipped))
         csv_rows: list[CsvRow] = []
         if metadata_csv is not None:
-            existing = {d.ident for d in self.catalogue.documents(self.collection)}
+            existing = self.catalogue.existing_documents(self.collection, csv_ids(metadata_csv))
             csv_rows, errors = read_metadata_csv(metadata_csv, set(documents) | existing,
                                                 self.catalogue.tiers)
             if errors:
                 raise CsvError(errors)
-        known = self._known_images()
+        known = self._known_images(list(documents))
         jobs: list[tuple[str, Path, list[str], int]] = []  # document, master, page idents, first position
         layout: dict[str, dict[str, int]] = {}  # document -> page ident -> position, unchanged masters too
         for document, masters in documents.items():
@@ -327,7 +327,6 @@ class Ingest:
         changed_docs: set[str] = set()
         new_docs: set[str] = set()
         created = self._ensure_collection()
-        order = {ident: n for n, ident in enumerate(documents)}
         total = sum(len(j[2]) for j in jobs)
         done = 0
         if progress:
@@ -355,7 +354,7 @@ class Ingest:
                         report.failed.append((master, outcome.error))
                         failed_dirs.add(self.access_path(document, pages[0]).parent)
                         continue
-                    if self._store(document, order[document], master, pages, position, outcome, new_docs):
+                    if self._store(document, master, pages, position, outcome, new_docs):
                         changed_docs.add(document)
                     if outcome.converted:
                         report.converted += len(pages)
@@ -367,14 +366,19 @@ class Ingest:
             report.failed.append((metadata_csv or src, f"line {row.line}: document {row.ident!r} has no pages"))
         return report
 
-    def _known_images(self) -> dict[tuple[str, int], tuple[int, float, str]]:
+    def _known_images(self, documents: list[str]) -> dict[tuple[str, int], tuple[int, float, str]]:
+        """What the catalogue holds for the source's documents only, never the whole collection."""
+        known: dict[tuple[str, int], tuple[int, float, str]] = {}
         with self.catalogue.sessions() as session:
-            rows = session.execute(
-                select(Image.source_path, Image.source_page, Image.source_size, Image.source_mtime, Image.checksum)
-                .join(Document, Image.document_pk == Document.pk)
-                .where(Document.collection_id == self.collection)
-            ).all()
-        return {(p, n): (size, mtime, checksum) for p, n, size, mtime, checksum in rows}
+            for batch in batches(documents):
+                rows = session.execute(
+                    select(Image.source_path, Image.source_page, Image.source_size, Image.source_mtime,
+                           Image.checksum)
+                    .join(Document, Image.document_pk == Document.pk)
+                    .where(Document.collection_id == self.collection, Document.ident.in_(batch))
+                ).all()
+                known.update({(p, n): (size, mtime, checksum) for p, n, size, mtime, checksum in rows})
+        return known
 
     def _ensure_collection(self) -> bool:
         """Create the collection (True), or apply a new label or tier to it."""
@@ -403,7 +407,7 @@ class Ingest:
                 self.catalogue.touch(session, coll.id)
             return False
 
-    def _store(self, document: str, doc_position: int, master: Path, pages: list[str], position: int,
+    def _store(self, document: str, master: Path, pages: list[str], position: int,
                outcome: Outcome, new_docs: set[str]) -> bool:
         """Write one master's pages to the catalogue; True when anything changed."""
         st = master.stat()
@@ -414,7 +418,7 @@ class Ingest:
                 Document.collection_id == self.collection, Document.ident == document))
             if doc is None:  # documents appear with their first stored page, never empty
                 doc = Document(collection_id=self.collection, ident=document, label=document,
-                               position=doc_position, metadata_pairs=[], sort_key=sort_key(document))
+                               position=UNPLACED, metadata_pairs=[], sort_key=sort_key(document))
                 session.add(doc)
                 session.flush()
                 new_docs.add(document)
@@ -448,24 +452,23 @@ class Ingest:
         Records activities and bumps the revision only when something really changed, so a
         re-run with the same masters and CSV leaves the catalogue as it was. Returns rows left out.
         """
-        if not (new_docs or changed_docs or csv_rows):
-            return []
         left_out = []
         with self.catalogue.session() as session:
+            placed = self.catalogue.place_documents(session, self.collection)  # new ones, and any a crash left
+            if not (new_docs or changed_docs or csv_rows or placed):
+                return []
             coll = session.get(Collection, self.collection)
             assert coll is not None
-            docs = {d.ident: d for d in coll.documents}
             touched = set(changed_docs) | new_docs
+            wanted = touched | {row.ident for row in csv_rows}
+            docs = {d.ident: d for batch in batches(sorted(wanted)) for d in session.scalars(
+                select(Document).where(Document.collection_id == coll.id, Document.ident.in_(batch)))}
             moved = False  # a tier change recorded on its own
             for ident in touched:  # pages added between others: every page to its place in the folder
                 for img in docs[ident].images:
                     place = layout.get(ident, {}).get(img.ident)
                     if place is not None and img.position != place:
                         img.position, img.label = place, str(place + 1)
-            if new_docs:  # documents in natural order, whichever run brought them
-                for n, doc in enumerate(sorted(docs.values(), key=lambda d: natural_key(d.ident))):
-                    if doc.position != n:
-                        doc.position = n
             for row in csv_rows:
                 doc = docs.get(row.ident)
                 if doc is None:  # all its masters failed
@@ -487,7 +490,7 @@ class Ingest:
                     moved = True
                 else:
                     touched.add(row.ident)
-            if not (touched or moved):
+            if not (touched or moved or placed):
                 return left_out
             for ident in sorted(touched):
                 kind = "Create" if ident in new_docs else "Update"
@@ -498,6 +501,21 @@ class Ingest:
                 self.catalogue.record(session, "Update", "Collection", coll.id, None, coll.tier)
             self.catalogue.touch(session, coll.id)
         return left_out
+
+
+def batches(items: list[str], size: int = 500) -> Iterator[list[str]]:
+    """Slices small enough for an IN list on any engine."""
+    for n in range(0, len(items), size):
+        yield items[n : n + size]
+
+
+def csv_ids(path: Path) -> list[str]:
+    """The document ids a metadata CSV names (its errors are reported when it is read in full)."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            return [(row.get("id") or "").strip() for row in csv.DictReader(fh) if row.get("id")]
+    except (csv.Error, UnicodeDecodeError, AttributeError):
+        return []
 
 
 def _clean(folder: Path) -> None:

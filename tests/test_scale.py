@@ -199,3 +199,47 @@ def test_hand_built_manifest_entries_equal_the_prezi3_models() -> None:
     for entry in (DocumentEntry("Dossier Lévy", "Dossier Lévy 1942", None, 0, page),
                   DocumentEntry("d2", "", "staff", 1, None)):
         assert manifest_ref(urls, "family", entry, "nl") == manifest_ref_model(urls, "family", entry, "nl")
+
+
+def test_ingest_into_a_large_collection_reads_only_its_own_documents_and_keeps_natural_order(
+    database_url: str, tmp_path: Path
+) -> None:
+    from conftest import quadrants
+    from sqlalchemy import event, select
+
+    from iiif_server.ingest import Ingest
+
+    cat = Catalogue(database_url)
+    cat.upgrade()
+    fill(cat, "registers", 5000, 2)
+    src = tmp_path / "src"
+    for name in ("doc2500a", "doc9999", "zz-last"):  # between two others, and twice at the end
+        (src / name).mkdir(parents=True)
+        quadrants(64, 48).pngsave(str(src / name / "p1.png"))
+    loaded = {"documents": 0, "images": 0}
+
+    def count_document(*args: object) -> None:
+        loaded["documents"] += 1
+
+    def count_image(*args: object) -> None:
+        loaded["images"] += 1
+
+    event.listen(DocumentRow, "load", count_document)
+    event.listen(Image, "load", count_image)
+    try:
+        report = Ingest(cat, tmp_path / "images", "registers", workers=1).run(src)
+    finally:
+        event.remove(DocumentRow, "load", count_document)
+        event.remove(Image, "load", count_image)
+    assert report.failed == [] and report.converted == 3
+    assert loaded["documents"] <= 10 and loaded["images"] <= 10, loaded  # not the 5000 documents
+    with cat.sessions() as s:
+        order = s.execute(select(DocumentRow.ident, DocumentRow.position).where(
+            DocumentRow.collection_id == "registers").order_by(DocumentRow.position)).all()
+        coll = s.get(Collection, "registers")
+    assert [p for _, p in order] == list(range(5003))  # dense
+    idents = [i for i, _ in order]
+    assert idents[2500:2503] == ["doc2500", "doc2500a", "doc2501"]
+    assert idents[-3:] == ["doc4999", "doc9999", "zz-last"]
+    assert (coll.document_count, coll.image_count) == (5003, 10003)
+    cat.engine.dispose()

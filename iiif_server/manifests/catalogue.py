@@ -41,6 +41,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 # byte order in both engines (PostgreSQL's default collation would ignore punctuation)
 SORT_KEY_TYPE = String(400).with_variant(String(400, collation="C"), "postgresql")
 _DIGITS = re.compile(r"\d+")
+UNPLACED = -1  # position of a document stored by an ingest that has not yet put it in order
 
 
 def sort_key(name: str) -> str:
@@ -345,6 +346,44 @@ class Catalogue:
             query = query.where(Document.ident == document)
         with self.sessions() as session:
             return [PageRow(*row) for row in session.execute(query).all()]
+
+    def place_documents(self, session: Session, collection_id: str) -> int:
+        """Put unplaced documents in natural order among the others; returns how many.
+
+        Positions stay dense 0..n-1 in sort-key order. A document after every other (the usual
+        case: new material has later names) costs an index look-up; one in between shifts the
+        documents after it by one set-based UPDATE. Never reads the whole collection."""
+        # a write first: concurrent ingests into one collection take turns here (row lock / SQLite's writer lock)
+        session.execute(update(Collection).where(Collection.id == collection_id).values(revision=Collection.revision))
+        new = session.scalars(select(Document).where(
+            Document.collection_id == collection_id, Document.position == UNPLACED).order_by(Document.sort_key)).all()
+        if not new:
+            return 0
+        placed = (Document.collection_id == collection_id, Document.position >= 0)
+        last_key, last = session.execute(select(func.max(Document.sort_key), func.max(Document.position))
+                                          .where(*placed)).one()
+        nxt = -1 if last is None else last
+        for doc in new:
+            if last_key is None or doc.sort_key > last_key:
+                nxt += 1
+                doc.position, last_key = nxt, doc.sort_key
+            else:
+                place = session.scalar(select(func.count()).where(*placed, Document.sort_key <= doc.sort_key)) or 0
+                session.execute(update(Document).where(*placed, Document.position >= place)
+                                .values(position=Document.position + 1).execution_options(synchronize_session=False))
+                doc.position = place
+                nxt += 1
+            session.flush()
+        return len(new)
+
+    def existing_documents(self, collection_id: str, idents: Sequence[str]) -> set[str]:
+        """Which of these documents the collection holds (asked for by name, never listed whole)."""
+        found: set[str] = set()
+        with self.sessions() as session:
+            for n in range(0, len(idents), 500):
+                found.update(session.scalars(select(Document.ident).where(
+                    Document.collection_id == collection_id, Document.ident.in_(idents[n : n + 500]))))
+        return found
 
     def last_position(self, collection_id: str) -> int | None:
         """The highest document position of a collection (an index look-up), None when empty."""
