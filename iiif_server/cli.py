@@ -190,6 +190,26 @@ def set_tier(target: str, tier: str, config_file: str | None, **cli: Any) -> Non
     click.echo(f"{target}: {tier}")
 
 
+@main.command()
+@click.argument("target")
+@click.option("--yes", is_flag=True, help="do not ask for confirmation")
+@settings_options(STORAGE)
+def remove(target: str, yes: bool, config_file: str | None, **cli: Any) -> None:
+    """Withdraw COLLECTION, COLLECTION/DOCUMENT or COLLECTION/DOCUMENT/PAGE: its catalogue rows and
+    access copies go (masters are never touched), harvesters get Delete activities, and every replica
+    stops serving it on its next request. Safe while serving."""
+    from .withdraw import withdraw
+
+    settings = config.load(cli, config_file)
+    if not yes:
+        click.confirm(f"withdraw {target} and delete its access copies?", abort=True)
+    try:
+        done = withdraw(open_catalogue(settings), settings.image_root, target)
+    except KeyError as exc:
+        raise click.ClickException(str(exc.args[0])) from exc
+    click.echo(f"withdrawn {done.target}: {done.documents} document(s), {done.pages} page(s)")
+
+
 def token_store(settings: config.Settings) -> Any:
     from .auth.tokens import TokenStore, load_secret
 

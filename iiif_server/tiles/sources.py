@@ -119,6 +119,8 @@ def check_identifier(identifier: str) -> list[str]:
     for part in parts:
         if part in ("", ".", ".."):
             raise RequestError("identifier holds an empty, '.' or '..' segment")
+        if part.startswith("."):  # hidden: an ingest's temporary files, withdrawn copies on their way out
+            raise RequestError(f"no image with identifier {identifier!r}", status=404)
         if any(ord(c) < 32 for c in part):
             raise RequestError("identifier holds a control character")
     return parts

@@ -1,0 +1,137 @@
+"""Withdrawal: take a collection, a document or a page out of the catalogue and the image root.
+
+Archives withdraw material on request. Masters are never touched; access copies are moved out of
+reach first (renamed to a hidden name, which no identifier can name), then the catalogue rows go
+with Delete activities for harvesters, in one transaction, then the moved copies are deleted. A
+crash at any point leaves nothing servable that was withdrawn: at worst hidden debris, which the
+next withdrawal or ingest in that folder removes. Safe while serving: every replica finds the
+copies gone on its next request.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import delete, func, insert, literal, select, update
+from sqlalchemy.orm import Session
+
+from .manifests.catalogue import Activity, Catalogue, Collection, Document, Image, effective_tier, now
+
+TRASH = ".withdrawn-"
+
+
+@dataclass(frozen=True)
+class Withdrawn:
+    target: str
+    documents: int
+    pages: int
+
+
+def _move_away(path: Path) -> Path | None:
+    """Rename a copy or folder to a hidden name beside it: unservable at once."""
+    if not path.exists():
+        return None
+    hidden = path.with_name(f"{TRASH}{secrets.token_hex(4)}-{path.name}")
+    os.replace(path, hidden)
+    return hidden
+
+
+def _delete(path: Path | None) -> None:
+    if path is None:
+        return
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def clean_debris(folder: Path) -> None:
+    """Remove what a withdrawal interrupted by a crash left in a folder."""
+    for leftover in folder.glob(TRASH + "*"):
+        _delete(leftover)
+
+
+def withdraw(catalogue: Catalogue, image_root: Path, target: str) -> Withdrawn:
+    """Withdraw `collection`, `collection/document` or `collection/document/page` (KeyError when unknown)."""
+    parts = target.strip("/").split("/")
+    if not 1 <= len(parts) <= 3 or not all(parts):
+        raise KeyError(f"{target!r} is not collection[/document[/page]]")
+    with catalogue.session() as session:
+        coll = session.get(Collection, parts[0])
+        if coll is None:
+            raise KeyError(f"no collection {parts[0]!r}")
+        doc = None
+        if len(parts) >= 2:
+            doc = session.scalar(select(Document).where(Document.collection_id == coll.id,
+                                                        Document.ident == parts[1]))
+            if doc is None:
+                raise KeyError(f"no document {parts[1]!r} in {coll.id!r}")
+        img = None
+        if len(parts) == 3 and doc is not None:
+            img = session.scalar(select(Image).where(Image.document_pk == doc.pk, Image.ident == parts[2]))
+            if img is None:
+                raise KeyError(f"no page {parts[2]!r} in {coll.id}/{doc.ident}")
+        copy = image_root.joinpath(*parts[:-1], parts[-1] + ".tif") if len(parts) == 3 else image_root.joinpath(*parts)
+        moved = _move_away(copy)
+        if img is not None and doc is not None:
+            result = _page(catalogue, session, coll, doc, img)
+        elif doc is not None:
+            result = _document(catalogue, session, coll, doc)
+        else:
+            result = _collection(catalogue, session, coll)
+    _delete(moved)  # committed: the copies can go
+    return result
+
+
+def _page(catalogue: Catalogue, session: Session, coll: Collection, doc: Document, img: Image) -> Withdrawn:
+    remaining = session.scalar(select(func.count()).where(Image.document_pk == doc.pk)) or 0
+    if remaining <= 1:  # the last page: the document goes with it
+        return _document(catalogue, session, coll, doc, f"{coll.id}/{doc.ident}/{img.ident}")
+    session.delete(img)
+    catalogue.count_items(session, coll.id, 0, -1)
+    catalogue.record(session, "Update", "Manifest", coll.id, doc.ident, effective_tier(doc.tier, coll.tier))
+    catalogue.touch(session, coll.id)
+    return Withdrawn(f"{coll.id}/{doc.ident}/{img.ident}", 0, 1)
+
+
+def _document(catalogue: Catalogue, session: Session, coll: Collection, doc: Document,
+              target: str | None = None) -> Withdrawn:
+    pages = session.scalar(select(func.count()).where(Image.document_pk == doc.pk)) or 0
+    tier = effective_tier(doc.tier, coll.tier)
+    position = doc.position
+    session.execute(delete(Image).where(Image.document_pk == doc.pk))
+    session.execute(delete(Document).where(Document.pk == doc.pk))
+    if position >= 0:  # keep positions dense: the documents after it move up one
+        session.execute(update(Document).where(Document.collection_id == coll.id, Document.position > position)
+                  .values(position=Document.position - 1).execution_options(synchronize_session=False))
+    catalogue.count_items(session, coll.id, -1, -pages)
+    catalogue.record(session, "Delete", "Manifest", coll.id, doc.ident, tier)
+    catalogue.record(session, "Update", "Collection", coll.id, None, coll.tier)
+    catalogue.touch(session, coll.id)
+    return Withdrawn(target or f"{coll.id}/{doc.ident}", 1, pages)
+
+
+def _collection(catalogue: Catalogue, session: Session, coll: Collection) -> Withdrawn:
+    documents, pages = coll.document_count, coll.image_count
+    stamp = now()
+    # a Delete for every document's manifest, set-based: harvesters must drop each one
+    tier = func.coalesce(Document.tier, literal(coll.tier))
+    rows = select(literal("Delete"), literal("Manifest"), Document.collection_id, Document.ident, tier,
+                  literal(stamp)).where(Document.collection_id == coll.id)
+    session.execute(insert(Activity).from_select(
+        ["type", "object_type", "collection_id", "document_ident", "tier", "end_time"], rows))
+    public = session.scalar(select(func.count()).select_from(Document).where(
+        Document.collection_id == coll.id, tier == "public")) or 0
+    catalogue.count_public(session, public)
+    catalogue.record(session, "Delete", "Manifest", coll.id, None, coll.tier)
+    catalogue.record(session, "Delete", "Collection", coll.id, None, coll.tier)
+    session.execute(delete(Image).where(Image.document_pk.in_(
+        select(Document.pk).where(Document.collection_id == coll.id))))
+    session.execute(delete(Document).where(Document.collection_id == coll.id))
+    session.execute(delete(Collection).where(Collection.id == coll.id))
+    catalogue.bump(session)
+    return Withdrawn(coll.id, documents, pages)
