@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import html
 from dataclasses import replace
-from itertools import islice
 from pathlib import Path
-from urllib.parse import quote
 
 import pyvips
 from starlette.applications import Starlette
@@ -16,6 +13,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import config, demo
+from . import home as home_page
 from .auth.networks import NetworkRules
 from .auth.policy import Policy
 from .auth.services import AuthServices, Texts, language_map
@@ -28,7 +26,6 @@ from .manifests.routes import PresentationService
 from .tiles.service import ImageService
 from .tiles.sources import FileSystemSource
 
-HOME_LIMIT = 1000
 CORS_HEADERS = [
     (b"access-control-allow-origin", b"*"),
     (b"access-control-expose-headers", b"Link, ETag, Content-Type"),
@@ -151,26 +148,12 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
         return await service.handle(request, 2)
 
     async def home(request: Request) -> Response:
-        colls = await service.run_io(catalogue.collections)
-        ids = await service.run_io(lambda: list(islice(source.identifiers(), HOME_LIMIT)))
-        coll_rows = "\n".join(
-            f"<li>{html.escape(c.label or c.id)} ({html.escape(c.tier)}): "
-            f'<a href="/iiif/presentation/{quote(c.id)}/manifest">manifest</a>'
-            f' · <a href="/iiif/presentation/{quote(c.id)}/collection">collection</a></li>'
-            for c in colls
-        )
-        rows = "\n".join(
-            f'<li>{html.escape(i)}: <a href="/iiif/3/{quote(i, safe="")}/info.json">3.0 info.json</a>'
-            f' · <a href="/iiif/2/{quote(i, safe="")}/info.json">2.1 info.json</a>'
-            f' · <a href="/iiif/3/{quote(i, safe="")}/full/400,/0/default.jpg">view</a></li>'
-            for i in ids
-        )
-        page = (
-            "<!doctype html><meta charset=utf-8><title>IIIF server</title><h1>IIIF server</h1>"
-            f'<h2>Collections</h2><p><a href="/iiif/presentation/collections">all collections</a></p>'
-            f"<ul>{coll_rows}</ul><h2>Images</h2><p>{len(ids)} images</p><ul>{rows}</ul>"
-        )
-        return HTMLResponse(page)
+        policy = auth.policy
+        await policy.fresh(service.run_io)
+        access = await policy.access_async(request, service.run_io)
+        colls = list(await service.run_io(catalogue.collections))
+        shown, images = await service.run_io(home_page.visible_parts, policy, access, colls, source.root)
+        return HTMLResponse(home_page.render(shown, images), headers=home_page.HEADERS)
 
     async def healthz(request: Request) -> Response:
         """503 when any part a request needs is missing: encoders, image root, catalogue."""

@@ -1107,3 +1107,16 @@ async def test_an_uncatalogued_page_under_a_restricted_collection_takes_its_tier
     for identifier in ("letters/d9/p1", "maps/d2/p9", "letters/loose"):
         assert (await c.get(image_url(identifier))).status_code == 401, identifier
     assert (await c.get(image_url("letters/d9/p1"), headers=bearer(world.token()))).status_code == 200
+
+
+async def test_home_lists_only_what_the_requester_may_see_and_is_never_shared(world: World) -> None:
+    c = world.client()
+    anonymous = await c.get("/")
+    assert anonymous.status_code == 200
+    assert anonymous.headers["cache-control"].startswith("private")
+    assert "personnel" not in anonymous.text  # a staff collection: hidden
+    assert "vault" not in anonymous.text  # a staff folder by path rule: not listed
+    assert "/iiif/presentation/maps/collection" in anonymous.text
+    assert "maps%2Fd1%2Fp2" not in anonymous.text  # pages of collections are not listed one by one
+    staff = await c.get("/", headers=bearer(world.token("staff")))
+    assert "/iiif/presentation/personnel/collection" in staff.text and "vault%2Fplan" in staff.text
