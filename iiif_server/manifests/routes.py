@@ -37,6 +37,12 @@ Run = Callable[..., Awaitable[Any]]
 Built = tuple[bytes, bool]  # a serialised document, and whether it shows restricted material
 
 
+def not_found() -> Response:
+    """One answer for unknown and hidden alike, never stored by shared caches: no existence oracle."""
+    return PlainTextResponse("not found\n", status_code=404,
+                             headers={"Cache-Control": "private, no-store", "Vary": "Authorization, Cookie"})
+
+
 class TooLarge(Exception):
     def __init__(self, collection: str, pages: int) -> None:
         super().__init__(collection)
@@ -105,9 +111,9 @@ class PresentationService:
         pages, restricted = [], self._restricted(coll.tier)
         for page in self.catalogue.pages(coll.id, document):
             tier = effective_tier(page.tier, page.doc_tier, coll.tier)
+            restricted = restricted or self._restricted(tier)  # hidden or shown: the body depends on who asks
             if self._visible(view, tier, coll.id):
                 pages.append(page)
-                restricted = restricted or self._restricted(tier)
         return pages, restricted
 
     def _services_for(self, base: str, view: View, coll: CollectionRow) -> ServicesFor | None:
@@ -147,7 +153,7 @@ class PresentationService:
 
             doc = await self.builds.run((what, revision), work) if what is not None else await work()
             if doc is None:
-                return PlainTextResponse("not found\n", status_code=404)
+                return not_found()
         return self._respond(request, doc, context)
 
     @staticmethod
@@ -179,7 +185,9 @@ class PresentationService:
         def build() -> Built:
             collections = self.catalogue.collections()
             shown = [c for c in collections if self._visible(self._view(access, c.id), c.tier, c.id)]
-            return presentation.top_collection(urls, self.institution, shown), len(shown) != len(collections)
+            # private when some entry is shown to some requesters only, whether this one sees it or not
+            depends = self.auth is not None and any(c.tier in self.auth.policy.hidden for c in collections)
+            return presentation.top_collection(urls, self.institution, shown), depends
 
         # the listing differs by what is hidden from whom: one entry per clearance set
         key = ("top", self._view(access, None).key, access.grant.collections if access and access.grant else ())
@@ -192,7 +200,7 @@ class PresentationService:
         cid = request.path_params["collection"]
         revision = await self.run(self.catalogue.revision, cid)
         if revision is None:
-            return PlainTextResponse(f"no collection {cid!r}\n", status_code=404)
+            return not_found()
         view = self._view(await self._access(request), cid)
         urls = presentation.Urls(self.base_url(request))
 
@@ -210,15 +218,15 @@ class PresentationService:
         shown, restricted = [], self._restricted(coll.tier)
         for entry in self.catalogue.entries(coll.id, first, stop):
             tier = effective_tier(entry.tier, coll.tier)
+            restricted = restricted or self._restricted(tier)  # hidden or shown: the body depends on who asks
             if not self._visible(view, tier, coll.id):
                 continue
-            restricted = restricted or self._restricted(tier)
             page = entry.first
             if page is not None:
                 page_tier = effective_tier(page.tier, entry.tier, coll.tier)
+                restricted = restricted or self._restricted(page_tier)
                 if not self._visible(view, page_tier, coll.id):
                     entry = DocumentEntry(entry.ident, entry.label, entry.tier, entry.position, None)
-                restricted = restricted or self._restricted(page_tier)
             shown.append(entry)
         return shown, restricted
 
