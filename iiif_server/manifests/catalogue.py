@@ -387,6 +387,8 @@ class Catalogue:
         """
         with self.sessions() as session:
             top = session.scalar(select(func.max(Activity.id))) or 0
+            if first > top:  # beyond the end (and perhaps beyond the id type's range)
+                return top, []
             query = select(Activity).where(Activity.id >= first, Activity.id <= last)
             if public_only:
                 query = query.where(Activity.tier == "public")
