@@ -240,12 +240,15 @@ class Catalogue:
         Ids then become visible in the order they were drawn: once an id beyond a discovery
         page's range is committed, no lower id can still arrive, so the page is final. SQLite
         has a single writer already; PostgreSQL takes a transaction-scoped advisory lock.
+        A transaction that writes rows before its first activity should call this first, so
+        that it never holds a row another recorder waits for while it waits for the lock.
         """
         transaction = session.get_transaction()
         if session.info.get("activities_locked") is transaction:
             return
         if session.get_bind().dialect.name == "postgresql":
-            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ACTIVITY_LOCK})
+            with session.no_autoflush:  # rows written after the lock, never locked while waiting for it
+                session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ACTIVITY_LOCK})
         session.info["activities_locked"] = transaction
 
     def record(self, session: Session, kind: str, object_type: str, collection_id: str,
@@ -417,6 +420,7 @@ class Catalogue:
             raise ValueError(f"unknown tier {tier!r}; use one of {', '.join(self.tiers)}")
         parts = target.split("/")
         with self.session() as session:
+            self.lock_activities(session)
             coll = session.get(Collection, parts[0])
             if coll is None:
                 raise KeyError(f"no collection {parts[0]!r}")
