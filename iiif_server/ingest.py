@@ -383,6 +383,7 @@ class Ingest:
     def _ensure_collection(self) -> bool:
         """Create the collection (True), or apply a new label or tier to it."""
         with self.catalogue.session() as session:
+            self.catalogue.lock_activities(session)
             coll = session.get(Collection, self.collection)
             if coll is None:
                 coll = Collection(id=self.collection, label=self.label or self.collection, tier=self.tier or "public",
@@ -454,6 +455,7 @@ class Ingest:
         """
         left_out = []
         with self.catalogue.session() as session:
+            self.catalogue.lock_activities(session)  # before any write: see Catalogue.lock_activities
             placed = self.catalogue.place_documents(session, self.collection)  # new ones, and any a crash left
             if not (new_docs or changed_docs or csv_rows or placed):
                 return []

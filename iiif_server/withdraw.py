@@ -61,6 +61,7 @@ def withdraw(catalogue: Catalogue, image_root: Path, target: str) -> Withdrawn:
     if not 1 <= len(parts) <= 3 or not all(parts):
         raise KeyError(f"{target!r} is not collection[/document[/page]]")
     with catalogue.session() as session:
+        catalogue.lock_activities(session)  # before any write: see Catalogue.lock_activities
         coll = session.get(Collection, parts[0])
         if coll is None:
             raise KeyError(f"no collection {parts[0]!r}")

@@ -107,7 +107,7 @@ def images(catalogue: Catalogue) -> dict[tuple[str, str], Image]:
 
 
 def activities(catalogue: Catalogue, public_only: bool = False) -> list[tuple[str, str, str | None, str]]:
-    _, rows = catalogue.activities(0, 10_000, public_only)
+    _, rows = catalogue.activities(1, 10_000, public_only)
     return [(a.type, a.object_type, a.document_ident, a.tier) for a in rows]
 
 

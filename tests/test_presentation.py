@@ -298,7 +298,7 @@ async def test_activity_stream_is_an_ordered_collection_of_resolving_activities_
     assert stream["first"] == stream["last"] == {"id": f"{BASE}/iiif/discovery/activity/page/0",
                                                  "type": "OrderedCollectionPage"}
     page = await get_json(client, "/iiif/discovery/activity/page/0")
-    assert (page["type"], page["startIndex"]) == ("OrderedCollectionPage", 0)
+    assert page["type"] == "OrderedCollectionPage" and "startIndex" not in page  # unknowable without counting
     assert page["partOf"] == {"id": stream["id"], "type": "OrderedCollection"}
     assert "prev" not in page and "next" not in page
     items = page["orderedItems"]
@@ -329,20 +329,21 @@ async def test_activity_stream_is_an_ordered_collection_of_resolving_activities_
 async def test_activity_pages_link_prev_and_next_when_there_are_several(
     client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, replica: Catalogue
 ) -> None:
-    for tier in ("reading-room", "public", "reading-room"):  # three more public activities
+    for tier in ("reading-room", "public", "reading-room"):  # public and restricted activities mixed
         replica.set_tier("family/photo", tier)
     everything = await all_items(client)
     total = len(everything)
     assert total >= 7
+    _, top = replica.activity_bounds()
+    assert top > total  # some ids went to restricted activities
     monkeypatch.setattr(discovery, "PAGE_SIZE", 3)
-    count = -(-total // 3)
+    count = -(-top // 3)  # pages are id ranges of 3
     stream = await get_json(client, "/iiif/discovery/activity/all-changes")
     assert stream["totalItems"] == total
     assert stream["first"]["id"] == f"{BASE}/iiif/discovery/activity/page/0"
     assert stream["last"]["id"] == f"{BASE}/iiif/discovery/activity/page/{count - 1}"
     pages = [await get_json(client, f"/iiif/discovery/activity/page/{n}") for n in range(count)]
-    assert [p["startIndex"] for p in pages] == [3 * n for n in range(count)]
-    assert [len(p["orderedItems"]) for p in pages] == [3] * (count - 1) + [total - 3 * (count - 1)]
+    assert all(len(p["orderedItems"]) <= 3 for p in pages)
     assert [p.get("prev", {}).get("id") for p in pages] == [None] + [p["id"] for p in pages[:-1]]
     assert [p.get("next", {}).get("id") for p in pages] == [p["id"] for p in pages[1:]] + [None]
     assert [i for p in pages for i in p["orderedItems"]] == everything
@@ -355,10 +356,11 @@ async def test_activity_page_past_the_end_is_404(client: httpx.AsyncClient) -> N
     assert (await client.get("/iiif/discovery/activity/page/-1")).status_code == 404
 
 
-async def test_activity_pages_hold_a_thousand_activities_each(
+async def test_activity_pages_hold_a_thousand_activity_ids_each(
     client: httpx.AsyncClient, catalogue: Catalogue
 ) -> None:
     before = len(await all_items(client))
+    _, top = catalogue.activity_bounds()
     with catalogue.session() as session:
         for _ in range(1000):
             catalogue.record(session, "Update", "Manifest", "family", "letter", "public")
@@ -368,8 +370,8 @@ async def test_activity_pages_hold_a_thousand_activities_each(
     first = await get_json(client, "/iiif/discovery/activity/page/0")
     last = await get_json(client, "/iiif/discovery/activity/page/1")
     assert len(first["orderedItems"]) == 1000 and first["next"]["id"] == stream["last"]["id"]
-    assert len(last["orderedItems"]) == before and last["prev"]["id"] == stream["first"]["id"]
-    assert last["startIndex"] == 1000 and "next" not in last
+    assert len(last["orderedItems"]) == top and last["prev"]["id"] == stream["first"]["id"]
+    assert "next" not in last
     assert last["orderedItems"][-1]["object"]["id"] == f"{BASE}/iiif/presentation/family/letter/manifest"
 
 

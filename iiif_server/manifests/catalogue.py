@@ -37,6 +37,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
 TIERS = ("public", "reading-room", "staff")
+ACTIVITY_LOCK = 0x11F5AC7  # PostgreSQL advisory lock key: one recording transaction at a time
 MIGRATIONS = Path(__file__).parent / "migrations"
 # byte order in both engines (PostgreSQL's default collation would ignore punctuation)
 SORT_KEY_TYPE = String(400).with_variant(String(400, collation="C"), "postgresql")
@@ -249,8 +250,27 @@ class Catalogue:
         else:
             state.value = State.value + 1
 
+    @staticmethod
+    def lock_activities(session: Session) -> None:
+        """Serialise the transactions that record activities, before their first id is drawn.
+
+        Ids then become visible in the order they were drawn: once an id beyond a discovery
+        page's range is committed, no lower id can still arrive, so the page is final. SQLite
+        has a single writer already; PostgreSQL takes a transaction-scoped advisory lock.
+        A transaction that writes rows before its first activity should call this first, so
+        that it never holds a row another recorder waits for while it waits for the lock.
+        """
+        transaction = session.get_transaction()
+        if session.info.get("activities_locked") is transaction:
+            return
+        if session.get_bind().dialect.name == "postgresql":
+            with session.no_autoflush:  # rows written after the lock, never locked while waiting for it
+                session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ACTIVITY_LOCK})
+        session.info["activities_locked"] = transaction
+
     def record(self, session: Session, kind: str, object_type: str, collection_id: str,
                document: str | None, tier: str) -> None:
+        self.lock_activities(session)
         session.add(Activity(type=kind, object_type=object_type, collection_id=collection_id,
                              document_ident=document, tier=tier, end_time=now()))
         if tier == "public":
@@ -284,14 +304,43 @@ class Catalogue:
 
     def change_collection_tier(self, session: Session, coll: Collection, tier: str) -> None:
         """Set a collection's tier, recording it for the collection, its manifest and every
-        document that inherits the tier (those with a tier of their own keep it)."""
+        document that inherits the tier (those with a tier of their own keep it).
+
+        The documents' activities are written by INSERT ... SELECT, in document order, with
+        the same rule as `record_tier_change`: no document is loaded, whatever the collection's size.
+        """
         old = coll.tier
         coll.tier = tier
         self.record_tier_change(session, "Collection", coll.id, None, old, tier)
         self.record_tier_change(session, "Manifest", coll.id, None, old, tier)
-        for doc in coll.documents:
-            if doc.tier is None:
-                self.record_tier_change(session, "Manifest", coll.id, doc.ident, old, tier)
+        session.flush()
+        # (kind, tier) per document, in the order record_tier_change writes them
+        if old != tier and tier == "public":
+            steps = [("Create", "public")]
+        elif old != tier and old == "public":
+            steps = [("Delete", "public"), ("Update", tier)]
+        else:
+            steps = [("Update", tier)]
+        inserted = self._insert_document_activities(session, coll.id, steps)
+        public_steps = sum(1 for _, t in steps if t == "public")
+        self.count_public(session, inserted // len(steps) * public_steps)
+
+    @staticmethod
+    def _insert_document_activities(session: Session, collection_id: str, steps: list[tuple[str, str]]) -> int:
+        """One activity per step for every document of the collection that inherits its tier."""
+        params: dict[str, Any] = {"cid": collection_id, "at": now()}
+        rows = []
+        for n, (kind, tier) in enumerate(steps):
+            rows.append(f"SELECT {n} AS step, :kind{n} AS kind, :tier{n} AS tier")
+            params[f"kind{n}"], params[f"tier{n}"] = kind, tier
+        statement = text(
+            "INSERT INTO activities (type, object_type, collection_id, document_ident, tier, end_time) "
+            "SELECT s.kind, 'Manifest', d.collection_id, d.ident, s.tier, :at "
+            f"FROM documents d CROSS JOIN ({' UNION ALL '.join(rows)}) s "
+            "WHERE d.collection_id = :cid AND d.tier IS NULL "
+            "ORDER BY d.position, d.pk, s.step"
+        )
+        return session.execute(statement, params).rowcount or 0
 
     # -- reads ----------------------------------------------------------------
 
@@ -309,13 +358,9 @@ class Catalogue:
             return session.scalars(select(Collection).order_by(Collection.id)).all()
 
     def counts(self) -> dict[str, tuple[int, int]]:
-        """Documents and images per collection."""
+        """Documents and images per collection, from the kept counts (no join of images)."""
         with self.sessions() as session:
-            rows = session.execute(
-                select(Document.collection_id, func.count(func.distinct(Document.pk)), func.count(Image.pk))
-                .join(Image, Image.document_pk == Document.pk, isouter=True)
-                .group_by(Document.collection_id)
-            ).all()
+            rows = session.execute(select(Collection.id, Collection.document_count, Collection.image_count)).all()
         return {cid: (docs, imgs) for cid, docs, imgs in rows}
 
     def collection(self, collection_id: str) -> Collection | None:
@@ -423,16 +468,28 @@ class Catalogue:
                 found.update({pos: (label or ident, tier) for pos, label, ident, tier in rows})
         return found
 
-    def activities(self, offset: int, limit: int, public_only: bool) -> tuple[int, Sequence[Activity]]:
+    def activity_bounds(self) -> tuple[int, int]:
+        """The number of public activities (kept) and the highest activity id (read off the key)."""
         with self.sessions() as session:
-            query = select(Activity)
-            count = select(func.count(Activity.id))
+            total = session.scalar(select(State.value).where(State.key == "public_activities")) or 0
+            top = session.scalar(select(func.max(Activity.id))) or 0
+        return total, top
+
+    def activities(self, first: int, last: int, public_only: bool = True) -> tuple[int, Sequence[Activity]]:
+        """The highest activity id, then the activities with ids in [first, last], oldest first.
+
+        The highest id is read first: when it lies beyond `last`, every activity of the range
+        was committed before (see `lock_activities`), so the rows read after it are all of them.
+        """
+        with self.sessions() as session:
+            top = session.scalar(select(func.max(Activity.id))) or 0
+            if first > top:  # beyond the end (and perhaps beyond the id type's range)
+                return top, []
+            query = select(Activity).where(Activity.id >= first, Activity.id <= last)
             if public_only:
                 query = query.where(Activity.tier == "public")
-                count = count.where(Activity.tier == "public")
-            total = session.scalar(count) or 0
-            rows = session.scalars(query.order_by(Activity.id).offset(offset).limit(limit)).all()
-        return total, rows
+            rows = session.scalars(query.order_by(Activity.id)).all()
+        return top, rows
 
     def image_tier(self, identifier: str) -> str | None:
         """Effective tier of `collection/document/page`, None when not catalogued."""
@@ -456,6 +513,7 @@ class Catalogue:
             raise ValueError(f"unknown tier {tier!r}; use one of {', '.join(self.tiers)}")
         parts = target.split("/")
         with self.session() as session:
+            self.lock_activities(session)
             coll = session.get(Collection, parts[0])
             if coll is None:
                 raise KeyError(f"no collection {parts[0]!r}")

@@ -1,8 +1,17 @@
-"""IIIF Change Discovery API 1.0: the activity stream partner archives harvest."""
+"""IIIF Change Discovery API 1.0: the activity stream partner archives harvest.
+
+Pages are addressed by key, not by offset: page n holds the public activities whose ids
+lie in [n*S+1, (n+1)*S] (S = PAGE_SIZE ids). Ids also go to restricted activities, so a
+page may hold fewer than S items, or none; it is served all the same so that the
+prev/next chain holds. The last page is the one of the highest activity id; every page
+before it is complete and never changes again, so it is cached for long, here and by
+any shared cache. `startIndex` is left out: it could only be known by counting.
+"""
 
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,6 +20,9 @@ from .presentation import Urls, nav_date
 
 CONTEXT = "http://iiif.io/api/discovery/1/context.json"
 PAGE_SIZE = 1000
+COMPLETE_MAX_AGE = 365 * 24 * 3600  # a complete page never changes
+OPEN_MAX_AGE = 10  # the stream and its last page change with every recorded activity
+CACHE_BYTES = 32 * 1024 * 1024
 
 
 def stream_url(urls: Urls) -> str:
@@ -29,38 +41,69 @@ def _object(urls: Urls, a: Activity) -> dict[str, str]:
     return {"id": urls.collection_manifest(a.collection_id), "type": "Manifest"}
 
 
-def pages_for(total: int, size: int | None = None) -> int:
-    return max(1, -(-total // (size or PAGE_SIZE)))  # PAGE_SIZE read now, not when this was defined
+def page_size(size: int | None = None) -> int:
+    return size or PAGE_SIZE  # PAGE_SIZE read now, not when this was defined
 
 
-def collection_document(urls: Urls, total: int, size: int | None = None) -> bytes:
-    last = pages_for(total, size) - 1
+def id_range(n: int, size: int | None = None) -> tuple[int, int]:
+    """The activity ids page n covers, both ends included."""
+    size = page_size(size)
+    return n * size + 1, (n + 1) * size
+
+
+def last_page(top: int, size: int | None = None) -> int:
+    """The page of the highest activity id (page 0, empty, while there is none)."""
+    return max(0, (top - 1) // page_size(size))
+
+
+def collection_document(urls: Urls, total: int, top: int, size: int | None = None) -> bytes:
     doc = {
         "@context": CONTEXT,
         "id": stream_url(urls),
         "type": "OrderedCollection",
         "totalItems": total,
         "first": {"id": page_url(urls, 0), "type": "OrderedCollectionPage"},
-        "last": {"id": page_url(urls, last), "type": "OrderedCollectionPage"},
+        "last": {"id": page_url(urls, last_page(top, size)), "type": "OrderedCollectionPage"},
     }
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
-def page_document(urls: Urls, n: int, total: int, activities: Sequence[Activity], size: int | None = None) -> bytes:
-    size = size or PAGE_SIZE
-    last = pages_for(total, size) - 1
+def page_document(urls: Urls, n: int, top: int, activities: Sequence[Activity], size: int | None = None) -> bytes:
     doc: dict[str, Any] = {
         "@context": CONTEXT,
         "id": page_url(urls, n),
         "type": "OrderedCollectionPage",
-        "startIndex": n * size,
         "partOf": {"id": stream_url(urls), "type": "OrderedCollection"},
     }
     if n > 0:
         doc["prev"] = {"id": page_url(urls, n - 1), "type": "OrderedCollectionPage"}
-    if n < last:
+    if n < last_page(top, size):
         doc["next"] = {"id": page_url(urls, n + 1), "type": "OrderedCollectionPage"}
     doc["orderedItems"] = [
         {"type": a.type, "object": _object(urls, a), "endTime": nav_date(a.end_time)} for a in activities
     ]
     return json.dumps(doc, separators=(",", ":")).encode()
+
+
+class PageCache:
+    """Complete pages (which never change), bounded in bytes, least recently used out."""
+
+    def __init__(self, limit: int = CACHE_BYTES) -> None:
+        self.limit = limit
+        self.size = 0
+        self._items: OrderedDict[tuple[Any, ...], tuple[bytes, str]] = OrderedDict()
+
+    def get(self, key: tuple[Any, ...]) -> tuple[bytes, str] | None:
+        item = self._items.get(key)
+        if item is not None:
+            self._items.move_to_end(key)
+        return item
+
+    def put(self, key: tuple[Any, ...], body: bytes, etag: str) -> None:
+        if len(body) > self.limit or key in self._items:
+            return
+        self._items[key] = (body, etag)
+        self.size += len(body)
+        while self.size > self.limit:
+            _, (old, _) = self._items.popitem(last=False)
+            self.size -= len(old)

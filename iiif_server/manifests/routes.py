@@ -20,7 +20,7 @@ from ..compression import accepted
 from ..singleflight import SingleFlight
 from ..tiles.service import etag_matches
 from . import discovery, presentation
-from .cache import Document, DocumentCache
+from .cache import Document, DocumentCache, content_etag
 from .catalogue import Catalogue, DocumentEntry, PageRow, effective_tier
 from .catalogue import Collection as CollectionRow
 from .presentation import Part, ServicesFor
@@ -73,6 +73,7 @@ class PresentationService:
         self.auth = auth
         self.cache = DocumentCache(cache_bytes)
         self.builds: SingleFlight[Document | None] = SingleFlight()
+        self.pages = discovery.PageCache()  # complete Change Discovery pages
 
     def routes(self) -> list[Route]:
         return [
@@ -315,17 +316,39 @@ class PresentationService:
 
     async def activity_stream(self, request: Request) -> Response:
         urls = presentation.Urls(self.base_url(request))
-        total, _ = await self.run(self.catalogue.activities, 0, 0, True)
-        size = discovery.PAGE_SIZE
-        return await self._serve(request, None, lambda: (discovery.collection_document(urls, total, size), False),
-                                 discovery.CONTEXT)
+        total, top = await self.run(self.catalogue.activity_bounds)
+        body = discovery.collection_document(urls, total, top, discovery.PAGE_SIZE)
+        return _discovery_response(request, body, content_etag(body), discovery.OPEN_MAX_AGE)
 
     async def activity_page(self, request: Request) -> Response:
+        """Page n by its id range; a complete page (the highest id lies beyond it) is final."""
         n = request.path_params["n"]
         urls = presentation.Urls(self.base_url(request))
         size = discovery.PAGE_SIZE
-        total, rows = await self.run(self.catalogue.activities, n * size, size, True)
-        if n >= discovery.pages_for(total, size):
+        key = (n, size, urls.base)
+        cached = self.pages.get(key)
+        if cached is not None:
+            return _discovery_response(request, *cached, discovery.COMPLETE_MAX_AGE)
+        top, rows = await self.run(self.catalogue.activities, *discovery.id_range(n, size), True)
+        last = discovery.last_page(top, size)
+        if n > last:
             return PlainTextResponse(f"no page {n}\n", status_code=404)
-        return await self._serve(request, None, lambda: (discovery.page_document(urls, n, total, rows, size), False),
-                                 discovery.CONTEXT)
+        body = discovery.page_document(urls, n, top, rows, size)
+        etag = content_etag(body)
+        if n < last:
+            self.pages.put(key, body, etag)
+            return _discovery_response(request, body, etag, discovery.COMPLETE_MAX_AGE)
+        return _discovery_response(request, body, etag, discovery.OPEN_MAX_AGE)
+
+
+def _discovery_response(request: Request, body: bytes, etag: str, max_age: int) -> Response:
+    """The stream is public-only: any cache may keep it, complete pages for good."""
+    jsonld = "application/ld+json" in request.headers.get("accept", "")
+    media = JSON_LD.format(discovery.CONTEXT) if jsonld else "application/json"
+    if jsonld:  # two representations (Vary: Accept), so two validators
+        etag = etag[:-1] + '-ld"'
+    control = f"public, max-age={max_age}" + (", immutable" if max_age == discovery.COMPLETE_MAX_AGE else "")
+    headers = {"Cache-Control": control, "Vary": "Accept", "ETag": etag}
+    if etag_matches(etag, request.headers.get("if-none-match", "")):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type=media, headers=headers)
