@@ -263,10 +263,20 @@ def batched(items: Iterator[tuple[Any, ...]], size: int) -> Iterator[list[tuple[
 
 
 def load_sqlite(engine: Engine, streams: dict[str, Callable[[], Iterator[dict[str, Any]]]]) -> None:
-    raw = engine.raw_connection()
+    import sqlite3
+
+    layouts = {}
+    for table, stream in streams.items():
+        first = next(stream(), None)
+        if first is not None:
+            columns = check_columns(engine, table, first)
+            layouts[table] = (columns, converters(engine, table, columns))
+    engine.dispose()  # the schema's WAL mode can be left only by the sole connection
+    db = sqlite3.connect(engine.url.database or "")
     try:
-        db = raw.driver_connection
-        db.execute("PRAGMA journal_mode=OFF")
+        mode = db.execute("PRAGMA journal_mode=OFF").fetchone()[0]
+        if mode != "off":
+            raise RuntimeError(f"SQLite stayed in journal mode {mode!r}: is another process using the file?")
         db.execute("PRAGMA synchronous=OFF")
         db.execute("PRAGMA cache_size=-512000")
         db.execute("PRAGMA foreign_keys=OFF")  # every reference is generated consistent
@@ -275,12 +285,8 @@ def load_sqlite(engine: Engine, streams: dict[str, Callable[[], Iterator[dict[st
                              f"AND tbl_name IN ({marks})", list(streams)).fetchall()
         for name, _ in indexes:
             db.execute(f'DROP INDEX "{name}"')
-        for table, stream in streams.items():
-            first = next(stream(), None)
-            if first is None:
-                continue
-            columns = check_columns(engine, table, first)
-            procs = converters(engine, table, columns)
+        for table, (columns, procs) in layouts.items():
+            stream = streams[table]
             db.execute(f"DELETE FROM {table}")
             sql = f'INSERT INTO {table} ({",".join(columns)}) VALUES ({",".join("?" * len(columns))})'
             t0 = time.perf_counter()
@@ -297,7 +303,7 @@ def load_sqlite(engine: Engine, streams: dict[str, Callable[[], Iterator[dict[st
         print(f"  indexes: {time.perf_counter() - t0:.0f} s", flush=True)
         db.execute("PRAGMA journal_mode=WAL")
     finally:
-        raw.close()
+        db.close()
 
 
 def load_postgresql(engine: Engine, streams: dict[str, Callable[[], Iterator[dict[str, Any]]]]) -> None:
