@@ -464,6 +464,15 @@ def children(pid: int) -> list[int]:
     return out
 
 
+def descendants(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        kids = children(todo.pop())
+        out.extend(kids)
+        todo.extend(kids)
+    return out
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -776,29 +785,27 @@ class Bench:
     # CLI rows
 
     def cli(self, *argv: str) -> tuple[int | str, float, float]:
-        """Run `iiif-server ARGV`; exit status (or TIMEOUT), seconds, peak RSS in MiB (its processes)."""
+        """Run `iiif-server ARGV`; exit status (or TIMEOUT), seconds, peak RSS in MiB of its largest process."""
         cmd = [sys.executable, "-m", "iiif_server.cli", *argv, "--database", self.url, "--images", str(self.images),
                "--data-dir", str(self.data_dir)]
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                start_new_session=True)
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                proc.returncode = os.waitstatus_to_exitcode(status)
-                break
+        log = self.workdir / "cli-stderr.log"
+        with open(log, "wb") as err_file:
+            proc = subprocess.Popen(cmd, env=child_env(), stdout=subprocess.DEVNULL, stderr=err_file,
+                                    start_new_session=True)
+        peak = 0  # VmHWM per process, polled (wait4's ru_maxrss starts from this script's own size at fork)
+        while proc.poll() is None:
+            peak = max([peak, *(proc_status(pid, "VmHWM") for pid in [proc.pid, *descendants(proc.pid)])])
             if time.perf_counter() - t0 > self.timeout:
                 os.killpg(proc.pid, signal.SIGKILL)
-                pid, status, usage = os.wait4(proc.pid, 0)
-                proc.returncode = -9
-                return "TIMEOUT", time.perf_counter() - t0, usage.ru_maxrss / 1024
-            time.sleep(0.02)
+                proc.wait()
+                return "TIMEOUT", time.perf_counter() - t0, peak / MIB
+            time.sleep(0.05)
         seconds = time.perf_counter() - t0
-        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+        err = log.read_text(errors="replace")
         if proc.returncode != 0:
             print(f"    {' '.join(argv[:2])}: exit {proc.returncode}: {err.strip().splitlines()[-1:]}", flush=True)
-        # ru_maxrss of wait4: the largest of the process and its waited-for descendants
-        return proc.returncode, seconds, usage.ru_maxrss / 1024
+        return proc.returncode, seconds, peak / MIB
 
     def activity_mark(self) -> tuple[int, int]:
         top = self.sql("SELECT coalesce(max(id), 0) FROM activities")[0][0]
