@@ -633,7 +633,8 @@ class Bench:
         return m
 
     def document_measure(self, server: Server, client: httpx.Client, row: str, what: str, url: str,
-                         collection: str | None, repeats: int = 5, limit_4xx: bool = False) -> tuple[Measure, Got]:
+                         collection: str | None, repeats: int = 5, limit_4xx: bool = False,
+                         target: str | None = None) -> tuple[Measure, Got]:
         """Cold (after a change) and cached (median of repeats) of one Presentation document."""
         self.bump(collection)
         server.reset_peak()
@@ -654,6 +655,9 @@ class Bench:
                     and (m.rss_mib or 0) < 500)
         else:
             m.ok = False
+        if target == "<50ms":  # discovery pages: any page, cold or not, under 50 ms
+            m.target = target
+            m.ok = m.status == "200" and (m.cold_ms or 1e9) < 50 and (m.cached_ms or 1e9) < 50
         return self.add(m), cold
 
     # rows
@@ -764,8 +768,8 @@ class Bench:
     def row_discovery(self) -> None:
         with self.server() as server, httpx.Client() as client:
             stream_url = server.base + "/iiif/discovery/activity/all-changes"
-            m, got = self.document_measure(server, client, "discovery", "all-changes", stream_url, None, repeats=10)
-            m.target, m.ok = "<50ms", m.cold_ms is not None and m.cold_ms < 50 and (m.cached_ms or 1e9) < 50
+            m, got = self.document_measure(server, client, "discovery", "all-changes", stream_url, None, repeats=10,
+                                           target="<50ms")
             stream = got.json() or {}
             first, last = stream.get("first", {}).get("id"), stream.get("last", {}).get("id")
             middle = None
@@ -777,10 +781,8 @@ class Bench:
                 if not url:
                     self.add(Measure("discovery", f"{name} page", status="no URL", ok=False))
                     continue
-                m, _ = self.document_measure(server, client, "discovery", f"{name} page ({url.rsplit('/', 1)[-1]})",
-                                             url, None, repeats=10)
-                m.target = "<50ms"
-                m.ok = m.status == "200" and (m.cold_ms or 1e9) < 50 and (m.cached_ms or 1e9) < 50
+                self.document_measure(server, client, "discovery", f"{name} page ({url.rsplit('/', 1)[-1]})",
+                                      url, None, repeats=10, target="<50ms")
 
     # CLI rows
 
