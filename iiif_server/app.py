@@ -22,6 +22,7 @@ from .auth.tiers import Tiers
 from .auth.tokens import TokenStore, load_secret
 from .manifests import presentation
 from .manifests.catalogue import Catalogue
+from .manifests.catalogue import open_catalogue as catalogue_at
 from .manifests.routes import PresentationService
 from .tiles.service import ImageService
 from .tiles.sources import FileSystemSource
@@ -76,10 +77,7 @@ class CORSMiddleware:
 
 
 def open_catalogue(settings: config.Settings) -> Catalogue:
-    catalogue = Catalogue(settings.database_url, settings.tiers)
-    if catalogue.url.startswith("sqlite:///"):
-        Path(catalogue.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return catalogue
+    return catalogue_at(settings.database_url, settings.tiers)
 
 
 def prepare(settings: config.Settings) -> Path:

@@ -68,9 +68,10 @@ def settings_options(names: tuple[str, ...] | None = None) -> Callable[[Any], An
 
 
 def open_catalogue(settings: config.Settings) -> Any:
-    from .app import open_catalogue as open_it
+    """The catalogue, migrated; imports only what the catalogue needs (commands start fast)."""
+    from .manifests.catalogue import open_catalogue as open_it
 
-    catalogue = open_it(settings)
+    catalogue = open_it(settings.database_url, settings.tiers)
     catalogue.upgrade()
     return catalogue
 

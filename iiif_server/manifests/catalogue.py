@@ -208,6 +208,13 @@ def upgrade(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
+def open_catalogue(url: str, tiers: tuple[str, ...] = TIERS) -> Catalogue:
+    """A catalogue at `url`; a SQLite file's folder is created."""
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return Catalogue(url, tiers)
+
+
 def effective_tier(*tiers: str | None) -> str:
     """The most specific tier that is set: image, else document, else collection."""
     for tier in tiers:
