@@ -13,15 +13,15 @@ import brotli
 import httpx
 import jsonschema
 import pytest
+from bulk import fill
 from conftest import presentation_schema
-from sqlalchemy import insert
 
 from iiif_server import config
 from iiif_server.app import create_app
 from iiif_server.auth.tokens import TokenStore
 from iiif_server.manifests import routes
 from iiif_server.manifests.cache import Document, DocumentCache
-from iiif_server.manifests.catalogue import Catalogue, Collection, DocumentEntry, Image, PageRow, now, sort_key
+from iiif_server.manifests.catalogue import Catalogue, Collection, DocumentEntry, Image, PageRow
 from iiif_server.manifests.catalogue import Document as DocumentRow
 from iiif_server.manifests.presentation import Urls, manifest_ref, manifest_ref_model
 
@@ -29,36 +29,6 @@ BASE = "http://testserver"
 SECRET = "s" * 40
 DOCUMENTS = 12_345  # 13 parts of 1000, the last one short
 PAGES = 2
-
-
-def fill(catalogue: Catalogue, cid: str, documents: int, pages: int, tier: str = "public",
-         staff_every: int = 0) -> None:
-    """A collection in the shape ingest writes, by bulk SQL; every `staff_every`-th document is staff-only."""
-    stamp = now()
-    described = {"summary": None, "metadata_pairs": [], "rights": None, "required_statement": None,
-                 "nav_date": None, "created": stamp, "updated": stamp}
-    with catalogue.engine.begin() as conn:
-        conn.execute(insert(Collection.__table__), [{
-            "id": cid, "label": f"Collection {cid}", "tier": tier, "revision": 1, "document_count": documents,
-            "image_count": documents * pages, **described}])
-        docs = []
-        for d in range(documents):
-            ident = f"doc{d}"
-            staff = staff_every and d % staff_every == staff_every - 1
-            docs.append({"collection_id": cid, "ident": ident, "sort_key": sort_key(ident), "position": d,
-                         "label": f"Dossier {d}", "tier": "staff" if staff else None, **described})
-        conn.execute(insert(DocumentRow.__table__), docs)
-        pks = dict(conn.exec_driver_sql(
-            "SELECT ident, pk FROM documents WHERE collection_id = %s" % ("?" if conn.dialect.name == "sqlite"
-                                                                         else "%(c)s"),
-            (cid,) if conn.dialect.name == "sqlite" else {"c": cid}).all())
-        images = [{"document_pk": pks[f"doc{d}"], "ident": f"p{p}", "position": p, "label": str(p + 1),
-                   "width": 2000 + d % 7, "height": 3000, "checksum": "0" * 64, "source_path": f"/m/{d}/{p}.tif",
-                   "source_page": 0, "source_size": 1, "source_mtime": 0.0, "tier": None,
-                   "created": stamp, "updated": stamp}
-                  for d in range(documents) for p in range(pages)]
-        for n in range(0, len(images), 20_000):
-            conn.execute(insert(Image.__table__), images[n : n + 20_000])
 
 
 @pytest.fixture
