@@ -959,15 +959,23 @@ class Bench:
 
         event.listen(catalogue.engine, "before_cursor_execute", hook, retval=True)
         tl_doc = self.middle_document("transport-lists")
-        total = self.sql("SELECT value FROM catalogue_state WHERE key = 'public_activities'")[0][0]
         pdoc = self.middle_document("portraits")
+        top = self.sql("SELECT max(id) FROM activities")[0][0] or 0
+        middle = top // 2000 * 1000
         calls: list[tuple[str, Callable[[], Any]]] = [
-            ("pages('transport-lists')", lambda: catalogue.pages("transport-lists")),
             (f"pages('transport-lists', '{tl_doc}')", lambda: catalogue.pages("transport-lists", tl_doc)),
-            ("documents('portraits')", lambda: catalogue.documents("portraits")),
+            ("last_position('portraits')", lambda: catalogue.last_position("portraits")),
+            ("entries('portraits', part 100)", lambda: catalogue.entries("portraits", 99_000, 100_000)),
+            ("entries('civil-registers', part 75)", lambda: catalogue.entries("civil-registers", 74_000, 75_000)),
+            ("at_positions('portraits', every part's bounds)",
+             lambda: catalogue.at_positions("portraits", [p for n in range(200) for p in (n * 1000, n * 1000 + 999)])),
             (f"document('portraits', '{pdoc}')", lambda: catalogue.document("portraits", pdoc)),
-            ("activities(first page)", lambda: catalogue.activities(0, 1000, True)),
-            ("activities(last page)", lambda: catalogue.activities(max(0, total - 1000), 1000, True)),
+            ("existing_documents('portraits', 3 names)",
+             lambda: catalogue.existing_documents("portraits", [pdoc, "nobody", "zzz"])),
+            ("activity_bounds()", lambda: catalogue.activity_bounds()),
+            ("activities(first page)", lambda: catalogue.activities(1, 1000, True)),
+            ("activities(middle page)", lambda: catalogue.activities(middle + 1, middle + 1000)),
+            ("activities(last page)", lambda: catalogue.activities(top // 1000 * 1000 + 1, top // 1000 * 1000 + 1000)),
             (f"image_tier('portraits/{pdoc}/{pdoc}')", lambda: catalogue.image_tier(f"portraits/{pdoc}/{pdoc}")),
             ("counts()", lambda: catalogue.counts()),
             ("collections()", lambda: catalogue.collections()),

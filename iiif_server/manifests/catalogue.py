@@ -374,12 +374,6 @@ class Catalogue:
         with self.sessions() as session:
             return session.get(Collection, collection_id)
 
-    def documents(self, collection_id: str) -> Sequence[Document]:
-        with self.sessions() as session:
-            return session.scalars(
-                select(Document).where(Document.collection_id == collection_id).order_by(Document.position)
-            ).all()
-
     def document(self, collection_id: str, ident: str) -> Document | None:
         with self.sessions() as session:
             return session.scalar(
@@ -387,7 +381,7 @@ class Catalogue:
             )
 
     def pages(self, collection_id: str, document: str | None = None) -> list[PageRow]:
-        """Every page of a collection (or one document) in reading order, in one query."""
+        """Every page of one document (or of a small collection: see routes.CANVAS_LIMIT) in reading order."""
         query = (
             select(Document.ident, Image.ident, Image.label, Image.width, Image.height, Image.tier, Document.tier)
             .join(Image, Image.document_pk == Document.pk)
