@@ -11,7 +11,6 @@ any shared cache. `startIndex` is left out: it could only be known by counting.
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,7 +21,6 @@ CONTEXT = "http://iiif.io/api/discovery/1/context.json"
 PAGE_SIZE = 1000
 COMPLETE_MAX_AGE = 365 * 24 * 3600  # a complete page never changes
 OPEN_MAX_AGE = 10  # the stream and its last page change with every recorded activity
-CACHE_BYTES = 32 * 1024 * 1024
 
 
 def stream_url(urls: Urls) -> str:
@@ -84,26 +82,3 @@ def page_document(urls: Urls, n: int, top: int, activities: Sequence[Activity], 
     ]
     return json.dumps(doc, separators=(",", ":")).encode()
 
-
-class PageCache:
-    """Complete pages (which never change), bounded in bytes, least recently used out."""
-
-    def __init__(self, limit: int = CACHE_BYTES) -> None:
-        self.limit = limit
-        self.size = 0
-        self._items: OrderedDict[tuple[Any, ...], tuple[bytes, str]] = OrderedDict()
-
-    def get(self, key: tuple[Any, ...]) -> tuple[bytes, str] | None:
-        item = self._items.get(key)
-        if item is not None:
-            self._items.move_to_end(key)
-        return item
-
-    def put(self, key: tuple[Any, ...], body: bytes, etag: str) -> None:
-        if len(body) > self.limit or key in self._items:
-            return
-        self._items[key] = (body, etag)
-        self.size += len(body)
-        while self.size > self.limit:
-            _, (old, _) = self._items.popitem(last=False)
-            self.size -= len(old)

@@ -20,7 +20,7 @@ from ..compression import accepted
 from ..singleflight import SingleFlight
 from ..tiles.service import etag_matches
 from . import discovery, presentation
-from .cache import Document, DocumentCache, content_etag
+from .cache import Document, DocumentCache
 from .catalogue import Catalogue, DocumentEntry, PageRow, effective_tier
 from .catalogue import Collection as CollectionRow
 from .presentation import Part, ServicesFor
@@ -32,6 +32,10 @@ JSON_LD = 'application/ld+json;profile="{}"'
 CACHE_BYTES = 64 * 1024 * 1024
 PART_SIZE = 1000  # documents listed by one Collection; larger collections are split into parts
 CANVAS_LIMIT = 5000  # pages of a whole-collection manifest (about 1 KB of JSON each)
+# the public change stream: complete pages never change, the open end does
+FINAL = "final"
+FINAL_PAGE = f"public, max-age={discovery.COMPLETE_MAX_AGE}, immutable"
+OPEN_STREAM = f"public, max-age={discovery.OPEN_MAX_AGE}"
 
 Run = Callable[..., Awaitable[Any]]
 Built = tuple[bytes, bool]  # a serialised document, and whether it shows restricted material
@@ -73,7 +77,6 @@ class PresentationService:
         self.auth = auth
         self.cache = DocumentCache(cache_bytes)
         self.builds: SingleFlight[Document | None] = SingleFlight()
-        self.pages = discovery.PageCache()  # complete Change Discovery pages
 
     def routes(self) -> list[Route]:
         return [
@@ -158,13 +161,14 @@ class PresentationService:
         return self._respond(request, doc, context)
 
     @staticmethod
-    def _respond(request: Request, doc: Document, context: str) -> Response:
+    def _respond(request: Request, doc: Document, context: str, public: str = "public, max-age=60") -> Response:
+        """`public`: the Cache-Control of a document that is the same for everybody."""
         jsonld = "application/ld+json" in request.headers.get("accept", "")
         media = JSON_LD.format(context) if jsonld else "application/json"
         etag = doc.etag[:-1] + '-ld"' if jsonld else doc.etag  # two representations (Vary: Accept)
         encoding = accepted(request.headers.get("accept-encoding", "")) if doc.encoded else None
         body = doc.encoded.get(encoding, doc.body) if encoding else doc.body
-        headers = {"Cache-Control": "public, max-age=60", "Vary": "Accept, Accept-Encoding"}
+        headers = {"Cache-Control": public, "Vary": "Accept, Accept-Encoding"}
         if doc.private:
             headers.update({"Cache-Control": "private, max-age=0",
                             "Vary": "Accept, Accept-Encoding, Authorization, Cookie"})
@@ -317,38 +321,24 @@ class PresentationService:
     async def activity_stream(self, request: Request) -> Response:
         urls = presentation.Urls(self.base_url(request))
         total, top = await self.run(self.catalogue.activity_bounds)
-        body = discovery.collection_document(urls, total, top, discovery.PAGE_SIZE)
-        return _discovery_response(request, body, content_etag(body), discovery.OPEN_MAX_AGE)
+        doc = Document.build(discovery.collection_document(urls, total, top, discovery.PAGE_SIZE), False)
+        return self._respond(request, doc, discovery.CONTEXT, OPEN_STREAM)
 
     async def activity_page(self, request: Request) -> Response:
         """Page n by its id range; a complete page (the highest id lies beyond it) is final."""
         n = request.path_params["n"]
         urls = presentation.Urls(self.base_url(request))
         size = discovery.PAGE_SIZE
-        key = (n, size, urls.base)
-        cached = self.pages.get(key)
-        if cached is not None:
-            return _discovery_response(request, *cached, discovery.COMPLETE_MAX_AGE)
+        what = ("activity-page", n, size, urls.base)
+        doc = self.cache.get(what, FINAL)
+        if doc is not None:
+            return self._respond(request, doc, discovery.CONTEXT, FINAL_PAGE)
         top, rows = await self.run(self.catalogue.activities, *discovery.id_range(n, size), True)
         last = discovery.last_page(top, size)
         if n > last:
             return PlainTextResponse(f"no page {n}\n", status_code=404)
-        body = discovery.page_document(urls, n, top, rows, size)
-        etag = content_etag(body)
+        doc = await self.run(lambda: Document.build(discovery.page_document(urls, n, top, rows, size), False))
         if n < last:
-            self.pages.put(key, body, etag)
-            return _discovery_response(request, body, etag, discovery.COMPLETE_MAX_AGE)
-        return _discovery_response(request, body, etag, discovery.OPEN_MAX_AGE)
-
-
-def _discovery_response(request: Request, body: bytes, etag: str, max_age: int) -> Response:
-    """The stream is public-only: any cache may keep it, complete pages for good."""
-    jsonld = "application/ld+json" in request.headers.get("accept", "")
-    media = JSON_LD.format(discovery.CONTEXT) if jsonld else "application/json"
-    if jsonld:  # two representations (Vary: Accept), so two validators
-        etag = etag[:-1] + '-ld"'
-    control = f"public, max-age={max_age}" + (", immutable" if max_age == discovery.COMPLETE_MAX_AGE else "")
-    headers = {"Cache-Control": control, "Vary": "Accept", "ETag": etag}
-    if etag_matches(etag, request.headers.get("if-none-match", "")):
-        return Response(status_code=304, headers=headers)
-    return Response(body, media_type=media, headers=headers)
+            self.cache.put(what, FINAL, doc)
+            return self._respond(request, doc, discovery.CONTEXT, FINAL_PAGE)
+        return self._respond(request, doc, discovery.CONTEXT, OPEN_STREAM)
