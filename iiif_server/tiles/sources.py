@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+from array import array
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -44,10 +45,13 @@ class Level:
 
 @dataclass(frozen=True)
 class RawTiles:
-    """Where the stored JPEG tiles of one TIFF level sit in the file."""
+    """Where the stored JPEG tiles of one TIFF level sit in the file.
 
-    offsets: tuple[int, ...]
-    counts: tuple[int, ...]
+    Offsets and byte counts are packed arrays (16 bytes a tile, not ~70 as tuples of ints):
+    every cached source of a large scan carries thousands."""
+
+    offsets: array[int]
+    counts: array[int]
     tables: bytes
     tiles_across: int
     rgb: bool = False  # samples stored as RGB (no YCbCr transform): needs an Adobe marker per tile
@@ -300,7 +304,7 @@ def _raw_tiles(page: Any) -> RawTiles | None:
         return None
     if page.photometric not in (1, 2, 6) or page.extrasamples:
         return None
-    offsets, counts = tuple(page.dataoffsets), tuple(page.databytecounts)
+    offsets, counts = array("Q", page.dataoffsets), array("Q", page.databytecounts)
     rgb = page.photometric == 2
     if rgb:
         # RGB-as-stored JPEG (libvips writes it) decodes right only where the stream says so;
