@@ -127,7 +127,7 @@ class Outcome:
 
 def make_images(images: Path, portraits: int) -> list[str]:
     """The big access copy and the portraits; returns the portraits' identifiers."""
-    masters = images.parent / "masters"
+    masters = images / ".masters"
     masters.mkdir()
     master = masters / "scan.tif"
     demo.scan(*BIG_SIZE).tiffsave(str(master), tile=True, compression="jpeg", Q=90)
@@ -274,6 +274,8 @@ def main() -> int:
     parser.add_argument("--interval", type=float, default=3.0, help="seconds between memory samples")
     parser.add_argument("--workloads", default="regions,portraits,tiles")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--images", type=Path, default=None,
+                        help="keep the generated images in this folder and reuse them on the next run")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is needed (apt-get install wrk)", file=sys.stderr)
@@ -287,12 +289,20 @@ def main() -> int:
     server: subprocess.Popen[bytes] | None = None
     tmp = Path(tempfile.mkdtemp(prefix="iiif-soak-"))
     try:
-        images = tmp / "images"
-        images.mkdir()
+        images = args.images or tmp / "images"
         t0 = time.monotonic()
-        portraits = make_images(images, args.portraits)
+        ready = images / ".complete"  # written last: a folder without it is no finished set
+        reused = ready.exists()
+        if reused:
+            portraits = ready.read_text().split()
+        else:
+            if images.exists() and any(images.iterdir()):
+                raise SystemExit(f"{images} holds files but no finished image set: give an empty or new folder")
+            images.mkdir(parents=True, exist_ok=True)
+            portraits = make_images(images, args.portraits)
+            ready.write_text("\n".join(portraits))
         print(f"images: {BIG_SIZE[0]}x{BIG_SIZE[1]} pyramidal TIFF and {len(portraits)} portraits "
-              f"in {time.monotonic() - t0:.0f} s", flush=True)
+              f"({'reused' if reused else 'made'} in {time.monotonic() - t0:.0f} s)", flush=True)
         port = args.port or free_port()
         base = f"http://127.0.0.1:{port}"
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
