@@ -21,6 +21,7 @@ import pyvips
 
 from iiif_server import demo
 from iiif_server.ingest import write_access_copy
+from iiif_server.tiles import memory
 from iiif_server.tiles.pipeline import Encoding, process
 from iiif_server.tiles.request import Limits, parse, resolve
 from iiif_server.tiles.sources import FileSystemSource
@@ -47,8 +48,10 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> FileSystemSource:
 
 
 @pytest.fixture(autouse=True)
-def no_operation_cache() -> Iterator[None]:
-    """As the server runs: libvips' operation cache off (app.create_app)."""
+def no_operation_cache(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """As the server runs: libvips' operation cache off (app.create_app). The heap trimmer is
+    off too: what is measured is what the decode path keeps, not how often pages go back."""
+    monkeypatch.setattr(memory.trimmer, "interval", float("inf"))
     before = pyvips.cache_get_max()
     pyvips.cache_set_max(0)
     yield
@@ -102,3 +105,21 @@ def test_resident_memory_stays_bounded_over_decoded_renders(store: FileSystemSou
         list(pool.map(lambda _: random_region(store, rng), range(MEASURED)))
         end = rss_mib()
     assert end - warm <= MAX_GROWTH_MIB, f"RSS grew from {warm:.0f} to {end:.0f} MiB over {MEASURED} renders"
+
+
+def test_the_trimmer_runs_at_most_once_per_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    trimmer = memory.Trimmer(interval=60)
+    monkeypatch.setattr(trimmer, "_trim", lambda pad: calls.append(pad) or 1)
+    monkeypatch.setattr(trimmer, "_last", -1e9)  # long ago
+    for _ in range(5):
+        trimmer.after_render()
+    assert calls == [0]
+
+
+def test_the_trimmer_finds_malloc_trim_on_glibc() -> None:
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("malloc_trim is glibc's")
+    assert memory.Trimmer().available
