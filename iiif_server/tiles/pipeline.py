@@ -15,6 +15,7 @@ from typing import Any
 
 import pyvips
 
+from .memory import trimmer
 from .request import FORMATS, Plan, RequestError
 from .sources import Source, adobe_transform, declares_rgb
 
@@ -244,7 +245,9 @@ def process(source: Source, plan: Plan, enc: Encoding) -> bytes:
         stored = raw_tile(source, plan)
         if stored is not None:
             return stored
-        return encode(render(source, plan), plan.format, enc, plan.quality == "bitonal")
+        body = encode(render(source, plan), plan.format, enc, plan.quality == "bitonal")
+        trimmer.after_render()  # the decode buffers are free now: give their pages back
+        return body
     except pyvips.Error as exc:
         raise RequestError(f"image cannot be processed: {_describe(exc, source)}", status=500) from exc
     except OSError as exc:  # the file went away or became unreadable since it was opened

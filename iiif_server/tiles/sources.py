@@ -2,14 +2,17 @@
 
 An identifier is a path below the image root without its extension. Anything
 that could reach outside the root is refused before the file system is asked.
-Open sources (geometry, parsed TIFF layout, loaded pyvips levels) are cached
-per file and dropped when the file's size or mtime changes.
+Open sources (geometry, parsed TIFF layout) are cached per file and dropped
+when the file's size or mtime changes. Pixels are not: each render opens its
+own pyvips image of the level it needs (a header read, well under a
+millisecond), so nothing decoded outlives its request.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from array import array
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -42,10 +45,13 @@ class Level:
 
 @dataclass(frozen=True)
 class RawTiles:
-    """Where the stored JPEG tiles of one TIFF level sit in the file."""
+    """Where the stored JPEG tiles of one TIFF level sit in the file.
 
-    offsets: tuple[int, ...]
-    counts: tuple[int, ...]
+    Offsets and byte counts are packed arrays (16 bytes a tile, not ~70 as tuples of ints):
+    every cached source of a large scan carries thousands."""
+
+    offsets: array[int]
+    counts: array[int]
     tables: bytes
     tiles_across: int
     rgb: bool = False  # samples stored as RGB (no YCbCr transform): needs an Adobe marker per tile
@@ -53,7 +59,7 @@ class RawTiles:
 
 @dataclass
 class Source:
-    """An opened image: geometry, and pyvips handles per level."""
+    """An opened image: geometry and stored-tile layout, no pixels."""
 
     path: Path
     stamp: tuple[int, int]
@@ -64,8 +70,6 @@ class Source:
     tile_height: int
     orientation: int = 1
     raw: dict[int, RawTiles] = field(default_factory=dict)
-    _images: dict[int, pyvips.Image] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def scale_factors(self) -> list[int]:
@@ -78,11 +82,11 @@ class Source:
         return factors
 
     def image(self, level_index: int) -> pyvips.Image:
-        """The pyvips image of one level, oriented; cached and shared by threads."""
-        with self._lock:
-            img = self._images.get(level_index)
-        if img is not None:
-            return img
+        """A new pyvips image of one level, oriented, for one render.
+
+        Not kept: a level image shared by all requests (and threads) held on to
+        ~100 KB of native memory per request, without bound (bench/soak.py);
+        one per render frees everything with it."""
         level = self.levels[level_index]
         options: dict[str, Any] = {}
         if level.page is not None:
@@ -94,8 +98,6 @@ class Source:
         img = pyvips.Image.new_from_file(str(self.path), access="random", fail=True, **options)
         if self.orientation != 1:
             img = img.autorot()
-        with self._lock:
-            self._images[level_index] = img
         return img
 
 
@@ -304,7 +306,7 @@ def _raw_tiles(page: Any) -> RawTiles | None:
         return None
     if page.photometric not in (1, 2, 6) or page.extrasamples:
         return None
-    offsets, counts = tuple(page.dataoffsets), tuple(page.databytecounts)
+    offsets, counts = array("Q", page.dataoffsets), array("Q", page.databytecounts)
     rgb = page.photometric == 2
     if rgb:
         # RGB-as-stored JPEG (libvips writes it) decodes right only where the stream says so;

@@ -1,0 +1,59 @@
+"""Native memory: hand freed heap pages back to the system after renders.
+
+glibc's malloc gives each thread that allocates an arena of its own (up to
+eight per core), and an arena keeps the pages of freed chunks resident. A
+render's decode buffers come and go on the image pool's threads and on
+libvips' own workers, so a worker's resident memory settles at the sum of
+every arena's high-water mark, far above what is alive. `malloc_trim` returns
+those pages (measured in-process over random regions of a 6000x8000 scan: 150
+MiB resident without it, 60 MiB with it). Elsewhere than glibc it is a no-op.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+import time
+from collections.abc import Callable
+
+TRIM_INTERVAL = 0.5  # seconds: a trim walks every arena, so not after each render
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(None)
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return trim  # type: ignore[no-any-return]
+
+
+class Trimmer:
+    """At most one `malloc_trim` per interval, from whichever thread finishes a render then."""
+
+    def __init__(self, interval: float = TRIM_INTERVAL) -> None:
+        self.interval = interval
+        self._trim = _malloc_trim()
+        self._last = time.monotonic()
+        self._lock = threading.Lock()
+
+    @property
+    def available(self) -> bool:
+        return self._trim is not None
+
+    def after_render(self) -> None:
+        if self._trim is None:
+            return
+        now = time.monotonic()
+        if now - self._last < self.interval or not self._lock.acquire(blocking=False):
+            return
+        try:
+            self._last = now
+            self._trim(0)
+        finally:
+            self._lock.release()
+
+
+trimmer = Trimmer()
