@@ -12,8 +12,8 @@ COPY iiif_server ./iiif_server
 RUN pip install --no-cache-dir . && pip uninstall -y pyvips-binary
 
 RUN useradd --system --uid 10001 --home-dir /data iiif \
-    && mkdir -p /data \
-    && chown iiif /data
+    && mkdir -p /data /images \
+    && chown iiif /data /images
 USER iiif
 
 # /data holds the catalogue, the signing key and the audit log: mount a named volume there
