@@ -12,14 +12,17 @@ COPY iiif_server ./iiif_server
 RUN pip install --no-cache-dir . && pip uninstall -y pyvips-binary
 
 RUN useradd --system --uid 10001 --home-dir /data iiif \
-    && mkdir -p /data \
-    && chown iiif /data
+    && mkdir -p /data /images \
+    && chown iiif /data /images
 USER iiif
 
+# /data holds the catalogue, the signing key and the audit log: mount a named volume there
+# (`-v iiif-data:/data`); no VOLUME here, so nothing lands in an anonymous volume that a re-created
+# container would lose. The access log goes to standard error (`docker logs`).
 ENV IIIF_SERVER_HOST=0.0.0.0 \
     IIIF_SERVER_PORT=8000 \
-    IIIF_SERVER_DATA_DIR=/data
-VOLUME /data
+    IIIF_SERVER_DATA_DIR=/data \
+    IIIF_SERVER_ACCESS_LOG=-
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s \
     CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"

@@ -12,7 +12,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import config, demo
+from . import config, demo, metrics, observe
 from . import home as home_page
 from .auth.networks import NetworkRules
 from .auth.policy import Policy
@@ -134,6 +134,8 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
     catalogue = open_catalogue(settings)
     if migrate:
         catalogue.upgrade()
+    observe.setup_logging()
+    metrics.time_queries(catalogue.engine)
     auth = access_control(settings, catalogue, service)
     service.auth = auth
     documents = PresentationService(catalogue, institution(settings), service.base_url, service.run_io, auth)
@@ -179,6 +181,10 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
     ]
     app = Starlette(routes=routes)
     app.add_middleware(CORSMiddleware)
+    # outermost: times and logs every answer, the CORS middleware's 500s included
+    app.add_middleware(observe.ObserveMiddleware, access_log=observe.JsonLines(settings.access_log_target),
+                       audit_log=observe.JsonLines(settings.audit_log_target), proxies=settings.proxy_networks(),
+                       metrics_networks=settings.metrics_network_list())
     app.state.service = service
     app.state.catalogue = catalogue
     return app

@@ -43,6 +43,9 @@ OPTION_TYPES: dict[str, Any] = {
     "secret_key_file": click.Path(dir_okay=False),
     "auth_heading": str,
     "auth_note": str,
+    "access_log": str,
+    "audit_log": str,
+    "metrics_networks": str,
 }
 STORAGE = ("data_dir", "images", "database")
 
@@ -100,16 +103,20 @@ def serve(config_file: str | None, **cli: Any) -> None:
         raise click.ClickException("preparing the catalogue and image root failed (see above)")
     click.echo(f"serving {settings.image_root} on http://{settings.host}:{settings.port}/ "
                f"with {settings.workers} worker(s)")
-    uvicorn.run(
-        "iiif_server.app:app_from_env",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        proxy_headers=False,  # forwarded headers are read only from trusted proxies, by the app
-        access_log=False,
-        log_level="info",
-    )
+    from .metrics import multiprocess_dir
+
+    # the workers' metric files go to a fresh folder, set before any worker imports prometheus_client
+    with multiprocess_dir():
+        uvicorn.run(
+            "iiif_server.app:app_from_env",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            proxy_headers=False,  # forwarded headers are read only from trusted proxies, by the app
+            access_log=False,  # the app writes its own, structured (--access-log)
+            log_level="info",
+        )
 
 
 @main.command()
@@ -120,9 +127,11 @@ def serve(config_file: str | None, **cli: Any) -> None:
 @click.option("--metadata", "metadata_csv", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="CSV, one row per document: id,label,date,tier,summary,rights,<metadata...>")
 @click.option("--processes", type=click.IntRange(1, 256), default=None, help="worker processes (default: cores)")
+@click.option("--metrics-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="write progress as Prometheus metrics to this file (node_exporter's textfile collector)")
 @settings_options(STORAGE)
 def ingest(src: Path, collection_id: str, label: str | None, tier: str | None, metadata_csv: Path | None,
-           processes: int | None, config_file: str | None, **cli: Any) -> None:
+           processes: int | None, metrics_file: Path | None, config_file: str | None, **cli: Any) -> None:
     """Turn a folder of masters into access copies and catalogue entries."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -141,7 +150,15 @@ def ingest(src: Path, collection_id: str, label: str | None, tier: str | None, m
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task("ingest", total=None, rate="-")
 
+        tracker = None
+        if metrics_file is not None:
+            from .metrics import IngestProgress
+
+            tracker = IngestProgress(metrics_file, collection_id)
+
         def progress(done: int, total: int) -> None:
+            if tracker is not None:
+                tracker.update(done, total)
             bar.update(task, completed=done, total=total or None)
             speed = bar.tasks[task].speed
             bar.update(task, rate=f"{speed:.1f}" if speed else "-")
@@ -153,6 +170,8 @@ def ingest(src: Path, collection_id: str, label: str | None, tier: str | None, m
                 console.print(f"[red]metadata error[/red] {line}")
             console.print("nothing was ingested: fix the CSV and run again")
             sys.exit(2)
+    if tracker is not None:
+        tracker.end(report.converted + report.unchanged + len(report.failed), len(report.failed))
     for path, reason in report.failed:
         console.print(f"[red]failed[/red] {path}: {reason}")
     console.print(f"{report.converted} converted, {report.unchanged} unchanged, {len(report.failed)} failed")

@@ -56,6 +56,9 @@ class Settings:
     secret_key_file: Path | None = None
     auth_heading: str | None = None
     auth_note: str | None = None
+    access_log: str | None = None
+    audit_log: str | None = None
+    metrics_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
 
     @property
     def image_root(self) -> Path:
@@ -68,6 +71,18 @@ class Settings:
     @property
     def thread_count(self) -> int:
         return self.threads or max(2, 2 * (os.cpu_count() or 1))
+
+    @property
+    def access_log_target(self) -> str:
+        """A path, '-' (standard error) or 'off'."""
+        return self.access_log or str(self.data_dir / "logs" / "access.jsonl")
+
+    @property
+    def audit_log_target(self) -> str:
+        return self.audit_log or str(self.data_dir / "logs" / "audit.jsonl")
+
+    def metrics_network_list(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(cidr, strict=False) for cidr in self.metrics_networks]
 
     def proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         return [ipaddress.ip_network(cidr, strict=False) for cidr in self.trusted_proxies]
@@ -119,6 +134,11 @@ HELP = {
     "secret_key_file": "file holding the signing key",
     "auth_heading": "heading viewers show on restricted material; 'en=...|nl=...' for several languages",
     "auth_note": "note viewers show on restricted material, e.g. where the reading room is",
+    "access_log": "access log, one JSON line per request: a file, '-' for standard error, or 'off' "
+    "(default: DATA_DIR/logs/access.jsonl)",
+    "audit_log": "audit log, one JSON line per granted access to restricted material: a file, '-' for standard "
+    "error, or 'off' (default: DATA_DIR/logs/audit.jsonl)",
+    "metrics_networks": "comma-separated CIDRs of the direct peers that may read /metrics",
 }
 
 
@@ -132,7 +152,7 @@ def _convert(name: str, raw: Any) -> Any:
     if "tuple" in kind:
         items = raw if isinstance(raw, list) else str(raw).split(",")
         out = tuple(str(i).strip() for i in items if str(i).strip())
-        if name == "trusted_proxies":
+        if name in ("trusted_proxies", "metrics_networks"):
             for cidr in out:
                 ipaddress.ip_network(cidr, strict=False)  # fail early on a typo
         return out

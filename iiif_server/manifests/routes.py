@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from .. import observe
 from ..auth.policy import Access
 from ..compression import accepted
 from ..singleflight import SingleFlight
@@ -100,7 +101,9 @@ class PresentationService:
         if self.auth is None or access is None:
             return View(None, None, False)
         policy = self.auth.policy
-        return View(access, access.clearance(policy.tiers, collection), access.network_tier is not None)
+        clearance = access.clearance(policy.tiers, collection)
+        observe.note_access(access, clearance)
+        return View(access, clearance, access.network_tier is not None)
 
     def _visible(self, view: View, tier: str, collection: str | None) -> bool:
         if self.auth is None or view.access is None:
@@ -170,6 +173,7 @@ class PresentationService:
         body = doc.encoded.get(encoding, doc.body) if encoding else doc.body
         headers = {"Cache-Control": public, "Vary": "Accept, Accept-Encoding"}
         if doc.private:
+            observe.note_private_document()
             headers.update({"Cache-Control": "private, max-age=0",
                             "Vary": "Accept, Accept-Encoding, Authorization, Cookie"})
         if encoding and body is not doc.body:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -237,13 +238,18 @@ def encode(img: pyvips.Image, fmt: str, enc: Encoding, bitonal: bool = False) ->
     raise RequestError(f"format {fmt!r} is not supported by this server", status=501)
 
 
+_trace = threading.local()
+
+
 def process(source: Source, plan: Plan, enc: Encoding) -> bytes:
     """Encoded bytes for a resolved request (runs in a worker thread)."""
     if plan.format not in FORMATS:
         raise RequestError(f"unknown format {plan.format!r}")
+    _trace.passthrough = False
     try:
         stored = raw_tile(source, plan)
         if stored is not None:
+            _trace.passthrough = True
             return stored
         body = encode(render(source, plan), plan.format, enc, plan.quality == "bitonal")
         trimmer.after_render()  # the decode buffers are free now: give their pages back
@@ -252,6 +258,11 @@ def process(source: Source, plan: Plan, enc: Encoding) -> bytes:
         raise RequestError(f"image cannot be processed: {_describe(exc, source)}", status=500) from exc
     except OSError as exc:  # the file went away or became unreadable since it was opened
         raise RequestError(f"image cannot be read: {type(exc).__name__}", status=500) from exc
+
+
+def was_passthrough() -> bool:
+    """Whether the last `process` in this thread sent a stored tile as stored (for the metrics)."""
+    return bool(getattr(_trace, "passthrough", False))
 
 
 def _describe(exc: pyvips.Error, source: Source) -> str:

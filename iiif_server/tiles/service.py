@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,12 +24,13 @@ from urllib.parse import quote, unquote_to_bytes
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
+from .. import metrics, observe
 from ..auth.networks import in_any, parse_address
 from ..auth.policy import Access, Verdict, collection_of
 from ..config import Settings
 from .cache import MemoryCache
 from .info import PROFILE_URI, info_document
-from .pipeline import Encoding, process, self_test, writable_formats
+from .pipeline import Encoding, process, self_test, was_passthrough, writable_formats
 from .request import FORMATS, Limits, Plan, RequestError, parse, resolve
 from .sources import FileSystemSource, Source
 
@@ -86,6 +88,12 @@ def etag_matches(etag: str, if_none_match: str) -> bool:
     return etag in (t[2:] if t.startswith("W/") else t for t in tags)
 
 
+def process_traced(source: Source, plan: Plan, enc: Encoding) -> tuple[bytes, bool]:
+    """`process`, and whether it sent a stored tile as stored (in the same worker thread)."""
+    body = process(source, plan, enc)
+    return body, was_passthrough()
+
+
 @dataclass(frozen=True)
 class Gate:
     tier: str
@@ -110,7 +118,7 @@ class ImageService:
         self.pool = ThreadPoolExecutor(settings.thread_count, thread_name_prefix="iiif-image")
         self.io_pool = ThreadPoolExecutor(min(32, max(4, settings.thread_count)), thread_name_prefix="iiif-io")
         self.proxies = settings.proxy_networks()
-        self._inflight: dict[Any, asyncio.Future[bytes]] = {}
+        self._inflight: dict[Any, asyncio.Future[Any]] = {}
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Pixel work (decode, scale, encode) in the image pool."""
@@ -146,13 +154,18 @@ class ImageService:
         try:
             parts = self._path_parts(request, version)
             if len(parts) == 1:
+                observe.note_identifier(parts[0], "redirect")
                 return await self.redirect(request, version, parts[0])
             if len(parts) == 2 and parts[1] == "info.json":
+                observe.note_identifier(parts[0], "info")
                 return await self.info(request, version, parts[0])
+            observe.note_identifier(parts[0])
             if len(parts) == 5:
                 return await self.image(request, version, parts[0], parts[1:])
             raise RequestError("not an Image API URL; a '/' inside an identifier is sent as %2F", 404)
         except RequestError as exc:
+            if exc.status >= 500:  # the file or libvips failed: the operator needs the cause
+                log.error("%s on %s: %s", exc.status, request.url.path, exc.message, exc_info=exc)
             return error_response(exc)
 
     @staticmethod
@@ -186,7 +199,10 @@ class ImageService:
         if not policy.restricted(tier):
             return None
         access = await policy.access_async(request, self.run_io)
-        return Gate(tier, access, policy.verdict(access, tier, collection_of(identifier)))
+        collection = collection_of(identifier)
+        verdict = policy.verdict(access, tier, collection)
+        observe.note_access(access, access.clearance(policy.tiers, collection), tier, verdict)
+        return Gate(tier, access, verdict)
 
     async def info(self, request: Request, version: int, identifier: str) -> Response:
         gate = await self.gate(request, identifier)
@@ -231,12 +247,18 @@ class ImageService:
         body = self.cache.get(key)
         if body is None:
 
-            async def render() -> bytes:
-                result: bytes = await self.run(process, source, plan, self.encoding)
+            async def render() -> tuple[bytes, str]:
+                started = time.perf_counter()
+                result, stored = await self.run(process_traced, source, plan, self.encoding)
+                outcome = "passthrough" if stored else "decoded"
+                metrics.RENDER.labels(outcome).observe(time.perf_counter() - started)
                 self.cache.put(key, result)
-                return result
+                return result, outcome
 
-            body = await self._once(key, render)
+            body, outcome = await self._once(key, render)
+            observe.note_outcome(outcome)
+        else:
+            observe.note_outcome("cache_hit")
         base = self.service_id(request, version, identifier)
         headers = {
             "Cache-Control": self.public_cache,
@@ -247,7 +269,7 @@ class ImageService:
         validator = f"{source.stamp[0]}:{source.stamp[1]}:{canonical}".encode()
         return self._conditional(request, body, FORMATS[plan.format], headers, validator)
 
-    async def _once(self, key: Any, work: Callable[[], Awaitable[bytes]]) -> bytes:
+    async def _once(self, key: Any, work: Callable[[], Awaitable[Any]]) -> Any:
         """Run `work` once for concurrent requests of the same key.
 
         The work runs as its own task: a client that goes away cancels only its
@@ -258,7 +280,7 @@ class ImageService:
             task = asyncio.ensure_future(work())
             self._inflight[key] = task
 
-            def done(t: asyncio.Future[bytes]) -> None:
+            def done(t: asyncio.Future[Any]) -> None:
                 if self._inflight.get(key) is t:
                     del self._inflight[key]
                 if not t.cancelled():
