@@ -20,9 +20,11 @@ from .auth.services import AuthServices, Texts, language_map
 from .auth.snapshot import Snapshot
 from .auth.tiers import Tiers
 from .auth.tokens import TokenStore, load_secret
+from .hosts import AllowedHosts, HostCheck
 from .manifests import presentation
 from .manifests.catalogue import Catalogue
 from .manifests.routes import PresentationService
+from .tiles.request import RequestError
 from .tiles.service import ImageService
 from .tiles.sources import FileSystemSource
 
@@ -125,7 +127,14 @@ def access_control(settings: config.Settings, catalogue: Catalogue, service: Ima
         texts = replace(texts, heading=language_map(settings.auth_heading, settings.language))
     if settings.auth_note:
         texts = replace(texts, note=language_map(settings.auth_note, settings.language))
-    return AuthServices(policy, texts, service.base_url, service.run_io)
+    def exists(identifier: str) -> bool:
+        try:
+            service.source.find(identifier)
+        except RequestError:
+            return False
+        return True
+
+    return AuthServices(policy, texts, service.base_url, service.run_io, settings.viewer_origins, exists)
 
 
 def create_app(settings: config.Settings | None = None, migrate: bool = True) -> Starlette:
@@ -181,6 +190,8 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
     ]
     app = Starlette(routes=routes)
     app.add_middleware(CORSMiddleware)
+    app.add_middleware(HostCheck, hosts=AllowedHosts(settings.allowed_hosts, settings.base_url),
+                       proxies=settings.proxy_networks())
     app.state.service = service
     app.state.catalogue = catalogue
     return app

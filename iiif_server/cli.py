@@ -43,6 +43,8 @@ OPTION_TYPES: dict[str, Any] = {
     "secret_key_file": click.Path(dir_okay=False),
     "auth_heading": str,
     "auth_note": str,
+    "viewer_origins": str,
+    "allowed_hosts": str,
 }
 STORAGE = ("data_dir", "images", "database")
 
@@ -99,13 +101,24 @@ def serve(config_file: str | None, **cli: Any) -> None:
         raise click.ClickException("preparing the catalogue and image root failed (see above)")
     click.echo(f"serving {settings.image_root} on http://{settings.host}:{settings.port}/ "
                f"with {settings.workers} worker(s)")
+    from .limits import HEAD_SECONDS, MAX_HEAD_BYTES
+
+    try:
+        import httptools  # noqa: F401 - uvicorn[standard]'s fast parser, bounded by our subclass
+        http = "iiif_server.limits:LimitedHttpToolsProtocol"
+    except ImportError:
+        http = "h11"
     uvicorn.run(
         "iiif_server.app:app_from_env",
         factory=True,
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
+        http=http,
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,  # the same head bound where h11 parses
+        timeout_keep_alive=int(HEAD_SECONDS // 2),
         proxy_headers=False,  # forwarded headers are read only from trusted proxies, by the app
+        server_header=False,
         access_log=False,
         log_level="info",
     )

@@ -14,6 +14,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import platformdirs
 
@@ -56,6 +57,8 @@ class Settings:
     secret_key_file: Path | None = None
     auth_heading: str | None = None
     auth_note: str | None = None
+    viewer_origins: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
 
     @property
     def image_root(self) -> Path:
@@ -119,7 +122,20 @@ HELP = {
     "secret_key_file": "file holding the signing key",
     "auth_heading": "heading viewers show on restricted material; 'en=...|nl=...' for several languages",
     "auth_note": "note viewers show on restricted material, e.g. where the reading room is",
+    "viewer_origins": "origins of viewer pages that receive access tokens, comma-separated, e.g. "
+    "https://viewer.example.org (the server's own origin always does)",
+    "allowed_hosts": "host names (or host:port) the server answers to, comma-separated; other Host headers get "
+    "400 (default: any when --base-url is set, since the Host is then used nowhere; else localhost and the "
+    "address connected to)",
 }
+
+
+def check_origin(origin: str) -> str:
+    """`scheme://host[:port]`, lower case, no path: what browsers send as an origin."""
+    parts = urlsplit(origin.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/") or parts.query:
+        raise ValueError(f"not an origin (scheme://host[:port]): {origin!r}")
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 def _convert(name: str, raw: Any) -> Any:
@@ -135,6 +151,8 @@ def _convert(name: str, raw: Any) -> Any:
         if name == "trusted_proxies":
             for cidr in out:
                 ipaddress.ip_network(cidr, strict=False)  # fail early on a typo
+        if name == "viewer_origins":
+            out = tuple(check_origin(o) for o in out)
         return out
     if kind == "bool":
         if isinstance(raw, bool):
