@@ -122,7 +122,7 @@ def access_control(settings: config.Settings, catalogue: Catalogue, service: Ima
     snapshot = Snapshot(catalogue)
     policy = Policy(tiers, NetworkRules.parse(settings.networks, tiers.names), settings.proxy_networks(),
                     TokenStore(catalogue, secret, snapshot), snapshot, path_rules, degraded, settings.hidden_tiers)
-    texts = Texts()
+    texts = Texts(language=settings.language)
     if settings.auth_heading:
         texts = replace(texts, heading=language_map(settings.auth_heading, settings.language))
     if settings.auth_note:

@@ -146,11 +146,15 @@ def posted_message(page: str) -> tuple[dict[str, Any], str]:
 # -- the world: a catalogue with restricted images, an app, clients from chosen addresses --------
 
 
-@pytest.fixture(scope="session")
-def tiff_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    path = tmp_path_factory.mktemp("auth-image") / "page.tif"
+def make_tiff(folder: Path) -> bytes:
+    path = folder / "page.tif"
     quadrants(WIDTH, HEIGHT).tiffsave(str(path), compression="jpeg", Q=90)
     return path.read_bytes()
+
+
+@pytest.fixture(scope="session")
+def tiff_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    return make_tiff(tmp_path_factory.mktemp("auth-image"))
 
 
 @dataclasses.dataclass
@@ -188,6 +192,12 @@ class World:
 
 @pytest.fixture
 async def world(catalogue: Catalogue, tmp_path: Path, tiff_bytes: bytes) -> AsyncIterator[World]:
+    async for w in make_world(catalogue, tmp_path, tiff_bytes):
+        yield w
+
+
+async def make_world(catalogue: Catalogue, tmp_path: Path, tiff_bytes: bytes) -> AsyncIterator[World]:
+    """The catalogue of COLLECTIONS with its files, the settings around it; apps and clients closed after."""
     images = tmp_path / "images"
     with catalogue.session() as session:
         for coll_id, (coll_tier, docs) in COLLECTIONS.items():

@@ -48,9 +48,16 @@ class Texts:
     origin: dict[str, list[str]] = field(
         default_factory=lambda: {"en": ["This viewer is not allowed to receive access tokens from this server."]})
 
-    @staticmethod
-    def first(value: dict[str, list[str]]) -> str:
-        return next(iter(value.values()))[0]
+    failure_heading: dict[str, list[str]] = field(default_factory=lambda: {"en": ["Access denied"]})
+    failure_note: dict[str, list[str]] = field(
+        default_factory=lambda: {"en": ["The access token is not valid for this material."]})
+    language: str = "en"  # the configured language: Auth 1.0 labels are one plain string each
+
+    def first(self, value: dict[str, list[str]]) -> str:
+        """The text in the configured language, else the first given. Plain strings for Auth 1.0: UV 4
+        (manifesto) shows nothing at all for a language-tagged list without the browser's locale."""
+        found = value.get(self.language) or next(iter(value.values()))
+        return found[0]
 
 
 def language_map(text: str, default: str) -> dict[str, list[str]]:
@@ -116,7 +123,7 @@ class AuthServices:
         services1: list[dict[str, Any]] = []
         token1 = {"@id": f"{base}/iiif/auth/token1", "@type": "AuthTokenService1", "profile": AUTH1 + "token"}
         logout1 = {"@id": f"{base}/iiif/auth/logout", "@type": "AuthLogoutService1", "profile": AUTH1 + "logout",
-                   "label": Texts.first(t.logout)}
+                   "label": t.first(t.logout)}
         if access.network_tier is not None and self.policy.tiers.allows(access.network_tier, tier):
             # from a network that clears this tier: access without interaction. Never where it does
             # not clear it: viewers prefer kiosk over login and would never offer the sign-in.
@@ -124,15 +131,15 @@ class AuthServices:
                             "service": [token2, logout2]})
             services1.append({"@context": AUTH1_CONTEXT, "@id": f"{base}/iiif/auth/kiosk",
                               "@type": "AuthCookieService1", "profile": AUTH1 + "kiosk",
-                              "label": Texts.first(t.heading), "service": [token1, logout1]})
+                              "label": t.first(t.heading), "service": [token1, logout1]})
         access2.append({"id": f"{base}/iiif/auth/login", "type": "AuthAccessService2", "profile": "active",
                         "label": t.login, "heading": t.heading, "note": t.note, "confirmLabel": t.confirm,
                         "service": [token2, logout2]})
         services1.append({"@context": AUTH1_CONTEXT, "@id": f"{base}/iiif/auth/login", "@type": "AuthCookieService1",
-                          "profile": AUTH1 + "login", "label": Texts.first(t.login),
-                          "header": Texts.first(t.heading), "description": Texts.first(t.note),
-                          "confirmLabel": Texts.first(t.confirm), "failureHeader": "Access denied",
-                          "failureDescription": "The access token is not valid for this material.",
+                          "profile": AUTH1 + "login", "label": t.first(t.login),
+                          "header": t.first(t.heading), "description": t.first(t.note),
+                          "confirmLabel": t.first(t.confirm), "failureHeader": t.first(t.failure_heading),
+                          "failureDescription": t.first(t.failure_note),
                           "service": [token1, logout1]})
         # a profile (Auth 2.0 defines none for the probe; a service may have one): Mirador 4.0 reads
         # every info.json service's profile as a string and stops on one without
@@ -207,11 +214,11 @@ class AuthServices:
                 return response
             message = '<p class="error">That access token is not valid, has expired or was revoked.</p>'
         t = self.texts
-        body = (f"<p>{html.escape(Texts.first(t.note))}</p>{message}"
+        body = (f"<p>{html.escape(t.first(t.note))}</p>{message}"
                 '<form method="post"><label>Access token <input name="token" autocomplete="off" size="60" '
-                f'autofocus></label> <button type="submit">{html.escape(Texts.first(t.confirm))}</button></form>')
+                f'autofocus></label> <button type="submit">{html.escape(t.first(t.confirm))}</button></form>')
         status = 401 if message else 200
-        return HTMLResponse(_page(Texts.first(t.heading), body), status_code=status, headers=page_headers())
+        return HTMLResponse(_page(t.first(t.heading), body), status_code=status, headers=page_headers())
 
     def _same_origin(self, request: Request) -> bool:
         """A form post from our own page: its Origin (when the browser sends one) is this server."""
@@ -281,7 +288,7 @@ class AuthServices:
         if token is not None:
             msg: dict[str, Any] = {"accessToken": token, "expiresIn": expires}
         elif refused:
-            msg = {"error": "invalidOrigin", "description": Texts.first(self.texts.origin)}
+            msg = {"error": "invalidOrigin", "description": self.texts.first(self.texts.origin)}
         else:
             msg = {"error": "missingCredentials", "description": "Sign in first."}
         return self._deliver(msg, message_id, origin)
@@ -309,9 +316,9 @@ class AuthServices:
             if request.method == "POST":
                 page = _page("Sign out here", "<p>Please sign out from this page.</p>")
                 return HTMLResponse(page, status_code=403, headers=page_headers())
-            body = (f'<form method="post"><button type="submit">{html.escape(Texts.first(self.texts.logout))}'
+            body = (f'<form method="post"><button type="submit">{html.escape(self.texts.first(self.texts.logout))}'
                     "</button></form>")
-            return HTMLResponse(_page(Texts.first(self.texts.logout), body), headers=page_headers())
+            return HTMLResponse(_page(self.texts.first(self.texts.logout), body), headers=page_headers())
         response = HTMLResponse(_page("Signed out", "<p>You are signed out.</p>", close=True),
                                 headers=page_headers())
         secure = _secure(self.base_url(request))
