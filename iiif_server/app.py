@@ -20,10 +20,12 @@ from .auth.services import AuthServices, Texts, language_map
 from .auth.snapshot import Snapshot
 from .auth.tiers import Tiers
 from .auth.tokens import TokenStore, load_secret
+from .hosts import AllowedHosts, HostCheck
 from .manifests import presentation
 from .manifests.catalogue import Catalogue
 from .manifests.catalogue import open_catalogue as catalogue_at
 from .manifests.routes import PresentationService
+from .tiles.request import RequestError
 from .tiles.service import ImageService
 from .tiles.sources import FileSystemSource
 
@@ -118,12 +120,19 @@ def access_control(settings: config.Settings, catalogue: Catalogue, service: Ima
     snapshot = Snapshot(catalogue)
     policy = Policy(tiers, NetworkRules.parse(settings.networks, tiers.names), settings.proxy_networks(),
                     TokenStore(catalogue, secret, snapshot), snapshot, path_rules, degraded, settings.hidden_tiers)
-    texts = Texts()
+    texts = Texts(language=settings.language)
     if settings.auth_heading:
         texts = replace(texts, heading=language_map(settings.auth_heading, settings.language))
     if settings.auth_note:
         texts = replace(texts, note=language_map(settings.auth_note, settings.language))
-    return AuthServices(policy, texts, service.base_url, service.run_io)
+    def exists(identifier: str) -> bool:
+        try:
+            service.source.find(identifier)
+        except RequestError:
+            return False
+        return True
+
+    return AuthServices(policy, texts, service.base_url, service.run_io, settings.viewer_origins, exists)
 
 
 def create_app(settings: config.Settings | None = None, migrate: bool = True) -> Starlette:
@@ -181,6 +190,8 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
     ]
     app = Starlette(routes=routes)
     app.add_middleware(CORSMiddleware)
+    app.add_middleware(HostCheck, hosts=AllowedHosts(settings.allowed_hosts, settings.base_url),
+                       proxies=settings.proxy_networks())
     # outermost: times and logs every answer, the CORS middleware's 500s included
     app.add_middleware(observe.ObserveMiddleware, access_log=observe.JsonLines(settings.access_log_target),
                        audit_log=observe.JsonLines(settings.audit_log_target), proxies=settings.proxy_networks(),

@@ -46,6 +46,8 @@ OPTION_TYPES: dict[str, Any] = {
     "access_log": str,
     "audit_log": str,
     "metrics_networks": str,
+    "viewer_origins": str,
+    "allowed_hosts": str,
 }
 STORAGE = ("data_dir", "images", "database")
 
@@ -103,8 +105,14 @@ def serve(config_file: str | None, **cli: Any) -> None:
         raise click.ClickException("preparing the catalogue and image root failed (see above)")
     click.echo(f"serving {settings.image_root} on http://{settings.host}:{settings.port}/ "
                f"with {settings.workers} worker(s)")
+    from .limits import HEAD_SECONDS, MAX_HEAD_BYTES
     from .metrics import multiprocess_dir
 
+    try:
+        import httptools  # noqa: F401 - uvicorn[standard]'s fast parser, bounded by our subclass
+        http = "iiif_server.limits:LimitedHttpToolsProtocol"
+    except ImportError:
+        http = "h11"
     # the workers' metric files go to a fresh folder, set before any worker imports prometheus_client
     with multiprocess_dir():
         uvicorn.run(
@@ -113,7 +121,11 @@ def serve(config_file: str | None, **cli: Any) -> None:
             host=settings.host,
             port=settings.port,
             workers=settings.workers,
+            http=http,
+            h11_max_incomplete_event_size=MAX_HEAD_BYTES,  # the same head bound where h11 parses
+            timeout_keep_alive=int(HEAD_SECONDS // 2),
             proxy_headers=False,  # forwarded headers are read only from trusted proxies, by the app
+            server_header=False,
             access_log=False,  # the app writes its own, structured (--access-log)
             log_level="info",
         )

@@ -14,6 +14,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import platformdirs
 
@@ -59,6 +60,8 @@ class Settings:
     access_log: str | None = None
     audit_log: str | None = None
     metrics_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    viewer_origins: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
 
     @property
     def image_root(self) -> Path:
@@ -139,7 +142,20 @@ HELP = {
     "audit_log": "audit log, one JSON line per granted access to restricted material: a file, '-' for standard "
     "error, or 'off' (default: DATA_DIR/logs/audit.jsonl)",
     "metrics_networks": "comma-separated CIDRs of the direct peers that may read /metrics",
+    "viewer_origins": "origins of viewer pages that receive access tokens, comma-separated, e.g. "
+    "https://viewer.example.org (the server's own origin always does)",
+    "allowed_hosts": "host names (or host:port) the server answers to, comma-separated; other Host headers get "
+    "400 (default: any when --base-url is set, since the Host is then used nowhere; else localhost and the "
+    "address connected to)",
 }
+
+
+def check_origin(origin: str) -> str:
+    """`scheme://host[:port]`, lower case, no path: what browsers send as an origin."""
+    parts = urlsplit(origin.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/") or parts.query:
+        raise ValueError(f"not an origin (scheme://host[:port]): {origin!r}")
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 def _convert(name: str, raw: Any) -> Any:
@@ -155,6 +171,8 @@ def _convert(name: str, raw: Any) -> Any:
         if name in ("trusted_proxies", "metrics_networks"):
             for cidr in out:
                 ipaddress.ip_network(cidr, strict=False)  # fail early on a typo
+        if name == "viewer_origins":
+            out = tuple(check_origin(o) for o in out)
         return out
     if kind == "bool":
         if isinstance(raw, bool):

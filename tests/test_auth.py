@@ -146,11 +146,15 @@ def posted_message(page: str) -> tuple[dict[str, Any], str]:
 # -- the world: a catalogue with restricted images, an app, clients from chosen addresses --------
 
 
-@pytest.fixture(scope="session")
-def tiff_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    path = tmp_path_factory.mktemp("auth-image") / "page.tif"
+def make_tiff(folder: Path) -> bytes:
+    path = folder / "page.tif"
     quadrants(WIDTH, HEIGHT).tiffsave(str(path), compression="jpeg", Q=90)
     return path.read_bytes()
+
+
+@pytest.fixture(scope="session")
+def tiff_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    return make_tiff(tmp_path_factory.mktemp("auth-image"))
 
 
 @dataclasses.dataclass
@@ -188,6 +192,12 @@ class World:
 
 @pytest.fixture
 async def world(catalogue: Catalogue, tmp_path: Path, tiff_bytes: bytes) -> AsyncIterator[World]:
+    async for w in make_world(catalogue, tmp_path, tiff_bytes):
+        yield w
+
+
+async def make_world(catalogue: Catalogue, tmp_path: Path, tiff_bytes: bytes) -> AsyncIterator[World]:
+    """The catalogue of COLLECTIONS with its files, the settings around it; apps and clients closed after."""
     images = tmp_path / "images"
     with catalogue.session() as session:
         for coll_id, (coll_tier, docs) in COLLECTIONS.items():
@@ -208,6 +218,7 @@ async def world(catalogue: Catalogue, tmp_path: Path, tiff_bytes: bytes) -> Asyn
     settings = config.Settings(
         data_dir=tmp_path / "data", images=images, demo=False, database=catalogue.url, secret_key=SECRET,
         networks=NETWORKS, trusted_proxies=PROXIES, path_tiers=("vault=staff",),
+        viewer_origins=("https://viewer.example.org",),
     )
     w = World(settings, catalogue, TokenStore(catalogue, SECRET))
     yield w
@@ -770,7 +781,7 @@ async def test_login_with_an_invalid_token_sets_no_cookie(world: World) -> None:
         assert "<form" in r.text
     r = await world.client().post("/iiif/auth/login", content=b"token=" + b"A" * 100_000,
                                   headers={"Content-Type": "application/x-www-form-urlencoded"})
-    assert r.status_code == 401 and "set-cookie" not in r.headers
+    assert r.status_code == 413 and "set-cookie" not in r.headers  # a form that large is no sign-in
     r = await world.client().get("/iiif/auth/login")
     assert r.status_code == 200 and "<form" in r.text and "set-cookie" not in r.headers
 
@@ -865,9 +876,15 @@ async def test_token_service_posts_the_token_to_exactly_the_viewer(world: World)
     # the access token opens the image as a bearer token
     assert (await c.get(image_url(ROOM), headers=bearer(access_token))).status_code == 200
     assert (await c.get(info_url(ROOM), headers=bearer(access_token))).status_code == 200
-    # other origins, ports and schemes get it at their own, exact origin
-    for origin in ("http://localhost:3000", "https://[2001:db8::1]:8443", "https://mirador.example.org:444"):
+    # other origins, ports and schemes get an error at their own origin, a token once configured
+    others = ("http://localhost:3000", "https://[2001:db8::1]:8443", "https://mirador.example.org:444")
+    configured = world.client(world.app(viewer_origins=(VIEWER, *others)))
+    for origin in others:
         r = await c.get("/iiif/auth/token", params={"messageId": "2", "origin": origin}, headers=cookie(token))
+        message, target = posted_message(r.text)
+        assert target == origin and message["type"] == "AuthAccessTokenError2" and "accessToken" not in message
+        r = await configured.get("/iiif/auth/token", params={"messageId": "2", "origin": origin},
+                                 headers=cookie(token))
         message, target = posted_message(r.text)
         assert target == origin and message["type"] == "AuthAccessToken2"
 

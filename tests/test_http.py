@@ -500,11 +500,12 @@ async def test_info_3_content(client: httpx.AsyncClient) -> None:
     assert info["tiles"] and info["tiles"][0]["scaleFactors"][0] == 1
 
 
-async def test_info_id_uses_the_request_host(client: httpx.AsyncClient) -> None:
-    r = await client.get("/iiif/3/quadrants/info.json", headers={"Host": "images.example.org:8080"})
-    assert r.json()["id"] == "http://images.example.org:8080/iiif/3/quadrants"
-    r = await client.get("/iiif/2/nested%2Fdeeper%2Fpage/info.json", headers={"Host": "example.net"})
-    assert r.json()["@id"] == "http://example.net/iiif/2/nested%2Fdeeper%2Fpage"
+async def test_info_id_uses_the_request_host(settings: config.Settings) -> None:
+    async with app_client(settings, allowed_hosts=("images.example.org:8080", "example.net")) as client:
+        r = await client.get("/iiif/3/quadrants/info.json", headers={"Host": "images.example.org:8080"})
+        assert r.json()["id"] == "http://images.example.org:8080/iiif/3/quadrants"
+        r = await client.get("/iiif/2/nested%2Fdeeper%2Fpage/info.json", headers={"Host": "example.net"})
+        assert r.json()["@id"] == "http://example.net/iiif/2/nested%2Fdeeper%2Fpage"
 
 
 @pytest.mark.parametrize("base", ["https://images.example.org", "https://images.example.org/"])

@@ -8,10 +8,11 @@ viewer by postMessage, logout, and the 2.0 probe.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
@@ -29,6 +30,7 @@ PROBE2_PROFILE = "https://iiif.io/api/auth/2.0/#probe-service"
 KIOSK_SECONDS = 3600
 ACCESS_TOKEN_SECONDS = 3600  # what a viewer gets: short-lived, never the long-lived token of the cookie
 MAX_FORM_BYTES = 16384
+FORM_SECONDS = 10.0  # a sign-in form body slower than this is dropped (slow clients hold a worker's memory)
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+")  # used with fullmatch: no trailing newline
 
 
@@ -43,10 +45,19 @@ class Texts:
     login: dict[str, list[str]] = field(default_factory=lambda: {"en": ["Sign in with an access token"]})
     confirm: dict[str, list[str]] = field(default_factory=lambda: {"en": ["Sign in"]})
     logout: dict[str, list[str]] = field(default_factory=lambda: {"en": ["Sign out"]})
+    origin: dict[str, list[str]] = field(
+        default_factory=lambda: {"en": ["This viewer is not allowed to receive access tokens from this server."]})
 
-    @staticmethod
-    def first(value: dict[str, list[str]]) -> str:
-        return next(iter(value.values()))[0]
+    failure_heading: dict[str, list[str]] = field(default_factory=lambda: {"en": ["Access denied"]})
+    failure_note: dict[str, list[str]] = field(
+        default_factory=lambda: {"en": ["The access token is not valid for this material."]})
+    language: str = "en"  # the configured language: Auth 1.0 labels are one plain string each
+
+    def first(self, value: dict[str, list[str]]) -> str:
+        """The text in the configured language, else the first given. Plain strings for Auth 1.0: UV 4
+        (manifesto) shows nothing at all for a language-tagged list without the browser's locale."""
+        found = value.get(self.language) or next(iter(value.values()))
+        return found[0]
 
 
 def language_map(text: str, default: str) -> dict[str, list[str]]:
@@ -63,11 +74,43 @@ def language_map(text: str, default: str) -> dict[str, list[str]]:
 
 class AuthServices:
     def __init__(self, policy: Policy, texts: Texts, base_url: Callable[[Request], str],
-                 run: Callable[..., Awaitable[Any]]) -> None:
+                 run: Callable[..., Awaitable[Any]], viewer_origins: Sequence[str] = (),
+                 exists: Callable[[str], bool] = lambda identifier: True) -> None:
         self.policy = policy
+        self.exists = exists  # blocking: run it in a worker thread
         self.texts = texts
         self.base_url = base_url
         self.run = run
+        self.viewer_origins = frozenset(o.lower().rstrip("/") for o in viewer_origins)
+        # pages that hand out tokens may be framed by the viewers that receive them, nothing else
+        self.token_frame = "frame-ancestors " + " ".join(["'self'", *sorted(self.viewer_origins)])
+
+    # -- origins -------------------------------------------------------------------
+
+    def own_origin(self, request: Request) -> str:
+        url = urlsplit(self.base_url(request))
+        return f"{url.scheme}://{url.netloc}".lower()
+
+    def origin_allowed(self, request: Request, origin: str) -> bool:
+        """Whether a page of `origin` may receive tokens: a configured viewer, or this server itself."""
+        if not _ORIGIN.fullmatch(origin):
+            return False
+        origin = origin.lower()
+        return origin in self.viewer_origins or origin == self.own_origin(request)
+
+    def from_allowed_site(self, request: Request) -> bool:
+        """A browser request started by this server's pages or a configured viewer's; requests from
+        outside browsers (no Origin, Referer or Sec-Fetch-Site) too."""
+        site = request.headers.get("sec-fetch-site")
+        if site in ("same-origin", "none"):
+            return True
+        origin = request.headers.get("origin")
+        if origin is None or origin == "null":
+            referer = urlsplit(request.headers.get("referer", ""))
+            origin = f"{referer.scheme}://{referer.netloc}" if referer.scheme and referer.netloc else None
+        if origin is not None:
+            return self.origin_allowed(request, origin)
+        return site is None
 
     # -- descriptions ------------------------------------------------------------
 
@@ -80,7 +123,7 @@ class AuthServices:
         services1: list[dict[str, Any]] = []
         token1 = {"@id": f"{base}/iiif/auth/token1", "@type": "AuthTokenService1", "profile": AUTH1 + "token"}
         logout1 = {"@id": f"{base}/iiif/auth/logout", "@type": "AuthLogoutService1", "profile": AUTH1 + "logout",
-                   "label": Texts.first(t.logout)}
+                   "label": t.first(t.logout)}
         if access.network_tier is not None and self.policy.tiers.allows(access.network_tier, tier):
             # from a network that clears this tier: access without interaction. Never where it does
             # not clear it: viewers prefer kiosk over login and would never offer the sign-in.
@@ -88,15 +131,15 @@ class AuthServices:
                             "service": [token2, logout2]})
             services1.append({"@context": AUTH1_CONTEXT, "@id": f"{base}/iiif/auth/kiosk",
                               "@type": "AuthCookieService1", "profile": AUTH1 + "kiosk",
-                              "label": Texts.first(t.heading), "service": [token1, logout1]})
+                              "label": t.first(t.heading), "service": [token1, logout1]})
         access2.append({"id": f"{base}/iiif/auth/login", "type": "AuthAccessService2", "profile": "active",
                         "label": t.login, "heading": t.heading, "note": t.note, "confirmLabel": t.confirm,
                         "service": [token2, logout2]})
         services1.append({"@context": AUTH1_CONTEXT, "@id": f"{base}/iiif/auth/login", "@type": "AuthCookieService1",
-                          "profile": AUTH1 + "login", "label": Texts.first(t.login),
-                          "header": Texts.first(t.heading), "description": Texts.first(t.note),
-                          "confirmLabel": Texts.first(t.confirm), "failureHeader": "Access denied",
-                          "failureDescription": "The access token is not valid for this material.",
+                          "profile": AUTH1 + "login", "label": t.first(t.login),
+                          "header": t.first(t.heading), "description": t.first(t.note),
+                          "confirmLabel": t.first(t.confirm), "failureHeader": t.first(t.failure_heading),
+                          "failureDescription": t.first(t.failure_note),
                           "service": [token1, logout1]})
         # a profile (Auth 2.0 defines none for the probe; a service may have one): Mirador 4.0 reads
         # every info.json service's profile as a string and stops on one without
@@ -117,19 +160,28 @@ class AuthServices:
         ]
 
     async def probe(self, request: Request) -> Response:
+        """The status the image would answer. Unknown identifiers answer like hidden ones to whoever may
+        not see everything hidden (else which hidden identifiers exist could be read off the answers)."""
         identifier = request.path_params["identifier"]
         await self.policy.fresh(self.run)
         access = await self.policy.access_async(request, self.run)
         tier = self.policy.tier_of(identifier)
-        verdict = self.policy.verdict(access, tier, collection_of(identifier))
+        collection = collection_of(identifier)
+        verdict = self.policy.verdict(access, tier, collection)
         body: dict[str, Any] = {"@context": AUTH2_CONTEXT, "type": "AuthProbeResult2"}
+        if verdict is Verdict.ALLOW and not await self.run(self.exists, identifier):
+            if all(self.policy.visible(access, hidden, collection) for hidden in self.policy.hidden):
+                body["status"] = 404
+                return JSONResponse(body, headers=private_headers())
+            verdict = Verdict.DENY if access.has_credentials else Verdict.LOGIN
+            tier = max(self.policy.hidden, key=self.policy.tiers.rank)
         if verdict is Verdict.ALLOW:
             body["status"] = 200
         else:
             body["status"] = 403 if access.has_credentials else 401
             body["heading"] = self.texts.heading
             body["note"] = self.texts.note
-            limit = self.policy.degraded_limit(tier)
+            limit = None if tier in self.policy.hidden else self.policy.degraded_limit(tier)
             if limit:
                 service = f"{self.base_url(request)}/iiif/3/{quote(identifier, safe='')}"
                 body["substitute"] = [{"id": f"{service}/full/!{limit},{limit}/0/default.jpg", "type": "Image",
@@ -142,23 +194,31 @@ class AuthServices:
             if not self._same_origin(request):
                 # another site posting its own token here would sign the visitor in as someone else
                 page = _page("Sign in here", "<p>Please sign in from this page.</p>")
-                return HTMLResponse(page, status_code=403, headers=private_headers())
-            token = (await _form(request)).get("token", "").strip()
+                return HTMLResponse(page, status_code=403, headers=page_headers())
+            try:
+                form = await asyncio.wait_for(_form(request), FORM_SECONDS)
+            except TimeoutError:
+                return HTMLResponse(_page("Too slow", "<p>The form took too long to arrive.</p>"), status_code=408,
+                                    headers={**page_headers(), "Connection": "close"})
+            if form is None:
+                return HTMLResponse(_page("Too large", "<p>That form is too large.</p>"), status_code=413,
+                                    headers={**page_headers(), "Connection": "close"})
+            token = form.get("token", "").strip()
             grant = await self.run(self.policy.tokens.verify, token) if token else None
             if grant is not None:
                 page = _page("Signed in", f"<p>Signed in as {html.escape(grant.holder)}. This window closes "
                                           "itself; if it does not, close it and return to the viewer.</p>",
                              close=True)
-                response = HTMLResponse(page, headers=private_headers())
+                response = HTMLResponse(page, headers=page_headers())
                 set_cookie(response, self.base_url(request), token, grant.seconds_left)
                 return response
             message = '<p class="error">That access token is not valid, has expired or was revoked.</p>'
         t = self.texts
-        body = (f"<p>{html.escape(Texts.first(t.note))}</p>{message}"
+        body = (f"<p>{html.escape(t.first(t.note))}</p>{message}"
                 '<form method="post"><label>Access token <input name="token" autocomplete="off" size="60" '
-                f'autofocus></label> <button type="submit">{html.escape(Texts.first(t.confirm))}</button></form>')
+                f'autofocus></label> <button type="submit">{html.escape(t.first(t.confirm))}</button></form>')
         status = 401 if message else 200
-        return HTMLResponse(_page(Texts.first(t.heading), body), status_code=status, headers=private_headers())
+        return HTMLResponse(_page(t.first(t.heading), body), status_code=status, headers=page_headers())
 
     def _same_origin(self, request: Request) -> bool:
         """A form post from our own page: its Origin (when the browser sends one) is this server."""
@@ -173,10 +233,10 @@ class AuthServices:
         if access.network_tier is None:
             page = _page("Not available here", "<p>This access is only available in the reading room.</p>",
                          close=True)
-            return HTMLResponse(page, status_code=403, headers=private_headers())
+            return HTMLResponse(page, status_code=403, headers=page_headers())
         token = self.policy.tokens.kiosk(access.network_tier, KIOSK_SECONDS)
         response = HTMLResponse(_page("Reading room", "<p>Access granted.</p>", close=True),
-                                headers=private_headers())
+                                headers=page_headers())
         set_cookie(response, self.base_url(request), token, KIOSK_SECONDS)
         return response
 
@@ -194,31 +254,73 @@ class AuthServices:
                 return None, 0
         return self.policy.tokens.access_token(grant, ACCESS_TOKEN_SECONDS)
 
+    async def _viewer_token(self, request: Request, origin: str, json: bool) -> tuple[str | None, int, bool]:
+        """(token, seconds, refused): a token only for an allowed viewer origin."""
+        if json:
+            # fetched without postMessage: a browser names the page's origin in the Origin header
+            sent = request.headers.get("origin")
+            if sent is not None and not self.origin_allowed(request, sent):
+                return None, 0, True
+        elif not self.origin_allowed(request, origin):
+            return None, 0, True
+        token, expires = await self._token_from_cookie(request)
+        return token, expires, False
+
     async def token2(self, request: Request) -> Response:
         message_id = request.query_params.get("messageId")
         origin = request.query_params.get("origin", "")
-        token, expires = await self._token_from_cookie(request)
+        token, expires, refused = await self._viewer_token(request, origin, message_id is None)
         if token is not None:
             msg: dict[str, Any] = {"@context": AUTH2_CONTEXT, "type": "AuthAccessToken2", "accessToken": token,
                                    "expiresIn": expires}
+        elif refused:
+            msg = {"@context": AUTH2_CONTEXT, "type": "AuthAccessTokenError2", "profile": "invalidOrigin",
+                   "heading": self.texts.heading, "note": self.texts.origin}
         else:
             msg = {"@context": AUTH2_CONTEXT, "type": "AuthAccessTokenError2", "profile": "missingAspect",
                    "heading": self.texts.heading, "note": self.texts.note}
-        return _deliver(msg, message_id, origin)
+        return self._deliver(msg, message_id, origin)
 
     async def token1(self, request: Request) -> Response:
         message_id = request.query_params.get("messageId")
         origin = request.query_params.get("origin", "")
-        token, expires = await self._token_from_cookie(request)
+        token, expires, refused = await self._viewer_token(request, origin, message_id is None)
         if token is not None:
             msg: dict[str, Any] = {"accessToken": token, "expiresIn": expires}
+        elif refused:
+            msg = {"error": "invalidOrigin", "description": self.texts.first(self.texts.origin)}
         else:
             msg = {"error": "missingCredentials", "description": "Sign in first."}
-        return _deliver(msg, message_id, origin)
+        return self._deliver(msg, message_id, origin)
+
+    def _deliver(self, msg: dict[str, Any], message_id: str | None, origin: str) -> Response:
+        """postMessage to the viewer that opened us, at exactly its origin; JSON without a messageId.
+
+        Only a page that carries a token refuses framing by others; an error may reach anyone."""
+        headers = private_headers()
+        if "accessToken" in msg:
+            headers["Content-Security-Policy"] = self.token_frame
+        if message_id is None:
+            status = 200 if "accessToken" in msg else 401
+            return JSONResponse(msg, status_code=status, headers=headers)
+        msg = {**msg, "messageId": message_id}
+        target = origin if _ORIGIN.fullmatch(origin) else "*"
+        script = f"window.parent.postMessage({_script_json(msg)}, {_script_json(target)});"
+        page = f"<!doctype html><html><body><script>{script}</script></body></html>"
+        return HTMLResponse(page, headers=headers)
 
     async def logout(self, request: Request) -> Response:
+        """Signs out when asked from this server's pages or a configured viewer's (Mirador 4 opens the
+        logout service in a window of its own: a top-level GET); from elsewhere only after a click."""
+        if not self.from_allowed_site(request):
+            if request.method == "POST":
+                page = _page("Sign out here", "<p>Please sign out from this page.</p>")
+                return HTMLResponse(page, status_code=403, headers=page_headers())
+            body = (f'<form method="post"><button type="submit">{html.escape(self.texts.first(self.texts.logout))}'
+                    "</button></form>")
+            return HTMLResponse(_page(self.texts.first(self.texts.logout), body), headers=page_headers())
         response = HTMLResponse(_page("Signed out", "<p>You are signed out.</p>", close=True),
-                                headers=private_headers())
+                                headers=page_headers())
         secure = _secure(self.base_url(request))
         response.delete_cookie(COOKIE, path="/", secure=secure, httponly=True, samesite="none" if secure else "lax")
         return response
@@ -226,6 +328,12 @@ class AuthServices:
 
 def private_headers() -> dict[str, str]:
     return {"Cache-Control": "private, no-store", "Vary": "Authorization, Cookie"}
+
+
+def page_headers() -> dict[str, str]:
+    """Sign-in, kiosk and logout pages: never stored, never framed by another site (clickjacking)."""
+    return {**private_headers(), "Content-Security-Policy": "frame-ancestors 'self'",
+            "X-Frame-Options": "SAMEORIGIN"}
 
 
 def _secure(base_url: str) -> bool:
@@ -240,13 +348,16 @@ def _secure(base_url: str) -> bool:
     return url.scheme == "https" or host not in ("localhost", "127.0.0.1", "::1")
 
 
-async def _form(request: Request) -> dict[str, str]:
-    """An `application/x-www-form-urlencoded` body, bounded; first value of each field."""
+async def _form(request: Request) -> dict[str, str] | None:
+    """An `application/x-www-form-urlencoded` body, bounded (None: too large); first value of each field."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_FORM_BYTES:
+        return None
     body = b""
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_FORM_BYTES:
-            return {}
+            return None
     fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
     return {key: values[0] for key, values in fields.items()}
 
@@ -261,25 +372,6 @@ def set_cookie(response: Response, base_url: str, token: str, max_age: int) -> N
 def _script_json(value: Any) -> str:
     """JSON safe to place inside a <script> element."""
     return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-
-
-def _deliver(msg: dict[str, Any], message_id: str | None, origin: str) -> Response:
-    """postMessage to the viewer that opened us, at exactly its origin; JSON without a messageId."""
-    if message_id is None:
-        status = 200 if "accessToken" in msg else 401
-        return JSONResponse(msg, status_code=status, headers=private_headers())
-    msg = {**msg, "messageId": message_id}
-    if not _ORIGIN.fullmatch(origin):
-        if "accessToken" in msg:  # never hand a token to an unknown origin
-            msg = {"@context": AUTH2_CONTEXT, "type": "AuthAccessTokenError2", "profile": "invalidOrigin",
-                   "messageId": message_id} if "@context" in msg else {
-                "error": "invalidRequest", "description": "origin missing or malformed", "messageId": message_id}
-        target = "*"
-    else:
-        target = origin
-    script = f"window.parent.postMessage({_script_json(msg)}, {_script_json(target)});"
-    page = f"<!doctype html><html><body><script>{script}</script></body></html>"
-    return HTMLResponse(page, headers=private_headers())
 
 
 def _page(title: str, body: str, close: bool = False) -> str:

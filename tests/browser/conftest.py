@@ -306,15 +306,16 @@ def _serve(archive: Archive, *extra: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def server(archive: Archive) -> Iterator[str]:
-    """The IIIF server with no reading-room network: the material needs a token."""
-    yield from _serve(archive)
+def server(archive: Archive, pages: str) -> Iterator[str]:
+    """The IIIF server with no reading-room network: the material needs a token. The viewer pages'
+    origin is configured: the token services hand tokens to no other."""
+    yield from _serve(archive, "--viewer-origins", pages)
 
 
 @pytest.fixture(scope="session")
-def kiosk_server(archive: Archive) -> Iterator[str]:
+def kiosk_server(archive: Archive, pages: str) -> Iterator[str]:
     """The IIIF server with loopback as the reading room's network."""
-    yield from _serve(archive, "--networks", "reading-room=127.0.0.0/8,reading-room=::1/128")
+    yield from _serve(archive, "--networks", "reading-room=127.0.0.0/8,reading-room=::1/128", "--viewer-origins", pages)
 
 
 @pytest.fixture(scope="session")
