@@ -119,17 +119,23 @@ def serve(config_file: str | None, **cli: Any) -> None:
 @click.option("--metadata", "metadata_csv", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="CSV, one row per document: id,label,date,tier,summary,rights,<metadata...>")
 @click.option("--processes", type=click.IntRange(1, 256), default=None, help="worker processes (default: cores)")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="folder for the full report (.txt and .json) [default: DATA_DIR/reports]")
 @settings_options(STORAGE)
 def ingest(src: Path, collection_id: str, label: str | None, tier: str | None, metadata_csv: Path | None,
-           processes: int | None, config_file: str | None, **cli: Any) -> None:
-    """Turn a folder of masters into access copies and catalogue entries."""
+           processes: int | None, report_dir: Path | None, config_file: str | None, **cli: Any) -> None:
+    """Turn a folder of masters into access copies and catalogue entries.
+
+    Every file under SRC becomes a page or is reported with its reason. Ctrl-C or TERM stops
+    scheduling, waits for the pages in flight, commits the documents that are complete and exits
+    with 128 + the signal number; exit 1 when any master failed, 2 on a malformed CSV."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .ingest import CsvError, Ingest
 
     settings = config.load(cli, config_file)
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)  # a path is never split over two lines in a log
     try:
         job = Ingest(open_catalogue(settings), settings.image_root, collection_id, label=label, tier=tier,
                      workers=processes)
@@ -152,10 +158,44 @@ def ingest(src: Path, collection_id: str, label: str | None, tier: str | None, m
                 console.print(f"[red]metadata error[/red] {line}")
             console.print("nothing was ingested: fix the CSV and run again")
             sys.exit(2)
-    for path, reason in report.failed:
-        console.print(f"[red]failed[/red] {path}: {reason}")
-    console.print(f"{report.converted} converted, {report.unchanged} unchanged, {len(report.failed)} failed")
+    text, data = render_report(report, src, collection_id)
+    for line in text.splitlines()[1:]:
+        if line.startswith(("failed", "not done")):
+            click.echo(line, err=True)
+    written = write_report(report_dir or settings.data_dir / "reports", collection_id, text, data)
+    click.echo(f"{report.converted} converted, {report.unchanged} unchanged, {len(report.failed)} failed, "
+               f"{len(report.skipped)} skipped" + (f", {len(report.not_done)} not done (stopped)" if report.stopped
+                                                   else "") + f"; full report: {written}", err=True)
+    if report.stopped:
+        sys.exit(128 + report.stopped)
     sys.exit(1 if report.failed else 0)
+
+
+def render_report(report: Any, src: Path, collection: str) -> tuple[str, dict[str, Any]]:
+    """The human report (one line per file, never wrapped) and the same as JSON data."""
+    import datetime as dt
+
+    data = {"collection": collection, "source": str(src), "finished": dt.datetime.now(dt.UTC).isoformat(),
+            **report.as_dict()}
+    lines = [f"ingest of {src} into {collection}, finished {data['finished']}"]
+    lines += [f"failed {path}: {reason}" for path, reason in report.failed]
+    lines += [f"skipped {path}: {reason}" for path, reason in report.skipped]
+    lines += [f"not done {path}" for path in report.not_done]
+    lines.append(f"{report.converted} converted, {report.unchanged} unchanged, {len(report.failed)} failed, "
+                 f"{len(report.skipped)} skipped, {len(report.not_done)} not done")
+    return "\n".join(lines) + "\n", data
+
+
+def write_report(folder: Path, collection: str, text: str, data: dict[str, Any]) -> Path:
+    """`<collection>-<time>.txt` and `.json` side by side; returns the .txt path."""
+    import datetime as dt
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = folder / f"ingest-{collection}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%fZ}"
+    stem.with_suffix(".json").write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    stem.with_suffix(".txt").write_text(text, encoding="utf-8")
+    return stem.with_suffix(".txt")
 
 
 @main.command()
