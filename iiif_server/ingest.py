@@ -262,8 +262,7 @@ def process_master(master: str, stem: str, staging: str, known_checksum: str | N
         return Outcome(path, error=str(exc))
     except Exception as exc:  # a corrupt master is reported, never fatal to the batch
         reason = describe(exc)
-        if _unknown_format(exc):
-            reason = f"unsupported format: {reason}"
+        reason = f"unsupported format: {reason}" if _unknown_format(exc) else f"unreadable: {reason}"
         return Outcome(path, error=reason)
 
 
