@@ -68,11 +68,39 @@ def settings_options(names: tuple[str, ...] | None = None) -> Callable[[Any], An
 
 
 def open_catalogue(settings: config.Settings) -> Any:
+    from sqlalchemy.exc import DatabaseError
+
     from .app import open_catalogue as open_it
 
     catalogue = open_it(settings)
-    catalogue.upgrade()
+    try:
+        catalogue.upgrade()
+    except DatabaseError as exc:
+        raise click.ClickException(catalogue_problem(settings, exc)) from None
     return catalogue
+
+
+def catalogue_problem(settings: config.Settings, exc: BaseException) -> str:
+    """One line naming the catalogue and what to do, instead of a driver's traceback."""
+    url = settings.database_url
+    where = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url.split("@")[-1]
+    cause = str(getattr(exc, "orig", exc)).splitlines()[0] if str(getattr(exc, "orig", exc)) else type(exc).__name__
+    return (f"the catalogue {where} cannot be read ({cause}): restore it from a backup, "
+            "or point --database at a good one")
+
+
+def prepare_checked() -> None:
+    """`serve`'s preparation (migrations, demo) in a child process; a bad catalogue is one line."""
+    from sqlalchemy.exc import DatabaseError
+
+    from .app import prepare
+
+    settings = config.load({}, None)
+    try:
+        prepare(settings)
+    except DatabaseError as exc:
+        click.echo(f"Error: {catalogue_problem(settings, exc)}", err=True)
+        sys.exit(1)
 
 
 @click.group()
@@ -82,21 +110,27 @@ def main() -> None:
 
 
 @main.command()
+@click.option("--create-images", is_flag=True, help="create the --images folder when it does not exist")
 @settings_options()
-def serve(config_file: str | None, **cli: Any) -> None:
+def serve(create_images: bool, config_file: str | None, **cli: Any) -> None:
     """Serve the image root and the catalogue over IIIF."""
     import subprocess
 
     import uvicorn
 
     settings = config.load(cli, config_file)
+    if settings.images is not None and not settings.images.is_dir():
+        if not create_images:  # an unmounted share must not look like an empty, healthy archive
+            raise click.ClickException(f"the image folder {settings.images} does not exist: mount it, "
+                                       "or pass --create-images to start with an empty one")
+        settings.images.mkdir(parents=True)
     os.environ.update(settings.to_env())
     # Migrations and the demo collection run once, before the workers, in a child process: the
     # supervising process then stays small instead of keeping libvips and the demo build resident.
-    done = subprocess.run([sys.executable, "-c", "from iiif_server.app import prepare_from_env; prepare_from_env()"],
+    done = subprocess.run([sys.executable, "-c", "from iiif_server.cli import prepare_checked; prepare_checked()"],
                           env=os.environ.copy())
     if done.returncode != 0:
-        raise click.ClickException("preparing the catalogue and image root failed (see above)")
+        sys.exit(1)  # the child said why
     click.echo(f"serving {settings.image_root} on http://{settings.host}:{settings.port}/ "
                f"with {settings.workers} worker(s)")
     uvicorn.run(

@@ -182,3 +182,34 @@ def test_killed_ingest_leaves_no_workers_and_a_rerun_gives_the_uninterrupted_res
         assert stream(catalogue) == stream(reference)
         assert served(base / "images") == served(whole / "images")  # no leftover temporary files
         catalogue.engine.dispose()
+
+
+# -- operator errors are one line ---------------------------------------------------------
+
+
+def test_serve_refuses_a_missing_image_folder_in_one_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from iiif_server.cli import main
+
+    result = CliRunner().invoke(main, ["serve", "--images", str(tmp_path / "unmounted"),
+                                       "--data-dir", str(tmp_path / "data")])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"Error: the image folder {tmp_path / 'unmounted'} does not exist: mount it, "
+        "or pass --create-images to start with an empty one"]
+    assert not (tmp_path / "unmounted").exists()
+
+
+def test_a_corrupt_catalogue_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from iiif_server.cli import main
+
+    bad = tmp_path / "catalogue.db"
+    bad.write_bytes(b"this is not an SQLite file" * 100)
+    result = CliRunner().invoke(main, ["collections", "--database", f"sqlite:///{bad}",
+                                       "--data-dir", str(tmp_path / "data")])
+    assert result.exit_code == 1
+    [line] = result.output.strip().splitlines()
+    assert str(bad) in line and "restore it from a backup" in line
