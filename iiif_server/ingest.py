@@ -461,6 +461,7 @@ class Slot:
 
     master: Master
     known: list[tuple[str, int, float, str]] = field(default_factory=list)  # ident, size, mtime, checksum per page
+    positions: list[int] = field(default_factory=list)  # the catalogued positions of its pages
     job: bool = False
     outcome: Outcome | None = None
     unchanged: bool = False
@@ -621,20 +622,20 @@ class Ingest:
         self.catalogue.record(session, "Update", "Collection", coll.id, None, coll.tier)
         self.catalogue.record(session, "Update", "Manifest", coll.id, None, coll.tier)
 
-    def _known_images(self, documents: list[str]) -> dict[str, list[tuple[int, str, int, float, str]]]:
+    def _known_images(self, documents: list[str]) -> dict[str, list[tuple[int, str, int, float, str, int]]]:
         """What the catalogue holds for the source's documents only, never the whole collection:
-        source path -> (page, ident, size, mtime, checksum), by page."""
-        known: dict[str, list[tuple[int, str, int, float, str]]] = {}
+        source path -> (page, ident, size, mtime, checksum, position), by page."""
+        known: dict[str, list[tuple[int, str, int, float, str, int]]] = {}
         with self.catalogue.sessions() as session:
             for batch in batches(documents):
                 rows = session.execute(
                     select(Image.source_path, Image.source_page, Image.ident, Image.source_size, Image.source_mtime,
-                           Image.checksum)
+                           Image.checksum, Image.position)
                     .join(Document, Image.document_pk == Document.pk)
                     .where(Document.collection_id == self.collection, Document.ident.in_(batch))
                 ).all()
-                for path, page, ident, size, mtime, checksum in rows:
-                    known.setdefault(path, []).append((page, ident, size, mtime, checksum))
+                for path, page, ident, size, mtime, checksum, position in rows:
+                    known.setdefault(path, []).append((page, ident, size, mtime, checksum, position))
         for pages in known.values():
             pages.sort()
         return known
@@ -652,11 +653,12 @@ class Ingest:
                 if not master.stem:  # reported by the scan; keeps its place
                     continue
                 rows = known.get(str(master.path), [])
-                slot.known = [(i, size, mtime, checksum) for _, i, size, mtime, checksum in rows]
+                slot.known = [(i, size, mtime, checksum) for _, i, size, mtime, checksum, _ in rows]
+                slot.positions = [position for *_, position in rows]
                 if copies is None and rows:  # one listing per document folder, not one stat per page
                     copies = _copies(self.image_root / self.collection / ident)
-                if rows and all(size == master.size and mtime == master.mtime for _, _, size, mtime, _ in rows) and all(
-                        f"{i}.tif" in (copies or set()) for _, i, *_ in rows):
+                same = all(size == master.size and mtime == master.mtime for _, _, size, mtime, *_ in rows)
+                if rows and same and all(f"{i}.tif" in (copies or set()) for _, i, *_ in rows):
                     slot.unchanged = True
                     report.unchanged += len(rows)
                 else:
@@ -671,7 +673,7 @@ class Ingest:
         jobs = [(ident, slot) for ident, slots in plan.items() for slot in slots if slot.job]
         pending = {ident: sum(1 for s in slots if s.job) for ident, slots in plan.items()}
         for ident, count in pending.items():  # nothing to convert: only positions may have moved
-            if count == 0 and any(s.unchanged for s in plan[ident]):
+            if count == 0 and _moved(plan[ident]):
                 self._commit(by_ident[ident], plan[ident], report, None)
         if progress:
             progress(0, len(jobs))
@@ -890,6 +892,19 @@ class Ingest:
                 self._record_collection_update(session, coll)
             if placed or empty:
                 self.catalogue.touch(session, self.collection)
+
+
+def _moved(slots: list[Slot]) -> bool:
+    """Whether a document's catalogued page positions differ from its folder's order."""
+    position = 0
+    for slot in slots:
+        if not slot.unchanged:
+            position += 1
+            continue
+        if slot.positions != list(range(position, position + len(slot.known))):
+            return True
+        position += len(slot.known)
+    return False
 
 
 def _copies(folder: Path) -> set[str]:
