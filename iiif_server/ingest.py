@@ -186,14 +186,14 @@ def _pillow_pages(path: Path) -> int:
 
 def _pillow_load(path: Path, page: int) -> Any:
     """Formats the installed libvips lacks (BMP, TGA, PCX ...) through Pillow."""
-    import numpy as np
     import pyvips
     from PIL import Image as PILImage
 
     with PILImage.open(path) as im:
         im.seek(page)
         rgb = im.convert("RGBA" if "A" in im.getbands() or "transparency" in im.info else "RGB")
-        return pyvips.Image.new_from_array(np.asarray(rgb)).copy(interpretation="srgb")
+        pixels = pyvips.Image.new_from_memory(rgb.tobytes(), rgb.width, rgb.height, len(rgb.mode), "uchar")
+        return pixels.copy(interpretation="srgb")
 
 
 def page_count(path: Path) -> int:
