@@ -74,11 +74,39 @@ def settings_options(names: tuple[str, ...] | None = None) -> Callable[[Any], An
 
 def open_catalogue(settings: config.Settings) -> Any:
     """The catalogue, migrated; imports only what the catalogue needs (commands start fast)."""
+    from sqlalchemy.exc import DatabaseError
+
     from .manifests.catalogue import open_catalogue as open_it
 
     catalogue = open_it(settings.database_url, settings.tiers)
-    catalogue.upgrade()
+    try:
+        catalogue.upgrade()
+    except DatabaseError as exc:
+        raise click.ClickException(catalogue_problem(settings, exc)) from None
     return catalogue
+
+
+def catalogue_problem(settings: config.Settings, exc: BaseException) -> str:
+    """One line naming the catalogue and what to do, instead of a driver's traceback."""
+    url = settings.database_url
+    where = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url.split("@")[-1]
+    cause = str(getattr(exc, "orig", exc)).splitlines()[0] if str(getattr(exc, "orig", exc)) else type(exc).__name__
+    return (f"the catalogue {where} cannot be read ({cause}): restore it from a backup, "
+            "or point --database at a good one")
+
+
+def prepare_checked() -> None:
+    """`serve`'s preparation (migrations, demo) in a child process; a bad catalogue is one line."""
+    from sqlalchemy.exc import DatabaseError
+
+    from .app import prepare
+
+    settings = config.load({}, None)
+    try:
+        prepare(settings)
+    except DatabaseError as exc:
+        click.echo(f"Error: {catalogue_problem(settings, exc)}", err=True)
+        sys.exit(1)
 
 
 @click.group()
@@ -88,21 +116,27 @@ def main() -> None:
 
 
 @main.command()
+@click.option("--create-images", is_flag=True, help="create the --images folder when it does not exist")
 @settings_options()
-def serve(config_file: str | None, **cli: Any) -> None:
+def serve(create_images: bool, config_file: str | None, **cli: Any) -> None:
     """Serve the image root and the catalogue over IIIF."""
     import subprocess
 
     import uvicorn
 
     settings = config.load(cli, config_file)
+    if settings.images is not None and not settings.images.is_dir():
+        if not create_images:  # an unmounted share must not look like an empty, healthy archive
+            raise click.ClickException(f"the image folder {settings.images} does not exist: mount it, "
+                                       "or pass --create-images to start with an empty one")
+        settings.images.mkdir(parents=True)
     os.environ.update(settings.to_env())
     # Migrations and the demo collection run once, before the workers, in a child process: the
     # supervising process then stays small instead of keeping libvips and the demo build resident.
-    done = subprocess.run([sys.executable, "-c", "from iiif_server.app import prepare_from_env; prepare_from_env()"],
+    done = subprocess.run([sys.executable, "-c", "from iiif_server.cli import prepare_checked; prepare_checked()"],
                           env=os.environ.copy())
     if done.returncode != 0:
-        raise click.ClickException("preparing the catalogue and image root failed (see above)")
+        sys.exit(1)  # the child said why
     click.echo(f"serving {settings.image_root} on http://{settings.host}:{settings.port}/ "
                f"with {settings.workers} worker(s)")
     from .limits import HEAD_SECONDS, MAX_HEAD_BYTES
@@ -141,17 +175,24 @@ def serve(config_file: str | None, **cli: Any) -> None:
 @click.option("--processes", type=click.IntRange(1, 256), default=None, help="worker processes (default: cores)")
 @click.option("--metrics-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="write progress as Prometheus metrics to this file (node_exporter's textfile collector)")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="folder for the full report (.txt and .json) [default: DATA_DIR/reports]")
 @settings_options(STORAGE)
 def ingest(src: Path, collection_id: str, label: str | None, tier: str | None, metadata_csv: Path | None,
-           processes: int | None, metrics_file: Path | None, config_file: str | None, **cli: Any) -> None:
-    """Turn a folder of masters into access copies and catalogue entries."""
+           processes: int | None, metrics_file: Path | None, report_dir: Path | None, config_file: str | None,
+           **cli: Any) -> None:
+    """Turn a folder of masters into access copies and catalogue entries.
+
+    Every file under SRC becomes a page or is reported with its reason. Ctrl-C or TERM stops
+    scheduling, waits for the pages in flight, commits the documents that are complete and exits
+    with 128 + the signal number; exit 1 when any master failed, 2 on a malformed CSV."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .ingest import CsvError, Ingest
 
     settings = config.load(cli, config_file)
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)  # a path is never split over two lines in a log
     try:
         job = Ingest(open_catalogue(settings), settings.image_root, collection_id, label=label, tier=tier,
                      workers=processes)
@@ -184,10 +225,44 @@ def ingest(src: Path, collection_id: str, label: str | None, tier: str | None, m
             sys.exit(2)
     if tracker is not None:
         tracker.end(report.converted + report.unchanged + len(report.failed), len(report.failed))
-    for path, reason in report.failed:
-        console.print(f"[red]failed[/red] {path}: {reason}")
-    console.print(f"{report.converted} converted, {report.unchanged} unchanged, {len(report.failed)} failed")
+    text, data = render_report(report, src, collection_id)
+    for line in text.splitlines()[1:]:
+        if line.startswith(("failed", "not done")):
+            click.echo(line, err=True)
+    written = write_report(report_dir or settings.data_dir / "reports", collection_id, text, data)
+    click.echo(f"{report.converted} converted, {report.unchanged} unchanged, {len(report.failed)} failed, "
+               f"{len(report.skipped)} skipped" + (f", {len(report.not_done)} not done (stopped)" if report.stopped
+                                                   else "") + f"; full report: {written}", err=True)
+    if report.stopped:
+        sys.exit(128 + report.stopped)
     sys.exit(1 if report.failed else 0)
+
+
+def render_report(report: Any, src: Path, collection: str) -> tuple[str, dict[str, Any]]:
+    """The human report (one line per file, never wrapped) and the same as JSON data."""
+    import datetime as dt
+
+    data = {"collection": collection, "source": str(src), "finished": dt.datetime.now(dt.UTC).isoformat(),
+            **report.as_dict()}
+    lines = [f"ingest of {src} into {collection}, finished {data['finished']}"]
+    lines += [f"failed {path}: {reason}" for path, reason in report.failed]
+    lines += [f"skipped {path}: {reason}" for path, reason in report.skipped]
+    lines += [f"not done {path}" for path in report.not_done]
+    lines.append(f"{report.converted} converted, {report.unchanged} unchanged, {len(report.failed)} failed, "
+                 f"{len(report.skipped)} skipped, {len(report.not_done)} not done")
+    return "\n".join(lines) + "\n", data
+
+
+def write_report(folder: Path, collection: str, text: str, data: dict[str, Any]) -> Path:
+    """`<collection>-<time>.txt` and `.json` side by side; returns the .txt path."""
+    import datetime as dt
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = folder / f"ingest-{collection}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%fZ}"
+    stem.with_suffix(".json").write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    stem.with_suffix(".txt").write_text(text, encoding="utf-8")
+    return stem.with_suffix(".txt")
 
 
 @main.command()

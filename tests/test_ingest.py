@@ -137,15 +137,17 @@ def test_natural_key_puts_p2_before_p10() -> None:
     assert sorted(["p10", "p2", "P1", "p1a", "p100"], key=natural_key) == ["P1", "p1a", "p2", "p10", "p100"]
 
 
-def test_scan_finds_folder_documents_and_loose_images_and_skips_other_files(tmp_path: Path) -> None:
+def test_scan_finds_folder_documents_and_loose_files_by_their_real_names(tmp_path: Path) -> None:
     write_letter(tmp_path)
     solid(10, 10, RED).pngsave(str(tmp_path / "photo 1.png"))
-    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "notes.txt").write_text("not an image")  # a candidate: its reader decides, and reports
     (tmp_path / ".hidden.jpg").write_bytes(b"")
-    documents, skipped = scan_source(tmp_path)
-    assert list(documents) == ["letter", "photo_1"]
-    assert [p.name for p in documents["letter"]] == ["p1.jpg", "p2.tif", "p10.png"]
-    assert skipped == [(tmp_path / "notes.txt", "not an image master")]
+    (tmp_path / "empty.png").write_bytes(b"")
+    documents, report = scan_source(tmp_path)
+    assert list(documents) == ["letter", "notes", "photo 1"]
+    assert [m.path.name for m in documents["letter"].masters] == ["p1.jpg", "p2.tif", "p10.png"]
+    assert report.skipped == [(tmp_path / ".hidden.jpg", "hidden or system file")]
+    assert report.failed == [(tmp_path / "empty.png", "empty file")]
 
 
 def test_folders_become_documents_with_pages_in_natural_order_on_each_backend(
@@ -530,8 +532,9 @@ def test_cli_set_tier_changes_a_tier_refuses_an_unknown_tier_and_fails_on_an_unk
 def test_activities_of_a_first_run_are_creates_with_the_collection_first(catalogue: Catalogue, tmp_path: Path) -> None:
     src, root, _ = small_source(tmp_path)
     run(catalogue, root, src)
-    assert activities(catalogue) == [("Create", "Collection", None, "public"), ("Create", "Manifest", None, "public"),
-                                     ("Create", "Manifest", "letter", "public"),
-                                     ("Create", "Manifest", "photo", "public")]
+    stream = activities(catalogue)
+    assert stream[:2] == [("Create", "Collection", None, "public"), ("Create", "Manifest", None, "public")]
+    # each document's Create is committed with its pages, in the order the documents finish
+    assert sorted(stream[2:]) == [("Create", "Manifest", "letter", "public"), ("Create", "Manifest", "photo", "public")]
     with catalogue.sessions() as s:
         assert s.scalars(select(Activity).where(Activity.type != "Create")).all() == []
