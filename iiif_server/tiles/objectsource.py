@@ -29,13 +29,15 @@ from typing import Any, BinaryIO
 
 import obstore
 import pyvips
-from obstore.exceptions import NotFoundError, PreconditionError
+from obstore.exceptions import PreconditionError
 
+from ..storage import Location
 from .request import RequestError
 from .sources import EXTENSIONS, SCAN_LIMIT, TIFF_SUFFIXES, Source, check_identifier, open_source
 
 BLOCK = 256 * 1024
 META_ENTRY = 256  # bytes one cached stamp costs, besides its key
+MAX_KEY = 1024  # S3's limit, in UTF-8 bytes: a longer key cannot exist
 MISSING = None
 
 
@@ -47,7 +49,8 @@ class BlockCache:
         self.size = 0
         self._blocks: OrderedDict[tuple[str, str, int], bytes] = OrderedDict()
         self._lock = threading.Lock()
-        self.fetches = 0  # GETs made, for tests and benchmarks
+        self.fetches = 0  # GETs made and bytes received, for tests and benchmarks
+        self.fetched = 0
 
     def get(self, key: tuple[str, str, int]) -> bytes | None:
         with self._lock:
@@ -84,7 +87,9 @@ class ObjectReader:
             options["if_match"] = self.etag
         self.blocks.fetches += 1
         try:
-            return bytes(obstore.get(self.store, self.key, options=options).bytes())  # type: ignore[arg-type]
+            data = bytes(obstore.get(self.store, self.key, options=options).bytes())  # type: ignore[arg-type]
+            self.blocks.fetched += len(data)
+            return data
         except PreconditionError as exc:
             if self.changed is not None:
                 self.changed(self.key)  # the next request asks for the new object's stamp
@@ -193,6 +198,8 @@ class ObjectStoreSource:
                  capacity: int = 512) -> None:
         self.store = store
         self.location = location
+        prefix = Location.parse(location).prefix
+        self.prefix = prefix + "/" if prefix else ""  # the store adds it; only counted here
         self.ttl = ttl
         self.blocks = BlockCache(cache_bytes)
         self._meta: OrderedDict[str, tuple[float, str | None, dict[str, Any] | None]] = OrderedDict()
@@ -216,10 +223,14 @@ class ObjectStoreSource:
     def _lookup(self, base: str) -> tuple[str | None, dict[str, Any] | None]:
         """The object for a key without extension: HEADs in EXTENSIONS order (.tif first, the access copies)."""
         for ext in EXTENSIONS:
+            if len((self.prefix + base + ext).encode()) > MAX_KEY:
+                continue
             try:
                 return base + ext, obstore.head(self.store, base + ext)  # type: ignore[return-value]
-            except NotFoundError:
+            except FileNotFoundError:  # obstore raises the builtin for a 404
                 continue
+            except ValueError:  # a key the client refuses to form (e.g. with DEL): no such object can exist
+                return None, MISSING
         return None, MISSING
 
     def find(self, identifier: str) -> tuple[str, dict[str, Any]]:
