@@ -72,3 +72,42 @@ def upload(store: Any, local: Path, key: str) -> None:
     import obstore
 
     obstore.put(store, key, local)
+
+
+class ObjectTarget:
+    """Access copies bound for a bucket: ingest writes each to a local staging folder as usual
+    (temporary file, rename), then `publish` uploads it and removes the local copy.
+
+    Picklable for ingest's worker processes: it carries the URL and settings, and each
+    process opens its own client on first use."""
+
+    def __init__(self, url: str, settings: Settings, staging: Path) -> None:
+        self.url, self.settings, self.staging = url, settings, staging
+        self._store: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_store": None}
+
+    @property
+    def store(self) -> Any:
+        if self._store is None:
+            self._store = open_store(self.url, self.settings)
+        return self._store
+
+    def local(self, relative: str) -> Path:
+        """Where ingest writes the copy `collection/document/page.tif` before it is published."""
+        return self.staging / relative
+
+    def exists(self, relative: str) -> bool:
+        import obstore
+
+        try:
+            obstore.head(self.store, relative)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def publish(self, relative: str) -> None:
+        local = self.local(relative)
+        upload(self.store, local, relative)
+        local.unlink()

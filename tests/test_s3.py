@@ -253,3 +253,19 @@ def test_the_image_root_of_object_storage_is_no_folder(s3_settings: config.Setti
     assert s3_settings.image_location == "s3://images/test"
     with pytest.raises(ValueError, match="object storage"):
         _ = s3_settings.image_root
+
+
+def test_an_ingest_target_publishes_the_staged_copy_and_survives_pickling(weed: seaweed.Weed, tmp_path: Path) -> None:
+    import pickle
+
+    from iiif_server.storage import ObjectTarget
+
+    settings = s3_settings_for(weed, tmp_path, "ingested")
+    target = pickle.loads(pickle.dumps(ObjectTarget(settings.image_url or "", settings, tmp_path / "staging")))
+    local = target.local("coll/doc/p1.tif")
+    local.parent.mkdir(parents=True)
+    quadrants(300, 200).tiffsave(str(local), tile=True, pyramid=True, compression="jpeg")
+    assert not target.exists("coll/doc/p1.tif")
+    target.publish("coll/doc/p1.tif")
+    assert target.exists("coll/doc/p1.tif") and not local.exists()
+    assert image_source(settings).open("coll/doc/p1").width == 300
