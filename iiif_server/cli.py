@@ -14,7 +14,7 @@ from . import config
 
 OPTION_TYPES: dict[str, Any] = {
     "data_dir": click.Path(file_okay=False),
-    "images": click.Path(file_okay=False),
+    "images": str,  # a folder or an s3:// URL
     "host": str,
     "port": int,
     "workers": click.IntRange(1, 64),
@@ -48,8 +48,15 @@ OPTION_TYPES: dict[str, Any] = {
     "metrics_networks": str,
     "viewer_origins": str,
     "allowed_hosts": str,
+    "s3_endpoint": str,
+    "s3_region": str,
+    "s3_access_key_id": str,
+    "s3_secret_access_key": str,
+    "s3_ttl": click.IntRange(0),
+    "s3_cache_mb": click.IntRange(1),
 }
-STORAGE = ("data_dir", "images", "database")
+STORAGE = ("data_dir", "images", "database", "s3_endpoint", "s3_region", "s3_access_key_id",
+           "s3_secret_access_key")
 
 
 def settings_options(names: tuple[str, ...] | None = None) -> Callable[[Any], Any]:
@@ -137,7 +144,7 @@ def serve(create_images: bool, config_file: str | None, **cli: Any) -> None:
                           env=os.environ.copy())
     if done.returncode != 0:
         sys.exit(1)  # the child said why
-    click.echo(f"serving {settings.image_root} on http://{settings.host}:{settings.port}/ "
+    click.echo(f"serving {settings.image_location} on http://{settings.host}:{settings.port}/ "
                f"with {settings.workers} worker(s)")
     from .limits import HEAD_SECONDS, MAX_HEAD_BYTES
     from .metrics import multiprocess_dir

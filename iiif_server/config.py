@@ -28,7 +28,7 @@ def default_data_dir() -> Path:
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = field(default_factory=default_data_dir)
-    images: Path | None = None
+    images: Path | str | None = None  # a folder, or an s3://bucket/prefix URL (a str)
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
@@ -62,10 +62,28 @@ class Settings:
     metrics_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     viewer_origins: tuple[str, ...] = ()
     allowed_hosts: tuple[str, ...] = ()
+    s3_endpoint: str | None = None
+    s3_region: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = field(default=None, repr=False)
+    s3_ttl: int = 10
+    s3_cache_mb: int = 128
+
+    @property
+    def image_url(self) -> str | None:
+        """The s3:// URL when the images are in object storage."""
+        return self.images if isinstance(self.images, str) and self.images.startswith("s3://") else None
 
     @property
     def image_root(self) -> Path:
-        return self.images if self.images is not None else self.data_dir / "images"
+        """The local image folder; object storage has none (ingest stages locally, then uploads)."""
+        if self.image_url is not None:
+            raise ValueError(f"the images are in object storage ({self.image_url}), not in a folder")
+        return Path(self.images) if self.images is not None else self.data_dir / "images"
+
+    @property
+    def image_location(self) -> str:
+        return self.image_url or str(self.image_root)
 
     @property
     def database_url(self) -> str:
@@ -107,7 +125,7 @@ class Settings:
 
 HELP = {
     "data_dir": "folder for everything the server writes (default: the user's data directory)",
-    "images": "image root (default: DATA_DIR/images)",
+    "images": "image root: a folder, or s3://BUCKET/PREFIX in S3-compatible storage (default: DATA_DIR/images)",
     "host": "address to listen on",
     "port": "port to listen on",
     "workers": "server processes",
@@ -147,6 +165,13 @@ HELP = {
     "allowed_hosts": "host names (or host:port) the server answers to, comma-separated; other Host headers get "
     "400 (default: any when --base-url is set, since the Host is then used nowhere; else localhost and the "
     "address connected to)",
+    "s3_endpoint": "S3 endpoint URL for s3:// images, e.g. http://127.0.0.1:8333 (default: AWS, or AWS_ENDPOINT_URL)",
+    "s3_region": "S3 region (default: AWS_REGION, or us-east-1)",
+    "s3_access_key_id": "S3 access key id (default: AWS_ACCESS_KEY_ID or the AWS credential chain)",
+    "s3_secret_access_key": "S3 secret access key, never logged (default: AWS_SECRET_ACCESS_KEY)",
+    "s3_ttl": "seconds an object's size and ETag are trusted before it is asked again: a replaced object "
+    "is served within this time",
+    "s3_cache_mb": "in-memory cache of S3 object blocks (TIFF directories, tiles) per process, in MB",
 }
 
 
@@ -163,6 +188,8 @@ def _convert(name: str, raw: Any) -> Any:
     kind = str(f.type)
     if raw is None:
         return None
+    if name == "images" and str(raw).startswith("s3://"):
+        return str(raw)
     if "Path" in kind:
         return Path(os.path.expanduser(str(raw)))
     if "tuple" in kind:

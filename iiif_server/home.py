@@ -7,44 +7,23 @@ stored by shared caches.
 from __future__ import annotations
 
 import html
-import os
-from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import quote
 
 from .auth.policy import Access, Policy
 from .manifests.catalogue import Collection
 from .manifests.routes import CANVAS_LIMIT
-from .tiles.sources import EXTENSIONS
+from .tiles.sources import SourceStore
 
 LIMIT = 1000  # images listed
-SCAN_LIMIT = 20_000  # files looked at to find them: the page never walks a whole archive
 HEADERS = {"Cache-Control": "private, max-age=0", "Vary": "Authorization, Cookie"}
 
 
-def loose_images(root: Path, catalogued: set[str]) -> Iterator[str]:
-    """Identifiers of images outside the catalogued collections' folders, in path order."""
-    seen = 0
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel = os.path.relpath(dirpath, root)
-        if rel == ".":
-            dirnames[:] = [d for d in dirnames if d not in catalogued]
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            seen += 1
-            if seen > SCAN_LIMIT:
-                return
-            stem, ext = os.path.splitext(name)
-            if ext.lower() in EXTENSIONS and not name.startswith("."):
-                yield os.path.normpath(os.path.join(rel, stem)).replace(os.sep, "/")
-
-
 def visible_parts(policy: Policy | None, access: Access | None, collections: list[Collection],
-                  root: Path) -> tuple[list[Collection], list[str]]:
+                  source: SourceStore) -> tuple[list[Collection], list[str]]:
     """Runs in a worker thread: the collections this requester may see, and the loose images it may open."""
     shown = [c for c in collections if policy is None or access is None or policy.visible(access, c.tier, c.id)]
     images = []
-    for ident in loose_images(root, {c.id for c in collections}):
+    for ident in source.loose_images({c.id for c in collections}):
         if policy is None or access is None or policy.tiers.allows(access.clearance(policy.tiers, None),
                                                                      policy.tier_of(ident)):
             images.append(ident)

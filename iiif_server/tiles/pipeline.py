@@ -8,7 +8,6 @@ Tiles that coincide with stored JPEG tiles are sent as stored (`raw_tile`).
 from __future__ import annotations
 
 import math
-import os
 import threading
 from dataclasses import dataclass
 from functools import cache
@@ -107,11 +106,7 @@ def raw_tile(source: Source, plan: Plan) -> bytes | None:
         n = row * tiles.tiles_across + col
         if n >= len(tiles.offsets) or tiles.counts[n] == 0:
             return None
-        fd = os.open(source.path, os.O_RDONLY)
-        try:
-            data = os.pread(fd, tiles.counts[n], tiles.offsets[n])
-        finally:
-            os.close(fd)
+        data = source.reader.read(tiles.offsets[n], tiles.counts[n])
         if not data.startswith(b"\xff\xd8"):
             return None
         head = b"\xff\xd8"

@@ -32,7 +32,7 @@ from .cache import MemoryCache
 from .info import PROFILE_URI, info_document
 from .pipeline import Encoding, process, self_test, was_passthrough, writable_formats
 from .request import FORMATS, Limits, Plan, RequestError, parse, resolve
-from .sources import FileSystemSource, Source
+from .sources import Source, SourceStore
 
 if TYPE_CHECKING:
     from ..auth.services import AuthServices
@@ -104,7 +104,7 @@ class Gate:
 class ImageService:
     """Everything the Image API needs, built once per process."""
 
-    def __init__(self, settings: Settings, source: FileSystemSource, auth: AuthServices | None = None) -> None:
+    def __init__(self, settings: Settings, source: SourceStore, auth: AuthServices | None = None) -> None:
         self.auth = auth
         self.public_cache = f"public, max-age={settings.max_age}"
         self.settings = settings

@@ -6,6 +6,9 @@ Open sources (geometry, parsed TIFF layout) are cached per file and dropped
 when the file's size or mtime changes. Pixels are not: each render opens its
 own pyvips image of the level it needs (a header read, well under a
 millisecond), so nothing decoded outlives its request.
+
+A `Source` reads its bytes through a `Reader`: a file here, an object in a
+bucket in objectsource.py; the geometry parsing and the pipeline are the same.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ from array import array
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from pathlib import Path, PurePath
+from typing import Any, BinaryIO, Protocol
 
 import pyvips
 import tifffile
@@ -27,6 +30,8 @@ from .request import RequestError
 EXTENSIONS = (".tif", ".tiff", ".ptif", ".jpg", ".jpeg", ".png", ".webp", ".jp2", ".j2k", ".jpx")
 MAX_IDENTIFIER = 1024
 UNTILED_TILE = 512
+TIFF_SUFFIXES = (".tif", ".tiff", ".ptif")
+SCAN_LIMIT = 20_000  # entries looked at to find loose images: the home page never walks a whole archive
 # EXIF orientations 5-8 swap width and height
 _SWAPPING = {5, 6, 7, 8}
 
@@ -57,11 +62,45 @@ class RawTiles:
     rgb: bool = False  # samples stored as RGB (no YCbCr transform): needs an Adobe marker per tile
 
 
+class Reader(Protocol):
+    """Where an image's bytes are."""
+
+    def read(self, offset: int, size: int) -> bytes:
+        """Exactly these bytes (a stored tile)."""
+        ...
+
+    def load(self, **options: Any) -> pyvips.Image:
+        """A libvips image for random access, with loader options (page, subifd, shrink ...)."""
+        ...
+
+    def stream(self) -> BinaryIO:
+        """A seekable binary file object, for parsing the TIFF layout."""
+        ...
+
+
+class FileReader:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def read(self, offset: int, size: int) -> bytes:
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            return os.pread(fd, size, offset)
+        finally:
+            os.close(fd)
+
+    def load(self, **options: Any) -> pyvips.Image:
+        return pyvips.Image.new_from_file(str(self.path), access="random", **options)
+
+    def stream(self) -> BinaryIO:
+        return open(self.path, "rb")
+
+
 @dataclass
 class Source:
     """An opened image: geometry and stored-tile layout, no pixels."""
 
-    path: Path
+    path: PurePath  # the file, or the object's key: its name appears in messages
     stamp: tuple[int, int]
     width: int
     height: int
@@ -70,6 +109,11 @@ class Source:
     tile_height: int
     orientation: int = 1
     raw: dict[int, RawTiles] = field(default_factory=dict)
+    reader: Reader = None  # type: ignore[assignment]  # set in __post_init__: the file at `path` by default
+
+    def __post_init__(self) -> None:
+        if self.reader is None:
+            self.reader = FileReader(Path(self.path))
 
     @property
     def scale_factors(self) -> list[int]:
@@ -95,7 +139,7 @@ class Source:
             options["subifd"] = level.subifd
         if level.shrink is not None and level.shrink > 1:
             options["shrink"] = level.shrink
-        img = pyvips.Image.new_from_file(str(self.path), access="random", fail=True, **options)
+        img = self.reader.load(fail=True, **options)
         if self.orientation != 1:
             img = img.autorot()
         return img
@@ -107,6 +151,14 @@ class SourceStore(Protocol):
     def identifiers(self) -> Iterator[str]: ...
 
     def readable(self) -> bool: ...
+
+    def loose_images(self, catalogued: set[str]) -> Iterator[str]:
+        """Identifiers outside the catalogued collections' top-level folders, looking at SCAN_LIMIT entries at most."""
+        ...
+
+    def describe(self) -> str:
+        """Where the images are, for the start-up message."""
+        ...
 
 
 def check_identifier(identifier: str) -> list[str]:
@@ -184,13 +236,32 @@ class FileSystemSource:
     def has_images(self) -> bool:
         return next(self.identifiers(), None) is not None
 
+    def loose_images(self, catalogued: set[str]) -> Iterator[str]:
+        seen = 0
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            rel = os.path.relpath(dirpath, self.root)
+            if rel == ".":
+                dirnames[:] = [d for d in dirnames if d not in catalogued]
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames):
+                seen += 1
+                if seen > SCAN_LIMIT:
+                    return
+                stem, ext = os.path.splitext(name)
+                if ext.lower() in EXTENSIONS and not name.startswith("."):
+                    yield os.path.normpath(os.path.join(rel, stem)).replace(os.sep, "/")
 
-def open_source(path: Path, stamp: tuple[int, int]) -> Source:
-    """Read a file's geometry without decoding pixels."""
+    def describe(self) -> str:
+        return str(self.root)
+
+
+def open_source(path: PurePath, stamp: tuple[int, int], reader: Reader | None = None) -> Source:
+    """Read an image's geometry without decoding pixels."""
+    reader = reader if reader is not None else FileReader(Path(path))
     try:
-        if path.suffix.lower() in (".tif", ".tiff", ".ptif"):
-            return _open_tiff(path, stamp)
-        return _open_plain(path, stamp)
+        if path.suffix.lower() in TIFF_SUFFIXES:
+            return _open_tiff(path, stamp, reader)
+        return _open_plain(path, stamp, reader)
     except RequestError:
         raise
     except Exception as exc:  # noqa: BLE001 - a damaged file can make a parser raise anything
@@ -204,8 +275,8 @@ def _orientation(img: pyvips.Image) -> int:
     return 1
 
 
-def _open_plain(path: Path, stamp: tuple[int, int]) -> Source:
-    img = pyvips.Image.new_from_file(str(path), access="random")
+def _open_plain(path: PurePath, stamp: tuple[int, int], reader: Reader) -> Source:
+    img = reader.load()
     orientation = _orientation(img)
     w, h = img.width, img.height
     loader = img.get("vips-loader") if img.get_typeof("vips-loader") else ""
@@ -216,16 +287,16 @@ def _open_plain(path: Path, stamp: tuple[int, int]) -> Source:
         for shrink in (2, 4, 8):
             if w // shrink < 1 or h // shrink < 1:
                 break
-            small = pyvips.Image.new_from_file(str(path), shrink=shrink)
+            small = reader.load(shrink=shrink)
             levels.append(Level(small.width, small.height, shrink, shrink=shrink))
     if orientation in _SWAPPING:
         w, h = h, w
         levels = [Level(lv.height, lv.width, lv.factor, shrink=lv.shrink) for lv in levels]
-    return Source(path, stamp, w, h, tuple(levels), UNTILED_TILE, UNTILED_TILE, orientation)
+    return Source(path, stamp, w, h, tuple(levels), UNTILED_TILE, UNTILED_TILE, orientation, reader=reader)
 
 
-def _open_tiff(path: Path, stamp: tuple[int, int]) -> Source:
-    with tifffile.TiffFile(path) as tif:
+def _open_tiff(path: PurePath, stamp: tuple[int, int], reader: Reader) -> Source:
+    with reader.stream() as fh, tifffile.TiffFile(fh) as tif:
         pages = tif.pages
         if len(pages) == 0:
             raise ValueError("no readable image directory (truncated file?)")
@@ -262,7 +333,7 @@ def _open_tiff(path: Path, stamp: tuple[int, int]) -> Source:
         if orientation in _SWAPPING:
             w, h = h, w
             levels = [Level(lv.height, lv.width, lv.factor, lv.page, lv.subifd) for lv in levels]
-    return Source(path, stamp, w, h, tuple(levels), tw, th, orientation, raw)
+    return Source(path, stamp, w, h, tuple(levels), tw, th, orientation, raw, reader)
 
 
 def _markers(stream: bytes) -> tuple[int | None, bytes]:
