@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -28,6 +28,7 @@ from .. import metrics, observe
 from ..auth.networks import in_any, parse_address
 from ..auth.policy import Access, Verdict, collection_of
 from ..config import Settings
+from ..singleflight import SingleFlight
 from .cache import MemoryCache
 from .info import PROFILE_URI, info_document
 from .pipeline import Encoding, process, self_test, was_passthrough, writable_formats
@@ -118,7 +119,7 @@ class ImageService:
         self.pool = ThreadPoolExecutor(settings.thread_count, thread_name_prefix="iiif-image")
         self.io_pool = ThreadPoolExecutor(min(32, max(4, settings.thread_count)), thread_name_prefix="iiif-io")
         self.proxies = settings.proxy_networks()
-        self._inflight: dict[Any, asyncio.Future[Any]] = {}
+        self.renders: SingleFlight[Any] = SingleFlight()  # concurrent identical requests share one render
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Pixel work (decode, scale, encode) in the image pool."""
@@ -255,7 +256,7 @@ class ImageService:
                 self.cache.put(key, result)
                 return result, outcome
 
-            body, outcome = await self._once(key, render)
+            body, outcome = await self.renders.run(key, render)
             observe.note_outcome(outcome)
         else:
             observe.note_outcome("cache_hit")
@@ -268,26 +269,6 @@ class ImageService:
             headers.update(RESTRICTED_HEADERS)
         validator = f"{source.stamp[0]}:{source.stamp[1]}:{canonical}".encode()
         return self._conditional(request, body, FORMATS[plan.format], headers, validator)
-
-    async def _once(self, key: Any, work: Callable[[], Awaitable[Any]]) -> Any:
-        """Run `work` once for concurrent requests of the same key.
-
-        The work runs as its own task: a client that goes away cancels only its
-        own wait, never the render the other requests are waiting for.
-        """
-        task = self._inflight.get(key)
-        if task is None:
-            task = asyncio.ensure_future(work())
-            self._inflight[key] = task
-
-            def done(t: asyncio.Future[Any]) -> None:
-                if self._inflight.get(key) is t:
-                    del self._inflight[key]
-                if not t.cancelled():
-                    t.exception()  # retrieved, even when every waiter has gone
-
-            task.add_done_callback(done)
-        return await asyncio.shield(task)
 
     @staticmethod
     def _conditional(request: Request, body: bytes, media: str, headers: dict[str, str],
