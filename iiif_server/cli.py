@@ -201,8 +201,14 @@ def ingest(src: Path, collection_id: str, label: str | None, tier: str | None, m
     settings = config.load(cli, config_file)
     console = Console(stderr=True, soft_wrap=True)  # a path is never split over two lines in a log
     try:
-        job = Ingest(open_catalogue(settings), settings.image_root, collection_id, label=label, tier=tier,
-                     workers=processes)
+        target = None
+        if settings.image_url:  # copies bound for object storage: staged in the data folder, then uploaded
+            from .storage import ObjectTarget
+
+            target = ObjectTarget(settings.image_url, settings, settings.data_dir / "staging")
+        root = target.staging if target is not None else settings.image_root
+        job = Ingest(open_catalogue(settings), root, collection_id, label=label, tier=tier, workers=processes,
+                     target=target)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     columns = (TextColumn("ingest"), BarColumn(), MofNCompleteColumn(),

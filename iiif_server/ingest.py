@@ -39,6 +39,7 @@ from sqlalchemy import delete, func, select
 
 from .auth.snapshot import MAX_AGE
 from .manifests.catalogue import TIERS, UNPLACED, Catalogue, Collection, Document, Image, effective_tier, sort_key
+from .storage import ObjectTarget
 
 ACCESS_TILE = 256
 ACCESS_QUALITY = 90
@@ -472,9 +473,11 @@ class Ingest:
 
     def __init__(self, catalogue: Catalogue, image_root: Path, collection: str, *,
                  label: str | None = None, tier: str | None = None, workers: int | None = None,
-                 stop_grace: float = STOP_GRACE) -> None:
+                 stop_grace: float = STOP_GRACE, target: ObjectTarget | None = None) -> None:
+        """`target`: copies bound for object storage; `image_root` is then its local staging folder."""
         self.catalogue = catalogue
         self.image_root = image_root
+        self.target = target
         self.collection = check_collection_id(collection)
         self.label = label
         if tier is not None and tier not in catalogue.tiers:
@@ -488,6 +491,20 @@ class Ingest:
 
     def access_path(self, document: str, page: str) -> Path:
         return self.image_root / self.collection / document / f"{page}.tif"
+
+    def _copies(self, document: str) -> set[str]:
+        """The file names of a document's access copies, in the folder or the bucket."""
+        if self.target is not None:
+            return self.target.names(f"{self.collection}/{document}/")
+        return _copies(self.image_root / self.collection / document)
+
+    def _place(self, staged: str, final: Path) -> None:
+        """Make a committed copy visible: a rename in the folder, or one upload to the bucket."""
+        if self.target is not None:
+            self.target.publish_file(Path(staged), final.relative_to(self.image_root).as_posix())
+            return
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged, final)
 
     def stop(self, signum: int = signal.SIGTERM) -> None:
         """Stop scheduling; a second call kills the pages in flight."""
@@ -656,7 +673,7 @@ class Ingest:
                 slot.known = [(i, size, mtime, checksum) for _, i, size, mtime, checksum, _ in rows]
                 slot.positions = [position for *_, position in rows]
                 if copies is None and rows:  # one listing per document folder, not one stat per page
-                    copies = _copies(self.image_root / self.collection / ident)
+                    copies = self._copies(ident)
                 same = all(size == master.size and mtime == master.mtime for _, _, size, mtime, *_ in rows)
                 if rows and same and all(f"{i}.tif" in (copies or set()) for _, i, *_ in rows):
                     slot.unchanged = True
@@ -696,8 +713,7 @@ class Ingest:
             while queue or inflight:
                 while queue and self.stopped is None and len(inflight) < 2 * self.workers:
                     ident, slot = queue.pop()
-                    copies_exist = bool(slot.known) and all(
-                        self.access_path(ident, i).exists() for i, *_ in slot.known)
+                    copies_exist = bool(slot.known) and {f"{i}.tif" for i, *_ in slot.known} <= self._copies(ident)
                     known_checksum = slot.known[0][3] if slot.known else None
                     future = pool.submit(process_master, str(slot.master.path), slot.master.stem, str(staging),
                                          known_checksum, copies_exist)
@@ -829,8 +845,7 @@ class Ingest:
             if delay > 0:
                 time.sleep(delay)
             for staged, final, _ in renames:
-                final.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(staged, final)
+                self._place(staged, final)
 
     def _recover(self, coll_dir: Path) -> None:
         """Staging folders of runs that died: finish the renames they had committed, drop the rest."""
@@ -865,8 +880,7 @@ class Ingest:
                 stored = session.scalar(select(Image.checksum).join(Document, Image.document_pk == Document.pk).where(
                     Document.collection_id == self.collection, Document.ident == document, Image.ident == page))
             if stored == checksum:  # committed: the copy belongs there
-                Path(final).parent.mkdir(parents=True, exist_ok=True)
-                os.replace(staged, final)
+                self._place(staged, Path(final))
 
     # -- after the conversions ------------------------------------------------------------------
 

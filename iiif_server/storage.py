@@ -111,3 +111,17 @@ class ObjectTarget:
         local = self.local(relative)
         upload(self.store, local, relative)
         local.unlink()
+
+    def names(self, prefix: str) -> set[str]:
+        """The names of the objects directly under `prefix` (one listing, as a folder's)."""
+        import obstore
+
+        found: set[str] = set()
+        for batch in obstore.list(self.store, prefix=prefix):
+            found.update(item["path"].rsplit("/", 1)[-1] for item in batch)
+        return found
+
+    def publish_file(self, local: Path, relative: str) -> None:
+        """Upload a finished copy from anywhere on disk as `relative`, then remove the local file."""
+        upload(self.store, local, relative)
+        local.unlink()

@@ -269,3 +269,37 @@ def test_an_ingest_target_publishes_the_staged_copy_and_survives_pickling(weed: 
     target.publish("coll/doc/p1.tif")
     assert target.exists("coll/doc/p1.tif") and not local.exists()
     assert image_source(settings).open("coll/doc/p1").width == 300
+
+
+async def test_ingest_into_object_storage_publishes_after_commit_and_reruns_as_a_no_op(
+    weed: seaweed.Weed, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from iiif_server import cli as cli_module
+
+    src = tmp_path / "masters" / "Brief é"
+    src.mkdir(parents=True)
+    quadrants(400, 300).pngsave(str(src / "p1.png"))
+    quadrants(300, 400).pngsave(str(src / "p2.png"))
+    settings = s3_settings_for(weed, tmp_path / "data", "ingest")
+    args = ["ingest", str(src.parent), "--collection", "letters", "--processes", "1",
+            "--data-dir", str(settings.data_dir), "--images", settings.image_location,
+            "--s3-endpoint", str(settings.s3_endpoint), "--s3-region", seaweed.REGION,
+            "--s3-access-key-id", seaweed.ACCESS_KEY, "--s3-secret-access-key", seaweed.SECRET_KEY]
+    first = CliRunner().invoke(cli_module.main, args)
+    assert first.exit_code == 0, first.output
+    assert "2 converted" in first.output
+    store = weed.store(BUCKET, "ingest")
+    keys = {item["path"] for batch in obstore.list(store) for item in batch}
+    assert keys == {"letters/Brief é/p1.tif", "letters/Brief é/p2.tif"}  # no staging debris in the bucket
+    assert not any((settings.data_dir / "staging").rglob("*.tif"))  # nor left on local disk
+    again = CliRunner().invoke(cli_module.main, args)
+    assert again.exit_code == 0 and "0 converted, 2 unchanged" in again.output, again.output
+    app = create_app(settings)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
+        info = await c.get("/iiif/3/letters%2FBrief%20%C3%A9%2Fp2/info.json")
+        assert info.status_code == 200 and (info.json()["width"], info.json()["height"]) == (300, 400)
+        manifest = await c.get("/iiif/presentation/letters/Brief%20%C3%A9/manifest")
+        assert [canvas["width"] for canvas in manifest.json()["items"]] == [400, 300]
+    app.state.catalogue.engine.dispose()
