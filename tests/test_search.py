@@ -24,6 +24,7 @@ LAYOUT = {  # document: (tier, {page: tier})
     "list": (None, {"p1": None, "p2": None, "p3": "reading-room"}),
     "rr": ("reading-room", {"p1": None, "p2": "public"}),
     "secret": ("staff", {"p1": None}),
+    "open": (None, {"p1": None}),
 }
 ALTO = """<?xml version="1.0" encoding="UTF-8"?>
 <alto xmlns="http://www.loc.gov/standards/alto/ns-v4#">
@@ -71,11 +72,12 @@ async def setup(database_url: str, tmp_path: Path) -> AsyncIterator[tuple[httpx.
     write_alto(src, "rr", "p1", "Lévy", first="Abram")  # a reading-room document
     write_alto(src, "rr", "p2", "Lewin", first="Moszek")  # ... with one public page
     write_alto(src, "secret", "p1", "Lévy", first="Staff")
+    write_alto(src, "open", "p1", "Mendelovitch")
     (src / "names.csv").write_text("document,page,text,x,y,w,h,kind\n"
                                    "list,p2,\"LÉVY, Szmul\",10,20,30,40,name\n"
                                    "list,p1,Mendelowicz Icek,,,,,name\n", encoding="utf-8")
     report = import_text(TextStore(cat), src, "transports")
-    assert report.errors == [] and report.pages == 8
+    assert report.errors == [] and report.pages == 9
     store = TokenStore(cat, SECRET)
     transport = httpx.ASGITransport(app=app, client=("203.0.113.9", 4000))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
@@ -175,6 +177,21 @@ async def test_restricted_text_is_never_found_without_clearance(setup) -> None: 
     r = await client.get("/iiif/search/1/transports/secret/search", params={"q": "levy"},
                          headers={"Authorization": f"Bearer {staff}"})
     assert r.status_code == 200 and r.json()["within"]["total"] == 1
+
+
+async def test_public_text_is_publicly_cacheable_and_documents_without_text_have_no_service(setup) -> None:  # type: ignore[no-untyped-def]
+    client, _, cat = setup
+    r = await client.get("/iiif/search/1/transports/open/search", params={"q": "mendelovitch"})
+    assert r.json()["within"]["total"] == 1 and r.headers["cache-control"].startswith("public")
+    with cat.session() as s:
+        doc = Document(collection_id="transports", ident="blank", label="blank", position=9, metadata_pairs=[])
+        s.add(doc)
+        s.flush()
+        s.add(Image(document_pk=doc.pk, ident="p1", position=0, label="p1", width=10, height=10,
+                    checksum="0" * 64, source_path="-", source_size=1, source_mtime=0))
+        cat.touch(s, "transports")
+    assert "service" not in (await client.get("/iiif/presentation/transports/blank/manifest")).json()
+    assert (await client.get("/iiif/search/1/transports/blank/search", params={"q": "x"})).status_code == 404
 
 
 async def test_reimport_replaces_and_errors_name_their_place(setup, tmp_path: Path, database_url: str) -> None:  # type: ignore[no-untyped-def]
