@@ -25,6 +25,9 @@ from .manifests import presentation
 from .manifests.catalogue import Catalogue
 from .manifests.catalogue import open_catalogue as catalogue_at
 from .manifests.routes import PresentationService
+from .search.routes import SearchService
+from .search.routes import services as search_services
+from .search.store import TextStore
 from .tiles.request import RequestError
 from .tiles.service import ImageService
 from .tiles.sources import FileSystemSource, SourceStore
@@ -162,6 +165,9 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
     auth = access_control(settings, catalogue, service)
     service.auth = auth
     documents = PresentationService(catalogue, institution(settings), service.base_url, service.run_io, auth)
+    text = TextStore(catalogue)
+    documents.document_services = lambda base, c, d, pk: search_services(base, c, d) if text.has_text(pk) else None
+    search = SearchService(text, auth.policy, service.base_url, service.run_io)
     pyvips.cache_set_max(0)  # our own caches decide what stays; libvips' cache would pin files
 
     async def image_api_3(request: Request) -> Response:
@@ -200,6 +206,7 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
         Route("/iiif/3/{rest:path}", image_api_3, methods=["GET", "HEAD"]),
         Route("/iiif/2/{rest:path}", image_api_2, methods=["GET", "HEAD"]),
         *documents.routes(),
+        *search.routes(),
         *auth.routes(),
     ]
     app = Starlette(routes=routes)

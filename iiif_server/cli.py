@@ -251,6 +251,39 @@ def ingest(src: Path, collection_id: str, label: str | None, tier: str | None, m
     sys.exit(1 if report.failed else 0)
 
 
+@main.group()
+def text() -> None:
+    """Page text for IIIF Content Search."""
+
+
+@text.command("import")
+@click.argument("src", type=click.Path(exists=True, path_type=Path))
+@click.option("--collection", "collection_id", required=True, help="collection the pages belong to")
+@settings_options(STORAGE)
+def text_import(src: Path, collection_id: str, config_file: str | None, **cli: Any) -> None:
+    """Load ALTO XML (SRC/<document>/<page>.xml) and CSV index entries (document,page,text[,x,y,w,h][,kind]).
+
+    Each page's text from a source replaces what an earlier run loaded: re-runs are harmless.
+    Every bad file or row is reported with its place; exit 1 when there was any."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from .search.importer import import_text
+    from .search.store import TextStore
+
+    settings = config.load(cli, config_file)
+    console = Console(stderr=True, soft_wrap=True)
+    store = TextStore(open_catalogue(settings))
+    with Progress(TextColumn("text"), BarColumn(), MofNCompleteColumn(), console=console) as bar:
+        task = bar.add_task("text", total=None)
+        report = import_text(store, src, collection_id,
+                             lambda done, total: bar.update(task, completed=done, total=total))
+    for line in report.errors:
+        console.print(f"[red]error[/red] {line}", highlight=False)
+    click.echo(f"{report.pages} pages, {report.entries} entries imported, {len(report.errors)} errors", err=True)
+    sys.exit(1 if report.errors else 0)
+
+
 def render_report(report: Any, src: Path, collection: str) -> tuple[str, dict[str, Any]]:
     """The human report (one line per file, never wrapped) and the same as JSON data."""
     import datetime as dt

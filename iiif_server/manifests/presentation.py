@@ -211,8 +211,9 @@ def _dump(model: Manifest | Collection) -> dict[str, Any]:
 
 def manifest(urls: Urls, inst: Institution, coll: CollectionRow, pages: list[PageRow],
              document: DocumentRow | None = None, documents: list[DocumentEntry] | None = None,
-             services_for: ServicesFor | None = None) -> bytes:
-    """A document's manifest, or (document None) the whole collection's with one Range per document."""
+             services_for: ServicesFor | None = None, services: list[dict[str, Any]] | None = None) -> bytes:
+    """A document's manifest, or (document None) the whole collection's with one Range per document;
+    `services`: the manifest's own (e.g. Content Search)."""
     if document is not None:
         ident, part_of = urls.manifest(coll.id, document.ident), urls.collection(coll.id)
         described = _described(urls, document, inst, coll.id, document.ident)
@@ -223,6 +224,8 @@ def manifest(urls: Urls, inst: Institution, coll: CollectionRow, pages: list[Pag
         described = _described(urls, coll, inst, coll.id, None)
     model = Manifest(id=ident, partOf=[{"id": part_of, "type": "Collection"}], **described)
     doc = _dump(model)
+    if services:
+        doc["service"] = services
     lang = inst.language
     doc["items"] = [canvas_dict(urls, coll.id, page, lang, services_for(page) if services_for else None)
                     for page in pages]

@@ -78,6 +78,8 @@ class PresentationService:
         self.auth = auth
         self.cache = DocumentCache(cache_bytes)
         self.builds: SingleFlight[Document | None] = SingleFlight()
+        # a document's own services (Content Search when it has text), set by the application
+        self.document_services: Callable[[str, str, str, int], list[dict[str, Any]] | None] | None = None
 
     def routes(self) -> list[Route]:
         return [
@@ -316,8 +318,9 @@ class PresentationService:
             pages, restricted = self._pages(view, coll, did)
             if not pages:
                 return None
+            own = self.document_services(urls.base, coll.id, did, document.pk) if self.document_services else None
             body = presentation.manifest(urls, self.institution, coll, pages, document=document,
-                                         services_for=self._services_for(urls.base, view, coll))
+                                         services_for=self._services_for(urls.base, view, coll), services=own)
             return body, restricted
 
         return await self._in_collection(request, "document", did, build)

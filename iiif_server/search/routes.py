@@ -1,0 +1,208 @@
+"""IIIF Content Search 1.0 and 2.0 (with autocomplete) on every document manifest that has text.
+
+Access: the document must be visible to the requester (else the same 404 as a hidden manifest),
+and only pages whose tier the requester's clearance allows give hits, terms or counts. An answer
+about a document with any restricted page depends on who asks: `Cache-Control: private`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..auth.policy import Policy
+from ..manifests.catalogue import effective_tier
+from ..manifests.presentation import Urls
+from ..manifests.routes import not_found
+from .store import Hit, Pages, Target, TextStore
+
+Run = Callable[..., Awaitable[Any]]
+PAGE_SIZE = 100
+CONTEXT_1 = ["http://iiif.io/api/presentation/2/context.json", "http://iiif.io/api/search/1/context.json"]
+CONTEXT_2 = "http://iiif.io/api/search/2/context.json"
+PUBLIC = {"Cache-Control": "public, max-age=60", "Vary": "Accept-Encoding"}
+PRIVATE = {"Cache-Control": "private, max-age=0", "Vary": "Accept-Encoding, Authorization, Cookie"}
+
+
+def service_base(base: str, collection: str, document: str) -> str:
+    return f"{base}/iiif/search/{{}}/{quote(collection)}/{quote(document)}"
+
+
+def services(base: str, collection: str, document: str) -> list[dict[str, Any]]:
+    """The manifest's `service` entries of a document that has text."""
+    url = service_base(base, collection, document)
+    return [
+        {"id": url.format(1) + "/search", "type": "SearchService1", "profile": "http://iiif.io/api/search/1/search",
+         "service": [{"id": url.format(1) + "/autocomplete", "type": "AutoCompleteService1",
+                      "profile": "http://iiif.io/api/search/1/autocomplete"}]},
+        {"id": url.format(2) + "/search", "type": "SearchService2",
+         "service": [{"id": url.format(2) + "/autocomplete", "type": "AutoCompleteService2"}]},
+    ]
+
+
+class SearchService:
+    def __init__(self, store: TextStore, policy: Policy, base_url: Callable[[Request], str], run: Run) -> None:
+        self.store = store
+        self.policy = policy
+        self.base_url = base_url
+        self.run = run
+
+    def routes(self) -> list[Route]:
+        return [Route(f"/iiif/search/{v}/{{collection}}/{{document}}/{what}", getattr(self, f"{what}_{v}"),
+                      methods=["GET", "HEAD"]) for v in (1, 2) for what in ("search", "autocomplete")]
+
+    async def _scope(self, request: Request) -> tuple[Target, Pages, bool] | None:
+        """The document's text as this requester may read it, and whether the answer depends on who asks;
+        None for a document that does not exist, has no text, or is hidden from them."""
+        cid, did = request.path_params["collection"], request.path_params["document"]
+        target = await self.run(self.store.target, cid, did)
+        if target is None:
+            return None
+        await self.policy.fresh(self.run)
+        access = await self.policy.access_async(request, self.run)
+        tiers = self.policy.tiers
+        clearance = access.clearance(tiers, cid)
+        doc_tier = effective_tier(target.document_tier, target.collection_tier)
+        if not self.policy.visible(access, doc_tier, cid):
+            return None
+        restricted = self.policy.restricted(doc_tier) or any(self.policy.restricted(t)
+                                                             for t in target.page_tiers.values())
+        if tiers.allows(clearance, doc_tier):
+            pages = Pages(True, denied=tuple(pk for pk, t in target.page_tiers.items()
+                                             if not tiers.allows(clearance, t)))
+        else:
+            pages = Pages(False, allowed=tuple(pk for pk, t in target.page_tiers.items()
+                                               if tiers.allows(clearance, t)))
+        return target, pages, restricted
+
+    @staticmethod
+    def _query(request: Request) -> tuple[str, int]:
+        q = request.query_params.get("q", "")[:200]
+        try:
+            after = max(0, int(request.query_params.get("after", "0")))
+        except ValueError:
+            after = 0
+        return q, after
+
+    @staticmethod
+    def _respond(request: Request, body: dict[str, Any], restricted: bool) -> Response:
+        data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        headers = PRIVATE if restricted else PUBLIC
+        if request.method == "HEAD":
+            return Response(b"", media_type="application/json", headers={**headers, "Content-Length": str(len(data))})
+        return Response(data, media_type="application/json", headers=headers)
+
+    def _urls(self, request: Request) -> tuple[Urls, str, str, str]:
+        cid, did = request.path_params["collection"], request.path_params["document"]
+        base = self.base_url(request)
+        return Urls(base), service_base(base, cid, did), cid, did
+
+    @staticmethod
+    def _page_url(service: str, q: str, after: int = 0) -> str:
+        params = {"q": q, **({"after": str(after)} if after else {})}
+        return f"{service}?{urlencode(params)}"
+
+    async def search_1(self, request: Request) -> Response:
+        scope = await self._scope(request)
+        if scope is None:
+            return not_found()
+        target, pages, restricted = scope
+        urls, service, cid, did = self._urls(request)
+        q, after = self._query(request)
+        hits, total, more = await self.run(self.store.search, target.document_pk, q, pages, after, PAGE_SIZE)
+        url = service.format(1) + "/search"
+        body: dict[str, Any] = {
+            "@context": CONTEXT_1, "@id": self._page_url(url, q, after), "@type": "sc:AnnotationList",
+            "within": {"@type": "sc:Layer", "total": total},
+            "resources": [], "hits": [],
+        }
+        if more:
+            body["next"] = self._page_url(url, q, hits[-1].id)
+        for hit in hits:
+            anno = f"{urls.base}/iiif/search/annotation/{quote(cid)}/{quote(did)}/{hit.id}"
+            body["resources"].append({
+                "@id": anno, "@type": "oa:Annotation", "motivation": "sc:painting",
+                "resource": {"@type": "cnt:ContentAsText", "chars": hit.text},
+                "on": _on(urls, cid, did, hit)})
+            found: dict[str, Any] = {"@type": "search:Hit", "annotations": [anno], "match": hit.text}
+            if hit.before:
+                found["before"] = hit.before
+            if hit.after:
+                found["after"] = hit.after
+            body["hits"].append(found)
+        return self._respond(request, body, restricted)
+
+    async def search_2(self, request: Request) -> Response:
+        scope = await self._scope(request)
+        if scope is None:
+            return not_found()
+        target, pages, restricted = scope
+        urls, service, cid, did = self._urls(request)
+        q, after = self._query(request)
+        hits, total, more = await self.run(self.store.search, target.document_pk, q, pages, after, PAGE_SIZE)
+        url = service.format(2) + "/search"
+        items, highlights = [], []
+        for hit in hits:
+            anno = f"{urls.base}/iiif/search/annotation/{quote(cid)}/{quote(did)}/{hit.id}"
+            items.append({"id": anno, "type": "Annotation", "motivation": "supplementing",
+                          "body": {"type": "TextualBody", "value": hit.text, "format": "text/plain"},
+                          "target": _on(urls, cid, did, hit)})
+            selector = {"type": "TextQuoteSelector", "prefix": hit.before + " " if hit.before else "",
+                        "exact": hit.text, "suffix": " " + hit.after if hit.after else ""}
+            highlights.append({"id": anno + "/hit", "type": "Annotation", "motivation": "highlighting",
+                               "target": {"type": "SpecificResource", "source": anno, "selector": [selector]}})
+        body: dict[str, Any] = {
+            "@context": CONTEXT_2, "id": self._page_url(url, q, after), "type": "AnnotationPage",
+            "partOf": {"id": self._page_url(url, q), "type": "AnnotationCollection", "total": total},
+            "items": items,
+        }
+        if highlights:
+            body["annotations"] = [{"type": "AnnotationPage", "items": highlights}]
+        if more:
+            body["next"] = {"id": self._page_url(url, q, hits[-1].id), "type": "AnnotationPage"}
+        return self._respond(request, body, restricted)
+
+    async def _complete(self, request: Request) -> tuple[list[tuple[str, int]], bool, str] | None:
+        scope = await self._scope(request)
+        if scope is None:
+            return None
+        target, pages, restricted = scope
+        q, _ = self._query(request)
+        terms = await self.run(self.store.complete, target.document_pk, q, pages)
+        return terms, restricted, q
+
+    async def autocomplete_1(self, request: Request) -> Response:
+        found = await self._complete(request)
+        if found is None:
+            return not_found()
+        terms, restricted, q = found
+        _, service, _, _ = self._urls(request)
+        body = {"@context": "http://iiif.io/api/search/1/context.json",
+                "@id": self._page_url(service.format(1) + "/autocomplete", q), "@type": "search:TermList",
+                "terms": [{"match": t, "url": self._page_url(service.format(1) + "/search", t), "count": n}
+                          for t, n in terms]}
+        return self._respond(request, body, restricted)
+
+    async def autocomplete_2(self, request: Request) -> Response:
+        found = await self._complete(request)
+        if found is None:
+            return not_found()
+        terms, restricted, q = found
+        _, service, _, _ = self._urls(request)
+        body = {"@context": CONTEXT_2, "id": self._page_url(service.format(2) + "/autocomplete", q),
+                "type": "TermPage",
+                "items": [{"value": t, "total": n, "service": [
+                    {"id": self._page_url(service.format(2) + "/search", t), "type": "SearchService2"}]}
+                    for t, n in terms]}
+        return self._respond(request, body, restricted)
+
+
+def _on(urls: Urls, collection: str, document: str, hit: Hit) -> str:
+    x, y, w, h = hit.box
+    return f"{urls.canvas(collection, document, hit.page)}#xywh={x},{y},{w},{h}"

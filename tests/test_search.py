@@ -1,0 +1,223 @@
+"""Content Search: text import (ALTO, CSV), the 1.0 and 2.0 services, matching, and access."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from iiif_server import config
+from iiif_server.app import create_app
+from iiif_server.auth.tokens import TokenStore
+from iiif_server.cli import main
+from iiif_server.manifests.catalogue import Catalogue, Collection, Document, Image
+from iiif_server.search import routes as search_routes
+from iiif_server.search.importer import import_text
+from iiif_server.search.store import TextEntry, TextStore, normalise
+
+SECRET = "s" * 40
+LAYOUT = {  # document: (tier, {page: tier})
+    "list": (None, {"p1": None, "p2": None, "p3": "reading-room"}),
+    "rr": ("reading-room", {"p1": None, "p2": "public"}),
+    "secret": ("staff", {"p1": None}),
+    "open": (None, {"p1": None}),
+}
+ALTO = """<?xml version="1.0" encoding="UTF-8"?>
+<alto xmlns="http://www.loc.gov/standards/alto/ns-v4#">
+ <Description><MeasurementUnit>pixel</MeasurementUnit></Description>
+ <Layout><Page WIDTH="{w}" HEIGHT="{h}" PHYSICAL_IMG_NR="1"><PrintSpace>
+  <TextBlock><TextLine HPOS="100" VPOS="200" WIDTH="900" HEIGHT="40">
+   <String CONTENT="{first}" HPOS="100" VPOS="200" WIDTH="120" HEIGHT="40"/><SP/>
+   <String CONTENT="{name}" HPOS="240" VPOS="202" WIDTH="160" HEIGHT="38"/><SP/>
+   <String CONTENT="Paris" HPOS="420" VPOS="200" WIDTH="100" HEIGHT="40"/>
+  </TextLine></TextBlock>
+ </PrintSpace></Page></Layout>
+</alto>
+"""
+
+
+def write_alto(root: Path, document: str, page: str, name: str, first: str = "Szmul",
+               size: tuple[int, int] = (2000, 1000)) -> None:
+    path = root / document / f"{page}.xml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(ALTO.format(w=size[0], h=size[1], name=name, first=first), encoding="utf-8")
+
+
+@pytest.fixture
+async def setup(database_url: str, tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, TokenStore, Catalogue]]:
+    settings = config.Settings(data_dir=tmp_path, images=tmp_path / "images", database=database_url, demo=False,
+                               secret_key=SECRET, networks=("reading-room=10.9.0.0/16",))
+    app = create_app(settings)
+    cat = Catalogue(database_url)
+    with cat.session() as s:
+        s.add(Collection(id="transports", label="Transport lists", tier="public", metadata_pairs=[]))
+        s.flush()
+        for n, (did, (dtier, pages)) in enumerate(LAYOUT.items()):
+            doc = Document(collection_id="transports", ident=did, label=did, position=n, tier=dtier,
+                           metadata_pairs=[])
+            s.add(doc)
+            s.flush()
+            for p, (pid, ptier) in enumerate(pages.items()):
+                # pixels are half the ALTO page's size: boxes must be scaled
+                s.add(Image(document_pk=doc.pk, ident=pid, position=p, label=pid, width=1000, height=500,
+                            checksum="0" * 64, source_path="-", source_size=1, source_mtime=0, tier=ptier))
+    src = tmp_path / "text"
+    write_alto(src, "list", "p1", "Lévy")
+    write_alto(src, "list", "p2", "Goldsztajn", first="Chaja")
+    write_alto(src, "list", "p3", "Lévy", first="Rywka")  # a reading-room page of a public document
+    write_alto(src, "rr", "p1", "Lévy", first="Abram")  # a reading-room document
+    write_alto(src, "rr", "p2", "Lewin", first="Moszek")  # ... with one public page
+    write_alto(src, "secret", "p1", "Lévy", first="Staff")
+    write_alto(src, "open", "p1", "Mendelovitch")
+    (src / "names.csv").write_text("document,page,text,x,y,w,h,kind\n"
+                                   "list,p2,\"LÉVY, Szmul\",10,20,30,40,name\n"
+                                   "list,p1,Mendelowicz Icek,,,,,name\n", encoding="utf-8")
+    report = import_text(TextStore(cat), src, "transports")
+    assert report.errors == [] and report.pages == 9
+    store = TokenStore(cat, SECRET)
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.9", 4000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client, store, cat
+    cat.engine.dispose()
+
+
+def test_normalise_folds_case_and_accents() -> None:
+    assert normalise("LÉVY Łódź Straße") == "levy lodz strasse"
+
+
+async def test_manifest_advertises_both_services_and_search_1_finds_names_without_accents(setup) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = setup
+    manifest = (await client.get("/iiif/presentation/transports/list/manifest")).json()
+    services = {s["type"]: s for s in manifest["service"]}
+    assert set(services) == {"SearchService1", "SearchService2"}
+    url = services["SearchService1"]["id"].removeprefix("http://testserver")
+    r = await client.get(url, params={"q": "levy"})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["@type"] == "sc:AnnotationList" and body["within"]["total"] == 2
+    on = [a["on"].split("/presentation/")[1] for a in body["resources"]]
+    # the ALTO word on p1 at (240,202,160,38) in a 2000x1000 ALTO page = half in pixels; the CSV box as given
+    assert on == ["transports/list/canvas/p1#xywh=120,101,80,19", "transports/list/canvas/p2#xywh=10,20,30,40"]
+    assert body["resources"][0]["resource"]["chars"] == "Lévy"
+    assert body["hits"][0]["before"] == "Szmul" and body["hits"][0]["after"] == "Paris"
+    # a page without a box: the hit is the whole page
+    whole = (await client.get(url, params={"q": "MENDELOWICZ"})).json()
+    assert [a["on"].split("#")[1] for a in whole["resources"]] == ["xywh=0,0,1000,500"]
+    # every word of the query, in one entry
+    both = (await client.get(url, params={"q": "szmul lévy"})).json()
+    # every word in one entry: an ALTO word is alone in its entry, so only the CSV entry has both (yet)
+    assert [a["resource"]["chars"] for a in both["resources"]] == ["LÉVY, Szmul"]
+    assert (await client.get(url, params={"q": "nobody"})).json()["resources"] == []
+
+
+async def test_autocomplete_and_search_2(setup) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = setup
+    terms = (await client.get("/iiif/search/1/transports/list/autocomplete", params={"q": "Gol"})).json()
+    assert [t["match"] for t in terms["terms"]] == ["goldsztajn"]
+    assert terms["terms"][0]["url"].endswith("/search?q=goldsztajn")
+    terms2 = (await client.get("/iiif/search/2/transports/list/autocomplete", params={"q": "le"})).json()
+    assert terms2["type"] == "TermPage" and [t["value"] for t in terms2["items"]] == ["levy"]
+    page = (await client.get("/iiif/search/2/transports/list/search", params={"q": "Levy"})).json()
+    assert page["type"] == "AnnotationPage" and page["partOf"]["total"] == 2
+    first = page["items"][0]
+    assert first["target"].endswith("/canvas/p1#xywh=120,101,80,19")
+    assert first["body"]["value"] == "Lévy"
+    hit = page["annotations"][0]["items"][0]
+    assert hit["motivation"] == "highlighting" and hit["target"]["source"] == first["id"]
+    assert hit["target"]["selector"][0] == {"type": "TextQuoteSelector", "prefix": "Szmul ", "exact": "Lévy",
+                                            "suffix": " Paris"}
+
+
+async def test_paging(setup, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = setup
+    monkeypatch.setattr(search_routes, "PAGE_SIZE", 1)
+    one = (await client.get("/iiif/search/1/transports/list/search", params={"q": "levy"})).json()
+    assert len(one["resources"]) == 1 and one["within"]["total"] == 2
+    two = (await client.get(one["next"].removeprefix("http://testserver"))).json()
+    assert [a["on"].split("/canvas/")[1].split("#")[0] for a in two["resources"]] == ["p2"] and "next" not in two
+    page = (await client.get("/iiif/search/2/transports/list/search", params={"q": "levy"})).json()
+    assert page["next"]["type"] == "AnnotationPage"
+
+
+async def test_restricted_text_is_never_found_without_clearance(setup) -> None:  # type: ignore[no-untyped-def]
+    client, store, _ = setup
+    # a reading-room page of a public document: no hit, no term, no count
+    body = (await client.get("/iiif/search/1/transports/list/search", params={"q": "rywka"})).json()
+    assert body["resources"] == [] and body["within"]["total"] == 0
+    r = await client.get("/iiif/search/1/transports/list/search", params={"q": "levy"})
+    assert r.headers["cache-control"].startswith("private") and "Cookie" in r.headers["vary"]
+    assert (await client.get("/iiif/search/1/transports/list/autocomplete", params={"q": "ry"})).json()["terms"] == []
+    # a reading-room document: its manifest is shown, its text is not; only its public page is
+    r = await client.get("/iiif/search/1/transports/rr/search", params={"q": "levy"})
+    assert r.status_code == 200 and r.json()["resources"] == [] and r.json()["within"]["total"] == 0
+    assert r.headers["cache-control"].startswith("private")
+    lewin = (await client.get("/iiif/search/2/transports/rr/search", params={"q": "lewin"})).json()
+    assert [i["target"].split("/canvas/")[1].split("#")[0] for i in lewin["items"]] == ["p2"]
+    assert (await client.get("/iiif/search/2/transports/rr/autocomplete", params={"q": "abr"})).json()["items"] == []
+    # a staff document is hidden: the same 404 as for a document that does not exist
+    for path in ("/iiif/search/1/transports/secret/search", "/iiif/search/2/transports/secret/autocomplete",
+                 "/iiif/search/1/transports/nothing/search"):
+        r = await client.get(path, params={"q": "levy"})
+        assert r.status_code == 404 and r.headers["cache-control"] == "private, no-store"
+    # with clearance
+    token, _ = store.issue("reading-room", "Reader", 1)
+    auth = {"Authorization": f"Bearer {token}"}
+    body = (await client.get("/iiif/search/1/transports/rr/search", params={"q": "levy"}, headers=auth)).json()
+    assert body["within"]["total"] == 1 and body["hits"][0]["before"] == "Abram"
+    body = (await client.get("/iiif/search/1/transports/list/search", params={"q": "rywka"}, headers=auth)).json()
+    assert body["within"]["total"] == 1
+    # and the anonymous answer is unchanged afterwards
+    body = (await client.get("/iiif/search/1/transports/list/search", params={"q": "rywka"})).json()
+    assert body["within"]["total"] == 0
+    staff, _ = store.issue("staff", "Staff", 1)
+    r = await client.get("/iiif/search/1/transports/secret/search", params={"q": "levy"},
+                         headers={"Authorization": f"Bearer {staff}"})
+    assert r.status_code == 200 and r.json()["within"]["total"] == 1
+
+
+async def test_public_text_is_publicly_cacheable_and_documents_without_text_have_no_service(setup) -> None:  # type: ignore[no-untyped-def]
+    client, _, cat = setup
+    r = await client.get("/iiif/search/1/transports/open/search", params={"q": "mendelovitch"})
+    assert r.json()["within"]["total"] == 1 and r.headers["cache-control"].startswith("public")
+    with cat.session() as s:
+        doc = Document(collection_id="transports", ident="blank", label="blank", position=9, metadata_pairs=[])
+        s.add(doc)
+        s.flush()
+        s.add(Image(document_pk=doc.pk, ident="p1", position=0, label="p1", width=10, height=10,
+                    checksum="0" * 64, source_path="-", source_size=1, source_mtime=0))
+        cat.touch(s, "transports")
+    assert "service" not in (await client.get("/iiif/presentation/transports/blank/manifest")).json()
+    assert (await client.get("/iiif/search/1/transports/blank/search", params={"q": "x"})).status_code == 404
+
+
+async def test_reimport_replaces_and_errors_name_their_place(setup, tmp_path: Path, database_url: str) -> None:  # type: ignore[no-untyped-def]
+    _, _, cat = setup
+
+    def count() -> int:
+        with cat.sessions() as s:
+            return int(s.execute(select(func.count()).select_from(TextEntry)).scalar_one())
+
+    before = count()
+    src = tmp_path / "text"
+    assert import_text(TextStore(cat), src, "transports").errors == []
+    assert count() == before
+    bad = tmp_path / "bad"
+    write_alto(bad, "list", "p9", "Nobody")
+    (bad / "rows.csv").write_text("list,p1,Kowalski,1,2,3\nlist,p1,,1,2,3,4\nlist,p1,Nowak,a,b,c,d\n"
+                                  "ghost,p1,Someone\nlist,p1,Nowak,5,6,7,8\n", encoding="utf-8")
+    (bad / "list" / "broken.xml").write_text("<alto><Layout>", encoding="utf-8")
+    result = CliRunner().invoke(main, ["text", "import", str(bad), "--collection", "transports",
+                                       "--database", database_url, "--images", str(tmp_path / "images")])
+    assert result.exit_code == 1, result.output
+    out = result.output
+    for place in ("rows.csv:1:", "rows.csv:2:", "rows.csv:3:", "rows.csv:4: no page transports/ghost/p1",
+                  "list/p9.xml: no page transports/list/p9", "list/broken.xml:"):
+        assert place in out, out
+    # the good row replaced list/p1's CSV entries (Mendelowicz), the ALTO text of p1 stays
+    with cat.sessions() as s:
+        texts = set(s.execute(select(TextEntry.text).where(TextEntry.source == "csv")).scalars())
+    assert "Nowak" in texts and "Mendelowicz Icek" not in texts
