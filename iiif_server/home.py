@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 from .auth.policy import Access, Policy
 from .manifests.catalogue import Collection
-from .manifests.routes import CANVAS_LIMIT
+from .manifests.presentation import CANVAS_LIMIT
 from .tiles.sources import SourceStore
 
 LIMIT = 1000  # images listed

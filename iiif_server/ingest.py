@@ -39,6 +39,7 @@ from sqlalchemy import delete, func, select
 
 from .auth.snapshot import MAX_AGE
 from .manifests.catalogue import TIERS, UNPLACED, Catalogue, Collection, Document, Image, effective_tier, sort_key
+from .manifests.presentation import CANVAS_LIMIT
 from .storage import ObjectTarget
 
 ACCESS_TILE = 256
@@ -635,6 +636,11 @@ class Ingest:
             changed = True
         return False, changed
 
+    def _whole_manifest(self, session: Any) -> bool:
+        """Whether the collection is small enough to have a whole-collection manifest (CANVAS_LIMIT)."""
+        pages = session.scalar(select(Collection.image_count).where(Collection.id == self.collection))
+        return (pages or 0) <= CANVAS_LIMIT
+
     def _record_collection_update(self, session: Any, coll: Collection) -> None:
         self.catalogue.record(session, "Update", "Collection", coll.id, None, coll.tier)
         self.catalogue.record(session, "Update", "Manifest", coll.id, None, coll.tier)
@@ -832,6 +838,8 @@ class Ingest:
                 if changed:
                     self.catalogue.record(session, "Create" if first_pages else "Update", "Manifest",
                                           self.collection, doc.ident, effective_tier(row.tier, coll_tier))
+                    if not first_pages and self._whole_manifest(session):  # it shows these pages too
+                        self.catalogue.record(session, "Update", "Manifest", self.collection, None, coll_tier)
                     self.catalogue.touch(session, self.collection)
             if journal is not None and renames:  # what to finish if this process dies after the commit
                 for staged, final, checksum in renames:

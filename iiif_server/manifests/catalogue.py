@@ -381,7 +381,7 @@ class Catalogue:
             )
 
     def pages(self, collection_id: str, document: str | None = None) -> list[PageRow]:
-        """Every page of one document (or of a small collection: see routes.CANVAS_LIMIT) in reading order."""
+        """Every page of one document (or of a small collection: see presentation.CANVAS_LIMIT) in reading order."""
         query = (
             select(Document.ident, Image.ident, Image.label, Image.width, Image.height, Image.tier, Document.tier)
             .join(Image, Image.document_pk == Document.pk)

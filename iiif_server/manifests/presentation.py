@@ -37,6 +37,7 @@ from .catalogue import DocumentEntry, PageRow
 
 CONTEXT = "http://iiif.io/api/presentation/3/context.json"
 THUMBNAIL_MAX = 256
+CANVAS_LIMIT = 5000  # pages of a whole-collection manifest (about 1 KB of JSON each); above, none is served
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from . import discovery, presentation
 from .cache import Document, DocumentCache
 from .catalogue import Catalogue, DocumentEntry, PageRow, effective_tier
 from .catalogue import Collection as CollectionRow
-from .presentation import Part, ServicesFor
+from .presentation import CANVAS_LIMIT, Part, ServicesFor
 
 if TYPE_CHECKING:
     from ..auth.services import AuthServices
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 JSON_LD = 'application/ld+json;profile="{}"'
 CACHE_BYTES = 64 * 1024 * 1024
 PART_SIZE = 1000  # documents listed by one Collection; larger collections are split into parts
-CANVAS_LIMIT = 5000  # pages of a whole-collection manifest (about 1 KB of JSON each)
 # the public change stream: complete pages never change, the open end does
 FINAL = "final"
 FINAL_PAGE = f"public, max-age={discovery.COMPLETE_MAX_AGE}, immutable"
