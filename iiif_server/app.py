@@ -130,10 +130,12 @@ def access_control(settings: config.Settings, catalogue: Catalogue, service: Ima
     for rule in settings.degraded:
         tier, _, pixels = rule.partition("=")
         degraded[tiers.check(tier.strip())] = int(pixels)
+    default_tier = None if settings.default_tier == "auto" else tiers.check(settings.default_tier)
     secret = load_secret(settings.secret_key, settings.secret_key_file, settings.data_dir)
     snapshot = Snapshot(catalogue)
     policy = Policy(tiers, NetworkRules.parse(settings.networks, tiers.names), settings.proxy_networks(),
-                    TokenStore(catalogue, secret, snapshot), snapshot, path_rules, degraded, settings.hidden_tiers)
+                    TokenStore(catalogue, secret, snapshot), snapshot, path_rules, degraded, settings.hidden_tiers,
+                    default_tier)
     texts = Texts(language=settings.language)
     if settings.auth_heading:
         texts = replace(texts, heading=language_map(settings.auth_heading, settings.language))
