@@ -12,7 +12,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import config, demo, metrics, observe
+from . import config, demo, metrics, observe, placeholder
 from . import home as home_page
 from .auth.networks import NetworkRules
 from .auth.policy import Policy
@@ -199,6 +199,7 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
     routes = [
         Route("/", home, methods=["GET", "HEAD"]),
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
+        Route(placeholder.PATH, placeholder.serve, methods=["GET", "HEAD"]),
         Route("/iiif/3/{rest:path}", image_api_3, methods=["GET", "HEAD"]),
         Route("/iiif/2/{rest:path}", image_api_2, methods=["GET", "HEAD"]),
         *documents.routes(),

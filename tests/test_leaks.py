@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+import pyvips
 from conftest import start_server, stop_server
 from test_auth import (
     PUBLIC,
@@ -312,3 +313,31 @@ async def test_6_auth_1_services_carry_every_label_in_the_configured_languages(w
     token = next(s for s in login["service"] if s["profile"].endswith("token"))
     assert token.get("label") is None or token["label"]  # not shown by viewers; if given, not empty
 
+
+
+def size(data: bytes) -> tuple[int, int]:
+    image = pyvips.Image.new_from_buffer(data, "")
+    return image.width, image.height
+
+
+async def test_1_restricted_pages_get_a_thumbnail_a_viewer_can_show(world: World) -> None:
+    """Before: the strip showed broken slivers (the page's own thumbnail, 401 without credentials)."""
+    c = world.client()
+    canvas = (await c.get("/iiif/presentation/letters/d1/manifest")).json()["items"][0]
+    thumb = canvas["thumbnail"][0]
+    shown = await c.get(thumb["id"])  # as a viewer fetches it: no credentials
+    assert (shown.status_code, shown.headers["content-type"]) == (200, "image/png")
+    assert "public" in shown.headers["cache-control"]
+    assert (thumb["width"], thumb["height"]) == size(shown.content)
+    entry = (await c.get("/iiif/presentation/letters/collection")).json()["items"][0]
+    assert (await c.get(entry["thumbnail"][0]["id"])).status_code == 200
+    # cleared: the page's own thumbnail
+    own = (await c.get("/iiif/presentation/letters/d1/manifest", headers=bearer(world.token()))).json()
+    assert "/iiif/3/" in own["items"][0]["thumbnail"][0]["id"]
+    # degraded access configured: the degraded image itself, served without credentials
+    degraded = world.client(world.app(degraded=("reading-room=100",)))
+    thumb = (await degraded.get("/iiif/presentation/letters/d1/manifest")).json()["items"][0]["thumbnail"][0]
+    shown = await degraded.get(thumb["id"])
+    assert shown.status_code == 200 and shown.headers["content-type"] == "image/jpeg"
+    assert max(thumb["width"], thumb["height"]) <= 100
+    assert (thumb["width"], thumb["height"]) == size(shown.content)
