@@ -12,7 +12,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import config, demo, metrics, observe
+from . import config, demo, metrics, observe, placeholder
 from . import home as home_page
 from .auth.networks import NetworkRules
 from .auth.policy import Policy
@@ -133,10 +133,12 @@ def access_control(settings: config.Settings, catalogue: Catalogue, service: Ima
     for rule in settings.degraded:
         tier, _, pixels = rule.partition("=")
         degraded[tiers.check(tier.strip())] = int(pixels)
+    default_tier = None if settings.default_tier == "auto" else tiers.check(settings.default_tier)
     secret = load_secret(settings.secret_key, settings.secret_key_file, settings.data_dir)
     snapshot = Snapshot(catalogue)
     policy = Policy(tiers, NetworkRules.parse(settings.networks, tiers.names), settings.proxy_networks(),
-                    TokenStore(catalogue, secret, snapshot), snapshot, path_rules, degraded, settings.hidden_tiers)
+                    TokenStore(catalogue, secret, snapshot), snapshot, path_rules, degraded, settings.hidden_tiers,
+                    default_tier)
     texts = Texts(language=settings.language)
     if settings.auth_heading:
         texts = replace(texts, heading=language_map(settings.auth_heading, settings.language))
@@ -203,6 +205,7 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
     routes = [
         Route("/", home, methods=["GET", "HEAD"]),
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
+        Route(placeholder.PATH, placeholder.serve, methods=["GET", "HEAD"]),
         Route("/iiif/3/{rest:path}", image_api_3, methods=["GET", "HEAD"]),
         Route("/iiif/2/{rest:path}", image_api_2, methods=["GET", "HEAD"]),
         *documents.routes(),

@@ -37,6 +37,7 @@ OPTION_TYPES: dict[str, Any] = {
     "tiers": str,
     "networks": str,
     "path_tiers": str,
+    "default_tier": str,
     "degraded": str,
     "hidden_tiers": str,
     "secret_key": str,

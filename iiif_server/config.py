@@ -51,6 +51,7 @@ class Settings:
     tiers: tuple[str, ...] = ("public", "reading-room", "staff")
     networks: tuple[str, ...] = ()
     path_tiers: tuple[str, ...] = ()
+    default_tier: str = "auto"
     degraded: tuple[str, ...] = ()
     hidden_tiers: tuple[str, ...] = ("staff",)
     secret_key: str | None = None
@@ -149,6 +150,8 @@ HELP = {
     "tiers": "access tiers, lowest first, comma-separated",
     "networks": "network rules TIER=CIDR, comma-separated (IPv4 and IPv6), e.g. reading-room=192.0.2.0/24",
     "path_tiers": "tiers of images outside the catalogue by path prefix, PREFIX=TIER, comma-separated",
+    "default_tier": "tier of images outside the catalogue that no path rule names: a tier, or auto (the lowest "
+                    "while the catalogue restricts nothing, else the highest)",
     "degraded": "public size limit per tier, TIER=PIXELS (e.g. reading-room=200): smaller requests are served",
     "hidden_tiers": "tiers whose manifests and collections are absent for those without clearance",
     "secret_key": "key that signs access tokens (all replicas need the same; default: DATA_DIR/secret.key)",

@@ -192,11 +192,20 @@ class World:
 
 @pytest.fixture
 async def world(catalogue: Catalogue, tmp_path: Path, tiff_bytes: bytes) -> AsyncIterator[World]:
+    """No tier hidden: staff material behaves as any restricted material (401, 403, sign-in offered)."""
+    async for w in make_world(catalogue, tmp_path, tiff_bytes, hidden=()):
+        yield w
+
+
+@pytest.fixture
+async def hidden_world(catalogue: Catalogue, tmp_path: Path, tiff_bytes: bytes) -> AsyncIterator[World]:
+    """The default: staff material hidden (answers as unknown) from those without staff clearance."""
     async for w in make_world(catalogue, tmp_path, tiff_bytes):
         yield w
 
 
-async def make_world(catalogue: Catalogue, tmp_path: Path, tiff_bytes: bytes) -> AsyncIterator[World]:
+async def make_world(catalogue: Catalogue, tmp_path: Path, tiff_bytes: bytes,
+                     hidden: tuple[str, ...] = ("staff",)) -> AsyncIterator[World]:
     """The catalogue of COLLECTIONS with its files, the settings around it; apps and clients closed after."""
     images = tmp_path / "images"
     with catalogue.session() as session:
@@ -218,7 +227,7 @@ async def make_world(catalogue: Catalogue, tmp_path: Path, tiff_bytes: bytes) ->
     settings = config.Settings(
         data_dir=tmp_path / "data", images=images, demo=False, database=catalogue.url, secret_key=SECRET,
         networks=NETWORKS, trusted_proxies=PROXIES, path_tiers=("vault=staff",),
-        viewer_origins=("https://viewer.example.org",),
+        viewer_origins=("https://viewer.example.org",), hidden_tiers=hidden,
     )
     w = World(settings, catalogue, TokenStore(catalogue, SECRET))
     yield w
@@ -1126,7 +1135,8 @@ async def test_an_uncatalogued_page_under_a_restricted_collection_takes_its_tier
     assert (await c.get(image_url("letters/d9/p1"), headers=bearer(world.token()))).status_code == 200
 
 
-async def test_home_lists_only_what_the_requester_may_see_and_is_never_shared(world: World) -> None:
+async def test_home_lists_only_what_the_requester_may_see_and_is_never_shared(hidden_world: World) -> None:
+    world = hidden_world
     c = world.client()
     anonymous = await c.get("/")
     assert anonymous.status_code == 200
@@ -1137,3 +1147,42 @@ async def test_home_lists_only_what_the_requester_may_see_and_is_never_shared(wo
     assert "maps%2Fd1%2Fp2" not in anonymous.text  # pages of collections are not listed one by one
     staff = await c.get("/", headers=bearer(world.token("staff")))
     assert "/iiif/presentation/personnel/collection" in staff.text and "vault%2Fplan" in staff.text
+
+
+# -- images outside the catalogue: --default-tier ------------------------------------------
+
+
+async def test_loose_images_are_closed_by_default_once_the_catalogue_restricts(world: World) -> None:
+    """auto: a folder dropped beside restricted collections takes the highest tier, not public."""
+    loose = world.settings.images / "dropped" / "scan.tif"
+    loose.parent.mkdir()
+    loose.write_bytes((world.settings.images / "vault" / "plan.tif").read_bytes())
+    c = world.client()
+    assert (await c.get(image_url("dropped/scan"))).status_code == 401
+    assert (await c.get(image_url("dropped/scan"), headers=bearer(world.token("reading-room")))).status_code == 403
+    assert (await c.get(image_url("dropped/scan"), headers=bearer(world.token("staff")))).status_code == 200
+    # the operator's choice wins; path rules still win over it
+    opened = world.client(world.app(default_tier="public"))
+    assert (await opened.get(image_url("dropped/scan"))).status_code == 200
+    assert (await opened.get(image_url(VAULT))).status_code == 401
+    room = world.client(world.app(default_tier="reading-room"))
+    assert (await room.get(image_url("dropped/scan"), headers=bearer(world.token("reading-room")))).status_code == 200
+    with pytest.raises(ValueError):
+        world.app(default_tier="nobody")
+
+
+async def test_loose_images_are_public_while_the_catalogue_restricts_nothing(world: World) -> None:
+    """A plain folder of images (or the demo) works out of the box (a new app: a fresh snapshot)."""
+    with world.catalogue.session() as session:
+        for coll in session.query(Collection):
+            coll.tier = "public"
+            for doc in coll.documents:
+                doc.tier = None
+                for image in doc.images:
+                    image.tier = None
+    loose = world.settings.images / "dropped" / "scan.tif"
+    loose.parent.mkdir()
+    loose.write_bytes((world.settings.images / "vault" / "plan.tif").read_bytes())
+    c = world.client(world.app(path_tiers=()))
+    assert (await c.get(image_url("dropped/scan"))).status_code == 200
+    assert (await c.get(image_url(VAULT))).status_code == 200

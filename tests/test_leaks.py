@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+import pyvips
 from conftest import start_server, stop_server
 from test_auth import (
     PUBLIC,
@@ -247,16 +248,57 @@ async def test_6_hidden_and_unknown_answer_alike(world: World) -> None:
     hidden = await c.get("/iiif/presentation/personnel/d1/manifest")
     unknown = await c.get("/iiif/presentation/nothing/d1/manifest")
     assert (hidden.status_code, hidden.text) == (unknown.status_code, unknown.text)
-    # the probe: an unknown identifier answers as a hidden one does, to whoever lacks that clearance
+    # the probe: a hidden identifier answers as an unknown one does, to whoever lacks that clearance
     for headers in ({}, bearer(world.token("reading-room"))):
         hidden = (await c.get(f"/iiif/auth/probe/{quote(STAFF, safe='')}", headers=headers)).json()
         for unknown_id in (UNKNOWN, "nothing/d1/p1", "nowhere"):
             unknown = (await c.get(f"/iiif/auth/probe/{quote(unknown_id, safe='')}", headers=headers)).json()
             assert unknown == hidden, (unknown_id, headers)
+        assert hidden["status"] == 404 and "heading" not in hidden
     # staff see everything hidden: to them unknown is plainly unknown
     staff = bearer(world.token("staff"))
     assert (await c.get(f"/iiif/auth/probe/{quote(UNKNOWN, safe='')}", headers=staff)).json()["status"] == 404
     assert (await c.get(f"/iiif/auth/probe/{quote(STAFF, safe='')}", headers=staff)).json()["status"] == 200
+
+
+def image_routes(identifier: str) -> list[str]:
+    quoted = quote(identifier, safe="")
+    return [f"/iiif/3/{quoted}", f"/iiif/3/{quoted}/info.json", f"/iiif/2/{quoted}/info.json", image_url(identifier),
+            f"/iiif/3/{quoted}/full/max/0/default.jpg", f"/iiif/2/{quoted}/0,0,10,10/full/0/default.png"]
+
+
+def same_answer(hidden: httpx.Response, unknown: httpx.Response, hidden_id: str, unknown_id: str) -> bool:
+    """Status, headers (but the length) and body alike once the identifier is swapped."""
+    def shape(r: httpx.Response, identifier: str) -> tuple[int, str, dict[str, str]]:
+        headers = {k: v for k, v in r.headers.items() if k not in ("content-length", "date")}
+        return r.status_code, r.text.replace(identifier, "ID"), headers
+    return shape(hidden, hidden_id) == shape(unknown, unknown_id)
+
+
+async def test_6_hidden_images_answer_exactly_as_unknown_ones_on_the_image_api(world: World) -> None:
+    """Before: info.json and images answered 401 (with a sign-in) for a staff image, 404 for an unknown one."""
+    room_network = world.client(peer=READING_ROOM_V4)
+    askers = [(world.client(), {}), (world.client(), bearer(world.token("reading-room"))),
+              (room_network, {}), (world.client(), bearer(world.token("staff", collections=("letters",))))]
+    # a staff collection, a staff page in a public document, a staff folder by path rule
+    pairs = ((STAFF, "nothing/d1/p1"), ("maps/d1/p2", "maps/d1/p9"), ("vault/plan", "vault/none"))
+    for hidden_id, unknown_id in pairs:
+        for client, headers in askers:
+            for hidden_url, unknown_url in zip(image_routes(hidden_id), image_routes(unknown_id), strict=True):
+                hidden = await client.get(hidden_url, headers=headers)
+                unknown = await client.get(unknown_url, headers=headers)
+                assert hidden.status_code == 404, (hidden_url, headers, hidden.status_code)
+                assert same_answer(hidden, unknown, hidden_id, unknown_id), (hidden_url, hidden.headers,
+                                                                             unknown.headers, hidden.text)
+                assert private(hidden) and "www-authenticate" not in hidden.headers
+    # staff see them; reading-room material keeps its sign-in (401 with the services) for everybody
+    staff = world.client()
+    for url in image_routes(STAFF)[1:]:
+        assert (await staff.get(url, headers=bearer(world.token("staff")))).status_code == 200, url
+    info = await world.client().get(f"/iiif/3/{quote(ROOM, safe='')}/info.json")
+    assert info.status_code == 401
+    assert any(s.get("type") == "AuthProbeService2" for s in info.json()["service"])
+    assert (await world.client().get(image_url(ROOM))).status_code == 401
 
 
 async def test_6_auth_1_services_carry_every_label_in_the_configured_languages(world: World) -> None:
@@ -271,3 +313,31 @@ async def test_6_auth_1_services_carry_every_label_in_the_configured_languages(w
     token = next(s for s in login["service"] if s["profile"].endswith("token"))
     assert token.get("label") is None or token["label"]  # not shown by viewers; if given, not empty
 
+
+
+def size(data: bytes) -> tuple[int, int]:
+    image = pyvips.Image.new_from_buffer(data, "")
+    return image.width, image.height
+
+
+async def test_1_restricted_pages_get_a_thumbnail_a_viewer_can_show(world: World) -> None:
+    """Before: the strip showed broken slivers (the page's own thumbnail, 401 without credentials)."""
+    c = world.client()
+    canvas = (await c.get("/iiif/presentation/letters/d1/manifest")).json()["items"][0]
+    thumb = canvas["thumbnail"][0]
+    shown = await c.get(thumb["id"])  # as a viewer fetches it: no credentials
+    assert (shown.status_code, shown.headers["content-type"]) == (200, "image/png")
+    assert "public" in shown.headers["cache-control"]
+    assert (thumb["width"], thumb["height"]) == size(shown.content)
+    entry = (await c.get("/iiif/presentation/letters/collection")).json()["items"][0]
+    assert (await c.get(entry["thumbnail"][0]["id"])).status_code == 200
+    # cleared: the page's own thumbnail
+    own = (await c.get("/iiif/presentation/letters/d1/manifest", headers=bearer(world.token()))).json()
+    assert "/iiif/3/" in own["items"][0]["thumbnail"][0]["id"]
+    # degraded access configured: the degraded image itself, served without credentials
+    degraded = world.client(world.app(degraded=("reading-room=100",)))
+    thumb = (await degraded.get("/iiif/presentation/letters/d1/manifest")).json()["items"][0]["thumbnail"][0]
+    shown = await degraded.get(thumb["id"])
+    assert shown.status_code == 200 and shown.headers["content-type"] == "image/jpeg"
+    assert max(thumb["width"], thumb["height"]) <= 100
+    assert (thumb["width"], thumb["height"]) == size(shown.content)

@@ -199,6 +199,11 @@ def test_hand_built_canvases_equal_the_prezi3_models() -> None:
             model = json.loads(canvas_model(urls, "family", page, language).jsonld())
             model.pop("@context", None)
             assert canvas_dict(urls, "family", page, language) == model
+            placeholder = {"id": "https://images.example.org/iiif/placeholder.png", "type": "Image",
+                           "format": "image/png", "width": 256, "height": 256}
+            model = json.loads(canvas_model(urls, "family", page, language, placeholder).jsonld())
+            model.pop("@context", None)
+            assert canvas_dict(urls, "family", page, language, thumb=placeholder) == model
 
 
 async def test_unknown_collection_or_document_is_404(client: httpx.AsyncClient) -> None:

@@ -3,7 +3,7 @@
 Clearance is the highest of the request's network tier and its token's tier
 (a token limited to some collections counts only for those). Tiers come from
 the catalogue (image, else document, else collection), else from path-prefix
-rules for plain folders, else the lowest tier.
+rules for plain folders, else the default tier (`fallback_tier`).
 """
 
 from __future__ import annotations
@@ -59,7 +59,8 @@ def bearer_token(request: Request) -> str | None:
 class Policy:
     def __init__(self, tiers: Tiers, networks: NetworkRules, proxies: Sequence[IPNetwork], tokens: TokenStore,
                  snapshot: Snapshot, path_rules: Sequence[tuple[str, str]] = (),
-                 degraded: dict[str, int] | None = None, hidden: Sequence[str] = ()) -> None:
+                 degraded: dict[str, int] | None = None, hidden: Sequence[str] = (),
+                 default_tier: str | None = None) -> None:
         self.tiers = tiers
         self.networks = networks
         self.proxies = list(proxies)
@@ -69,6 +70,7 @@ class Policy:
         self.path_rules = sorted(path_rules, key=lambda rule: len(rule[0]), reverse=True)
         self.degraded = degraded or {}
         self.hidden = set(hidden)
+        self.default_tier = default_tier  # None: auto (see `fallback_tier`)
 
     async def fresh(self, run: Callable[..., Awaitable[Any]]) -> None:
         """Tiers and token states recent enough to decide on (see Snapshot)."""
@@ -103,6 +105,16 @@ class Policy:
         for prefix, rule_tier in self.path_rules:
             if identifier == prefix or identifier.startswith(prefix.rstrip("/") + "/"):
                 return rule_tier
+        return self.fallback_tier()
+
+    def fallback_tier(self) -> str:
+        """Images outside the catalogue that no path rule names. Auto: the lowest tier while the catalogue
+        restricts nothing (a plain folder, the demo), else the highest: in an archive that restricts, a
+        folder dropped beside the collections stays closed until someone gives it a tier."""
+        if self.default_tier is not None:
+            return self.default_tier
+        if any(self.restricted(tier) for tier in self.snapshot.tiers_used()):
+            return self.tiers.names[-1]
         return self.tiers.public
 
     def restricted(self, tier: str) -> bool:

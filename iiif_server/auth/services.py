@@ -160,8 +160,8 @@ class AuthServices:
         ]
 
     async def probe(self, request: Request) -> Response:
-        """The status the image would answer. Unknown identifiers answer like hidden ones to whoever may
-        not see everything hidden (else which hidden identifiers exist could be read off the answers)."""
+        """The status the image would answer: 404 alike for unknown identifiers and for material of a
+        hidden tier the requester may not see (no login offered: hidden material does not exist to them)."""
         identifier = request.path_params["identifier"]
         await self.policy.fresh(self.run)
         access = await self.policy.access_async(request, self.run)
@@ -169,19 +169,17 @@ class AuthServices:
         collection = collection_of(identifier)
         verdict = self.policy.verdict(access, tier, collection)
         body: dict[str, Any] = {"@context": AUTH2_CONTEXT, "type": "AuthProbeResult2"}
-        if verdict is Verdict.ALLOW and not await self.run(self.exists, identifier):
-            if all(self.policy.visible(access, hidden, collection) for hidden in self.policy.hidden):
-                body["status"] = 404
-                return JSONResponse(body, headers=private_headers())
-            verdict = Verdict.DENY if access.has_credentials else Verdict.LOGIN
-            tier = max(self.policy.hidden, key=self.policy.tiers.rank)
+        if not self.policy.visible(access, tier, collection) or (
+                verdict is Verdict.ALLOW and not await self.run(self.exists, identifier)):
+            body["status"] = 404
+            return JSONResponse(body, headers=private_headers())
         if verdict is Verdict.ALLOW:
             body["status"] = 200
         else:
             body["status"] = 403 if access.has_credentials else 401
             body["heading"] = self.texts.heading
             body["note"] = self.texts.note
-            limit = None if tier in self.policy.hidden else self.policy.degraded_limit(tier)
+            limit = self.policy.degraded_limit(tier)
             if limit:
                 service = f"{self.base_url(request)}/iiif/3/{quote(identifier, safe='')}"
                 body["substitute"] = [{"id": f"{service}/full/!{limit},{limit}/0/default.jpg", "type": "Image",

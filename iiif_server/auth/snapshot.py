@@ -33,6 +33,7 @@ class Tables:
     documents: dict[tuple[str, str], str] = field(default_factory=dict)
     images: dict[tuple[str, str, str], str] = field(default_factory=dict)
     revoked: dict[str, bool] = field(default_factory=dict)  # token id -> revoked
+    used: frozenset[str] = frozenset()  # every tier the catalogue gives
 
 
 def load(catalogue: Catalogue, version: int) -> Tables:
@@ -44,7 +45,8 @@ def load(catalogue: Catalogue, version: int) -> Tables:
             select(Document.collection_id, Document.ident, Image.ident, Image.tier)
             .join(Document, Image.document_pk == Document.pk).where(Image.tier.is_not(None)))}
         revoked = {i: r is not None for i, r in session.execute(select(TokenRow.id, TokenRow.revoked))}
-    return Tables(version, collections, documents, images, revoked)
+    used = frozenset(collections.values()) | frozenset(documents.values()) | frozenset(images.values())
+    return Tables(version, collections, documents, images, revoked, used)
 
 
 class Snapshot:
@@ -85,6 +87,9 @@ class Snapshot:
         self._pending = None
         if not task.cancelled() and task.exception() is not None:
             self.checked = -1e9  # the next request waits for a good check instead
+
+    def tiers_used(self) -> frozenset[str]:
+        return self.tables.used
 
     def tier(self, identifier: str) -> str | None:
         """The tier of an image under a catalogued collection's folder, None outside them.

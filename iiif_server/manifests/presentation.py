@@ -101,13 +101,25 @@ def thumbnail_size(width: int, height: int) -> tuple[int, int]:
 
 
 ServicesFor = Callable[[PageRow], list[dict[str, Any]] | None]
+ThumbFor = Callable[[PageRow], dict[str, Any] | None]
+
+
+def degraded_thumbnail(urls: Urls, collection: str, page: PageRow, limit: int) -> dict[str, Any]:
+    """The largest thumbnail a tier's degraded access serves without credentials."""
+    side = min(limit, THUMBNAIL_MAX)
+    scale = min(side / page.width, side / page.height, 1.0)
+    tw, th = max(1, round(page.width * scale)), max(1, round(page.height * scale))
+    service = urls.image_service(collection, page.document, page.ident)
+    return {"id": f"{service}/full/{tw},{th}/0/default.jpg", "type": "Image", "format": "image/jpeg",
+            "width": tw, "height": th}
 
 
 def canvas_dict(urls: Urls, collection: str, page: PageRow, language: str,
-                auth: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                auth: list[dict[str, Any]] | None = None, thumb: dict[str, Any] | None = None) -> dict[str, Any]:
     """One canvas in the exact shape iiif-prezi3 serialises (see `canvas_model`).
 
-    `auth`: the IIIF auth services of a restricted page, nested in its image service.
+    `auth`: the IIIF auth services of a restricted page, nested in its image service; `thumb`: the
+    thumbnail a viewer can show in place of the page's own (a restricted page's degraded or placeholder).
     """
     service = urls.image_service(collection, page.document, page.ident)
     image_service: dict[str, Any] = {"id": service, "type": "ImageService3", "profile": "level2"}
@@ -121,15 +133,13 @@ def canvas_dict(urls: Urls, collection: str, page: PageRow, language: str,
         "label": {language: [page.label]},
         "height": page.height,
         "width": page.width,
-        "thumbnail": [
-            {
-                "id": f"{service}/full/{tw},{th}/0/default.jpg",
-                "type": "Image",
-                "height": th,
-                "width": tw,
-                "format": "image/jpeg",
-            }
-        ],
+        "thumbnail": [thumb or {
+            "id": f"{service}/full/{tw},{th}/0/default.jpg",
+            "type": "Image",
+            "height": th,
+            "width": tw,
+            "format": "image/jpeg",
+        }],
         "items": [
             {
                 "id": f"{canvas_id}/page",
@@ -155,7 +165,8 @@ def canvas_dict(urls: Urls, collection: str, page: PageRow, language: str,
     }
 
 
-def canvas_model(urls: Urls, collection: str, page: PageRow, language: str) -> Canvas:
+def canvas_model(urls: Urls, collection: str, page: PageRow, language: str,
+                 thumb: dict[str, Any] | None = None) -> Canvas:
     """The same canvas as `canvas_dict`, through validated iiif-prezi3 models."""
     service = urls.image_service(collection, page.document, page.ident)
     canvas_id = urls.canvas(collection, page.document, page.ident)
@@ -166,11 +177,12 @@ def canvas_model(urls: Urls, collection: str, page: PageRow, language: str) -> C
         service=[ServiceV3(id=service, type="ImageService3", profile="level2")],
     )
     annotation = Annotation(id=f"{canvas_id}/annotation", motivation="painting", body=body, target=canvas_id)
-    thumb = AnnotationBody(id=f"{service}/full/{tw},{th}/0/default.jpg", type="Image", format="image/jpeg",
-                           width=tw, height=th)
+    own = AnnotationBody(id=f"{service}/full/{tw},{th}/0/default.jpg", type="Image", format="image/jpeg",
+                         width=tw, height=th)
     return Canvas(
         id=canvas_id, label=lang_map(page.label, language), width=page.width, height=page.height,
-        thumbnail=[thumb], items=[AnnotationPage(id=f"{canvas_id}/page", items=[annotation])],
+        thumbnail=[AnnotationBody(**thumb) if thumb else own],
+        items=[AnnotationPage(id=f"{canvas_id}/page", items=[annotation])],
     )
 
 
@@ -212,7 +224,8 @@ def _dump(model: Manifest | Collection) -> dict[str, Any]:
 
 def manifest(urls: Urls, inst: Institution, coll: CollectionRow, pages: list[PageRow],
              document: DocumentRow | None = None, documents: list[DocumentEntry] | None = None,
-             services_for: ServicesFor | None = None, services: list[dict[str, Any]] | None = None) -> bytes:
+             services_for: ServicesFor | None = None, thumb_for: ThumbFor | None = None,
+             services: list[dict[str, Any]] | None = None) -> bytes:
     """A document's manifest, or (document None) the whole collection's with one Range per document;
     `services`: the manifest's own (e.g. Content Search)."""
     if document is not None:
@@ -228,7 +241,8 @@ def manifest(urls: Urls, inst: Institution, coll: CollectionRow, pages: list[Pag
     if services:
         doc["service"] = services
     lang = inst.language
-    doc["items"] = [canvas_dict(urls, coll.id, page, lang, services_for(page) if services_for else None)
+    doc["items"] = [canvas_dict(urls, coll.id, page, lang, services_for(page) if services_for else None,
+                                thumb_for(page) if thumb_for else None)
                     for page in pages]
     if document is None and documents:
         by_doc: dict[str, list[dict[str, str]]] = {}
@@ -250,12 +264,13 @@ def thumbnail(urls: Urls, collection: str, page: PageRow) -> dict[str, Any]:
             "width": tw, "height": th}
 
 
-def manifest_ref(urls: Urls, collection: str, entry: DocumentEntry, language: str) -> dict[str, Any]:
+def manifest_ref(urls: Urls, collection: str, entry: DocumentEntry, language: str,
+                 thumb_for: ThumbFor | None = None) -> dict[str, Any]:
     """A document's entry in a Collection, shaped as iiif-prezi3 serialises it (see `manifest_ref_model`)."""
     ref: dict[str, Any] = {"id": urls.manifest(collection, entry.ident), "type": "Manifest",
                            "label": lang_map(entry.label or entry.ident, language)}
     if entry.first is not None:
-        ref["thumbnail"] = [thumbnail(urls, collection, entry.first)]
+        ref["thumbnail"] = [(thumb_for(entry.first) if thumb_for else None) or thumbnail(urls, collection, entry.first)]
     return ref
 
 
@@ -277,9 +292,10 @@ def _collection(ident: str, part_of: str, described: dict[str, Any], items: list
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def collection(urls: Urls, inst: Institution, coll: CollectionRow, entries: list[DocumentEntry]) -> bytes:
+def collection(urls: Urls, inst: Institution, coll: CollectionRow, entries: list[DocumentEntry],
+               thumb_for: ThumbFor | None = None) -> bytes:
     """A Collection of the collection's document manifests (a collection small enough to list whole)."""
-    items = [manifest_ref(urls, coll.id, e, inst.language) for e in entries]
+    items = [manifest_ref(urls, coll.id, e, inst.language, thumb_for) for e in entries]
     return _collection(urls.collection(coll.id), urls.top(), _described(urls, coll, inst, coll.id, None), items)
 
 
@@ -309,11 +325,11 @@ def collection_of_parts(urls: Urls, inst: Institution, coll: CollectionRow, part
 
 
 def collection_part(urls: Urls, inst: Institution, coll: CollectionRow, part: Part,
-                    entries: list[DocumentEntry]) -> bytes:
+                    entries: list[DocumentEntry], thumb_for: ThumbFor | None = None) -> bytes:
     """One sub-collection: its documents' manifests, part of the collection."""
     label = coll.label or coll.id
     described = {"label": lang_map(f"{label} ({part_label(part)})", inst.language)}
-    items = [manifest_ref(urls, coll.id, e, inst.language) for e in entries]
+    items = [manifest_ref(urls, coll.id, e, inst.language, thumb_for) for e in entries]
     return _collection(urls.part(coll.id, part.number), urls.collection(coll.id), described, items)
 
 

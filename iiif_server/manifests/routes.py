@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from .. import observe
+from .. import observe, placeholder
 from ..auth.policy import Access
 from ..compression import accepted
 from ..singleflight import SingleFlight
@@ -24,7 +24,7 @@ from . import discovery, presentation
 from .cache import Document, DocumentCache
 from .catalogue import Catalogue, DocumentEntry, PageRow, effective_tier
 from .catalogue import Collection as CollectionRow
-from .presentation import CANVAS_LIMIT, Part, ServicesFor
+from .presentation import CANVAS_LIMIT, Part, ServicesFor, ThumbFor
 
 if TYPE_CHECKING:
     from ..auth.services import AuthServices
@@ -136,6 +136,24 @@ class PresentationService:
             return auth.descriptions(base, f"{coll.id}/{page.document}/{page.ident}", access, tier)
 
         return services
+
+    def _thumb_for(self, base: str, view: View, coll: CollectionRow) -> ThumbFor | None:
+        """Restricted pages the view is not cleared for: the degraded thumbnail where the tier has one,
+        else the public placeholder (viewers fetch thumbnails without credentials)."""
+        if self.auth is None or view.access is None:
+            return None
+        policy, access, urls = self.auth.policy, view.access, presentation.Urls(base)
+
+        def thumb(page: PageRow) -> dict[str, Any] | None:
+            tier = effective_tier(page.tier, page.doc_tier, coll.tier)
+            if not self._restricted(tier) or policy.tiers.allows(access.clearance(policy.tiers, coll.id), tier):
+                return None
+            limit = policy.degraded_limit(tier)
+            if limit:
+                return presentation.degraded_thumbnail(urls, coll.id, page, limit)
+            return placeholder.thumbnail(base)
+
+        return thumb
 
     # -- responses ------------------------------------------------------------------
 
@@ -266,7 +284,8 @@ class PresentationService:
                 return presentation.collection_of_parts(urls, self.institution, coll, parts), self._restricted(
                     coll.tier) or bool(self.auth and self.auth.policy.hidden)
             entries, restricted = self._entries(view, coll, 0, PART_SIZE)
-            return presentation.collection(urls, self.institution, coll, entries), restricted
+            thumbs = self._thumb_for(urls.base, view, coll)
+            return presentation.collection(urls, self.institution, coll, entries, thumbs), restricted
 
         return await self._in_collection(request, "collection", None, build)
 
@@ -279,7 +298,8 @@ class PresentationService:
                 return None
             part = self._parts(view, coll, last, range(number, number + 1))[0]
             entries, restricted = self._entries(view, coll, part.first, part.stop)
-            return presentation.collection_part(urls, self.institution, coll, part, entries), restricted
+            thumbs = self._thumb_for(urls.base, view, coll)
+            return presentation.collection_part(urls, self.institution, coll, part, entries, thumbs), restricted
 
         return await self._in_collection(request, "part", str(number), build)
 
@@ -295,7 +315,8 @@ class PresentationService:
             documents = [e for n in range(0, (self.catalogue.last_position(coll.id) or 0) + 1, PART_SIZE)
                          for e in self.catalogue.entries(coll.id, n, n + PART_SIZE)]
             body = presentation.manifest(urls, self.institution, coll, pages, documents=documents,
-                                         services_for=self._services_for(urls.base, view, coll))
+                                         services_for=self._services_for(urls.base, view, coll),
+                                         thumb_for=self._thumb_for(urls.base, view, coll))
             return body, restricted
 
         try:
@@ -319,7 +340,8 @@ class PresentationService:
                 return None
             own = self.document_services(urls.base, coll.id, did, document.pk) if self.document_services else None
             body = presentation.manifest(urls, self.institution, coll, pages, document=document,
-                                         services_for=self._services_for(urls.base, view, coll), services=own)
+                                         services_for=self._services_for(urls.base, view, coll),
+                                         thumb_for=self._thumb_for(urls.base, view, coll), services=own)
             return body, restricted
 
         return await self._in_collection(request, "document", did, build)

@@ -33,7 +33,7 @@ from .cache import MemoryCache
 from .info import PROFILE_URI, info_document
 from .pipeline import Encoding, process, self_test, was_passthrough, writable_formats
 from .request import FORMATS, Limits, Plan, RequestError, parse, resolve
-from .sources import Source, SourceStore
+from .sources import Source, SourceStore, check_identifier, unknown
 
 if TYPE_CHECKING:
     from ..auth.services import AuthServices
@@ -54,11 +54,13 @@ class AccessRefused(RequestError):
     """401/403 for restricted material: the answer depends on the credentials, so never stored."""
 
 
-def error_response(exc: RequestError) -> Response:
-    """A short plain-text reason; messages may quote (long, hostile) request text."""
+def error_response(exc: RequestError, private_404: bool = False) -> Response:
+    """A short plain-text reason; messages may quote (long, hostile) request text.
+
+    `private_404`: "not found" depends on clearance (hidden material answers it too), so never stored."""
     text = exc.message if len(exc.message) <= MAX_ERROR_TEXT else exc.message[: MAX_ERROR_TEXT - 3] + "..."
     headers = {"X-Content-Type-Options": "nosniff"}
-    if isinstance(exc, AccessRefused):
+    if isinstance(exc, AccessRefused) or (private_404 and exc.status == 404):
         headers.update(REFUSED_HEADERS)
     return PlainTextResponse(text + "\n", status_code=exc.status, headers=headers)
 
@@ -167,7 +169,7 @@ class ImageService:
         except RequestError as exc:
             if exc.status >= 500:  # the file or libvips failed: the operator needs the cause
                 log.error("%s on %s: %s", exc.status, request.url.path, exc.message, exc_info=exc)
-            return error_response(exc)
+            return error_response(exc, private_404=bool(self.auth and self.auth.policy.hidden))
 
     @staticmethod
     def _path_parts(request: Request, version: int) -> list[str]:
@@ -187,6 +189,7 @@ class ImageService:
         return [decode_segment(p) for p in raw[len(prefix) :].split(b"/")]
 
     async def redirect(self, request: Request, version: int, identifier: str) -> Response:
+        await self.gate(request, identifier)  # hidden material: 404 as for an unknown identifier
         await self.open(identifier)  # 404 for an unknown identifier
         return RedirectResponse(self.service_id(request, version, identifier) + "/info.json", status_code=303)
 
@@ -201,6 +204,10 @@ class ImageService:
             return None
         access = await policy.access_async(request, self.run_io)
         collection = collection_of(identifier)
+        if not policy.visible(access, tier, collection):
+            # hidden from this requester: exactly what an unknown identifier answers, no login offered
+            check_identifier(identifier)
+            raise unknown(identifier)
         verdict = policy.verdict(access, tier, collection)
         observe.note_access(access, access.clearance(policy.tiers, collection), tier, verdict)
         return Gate(tier, access, verdict)

@@ -161,6 +161,11 @@ class SourceStore(Protocol):
         ...
 
 
+def unknown(identifier: str) -> RequestError:
+    """The one answer for an image that does not exist (or is hidden from the requester)."""
+    return RequestError(f"no image with identifier {identifier!r}", status=404)
+
+
 def check_identifier(identifier: str) -> list[str]:
     """Split a decoded identifier into path parts, refusing anything unsafe."""
     if not identifier or len(identifier) > MAX_IDENTIFIER:
@@ -174,7 +179,7 @@ def check_identifier(identifier: str) -> list[str]:
         if part in ("", ".", ".."):
             raise RequestError("identifier holds an empty, '.' or '..' segment")
         if part.startswith("."):  # hidden: an ingest's temporary files, withdrawn copies on their way out
-            raise RequestError(f"no image with identifier {identifier!r}", status=404)
+            raise unknown(identifier)
         if any(ord(c) < 32 for c in part):
             raise RequestError("identifier holds a control character")
     return parts
@@ -204,7 +209,7 @@ class FileSystemSource:
             if not real.is_relative_to(self.root) or not real.is_file():
                 continue  # a symlink leaving the root is treated as absent
             return real
-        raise RequestError(f"no image with identifier {identifier!r}", status=404)
+        raise unknown(identifier)
 
     def open(self, identifier: str) -> Source:
         path = self.find(identifier)
