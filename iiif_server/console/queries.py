@@ -81,16 +81,22 @@ def find_documents(catalogue: Catalogue, collection_id: str, prefix: str, limit:
 
 def own_tiers(catalogue: Catalogue, collection_id: str) -> tuple[int, int, int]:
     """Documents with a tier of their own, the pages in them, and pages with a tier of their own
-    elsewhere: what a collection's new tier leaves as it is (read through the partial indexes)."""
+    elsewhere: what a collection's new tier leaves as it is.
+
+    Written so that no plan can walk the collection: the documents come from the partial index on
+    set tiers (few), each one's pages are counted on the images' position index, and the pages with
+    their own tier come from the images' partial index, each looked up by its document's key (a
+    scalar subquery, which planners do not turn into a join over the collection's documents)."""
+    pages_of = select(func.count()).where(Image.document_pk == Document.pk).correlate(Document).scalar_subquery()
+    owner = (select(Document.collection_id).where(Document.pk == Image.document_pk, Document.tier.is_(None))
+             .correlate(Image).scalar_subquery())
     with catalogue.sessions() as session:
-        docs = session.scalar(select(func.count()).select_from(Document).where(
-            Document.collection_id == collection_id, Document.tier.is_not(None))) or 0
-        joined = select(func.count()).select_from(Image).join(Document, Image.document_pk == Document.pk)
-        pages = session.scalar(joined.where(Document.collection_id == collection_id,
-                                            Document.tier.is_not(None))) or 0
-        own_pages = session.scalar(joined.where(Document.collection_id == collection_id, Document.tier.is_(None),
-                                          Image.tier.is_not(None))) or 0
-    return docs, pages, own_pages
+        docs, pages = session.execute(
+            select(func.count(), func.coalesce(func.sum(pages_of), 0))
+            .where(Document.collection_id == collection_id, Document.tier.is_not(None))).one()
+        own_pages = session.scalar(select(func.count()).select_from(Image)
+                                   .where(Image.tier.is_not(None), owner == collection_id)) or 0
+    return int(docs), int(pages), int(own_pages)
 
 
 def pages(catalogue: Catalogue, document_pk: int, first: int, limit: int) -> list[PageRow]:
