@@ -267,6 +267,10 @@ async def test_issue_a_token_use_it_and_revoke_it(world: World) -> None:
                                                  "days": "7", "collections": "letters"})
     assert r.status_code == 200
     assert "Dr. &lt;Reader&gt;" in r.text and "<Reader>" not in r.text
+    assert 'data-copy="token"' in r.text and "script-src 'self'" in r.headers["content-security-policy"]
+    script = await client.get("/staff/console.js")
+    assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
+    assert "clipboard" in script.text
     token = unescape(re.search(r'id="token" readonly value="([^"]+)"', r.text).group(1))
     viewer = world.client(world.app())
     assert (await viewer.get(image_url("letters/d1/p1"), headers=bearer(token))).status_code == 200

@@ -31,7 +31,8 @@ PAGE = 50  # documents per page of a collection
 THUMBS = 60  # pages per page of a document
 HEADERS = {
     "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; form-action 'self'; "
+    "Content-Security-Policy": "default-src 'none'; img-src 'self'; script-src 'self'; style-src 'unsafe-inline'; "
+                               "form-action 'self'; "
                                "frame-ancestors 'none'; base-uri 'none'",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",  # a shown token must not leave in a Referer
@@ -96,6 +97,7 @@ class Console:
             Route("/staff/tokens", self.form(self.issue), methods=["POST"]),
             Route("/staff/tokens/{tid}/revoke", self.form(self.revoke), methods=["POST"]),
             Route("/staff/networks", self.page(self.networks), methods=["GET"]),
+            Route("/staff/console.js", self.page(self.script), methods=["GET"]),
             Route("/staff/withdraw", self.page(self.confirm_withdraw), methods=["GET"]),
             Route("/staff/withdraw", self.form(self.withdraw), methods=["POST"]),
         ]
@@ -411,6 +413,10 @@ class Console:
                   "clears": [t for t in tiers.names if tiers.allows(tier, t)]}
                  for tier, nets in self.policy.networks.rules.items()]
         return self.render(request, session, "networks.html", rules=rules)
+
+    async def script(self, request: Request, session: StaffSession) -> Response:
+        return Response((TEMPLATES / "console.js").read_bytes(), media_type="text/javascript",
+                        headers={**HEADERS, "Cache-Control": "private, max-age=300"})
 
     # -- withdrawals ----------------------------------------------------------------------------------
 
