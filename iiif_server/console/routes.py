@@ -35,7 +35,8 @@ HEADERS = {
                                "form-action 'self'; "
                                "frame-ancestors 'none'; base-uri 'none'",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",  # a shown token must not leave in a Referer
+    # never to other sites; `no-referrer` would make browsers send `Origin: null` with our own forms
+    "Referrer-Policy": "same-origin",
     "X-Content-Type-Options": "nosniff",
 }
 
@@ -82,6 +83,7 @@ class Console:
                                trim_blocks=True, lstrip_blocks=True)
         self.env.filters["q"] = lambda value: quote(str(value), safe="")
         self.env.filters["when"] = _when
+        self.env.filters["counted"] = counted
 
     def routes(self) -> list[Route]:
         return [
@@ -133,8 +135,11 @@ class Console:
 
     def same_site(self, request: Request) -> bool:
         """A form posted from this server's own pages (browsers send Origin with every POST)."""
-        if request.headers.get("sec-fetch-site") in ("cross-site", "same-site"):
+        site = request.headers.get("sec-fetch-site")
+        if site in ("cross-site", "same-site"):
             return False
+        if site == "same-origin":
+            return True
         origin = request.headers.get("origin")
         if origin is None:
             return True
@@ -305,9 +310,9 @@ class Console:
             docs, doc_pages, own_pages = queries.own_tiers(self.catalogue, coll.id)
             out.update(current=coll.tier, pages=coll.image_count - doc_pages - own_pages, documents=coll.document_count)
             if docs:
-                out["keeps"].append(f"{docs} documents ({doc_pages} pages) keep a tier of their own")
+                out["keeps"].append(f"{keeping(docs, 'document')} ({counted(doc_pages, 'page')} in all)")
             if own_pages:
-                out["keeps"].append(f"{own_pages} pages keep a tier of their own")
+                out["keeps"].append(keeping(own_pages, "page"))
             return out
         doc = self.catalogue.document(coll.id, target.parts[1])
         if doc is None:
@@ -316,7 +321,7 @@ class Console:
             total, own = queries.page_count(self.catalogue, doc.pk)
             out.update(current=effective_tier(doc.tier, coll.tier), pages=total - own, documents=1)
             if own:
-                out["keeps"].append(f"{own} pages keep a tier of their own")
+                out["keeps"].append(keeping(own, "page"))
             return out
         row = queries.page(self.catalogue, doc.pk, target.parts[2])
         if row is None:
@@ -450,8 +455,17 @@ class Console:
         parent = Target(target.parts[:-1]) if len(target.parts) > 1 else None
         back = _view_of(parent) if parent else "/staff/"
         return self.render(request, session, "message.html", title="Withdrawn",
-                           message=f"{done.target} is withdrawn ({done.documents} documents, {done.pages} pages).",
+                           message=f"{done.target} is withdrawn ({counted(done.documents, 'document')}, "
+                                   f"{counted(done.pages, 'page')}).",
                            back=back)
+
+
+def counted(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def keeping(n: int, noun: str) -> str:
+    return f"1 {noun} keeps a tier of its own" if n == 1 else f"{n} {noun}s keep a tier of their own"
 
 
 def _view_of(target: Target) -> str:
