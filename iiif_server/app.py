@@ -20,6 +20,7 @@ from .auth.services import AuthServices, Texts, language_map
 from .auth.snapshot import Snapshot
 from .auth.tiers import Tiers
 from .auth.tokens import TokenStore, load_secret
+from .console.routes import Console
 from .hosts import AllowedHosts, HostCheck
 from .manifests import presentation
 from .manifests.catalogue import Catalogue
@@ -154,6 +155,15 @@ def access_control(settings: config.Settings, catalogue: Catalogue, service: Ima
     return AuthServices(policy, texts, service.base_url, service.run_io, settings.viewer_origins, exists)
 
 
+def console(settings: config.Settings, catalogue: Catalogue, auth: AuthServices, audit_log: observe.JsonLines,
+            service: ImageService) -> Console:
+    """The staff console under /staff/ (iiif_server/console)."""
+    secret = load_secret(settings.secret_key, settings.secret_key_file, settings.data_dir)
+    image_root = None if settings.image_url is not None else settings.image_root
+    return Console(catalogue, auth.policy, secret, audit_log, service.base_url, service.run_io, image_root,
+                   settings.proxy_networks())
+
+
 def create_app(settings: config.Settings | None = None, migrate: bool = True) -> Starlette:
     """The application; `migrate=False` where `prepare` already ran (uvicorn workers)."""
     settings = settings or config.load()
@@ -166,6 +176,8 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
     metrics.time_queries(catalogue.engine)
     auth = access_control(settings, catalogue, service)
     service.auth = auth
+    audit_log = observe.JsonLines(settings.audit_log_target)
+    staff = console(settings, catalogue, auth, audit_log, service)
     documents = PresentationService(catalogue, institution(settings), service.base_url, service.run_io, auth)
     text = TextStore(catalogue)
     documents.document_services = lambda base, c, d, pk: search_services(base, c, d) if text.has_text(pk) else None
@@ -211,6 +223,7 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
         *documents.routes(),
         *search.routes(),
         *auth.routes(),
+        *staff.routes(),
     ]
     app = Starlette(routes=routes)
     app.add_middleware(CORSMiddleware)
@@ -218,7 +231,7 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
                        proxies=settings.proxy_networks())
     # outermost: times and logs every answer, the CORS middleware's 500s included
     app.add_middleware(observe.ObserveMiddleware, access_log=observe.JsonLines(settings.access_log_target),
-                       audit_log=observe.JsonLines(settings.audit_log_target), proxies=settings.proxy_networks(),
+                       audit_log=audit_log, proxies=settings.proxy_networks(),
                        metrics_networks=settings.metrics_network_list())
     app.state.service = service
     app.state.catalogue = catalogue

@@ -1,0 +1,507 @@
+"""The console's pages and forms. Every route but the sign-in answers only a staff session."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from .. import observe
+from ..auth.networks import IPNetwork, client_address
+from ..auth.policy import COOKIE as ACCESS_COOKIE
+from ..auth.policy import Policy
+from ..auth.services import FORM_SECONDS, _form, _secure, set_cookie
+from ..manifests.catalogue import Catalogue, effective_tier
+from ..withdraw import withdraw
+from . import queries
+from .session import COOKIE, LOGIN_COOKIE, NETWORK, Sessions, StaffSession
+
+TEMPLATES = Path(__file__).parent / "templates"
+PAGE = 50  # documents per page of a collection
+THUMBS = 60  # pages per page of a document
+HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; img-src 'self'; script-src 'self'; style-src 'unsafe-inline'; "
+                               "form-action 'self'; "
+                               "frame-ancestors 'none'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    # never to other sites; `no-referrer` would make browsers send `Origin: null` with our own forms
+    "Referrer-Policy": "same-origin",
+    "X-Content-Type-Options": "nosniff",
+}
+
+Handler = Callable[[Request, StaffSession], Awaitable[Response]]
+FormHandler = Callable[[Request, StaffSession, dict[str, str]], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A collection, document or page, as `collection[/document[/page]]`."""
+
+    parts: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, text: str) -> Target | None:
+        parts = tuple(text.strip().strip("/").split("/"))
+        if not 1 <= len(parts) <= 3 or not all(parts):
+            return None
+        return cls(parts)
+
+    @property
+    def text(self) -> str:
+        return "/".join(self.parts)
+
+    @property
+    def level(self) -> str:
+        return ("collection", "document", "page")[len(self.parts) - 1]
+
+
+class Console:
+    def __init__(self, catalogue: Catalogue, policy: Policy, secret: str, audit_log: observe.JsonLines,
+                 base_url: Callable[[Request], str], run: Callable[..., Awaitable[Any]],
+                 image_root: Path | None, proxies: list[IPNetwork], idle: int | None = None) -> None:
+        self.catalogue = catalogue
+        self.policy = policy
+        self.sessions = Sessions(secret) if idle is None else Sessions(secret, idle)
+        self.audit_log = audit_log
+        self.base_url = base_url
+        self.run = run
+        self.image_root = image_root  # None: images in object storage, no withdrawal from here
+        self.proxies = proxies
+        self.staff_tier = policy.tiers.names[-1]
+        self.env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True),
+                               trim_blocks=True, lstrip_blocks=True)
+        self.env.filters["q"] = lambda value: quote(str(value), safe="")
+        self.env.filters["when"] = _when
+        self.env.filters["counted"] = counted
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/staff", lambda request: RedirectResponse("/staff/", 308), methods=["GET"]),
+            Route("/staff/login", self.login, methods=["GET", "POST"]),
+            Route("/staff/logout", self.form(self.logout), methods=["POST"]),
+            Route("/staff/", self.page(self.overview), methods=["GET"]),
+            Route("/staff/collections/{cid}", self.page(self.collection), methods=["GET"]),
+            Route("/staff/collections/{cid}/{doc}", self.page(self.document), methods=["GET"]),
+            Route("/staff/tier", self.page(self.confirm_tier), methods=["GET"]),
+            Route("/staff/tier", self.form(self.change_tier), methods=["POST"]),
+            Route("/staff/tokens", self.page(self.tokens), methods=["GET"]),
+            Route("/staff/tokens", self.form(self.issue), methods=["POST"]),
+            Route("/staff/tokens/{tid}/revoke", self.form(self.revoke), methods=["POST"]),
+            Route("/staff/networks", self.page(self.networks), methods=["GET"]),
+            Route("/staff/console.js", self.page(self.script), methods=["GET"]),
+            Route("/staff/withdraw", self.page(self.confirm_withdraw), methods=["GET"]),
+            Route("/staff/withdraw", self.form(self.withdraw), methods=["POST"]),
+        ]
+
+    # -- sessions, CSRF, audit --------------------------------------------------------------
+
+    def secure(self, request: Request) -> bool:
+        return _secure(self.base_url(request))
+
+    def client(self, request: Request) -> str | None:
+        peer = request.client.host if request.client else None
+        forwarding = {name: ", ".join(request.headers.getlist(name)) for name in ("forwarded", "x-forwarded-for")}
+        addr = client_address(peer, forwarding, self.proxies)
+        return str(addr) if addr is not None else None
+
+    def from_staff_network(self, request: Request) -> bool:
+        peer = request.client.host if request.client else None
+        forwarding = {name: ", ".join(request.headers.getlist(name)) for name in ("forwarded", "x-forwarded-for")}
+        return self.policy.networks.tier_of(client_address(peer, forwarding, self.proxies)) == self.staff_tier
+
+    def valid(self, request: Request, session: StaffSession) -> bool:
+        """Blocking: whether what the session rests on still holds."""
+        if session.kind == NETWORK:
+            return self.from_staff_network(request)
+        row = queries.token(self.catalogue, session.token_id or "")
+        return row is not None and row.revoked is None and row.tier == self.staff_tier
+
+    async def current(self, request: Request) -> StaffSession | None:
+        session = self.sessions.read(request.cookies.get(COOKIE))
+        if session is None or not await self.run(self.valid, request, session):
+            return None
+        return session
+
+    def same_site(self, request: Request) -> bool:
+        """A form posted from this server's own pages (browsers send Origin with every POST)."""
+        site = request.headers.get("sec-fetch-site")
+        if site in ("cross-site", "same-site"):
+            return False
+        if site == "same-origin":
+            return True
+        origin = request.headers.get("origin")
+        if origin is None:
+            return True
+        own = urlsplit(self.base_url(request))
+        return origin.lower().rstrip("/") == f"{own.scheme}://{own.netloc}".lower()
+
+    def audit(self, request: Request, session: StaffSession | None, action: str, target: str | None,
+              **detail: Any) -> None:
+        """One line in the audit log: who, what, when and from where."""
+        self.audit_log.write({
+            "time": observe.iso_time(time.time()), "event": "staff", "action": action, "target": target,
+            "holder": session.holder if session else None, "token_id": session.token_id if session else None,
+            "via": session.kind if session else None, "client": self.client(request), **detail,
+        })
+
+    def page(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def guarded(request: Request) -> Response:
+            session = await self.current(request)
+            if session is None:
+                return RedirectResponse("/staff/login", 303, headers=HEADERS)
+            return await handler(request, session)
+
+        return guarded
+
+    def form(self, handler: FormHandler) -> Callable[[Request], Awaitable[Response]]:
+        async def guarded(request: Request) -> Response:
+            session = await self.current(request)
+            if session is None:
+                return self.refusal("Sign in first", "This needs a staff session.", 403)
+            if not self.same_site(request):
+                return self.refusal("Refused", "Forms are accepted from this console's own pages only.", 403)
+            form = await self.read_form(request)
+            if form is None:
+                return self.refusal("Refused", "That form is too large or too slow.", 413)
+            if not session.csrf_ok(form.get("csrf")):
+                self.audit(request, session, "csrf-refused", request.url.path)
+                return self.refusal("Refused", "This form has expired; reload the page and try again.", 403)
+            return await handler(request, session, form)
+
+        return guarded
+
+    @staticmethod
+    async def read_form(request: Request) -> dict[str, str] | None:
+        try:
+            return await asyncio.wait_for(_form(request), FORM_SECONDS)
+        except TimeoutError:
+            return None
+
+    def render(self, request: Request, session: StaffSession | None, name: str, status: int = 200,
+               **context: Any) -> HTMLResponse:
+        body = self.env.get_template(name).render(session=session, staff_tier=self.staff_tier,
+                                                  tiers=self.policy.tiers.names, **context)
+        response = HTMLResponse(body, status_code=status, headers=HEADERS)
+        if session is not None:
+            self.sessions.write(response, session, self.secure(request))  # renewed: the idle time restarts
+        return response
+
+    def refusal(self, title: str, message: str, status: int) -> HTMLResponse:
+        body = self.env.get_template("message.html").render(session=None, title=title, message=message)
+        return HTMLResponse(body, status_code=status, headers=HEADERS)
+
+    # -- sign-in ---------------------------------------------------------------------------------
+
+    async def login(self, request: Request) -> Response:
+        error = None
+        if request.method == "POST":
+            if not self.same_site(request):
+                return self.refusal("Refused", "Please sign in from this page.", 403)
+            form = await self.read_form(request)
+            if form is None:
+                return self.refusal("Refused", "That form is too large or too slow.", 413)
+            if not self.sessions.login_ok(request.cookies.get(LOGIN_COOKIE), form.get("csrf")):
+                error = "This form has expired; please try again."
+            elif form.get("via") == NETWORK:
+                if self.from_staff_network(request):
+                    session = self.sessions.new(NETWORK, None, f"staff network ({self.client(request)})",
+                                                int(time.time()) + 24 * 3600)
+                    return self.signed_in(request, session, None)
+                error = "This computer is not on the staff network."
+            else:
+                token = form.get("token", "").strip()
+                grant = await self.run(self.policy.tokens.verify, token) if token else None
+                if grant is not None and not grant.kiosk and grant.tier == self.staff_tier and not grant.collections:
+                    session = self.sessions.new("token", grant.id, grant.holder, int(grant.expires.timestamp()))
+                    return self.signed_in(request, session, token)
+                error = "That is not a valid staff token."
+            self.audit(request, None, "sign-in-refused", None)
+        value = self.sessions.login_value()
+        response = self.render(request, None, "login.html", status=401 if error else 200, error=error, csrf=value,
+                               network=self.from_staff_network(request))
+        self.sessions.login_challenge(response, value, self.secure(request))
+        return response
+
+    def signed_in(self, request: Request, session: StaffSession, token: str | None) -> Response:
+        self.audit(request, session, "sign-in", None)
+        response = RedirectResponse("/staff/", 303, headers=HEADERS)
+        self.sessions.write(response, session, self.secure(request))
+        if token is not None:  # the console's thumbnails of restricted pages load with the staff token
+            set_cookie(response, self.base_url(request), token, max(0, session.expires - int(time.time())))
+        return response
+
+    async def logout(self, request: Request, session: StaffSession, form: dict[str, str]) -> Response:
+        self.audit(request, session, "sign-out", None)
+        response = RedirectResponse("/staff/login", 303, headers=HEADERS)
+        secure = self.secure(request)
+        self.sessions.clear(response, secure)
+        if session.kind != NETWORK:
+            response.delete_cookie(ACCESS_COOKIE, path="/", secure=secure, httponly=True,
+                                   samesite="none" if secure else "lax")
+        return response
+
+    # -- collections and documents ---------------------------------------------------------------
+
+    async def overview(self, request: Request, session: StaffSession) -> Response:
+        query = request.query_params.get("q", "")[:200]
+        after = request.query_params.get("after", "")[:200]
+        rows = await self.run(queries.collections, self.catalogue, query, after, PAGE + 1)
+        more = rows[PAGE - 1].id if len(rows) > PAGE else None
+        return self.render(request, session, "overview.html", rows=rows[:PAGE], q=query, after=after, more=more)
+
+    async def collection(self, request: Request, session: StaffSession) -> Response:
+        cid = request.path_params["cid"]
+        coll = await self.run(self.catalogue.collection, cid)
+        if coll is None:
+            return self.render(request, session, "message.html", 404, title="Not found",
+                               message=f"There is no collection {cid}.")
+        prefix = request.query_params.get("find", "")[:200]
+        first = _int(request.query_params.get("from"), 0)
+        last = await self.run(self.catalogue.last_position, cid)
+        if prefix:
+            docs = await self.run(queries.find_documents, self.catalogue, cid, prefix, PAGE)
+        else:
+            docs = await self.run(queries.documents, self.catalogue, cid, first, PAGE)
+        pager = {"first": first, "prev": max(0, first - PAGE) if first > 0 else None,
+                 "next": first + PAGE if last is not None and first + PAGE <= last else None,
+                 "last_page": (last // PAGE) * PAGE if last is not None else None}
+        return self.render(request, session, "collection.html", coll=coll, docs=docs, pager=pager, find=prefix,
+                           last=last, changed=request.query_params.get("changed"))
+
+    async def document(self, request: Request, session: StaffSession) -> Response:
+        cid, ident = request.path_params["cid"], request.path_params["doc"]
+        coll = await self.run(self.catalogue.collection, cid)
+        doc = await self.run(self.catalogue.document, cid, ident) if coll is not None else None
+        if coll is None or doc is None:
+            return self.render(request, session, "message.html", 404, title="Not found",
+                               message=f"There is no document {cid}/{ident}.")
+        first = _int(request.query_params.get("from"), 0)
+        rows = await self.run(queries.pages, self.catalogue, doc.pk, first, THUMBS + 1)
+        base = self.base_url(request)
+        thumbs = [{"row": row, "tier": effective_tier(row.tier, doc.tier, coll.tier),
+                   "src": f"{base}/iiif/3/{quote(f'{cid}/{ident}/{row.ident}', safe='')}/full/!200,200/0/default.jpg"}
+                  for row in rows[:THUMBS]]
+        more = rows[THUMBS].position if len(rows) > THUMBS else None
+        manifest = f"{base}/iiif/presentation/{quote(cid, safe='')}/{quote(ident, safe='')}/manifest"
+        return self.render(request, session, "document.html", coll=coll, doc=doc, thumbs=thumbs, more=more,
+                           manifest=manifest, doc_tier=effective_tier(doc.tier, coll.tier),
+                           changed=request.query_params.get("changed"))
+
+    # -- tiers -----------------------------------------------------------------------------------------
+
+    def describe(self, target: Target, tier: str) -> dict[str, Any] | None:
+        """Blocking: what a tier change would do: the tier now, pages affected, who sees them after."""
+        coll = self.catalogue.collection(target.parts[0])
+        if coll is None:
+            return None
+        out: dict[str, Any] = {"target": target, "tier": tier, "keeps": []}
+        if target.level == "collection":
+            docs, doc_pages, own_pages = queries.own_tiers(self.catalogue, coll.id)
+            out.update(current=coll.tier, pages=coll.image_count - doc_pages - own_pages, documents=coll.document_count)
+            if docs:
+                out["keeps"].append(f"{keeping(docs, 'document')} ({counted(doc_pages, 'page')} in all)")
+            if own_pages:
+                out["keeps"].append(keeping(own_pages, "page"))
+            return out
+        doc = self.catalogue.document(coll.id, target.parts[1])
+        if doc is None:
+            return None
+        if target.level == "document":
+            total, own = queries.page_count(self.catalogue, doc.pk)
+            out.update(current=effective_tier(doc.tier, coll.tier), pages=total - own, documents=1)
+            if own:
+                out["keeps"].append(keeping(own, "page"))
+            return out
+        row = queries.page(self.catalogue, doc.pk, target.parts[2])
+        if row is None:
+            return None
+        out.update(current=effective_tier(row.tier, doc.tier, coll.tier), pages=1, documents=0)
+        return out
+
+    def audience(self, tier: str) -> list[str]:
+        """Who is cleared for `tier`, in words."""
+        tiers = self.policy.tiers
+        if tier == tiers.public:
+            return ["everyone, without signing in"]
+        above = [t for t in tiers.names if tiers.allows(t, tier)]
+        who = [f"holders of tokens of tier {', '.join(above)}"]
+        for net_tier, networks in self.policy.networks.rules.items():
+            if tiers.allows(net_tier, tier):
+                who.append(f"visitors from the {net_tier} network ({', '.join(str(n) for n in networks)})")
+        if tier in self.policy.hidden:
+            who.append("to everyone else its manifests are hidden, not merely refused")
+        return who
+
+    async def confirm_tier(self, request: Request, session: StaffSession) -> Response:
+        target = Target.parse(request.query_params.get("target", ""))
+        tier = request.query_params.get("tier", "")
+        if target is None or tier not in self.policy.tiers.names:
+            return self.render(request, session, "message.html", 400, title="Unknown",
+                               message="Choose a collection, document or page and a known tier.")
+        change = await self.run(self.describe, target, tier)
+        if change is None:
+            return self.render(request, session, "message.html", 404, title="Not found",
+                               message=f"There is no {target.text}.")
+        return self.render(request, session, "confirm_tier.html", change=change, audience=self.audience(tier))
+
+    async def change_tier(self, request: Request, session: StaffSession, form: dict[str, str]) -> Response:
+        target = Target.parse(form.get("target", ""))
+        tier = form.get("tier", "")
+        if target is None or tier not in self.policy.tiers.names:
+            return self.render(request, session, "message.html", 400, title="Unknown",
+                               message="Choose a collection, document or page and a known tier.")
+        before = await self.run(self.describe, target, tier)
+        try:
+            await self.run(self.catalogue.set_tier, target.text, tier)
+        except KeyError:
+            return self.render(request, session, "message.html", 404, title="Not found",
+                               message=f"There is no {target.text}.")
+        self.audit(request, session, "set-tier", target.text, tier=tier,
+                   previous=before["current"] if before else None, pages=before["pages"] if before else None)
+        return RedirectResponse(_view_of(target) + "?changed=1", 303, headers=HEADERS)
+
+    # -- access -----------------------------------------------------------------------------------------
+
+    async def tokens(self, request: Request, session: StaffSession) -> Response:
+        rows = await self.run(queries.tokens, self.catalogue)
+        current = dt.datetime.now(dt.UTC)
+        listed = [{"row": row, "state": _state(row, current)} for row in rows]
+        colls = await self.run(queries.collections, self.catalogue, "", "", 500)
+        return self.render(request, session, "tokens.html", tokens=listed, collections=colls)
+
+    async def issue(self, request: Request, session: StaffSession, form: dict[str, str]) -> Response:
+        tier = form.get("tier", "")
+        holder = form.get("holder", "").strip()[:200]
+        days = _float(form.get("days"), 0)
+        wanted = [c.strip() for c in form.get("collections", "").replace("\n", ",").split(",") if c.strip()]
+        problems = []
+        if tier not in self.policy.tiers.names or tier == self.policy.tiers.public:
+            problems.append("Choose a restricted tier.")
+        if not holder:
+            problems.append("Name the holder.")
+        if not 0 < days <= 3660:
+            problems.append("The token must expire within ten years.")
+        known = {c.id for c in await self.run(queries.collections, self.catalogue, "", "", 1000)}
+        unknown = [c for c in wanted if c not in known]
+        if unknown:
+            problems.append("Unknown collections: " + ", ".join(unknown))
+        if problems:
+            return self.render(request, session, "message.html", 400, title="Not issued", message=" ".join(problems))
+        token, row = await self.run(self.policy.tokens.issue, tier, holder, days, wanted)
+        self.audit(request, session, "token-issue", row.id, tier=tier, token_holder=holder, collections=wanted,
+                   expires=row.expires.isoformat())
+        login = f"{self.base_url(request)}/iiif/auth/login"
+        return self.render(request, session, "token_issued.html", token=token, row=row, login=login)
+
+    async def revoke(self, request: Request, session: StaffSession, form: dict[str, str]) -> Response:
+        tid = request.path_params["tid"]
+        if not await self.run(self.policy.tokens.revoke, tid):
+            return self.render(request, session, "message.html", 404, title="Not found",
+                               message=f"There is no token {tid}.")
+        self.audit(request, session, "token-revoke", tid)
+        return RedirectResponse("/staff/tokens", 303, headers=HEADERS)
+
+    async def networks(self, request: Request, session: StaffSession) -> Response:
+        tiers = self.policy.tiers
+        rules = [{"tier": tier, "networks": [str(n) for n in nets],
+                  "clears": [t for t in tiers.names if tiers.allows(tier, t)]}
+                 for tier, nets in self.policy.networks.rules.items()]
+        return self.render(request, session, "networks.html", rules=rules)
+
+    async def script(self, request: Request, session: StaffSession) -> Response:
+        return Response((TEMPLATES / "console.js").read_bytes(), media_type="text/javascript",
+                        headers={**HEADERS, "Cache-Control": "private, max-age=300"})
+
+    # -- withdrawals ----------------------------------------------------------------------------------
+
+    async def confirm_withdraw(self, request: Request, session: StaffSession) -> Response:
+        target = Target.parse(request.query_params.get("target", ""))
+        if target is None:
+            return self.render(request, session, "message.html", 400, title="Unknown",
+                               message="Choose a collection, document or page.")
+        change = await self.run(self.describe, target, self.policy.tiers.public)
+        if change is None:
+            return self.render(request, session, "message.html", 404, title="Not found",
+                               message=f"There is no {target.text}.")
+        return self.render(request, session, "withdraw.html", change=change, possible=self.image_root is not None)
+
+    async def withdraw(self, request: Request, session: StaffSession, form: dict[str, str]) -> Response:
+        target = Target.parse(form.get("target", ""))
+        reason = form.get("reason", "").strip()[:2000]
+        if target is None or not reason:
+            return self.render(request, session, "message.html", 400, title="Not withdrawn",
+                               message="Name what to withdraw and give a reason.")
+        if self.image_root is None:
+            return self.render(request, session, "message.html", 409, title="Not withdrawn",
+                               message="The images are in object storage: withdraw with the command line.")
+        try:
+            done = await self.run(withdraw, self.catalogue, self.image_root, target.text)
+        except KeyError:
+            return self.render(request, session, "message.html", 404, title="Not found",
+                               message=f"There is no {target.text}.")
+        self.audit(request, session, "withdraw", done.target, reason=reason, documents=done.documents,
+                   pages=done.pages)
+        parent = Target(target.parts[:-1]) if len(target.parts) > 1 else None
+        back = _view_of(parent) if parent else "/staff/"
+        return self.render(request, session, "message.html", title="Withdrawn",
+                           message=f"{done.target} is withdrawn ({counted(done.documents, 'document')}, "
+                                   f"{counted(done.pages, 'page')}).",
+                           back=back)
+
+
+def counted(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def keeping(n: int, noun: str) -> str:
+    return f"1 {noun} keeps a tier of its own" if n == 1 else f"{n} {noun}s keep a tier of their own"
+
+
+def _view_of(target: Target) -> str:
+    parts = [quote(p, safe="") for p in target.parts]
+    if len(parts) == 1:
+        return f"/staff/collections/{parts[0]}"
+    return f"/staff/collections/{parts[0]}/{parts[1]}"
+
+
+def _state(row: Any, current: dt.datetime) -> str:
+    if row.revoked is not None:
+        return "revoked"
+    expires = row.expires if row.expires.tzinfo else row.expires.replace(tzinfo=dt.UTC)
+    return "expired" if expires <= current else "active"
+
+
+def _when(value: dt.datetime | None) -> str:
+    if value is None:
+        return ""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _int(text: str | None, default: int) -> int:
+    try:
+        return max(0, min(int(text or ""), 2**31 - 1))
+    except ValueError:
+        return default
+
+
+def _float(text: str | None, default: float) -> float:
+    try:
+        return float(text or "")
+    except ValueError:
+        return default
+
+
+__all__ = ["Console"]
