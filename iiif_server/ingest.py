@@ -214,7 +214,7 @@ def _pillow_load(path: Path, page: int) -> Any:
 
 
 def page_count(path: Path) -> int:
-    """Pages of a master: a multi-page TIFF has several, a pyramid only one."""
+    """Pages of a master: a multi-page TIFF has several, a pyramid (or a JPEG 2000's levels) only one."""
     import pyvips
 
     try:
@@ -224,7 +224,7 @@ def page_count(path: Path) -> int:
             raise
         return _pillow_pages(path)
     pages = int(img.get("n-pages")) if img.get_typeof("n-pages") else 1
-    if pages > 1 and img.get("vips-loader").startswith("tiff"):
+    if pages > 1 and img.get("vips-loader").startswith(("tiff", "jp2k")):  # JPEG 2000: its resolution levels
         second = pyvips.Image.new_from_file(str(path), page=1, access="sequential")
         if abs(second.width - img.width / 2) <= 1 and abs(second.height - img.height / 2) <= 1:
             return 1  # the later pages are pyramid levels
