@@ -143,7 +143,8 @@ def main() -> None:
             took = time.perf_counter() - start
             coding = "RGB" if q >= 90 else "YCbCr"
             score = ssim(ref, pixels(pyvips.Image.new_from_buffer(data, "")))
-            print(f"{kind:>12} {q:>3} {coding:>7} {len(data):>12,} {len(data) / mp:>10,.0f} {score:>10.4f} {took:>6.2f}")
+            print(f"{kind:>12} {q:>3} {coding:>7} {len(data):>12,} {len(data) / mp:>10,.0f} {score:>10.4f} "
+                  f"{took:>6.2f}")
 
 
 if __name__ == "__main__":

@@ -190,7 +190,8 @@ def serve(create_images: bool, config_file: str | None, **cli: Any) -> None:
               help="folder for the full report (.txt and .json) [default: DATA_DIR/reports]")
 @settings_options(STORAGE)
 def ingest(src: Path, collection_id: str, label: str | None, tier: str | None, metadata_csv: Path | None,
-           processes: int | None, quality: int | None, subsample: bool, metrics_file: Path | None, report_dir: Path | None, config_file: str | None,
+           processes: int | None, quality: int | None, subsample: bool, metrics_file: Path | None,
+           report_dir: Path | None, config_file: str | None,
            **cli: Any) -> None:
     """Turn a folder of masters into access copies and catalogue entries.
 

@@ -60,7 +60,8 @@ def test_quality_changes_the_size_and_is_kept_per_ingest(catalogue: Catalogue, t
     root = tmp_path / "images"
     Ingest(catalogue, root, "low", workers=1, quality=60).run(src)
     Ingest(catalogue, root, "high", workers=1, quality=89).run(src)
-    assert tiff_first_page(root / "low" / "page" / "page.tif")[2] < 0.7 * tiff_first_page(root / "high" / "page" / "page.tif")[2]
+    low, high = (tiff_first_page(root / name / "page" / "page.tif")[2] for name in ("low", "high"))
+    assert low < 0.7 * high
 
 
 def test_subsampling_at_quality_90_is_refused_before_anything_is_written(tmp_path: Path) -> None:
