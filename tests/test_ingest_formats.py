@@ -79,6 +79,9 @@ def test_subsampling_at_quality_90_is_refused_before_anything_is_written(tmp_pat
     result = CliRunner().invoke(main, ["ingest", str(src), "--collection", "c", "--quality", "95", *storage])
     assert result.exit_code == 2 and "below quality 90" in result.output
     assert not (tmp_path / "images").exists()
+    result = CliRunner().invoke(main, ["ingest", str(src), "--collection", "c", "--no-subsample", *storage])
+    assert result.exit_code == 0, result.output
+    assert tiff_first_page(tmp_path / "images" / "c" / "p" / "p.tif")[:2] == (2, [0x11, 0x11, 0x11])  # at 90
 
 
 def write_jp2_masters(src: Path) -> None:

@@ -1,0 +1,87 @@
+"""Ingest throughput for 12 MP scans: images/s per core, and the days an archive takes.
+
+Usage: python bench/ingest.py WORKDIR [IMAGES] [FORMAT]   (defaults: 6 masters, tif; or jpg, jp2)
+
+Synthetic scanned pages (bench/access_quality.py's) of 4000x3000 are written as masters:
+uncompressed TIFF by default (what archives keep), or JPEG at quality 95. First one process
+converts them one after another as an ingest worker does (libvips on one thread): that is the
+rate per core. Then a whole ingest run (checksums, catalogue in SQLite, commits) with 2 workers
+over the same masters. Days are given for the archive's 1.5 M documents of ~8 pages (12 M pages)
+at the per-core rate, on 2 cores and on a 16-core host, assuming the rate scales with cores
+(the conversion is CPU-bound; the disc must deliver ~40 MB/s per core of TIFF masters).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pyvips
+
+sys.path.insert(0, str(Path(__file__).parent))
+from access_quality import page  # noqa: E402
+
+from iiif_server.auth.snapshot import MAX_AGE  # noqa: E402
+from iiif_server.ingest import ACCESS_QUALITY, Ingest, write_access_copy  # noqa: E402
+from iiif_server.manifests.catalogue import Catalogue  # noqa: E402
+
+PAGES = 12_000_000  # 1.5 M documents of ~8 pages
+WIDTH, HEIGHT = 4000, 3000
+
+
+def main() -> None:
+    work = Path(sys.argv[1])
+    count = int(sys.argv[2]) if len(sys.argv) > 2 else 6
+    fmt = sys.argv[3] if len(sys.argv) > 3 else "tif"
+    src = work / "src" / "document"
+    src.mkdir(parents=True, exist_ok=True)
+    kinds = ("text", "mixed", "illustrated")
+    masters = []
+    for n in range(count):
+        path = src / f"p{n + 1}.{fmt}"
+        if not path.exists():
+            img, _ = page(kinds[n % 3], WIDTH, HEIGHT, n)
+            if fmt == "jpg":
+                img.jpegsave(str(path), Q=95)
+            else:
+                img.write_to_file(str(path))
+        masters.append(path)
+    mp = WIDTH * HEIGHT / 1e6
+    size = sum(p.stat().st_size for p in masters) / count
+    print(f"libvips {pyvips.version(0)}.{pyvips.version(1)}, {count} masters {WIDTH}x{HEIGHT} ({mp:.0f} MP) as "
+          f"{fmt}, {size / 1e6:.1f} MB each; access copies at Q {ACCESS_QUALITY}, 4:2:0")
+
+    pyvips.concurrency_set(1)  # as an ingest worker
+    pyvips.cache_set_max(0)
+    out = work / "copies"
+    out.mkdir(exist_ok=True)
+    start, cpu = time.perf_counter(), time.process_time()
+    copy_bytes = 0
+    for n, master in enumerate(masters):
+        copy = out / f"{n}.tif"
+        write_access_copy(master, 0, copy)
+        copy_bytes += copy.stat().st_size
+    took, cpu = time.perf_counter() - start, time.process_time() - cpu
+    per_core = count / max(took, cpu)  # CPU time too: on a busy machine the wall clock counts others' work
+    print(f"one process, one thread: {count} copies in {took:.1f} s ({cpu:.1f} s CPU) = {per_core:.2f} images/s "
+          f"per core ({max(took, cpu) / count:.2f} s per page); copies {copy_bytes / count / 1e6:.2f} MB each, "
+          f"{copy_bytes / count / mp / 1e6:.2f} MB/MP")
+
+    catalogue = Catalogue(f"sqlite:///{work / 'catalogue.db'}")
+    catalogue.upgrade()
+    start = time.perf_counter()
+    report = Ingest(catalogue, work / "images", f"bench{int(time.time())}", workers=2).run(work / "src")
+    took_run = time.perf_counter() - start
+    print(f"whole ingest run, 2 workers: {report.converted} pages in {took_run:.1f} s = "
+          f"{report.converted / took_run:.2f} images/s (includes the {MAX_AGE:.0f} s the access snapshot "
+          "needs before the first copy may appear)")
+
+    for cores in (2, 16):
+        days = PAGES / (per_core * cores) / 86400
+        print(f"{PAGES / 1e6:.0f} M pages on {cores:>2} cores: {days:,.1f} days "
+              f"({per_core * cores * 3600:,.0f} pages/hour); access copies {PAGES * copy_bytes / count / 1e12:.0f} TB")
+
+
+if __name__ == "__main__":
+    main()
