@@ -2,6 +2,8 @@
 
 Usage: python bench/ingest.py WORKDIR [IMAGES] [FORMAT]   (defaults: 6 masters, tif; or jpg, jp2)
 
+JP2 masters are written with Pillow and, with the default install, read through Pillow's OpenJPEG.
+
 Synthetic scanned pages (bench/access_quality.py's) of 4000x3000 are written as masters:
 uncompressed TIFF by default (what archives keep), or JPEG at quality 95. First one process
 converts them one after another as an ingest worker does (libvips on one thread): that is the
@@ -44,6 +46,11 @@ def main() -> None:
             img, _ = page(kinds[n % 3], WIDTH, HEIGHT, n)
             if fmt == "jpg":
                 img.jpegsave(str(path), Q=95)
+            elif fmt == "jp2":  # lossy, 6 resolution levels, as archives' JP2 masters often are
+                from PIL import Image as PILImage
+
+                pixels = PILImage.frombytes("RGB", (img.width, img.height), img.write_to_memory())
+                pixels.save(path, irreversible=True, num_resolutions=6, quality_mode="rates", quality_layers=[10])
             else:
                 img.write_to_file(str(path))
         masters.append(path)

@@ -107,6 +107,10 @@ async def test_full_resolution_of_an_oversized_untiled_image_is_a_501_naming_ing
                                demo=False)
     app = create_app(settings)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+        info = (await client.get("/iiif/3/big/info.json")).json()
+        assert (info["width"], info["height"]) == (2000, 1500)
+        assert 1 not in info["tiles"][0]["scaleFactors"] and 2 in info["tiles"][0]["scaleFactors"]
+        assert max(size["width"] for size in info["sizes"]) == 1000  # what a viewer may ask for
         tile = await client.get("/iiif/3/big/0,0,512,512/512,/0/default.jpg")
         assert tile.status_code == 501 and "ingest" in tile.text
         small = await client.get("/iiif/3/big/full/500,/0/default.jpg")

@@ -118,7 +118,12 @@ class Source:
 
     @property
     def scale_factors(self) -> list[int]:
-        factors = [lv.factor for lv in self.levels]
+        levels = self.levels
+        if self.untiled:  # offer only the levels a worker may decode (untiled.py): viewers then never ask for more
+            from .untiled import fits
+
+            levels = tuple(lv for lv in levels if fits(lv)) or levels
+        factors = [lv.factor for lv in levels]
         # viewers need factors down to a tile-sized image; add power-of-two steps
         f = factors[-1]
         while max(self.width, self.height) / f > max(self.tile_width, self.tile_height):

@@ -23,7 +23,7 @@ import pyvips
 from .request import RequestError
 
 if TYPE_CHECKING:
-    from .sources import Source
+    from .sources import Level, Source
 
 log = logging.getLogger("iiif_server")
 
@@ -116,3 +116,8 @@ class Decodes:
 
 
 decodes = Decodes()
+
+
+def fits(level: Level) -> bool:
+    """Whether a level's decode fits this worker's budget (as estimated before decoding)."""
+    return level.width * level.height * ESTIMATE_BYTES_PER_PIXEL <= decodes.budget
