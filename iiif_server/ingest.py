@@ -41,10 +41,10 @@ from .auth.snapshot import MAX_AGE
 from .manifests.catalogue import TIERS, UNPLACED, Catalogue, Collection, Document, Image, effective_tier, sort_key
 
 ACCESS_TILE = 256
-# Access copies: JPEG at quality 88 with 4:2:0 chroma, about 0.5 MB per megapixel for a scanned page
-# (bench/access_quality.py; README "Access copies"). libvips' TIFF writer ties the chroma to the
-# quality: YCbCr 4:2:0 below 90, RGB-coded JPEG (no subsampling, ~3x the bytes) from 90; its `rgbjpeg`
-# below 90 subsamples G and B, so it is never used.
+# Access copies: JPEG at quality 88 with 4:2:0 chroma: 0.22-0.30 MB per megapixel on synthetic scanned
+# pages, a third of quality 90's (bench/access_quality.py; README "Access copies are sized on purpose").
+# libvips' TIFF writer ties the chroma to the quality: YCbCr 4:2:0 below 90, RGB-coded JPEG (no
+# subsampling, ~3x the bytes) from 90; its `rgbjpeg` below 90 subsamples G and B, so it is never used.
 ACCESS_QUALITY = 88
 ACCESS_SUBSAMPLE = True
 MAX_PILLOW_PIXELS = 1 << 30  # masters decoded by Pillow are held whole in memory (3-4 bytes a pixel, twice)
