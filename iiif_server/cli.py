@@ -181,13 +181,18 @@ def serve(create_images: bool, config_file: str | None, **cli: Any) -> None:
 @click.option("--metadata", "metadata_csv", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="CSV, one row per document: id,label,date,tier,summary,rights,<metadata...>")
 @click.option("--processes", type=click.IntRange(1, 256), default=None, help="worker processes (default: cores)")
+@click.option("--quality", type=click.IntRange(1, 100), default=None,
+              help="JPEG quality of the access copies [default: 88, or 90 with --no-subsample; see the README]")
+@click.option("--subsample/--no-subsample", default=True,
+              help="4:2:0 chroma (default; quality below 90) or none (RGB JPEG, quality 90+, about 3x the bytes)")
 @click.option("--metrics-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="write progress as Prometheus metrics to this file (node_exporter's textfile collector)")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="folder for the full report (.txt and .json) [default: DATA_DIR/reports]")
 @settings_options(STORAGE)
 def ingest(src: Path, collection_id: str, label: str | None, tier: str | None, metadata_csv: Path | None,
-           processes: int | None, metrics_file: Path | None, report_dir: Path | None, config_file: str | None,
+           processes: int | None, quality: int | None, subsample: bool, metrics_file: Path | None,
+           report_dir: Path | None, config_file: str | None,
            **cli: Any) -> None:
     """Turn a folder of masters into access copies and catalogue entries.
 
@@ -197,7 +202,7 @@ def ingest(src: Path, collection_id: str, label: str | None, tier: str | None, m
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from .ingest import CsvError, Ingest
+    from .ingest import ACCESS_QUALITY, CsvError, Ingest
 
     settings = config.load(cli, config_file)
     console = Console(stderr=True, soft_wrap=True)  # a path is never split over two lines in a log
@@ -209,7 +214,7 @@ def ingest(src: Path, collection_id: str, label: str | None, tier: str | None, m
             target = ObjectTarget(settings.image_url, settings, settings.data_dir / "staging")
         root = target.staging if target is not None else settings.image_root
         job = Ingest(open_catalogue(settings), root, collection_id, label=label, tier=tier, workers=processes,
-                     target=target)
+                     quality=quality or (ACCESS_QUALITY if subsample else 90), subsample=subsample, target=target)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     columns = (TextColumn("ingest"), BarColumn(), MofNCompleteColumn(),

@@ -43,7 +43,13 @@ from .manifests.presentation import CANVAS_LIMIT
 from .storage import ObjectTarget
 
 ACCESS_TILE = 256
-ACCESS_QUALITY = 90
+# Access copies: JPEG at quality 88 with 4:2:0 chroma: 0.22-0.30 MB per megapixel on synthetic scanned
+# pages, a third of quality 90's (bench/access_quality.py; README "Access copies are sized on purpose").
+# libvips' TIFF writer ties the chroma to the quality: YCbCr 4:2:0 below 90, RGB-coded JPEG (no
+# subsampling, ~3x the bytes) from 90; its `rgbjpeg` below 90 subsamples G and B, so it is never used.
+ACCESS_QUALITY = 88
+ACCESS_SUBSAMPLE = True
+MAX_PILLOW_PIXELS = 1 << 30  # masters decoded by Pillow are held whole in memory (3-4 bytes a pixel, twice)
 MAX_NAME = 200  # characters of a document or page identifier (the catalogue's column)
 STAGING = ".ingest-"  # hidden: no identifier can name what lies below it
 IGNORED = {"thumbs.db", "desktop.ini"}  # files that operating systems drop into folders
@@ -187,19 +193,30 @@ def _pillow_pages(path: Path) -> int:
 
 
 def _pillow_load(path: Path, page: int) -> Any:
-    """Formats the installed libvips lacks (BMP, TGA, PCX ...) through Pillow."""
+    """Formats the installed libvips lacks (BMP, TGA, PCX; JPEG 2000 when it has no OpenJPEG) through Pillow.
+
+    Pillow's wheels bundle OpenJPEG: JP2 and J2K masters, 8 or 16 bits, any number of resolution
+    levels (the full one is decoded). 16-bit colour comes scaled to 8 bits; 16-bit grey is kept
+    as grey16 here and scaled by `to_srgb8`, as Pillow's own conversion would clip it."""
+    import numpy as np
     import pyvips
     from PIL import Image as PILImage
 
+    PILImage.MAX_IMAGE_PIXELS = MAX_PILLOW_PIXELS  # archival masters are large; above this Pillow refuses
     with PILImage.open(path) as im:
         im.seek(page)
-        rgb = im.convert("RGBA" if "A" in im.getbands() or "transparency" in im.info else "RGB")
+        if im.mode.startswith("I;16"):
+            grey = np.asarray(im).astype("=u2", copy=False)
+            return pyvips.Image.new_from_memory(grey.tobytes(), im.width, im.height, 1, "ushort").copy(
+                interpretation="grey16")
+        mode = "RGBA" if "A" in im.getbands() or "transparency" in im.info else "RGB"
+        rgb = im if im.mode == mode else im.convert(mode)
         pixels = pyvips.Image.new_from_memory(rgb.tobytes(), rgb.width, rgb.height, len(rgb.mode), "uchar")
         return pixels.copy(interpretation="srgb")
 
 
 def page_count(path: Path) -> int:
-    """Pages of a master: a multi-page TIFF has several, a pyramid only one."""
+    """Pages of a master: a multi-page TIFF has several, a pyramid (or a JPEG 2000's levels) only one."""
     import pyvips
 
     try:
@@ -209,7 +226,7 @@ def page_count(path: Path) -> int:
             raise
         return _pillow_pages(path)
     pages = int(img.get("n-pages")) if img.get_typeof("n-pages") else 1
-    if pages > 1 and img.get("vips-loader").startswith("tiff"):
+    if pages > 1 and img.get("vips-loader").startswith(("tiff", "jp2k")):  # JPEG 2000: its resolution levels
         second = pyvips.Image.new_from_file(str(path), page=1, access="sequential")
         if abs(second.width - img.width / 2) <= 1 and abs(second.height - img.height / 2) <= 1:
             return 1  # the later pages are pyramid levels
@@ -228,7 +245,20 @@ def open_master(path: Path, page: int) -> Any:
         return _pillow_load(path, page)
 
 
-def write_access_copy(master: Path, page: int, out: Path) -> tuple[int, int]:
+def access_options(quality: int = ACCESS_QUALITY, subsample: bool = ACCESS_SUBSAMPLE) -> dict[str, Any]:
+    """tiffsave's JPEG options, or ValueError for what its writer cannot do."""
+    if not 1 <= quality <= 100:
+        raise ValueError(f"quality {quality} is not between 1 and 100")
+    if subsample and quality >= 90:
+        raise ValueError(f"libvips writes 4:2:0 chroma only below quality 90: use a quality up to 89, "
+                         f"or no subsampling (RGB JPEG, about 3x the bytes), not quality {quality}")
+    if not subsample and quality < 90:
+        raise ValueError(f"libvips writes JPEG without chroma subsampling only from quality 90, not {quality}")
+    return {"compression": "jpeg", "Q": quality}
+
+
+def write_access_copy(master: Path, page: int, out: Path, quality: int = ACCESS_QUALITY,
+                      subsample: bool = ACCESS_SUBSAMPLE) -> tuple[int, int]:
     """Convert one page to a tiled, pyramidal JPEG TIFF at `out` (a hidden staging path)."""
     from .tiles.pipeline import WHITE, no_metadata, to_srgb8
 
@@ -237,7 +267,7 @@ def write_access_copy(master: Path, page: int, out: Path) -> tuple[int, int]:
         img = img.flatten(background=WHITE)
     try:
         img.tiffsave(str(out), tile=True, tile_width=ACCESS_TILE, tile_height=ACCESS_TILE, pyramid=True,
-                     compression="jpeg", Q=ACCESS_QUALITY, **no_metadata("tiffsave"))
+                     **access_options(quality, subsample), **no_metadata("tiffsave"))
         os.chmod(out, 0o644)
     except BaseException:
         out.unlink(missing_ok=True)
@@ -249,7 +279,8 @@ def page_idents(stem: str, count: int) -> list[str]:
     return [stem] if count == 1 else [f"{stem}-{n}" for n in range(1, count + 1)]
 
 
-def process_master(master: str, stem: str, staging: str, known_checksum: str | None, copies_exist: bool) -> Outcome:
+def process_master(master: str, stem: str, staging: str, known_checksum: str | None, copies_exist: bool,
+                   quality: int = ACCESS_QUALITY, subsample: bool = ACCESS_SUBSAMPLE) -> Outcome:
     path = Path(master)
     try:
         checksum = sha256(path)
@@ -258,7 +289,7 @@ def process_master(master: str, stem: str, staging: str, known_checksum: str | N
         pages = []
         for n, ident in enumerate(page_idents(stem, page_count(path))):
             out = Path(staging) / f"{uuid.uuid4().hex}.tif"
-            pages.append(PageOut(ident, *write_access_copy(path, n, out), staged=str(out)))
+            pages.append(PageOut(ident, *write_access_copy(path, n, out, quality, subsample), staged=str(out)))
         return Outcome(path, checksum, pages, converted=True)
     except Unsupported as exc:
         return Outcome(path, error=str(exc))
@@ -474,7 +505,8 @@ class Ingest:
 
     def __init__(self, catalogue: Catalogue, image_root: Path, collection: str, *,
                  label: str | None = None, tier: str | None = None, workers: int | None = None,
-                 stop_grace: float = STOP_GRACE, target: ObjectTarget | None = None) -> None:
+                 stop_grace: float = STOP_GRACE, quality: int = ACCESS_QUALITY,
+                 subsample: bool = ACCESS_SUBSAMPLE, target: ObjectTarget | None = None) -> None:
         """`target`: copies bound for object storage; `image_root` is then its local staging folder."""
         self.catalogue = catalogue
         self.image_root = image_root
@@ -486,6 +518,8 @@ class Ingest:
         self.tier = tier
         self.workers = workers or os.cpu_count() or 1
         self.stop_grace = stop_grace
+        access_options(quality, subsample)  # refused before anything is written
+        self.quality, self.subsample = quality, subsample
         self.stopped: int | None = None  # the signal asking the run to stop
         self._kill = False
         self._visible_at = 0.0  # monotonic time from which copies may be renamed into place
@@ -722,7 +756,7 @@ class Ingest:
                     copies_exist = bool(slot.known) and {f"{i}.tif" for i, *_ in slot.known} <= self._copies(ident)
                     known_checksum = slot.known[0][3] if slot.known else None
                     future = pool.submit(process_master, str(slot.master.path), slot.master.stem, str(staging),
-                                         known_checksum, copies_exist)
+                                         known_checksum, copies_exist, self.quality, self.subsample)
                     inflight[future] = (ident, slot)
                 if not inflight:
                     break

@@ -129,8 +129,8 @@ class ObjectReader:
         if PurePosixPath(self.key).suffix.lower() not in TIFF_SUFFIXES:
             # JPEG, PNG ... decode whole anyway: one GET of the object, no block cache churn
             data = self._get(0, self.size)
-            return pyvips.Image.new_from_buffer(data, "", access="random", **options)
-        return pyvips.Image.new_from_source(custom_source(self), "", access="random", **options)
+            return pyvips.Image.new_from_buffer(data, "", **{"access": "random", **options})
+        return pyvips.Image.new_from_source(custom_source(self), "", **{"access": "random", **options})
 
 
 class BlockStream(io.RawIOBase):

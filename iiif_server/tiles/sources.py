@@ -90,7 +90,7 @@ class FileReader:
             os.close(fd)
 
     def load(self, **options: Any) -> pyvips.Image:
-        return pyvips.Image.new_from_file(str(self.path), access="random", **options)
+        return pyvips.Image.new_from_file(str(self.path), **{"access": "random", **options})
 
     def stream(self) -> BinaryIO:
         return open(self.path, "rb")
@@ -110,6 +110,7 @@ class Source:
     orientation: int = 1
     raw: dict[int, RawTiles] = field(default_factory=dict)
     reader: Reader = None  # type: ignore[assignment]  # set in __post_init__: the file at `path` by default
+    untiled: bool = False  # pixels only by decoding a whole level: see untiled.py
 
     def __post_init__(self) -> None:
         if self.reader is None:
@@ -117,7 +118,12 @@ class Source:
 
     @property
     def scale_factors(self) -> list[int]:
-        factors = [lv.factor for lv in self.levels]
+        levels = self.levels
+        if self.untiled:  # offer only the levels a worker may decode (untiled.py): viewers then never ask for more
+            from .untiled import fits
+
+            levels = tuple(lv for lv in levels if fits(lv)) or levels
+        factors = [lv.factor for lv in levels]
         # viewers need factors down to a tile-sized image; add power-of-two steps
         f = factors[-1]
         while max(self.width, self.height) / f > max(self.tile_width, self.tile_height):
@@ -139,7 +145,12 @@ class Source:
             options["subifd"] = level.subifd
         if level.shrink is not None and level.shrink > 1:
             options["shrink"] = level.shrink
-        img = self.reader.load(fail=True, **options)
+        if self.untiled:  # one bounded decode in memory, shared by concurrent requests
+            from .untiled import decodes
+
+            img = decodes.level(self, level_index, options)
+        else:
+            img = self.reader.load(fail=True, **options)
         if self.orientation != 1:
             img = img.autorot()
         return img
@@ -297,7 +308,8 @@ def _open_plain(path: PurePath, stamp: tuple[int, int], reader: Reader) -> Sourc
     if orientation in _SWAPPING:
         w, h = h, w
         levels = [Level(lv.height, lv.width, lv.factor, shrink=lv.shrink) for lv in levels]
-    return Source(path, stamp, w, h, tuple(levels), UNTILED_TILE, UNTILED_TILE, orientation, reader=reader)
+    return Source(path, stamp, w, h, tuple(levels), UNTILED_TILE, UNTILED_TILE, orientation, reader=reader,
+                  untiled=True)
 
 
 def _open_tiff(path: PurePath, stamp: tuple[int, int], reader: Reader) -> Source:
@@ -338,7 +350,7 @@ def _open_tiff(path: PurePath, stamp: tuple[int, int], reader: Reader) -> Source
         if orientation in _SWAPPING:
             w, h = h, w
             levels = [Level(lv.height, lv.width, lv.factor, lv.page, lv.subifd) for lv in levels]
-    return Source(path, stamp, w, h, tuple(levels), tw, th, orientation, raw, reader)
+    return Source(path, stamp, w, h, tuple(levels), tw, th, orientation, raw, reader, untiled=not tiled)
 
 
 def _markers(stream: bytes) -> tuple[int | None, bytes]:
