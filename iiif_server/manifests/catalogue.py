@@ -196,8 +196,24 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def newest_migration() -> str:
+    """The head revision: migration files are named by their revision id (`0004_text.py` is `0004`)."""
+    return max(p.name.split("_", 1)[0] for p in (MIGRATIONS / "versions").glob("[0-9]*_*.py"))
+
+
+def at_head(engine: Engine) -> bool:
+    """Whether the schema is current, asked without loading Alembic (commands start faster)."""
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == newest_migration()
+    except Exception:  # noqa: BLE001 - no table yet, or any driver error: let Alembic decide
+        return False
+
+
 def upgrade(engine: Engine) -> None:
     """Bring the schema to the newest migration (creates it on an empty database)."""
+    if at_head(engine):
+        return
     from alembic import command
     from alembic.config import Config
 

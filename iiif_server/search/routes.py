@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote, urlencode
 
 from starlette.requests import Request
@@ -44,6 +44,19 @@ def services(base: str, collection: str, document: str) -> list[dict[str, Any]]:
         {"id": url.format(2) + "/search", "type": "SearchService2",
          "service": [{"id": url.format(2) + "/autocomplete", "type": "AutoCompleteService2"}]},
     ]
+
+
+class Found(NamedTuple):
+    urls: Urls
+    collection: str
+    document: str
+    q: str
+    after: int
+    hits: list[Hit]
+    total: int
+    more: bool
+    restricted: bool  # the answer depends on clearance: never in a shared cache
+    url: str  # the search service's URL
 
 
 class SearchService:
@@ -108,15 +121,22 @@ class SearchService:
         params = {"q": q, **({"after": str(after)} if after else {})}
         return f"{service}?{urlencode(params)}"
 
-    async def search_1(self, request: Request) -> Response:
+    async def _search(self, request: Request, version: int) -> Found | None:
+        """The hits of one page of a search, from the pages this requester may see; None: 404."""
         scope = await self._scope(request)
         if scope is None:
-            return not_found()
+            return None
         target, pages, restricted = scope
         urls, service, cid, did = self._urls(request)
         q, after = self._query(request)
         hits, total, more = await self.run(self.store.search, target.document_pk, q, pages, after, PAGE_SIZE)
-        url = service.format(1) + "/search"
+        return Found(urls, cid, did, q, after, hits, total, more, restricted, service.format(version) + "/search")
+
+    async def search_1(self, request: Request) -> Response:
+        found_page = await self._search(request, 1)
+        if found_page is None:
+            return not_found()
+        urls, cid, did, q, after, hits, total, more, restricted, url = found_page
         body: dict[str, Any] = {
             "@context": CONTEXT_1, "@id": self._page_url(url, q, after), "@type": "sc:AnnotationList",
             "within": {"@type": "sc:Layer", "total": total},
@@ -139,14 +159,10 @@ class SearchService:
         return self._respond(request, body, restricted)
 
     async def search_2(self, request: Request) -> Response:
-        scope = await self._scope(request)
-        if scope is None:
+        found_page = await self._search(request, 2)
+        if found_page is None:
             return not_found()
-        target, pages, restricted = scope
-        urls, service, cid, did = self._urls(request)
-        q, after = self._query(request)
-        hits, total, more = await self.run(self.store.search, target.document_pk, q, pages, after, PAGE_SIZE)
-        url = service.format(2) + "/search"
+        urls, cid, did, q, after, hits, total, more, restricted, url = found_page
         items, highlights = [], []
         for hit in hits:
             anno = f"{urls.base}/iiif/search/annotation/{quote(cid)}/{quote(did)}/{hit.id}"
