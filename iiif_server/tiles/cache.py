@@ -18,8 +18,12 @@ class Cache(Protocol):
 
 
 class MemoryCache:
-    def __init__(self, max_bytes: int) -> None:
+    """`largest`: the biggest value kept (default an eighth of the bound, so one huge image
+    cannot flush everything else)."""
+
+    def __init__(self, max_bytes: int, largest: int | None = None) -> None:
         self.max_bytes = max_bytes
+        self.largest = max_bytes // 8 if largest is None else largest
         self.size = 0
         self._items: OrderedDict[Hashable, bytes] = OrderedDict()
 
@@ -30,8 +34,8 @@ class MemoryCache:
         return value
 
     def put(self, key: Hashable, value: bytes) -> None:
-        if len(value) > self.max_bytes // 8:
-            return  # one huge image must not flush everything else
+        if len(value) > self.largest:
+            return
         old = self._items.pop(key, None)
         if old is not None:
             self.size -= len(old)

@@ -23,7 +23,7 @@ import io
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from pathlib import PurePosixPath
 from typing import Any, BinaryIO
 
@@ -32,6 +32,7 @@ import pyvips
 from obstore.exceptions import PreconditionError
 
 from ..storage import Location
+from .cache import MemoryCache
 from .request import RequestError
 from .sources import EXTENSIONS, SCAN_LIMIT, TIFF_SUFFIXES, Source, check_identifier, open_source
 
@@ -41,36 +42,23 @@ MAX_KEY = 1024  # S3's limit, in UTF-8 bytes: a longer key cannot exist
 MISSING = None
 
 
-class BlockCache:
-    """Blocks of objects, least recently used out, bounded in bytes; shared by every object of a process."""
+class BlockCache(MemoryCache):
+    """Blocks of objects, least recently used out, bounded in bytes; shared by every object of a
+    process, so by libvips' and our threads: a lock around the plain memory cache."""
 
     def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.size = 0
-        self._blocks: OrderedDict[tuple[str, str, int], bytes] = OrderedDict()
+        super().__init__(capacity, largest=capacity)
         self._lock = threading.Lock()
         self.fetches = 0  # GETs made and bytes received, for tests and benchmarks
         self.fetched = 0
 
-    def get(self, key: tuple[str, str, int]) -> bytes | None:
+    def get(self, key: Hashable) -> bytes | None:
         with self._lock:
-            block = self._blocks.get(key)
-            if block is not None:
-                self._blocks.move_to_end(key)
-            return block
+            return super().get(key)
 
-    def put(self, key: tuple[str, str, int], block: bytes) -> None:
-        if len(block) > self.capacity:
-            return
+    def put(self, key: Hashable, value: bytes) -> None:
         with self._lock:
-            old = self._blocks.pop(key, None)
-            if old is not None:
-                self.size -= len(old)
-            self._blocks[key] = block
-            self.size += len(block)
-            while self.size > self.capacity:
-                _, dropped = self._blocks.popitem(last=False)
-                self.size -= len(dropped)
+            super().put(key, value)
 
 
 class ObjectReader:
