@@ -127,11 +127,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh, empty catalogue database on each backend."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'catalogue.db'}"
+    return fresh_postgres("to run this on PostgreSQL (.ci/run does)")
+
+
+def fresh_postgres(why: str) -> str:
+    """The test PostgreSQL database, emptied; skip (or fail, where required) without one."""
     url = os.environ.get(POSTGRES_ENV)
     if not url:
         if os.environ.get("IIIF_SERVER_REQUIRE_POSTGRES"):
             pytest.fail(f"{POSTGRES_ENV} is not set but PostgreSQL tests are required")
-        pytest.skip(f"set {POSTGRES_ENV} to a PostgreSQL URL to run this on PostgreSQL (.ci/run does)")
+        pytest.skip(f"set {POSTGRES_ENV} to a PostgreSQL URL {why}")
     _reset_postgres(url)
     return url
 

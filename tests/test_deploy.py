@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import POSTGRES_ENV, _reset_postgres
+from conftest import fresh_postgres
 
 from iiif_server.auth.snapshot import MAX_AGE
 
@@ -40,12 +40,7 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         if os.environ.get("IIIF_SERVER_REQUIRE_NGINX"):
             pytest.fail("nginx is not installed but the deployment test is required")
         pytest.skip("needs Debian's nginx (apt-get install nginx); .ci/run installs it")
-    database = os.environ.get(POSTGRES_ENV)
-    if not database:
-        if os.environ.get("IIIF_SERVER_REQUIRE_POSTGRES"):
-            pytest.fail(f"{POSTGRES_ENV} is not set but PostgreSQL tests are required")
-        pytest.skip(f"set {POSTGRES_ENV}: the replicas share a PostgreSQL catalogue")
-    _reset_postgres(database)
+    database = fresh_postgres("for the deployment test: the replicas share a PostgreSQL catalogue")
     workdir = tmp_path_factory.mktemp("deploy")
     topo = local.Topology(workdir, database, replicas=2, max_age=SHARED_MAX_AGE, sample_size=(2048, 1536))
     try:
