@@ -43,6 +43,12 @@ class Trimmer:
     def available(self) -> bool:
         return self._trim is not None
 
+    def trim_now(self) -> None:
+        """Return freed pages now, whatever the interval (for measuring what stays alive)."""
+        if self._trim is not None:
+            with self._lock:
+                self._trim(0)
+
     def after_render(self) -> None:
         if self._trim is None:
             return
