@@ -29,6 +29,7 @@ from .manifests.routes import PresentationService
 from .search.routes import SearchService
 from .search.routes import services as search_services
 from .search.store import TextStore
+from .tiles import untiled
 from .tiles.request import RequestError
 from .tiles.service import ImageService
 from .tiles.sources import FileSystemSource, SourceStore
@@ -183,6 +184,7 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
     documents.document_services = lambda base, c, d, pk: search_services(base, c, d) if text.has_text(pk) else None
     search = SearchService(text, auth.policy, service.base_url, service.run_io)
     pyvips.cache_set_max(0)  # our own caches decide what stays; libvips' cache would pin files
+    untiled.decodes.budget = settings.untiled_memory_mb << 20
 
     async def image_api_3(request: Request) -> Response:
         return await service.handle(request, 3)

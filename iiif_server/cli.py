@@ -55,6 +55,7 @@ OPTION_TYPES: dict[str, Any] = {
     "s3_secret_access_key": str,
     "s3_ttl": click.IntRange(0),
     "s3_cache_mb": click.IntRange(1),
+    "untiled_memory_mb": click.IntRange(1),
 }
 STORAGE = ("data_dir", "images", "database", "s3_endpoint", "s3_region", "s3_access_key_id",
            "s3_secret_access_key")

@@ -69,6 +69,7 @@ class Settings:
     s3_secret_access_key: str | None = field(default=None, repr=False)
     s3_ttl: int = 10
     s3_cache_mb: int = 128
+    untiled_memory_mb: int = 512
 
     @property
     def image_url(self) -> str | None:
@@ -175,6 +176,8 @@ HELP = {
     "s3_ttl": "seconds an object's size and ETag are trusted before it is asked again: a replaced object "
     "is served within this time",
     "s3_cache_mb": "in-memory cache of S3 object blocks (TIFF directories, tiles) per process, in MB",
+    "untiled_memory_mb": "memory per process for decoded levels of untiled images (JPEG, PNG, stripped TIFF), in "
+    "MB: a level that does not fit is refused with advice to ingest",
 }
 
 

@@ -104,8 +104,9 @@ async def test_full_resolution_of_an_oversized_untiled_image_is_a_501_naming_ing
     root.mkdir()
     write_jpeg(root / "big.jpg", 2000, 1500)
     settings = config.Settings(database=f"sqlite:///{tmp_path / 'c.db'}", data_dir=tmp_path / "data", images=root,
-                               demo=False)
+                               demo=False, untiled_memory_mb=8)
     app = create_app(settings)
+    assert decodes.budget == 8 << 20  # the setting (--untiled-memory-mb) reached the worker's decodes
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
         info = (await client.get("/iiif/3/big/info.json")).json()
         assert (info["width"], info["height"]) == (2000, 1500)

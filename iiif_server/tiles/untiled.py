@@ -12,7 +12,6 @@ recommends ingest (JPEG's reduced levels, which decode at 1/2 to 1/8 size, often
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable
@@ -27,16 +26,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("iiif_server")
 
-BUDGET_ENV = "IIIF_SERVER_UNTILED_MEMORY_MB"
-DEFAULT_BUDGET = 512 << 20  # bytes of decoded untiled levels per worker process, in flight and cached
+DEFAULT_BUDGET = 512 << 20  # bytes of decoded untiled levels per worker process (--untiled-memory-mb)
 ESTIMATE_BYTES_PER_PIXEL = 3  # 8-bit RGB, what scans are; the real size is accounted after the decode
 _SAMPLE_BYTES = {"uchar": 1, "char": 1, "ushort": 2, "short": 2, "uint": 4, "int": 4, "float": 4,
                  "double": 8, "complex": 8, "dpcomplex": 16}
-
-
-def budget_from_env() -> int:
-    value = os.environ.get(BUDGET_ENV, "").strip()
-    return int(value) << 20 if value else DEFAULT_BUDGET
 
 
 class TooLarge(RequestError):
@@ -47,7 +40,7 @@ class Decodes:
     """Decoded untiled levels of one worker: single flight per level, bytes-bounded LRU."""
 
     def __init__(self, budget: int | None = None) -> None:
-        self.budget = budget_from_env() if budget is None else budget
+        self.budget = DEFAULT_BUDGET if budget is None else budget
         self._cache: OrderedDict[Hashable, tuple[pyvips.Image, int]] = OrderedDict()
         self._inflight: dict[Hashable, int] = {}  # key -> bytes reserved for its decode
         self._cond = threading.Condition()
