@@ -358,13 +358,19 @@ def remove(target: str, yes: bool, config_file: str | None, **cli: Any) -> None:
     """Withdraw COLLECTION, COLLECTION/DOCUMENT or COLLECTION/DOCUMENT/PAGE: its catalogue rows and
     access copies go (masters are never touched), harvesters get Delete activities, and every replica
     stops serving it on its next request. Safe while serving."""
-    from .withdraw import withdraw
+    from .withdraw import ObjectCopies, withdraw
 
     settings = config.load(cli, config_file)
     if not yes:
         click.confirm(f"withdraw {target} and delete its access copies?", abort=True)
+    if settings.image_url is not None:
+        from .storage import open_store
+
+        copies: Any = ObjectCopies(open_store(settings.image_url, settings))
+    else:
+        copies = settings.image_root
     try:
-        done = withdraw(open_catalogue(settings), settings.image_root, target)
+        done = withdraw(open_catalogue(settings), copies, target)
     except KeyError as exc:
         raise click.ClickException(str(exc.args[0])) from exc
     click.echo(f"withdrawn {done.target}: {done.documents} document(s), {done.pages} page(s)")

@@ -6,6 +6,10 @@ with Delete activities for harvesters, in one transaction, then the moved copies
 crash at any point leaves nothing servable that was withdrawn: at worst hidden debris, which the
 next withdrawal or ingest in that folder removes. Safe while serving: every replica finds the
 copies gone on its next request.
+
+In object storage nothing can be renamed, so the objects are deleted first, before the rows: a
+crash between leaves pages whose images are gone (404), and the withdrawal can be run again.
+Replicas may serve blocks they read less than `--s3-ttl` seconds earlier.
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import delete, func, insert, literal, select, update
 from sqlalchemy.orm import Session
@@ -49,14 +55,46 @@ def _delete(path: Path | None) -> None:
         path.unlink(missing_ok=True)
 
 
+class FolderCopies:
+    """Access copies in a folder: moved out of reach at once, deleted once the rows are gone."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def take_away(self, relative: str) -> Callable[[], None]:
+        moved = _move_away(self.root / relative)
+        return lambda: _delete(moved)
+
+
+class ObjectCopies:
+    """Access copies in a bucket (an obstore store): deleted at once, nothing left to do after."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def take_away(self, relative: str) -> Callable[[], None]:
+        import obstore
+
+        if relative.endswith(".tif"):
+            keys = [relative]
+        else:
+            keys = [item["path"] for batch in obstore.list(self.store, prefix=relative + "/") for item in batch]
+        for start in range(0, len(keys), 1000):
+            obstore.delete(self.store, keys[start:start + 1000])
+        return lambda: None
+
+
 def clean_debris(folder: Path) -> None:
     """Remove what a withdrawal interrupted by a crash left in a folder."""
     for leftover in folder.glob(TRASH + "*"):
         _delete(leftover)
 
 
-def withdraw(catalogue: Catalogue, image_root: Path, target: str) -> Withdrawn:
-    """Withdraw `collection`, `collection/document` or `collection/document/page` (KeyError when unknown)."""
+def withdraw(catalogue: Catalogue, copies: Path | FolderCopies | ObjectCopies, target: str) -> Withdrawn:
+    """Withdraw `collection`, `collection/document` or `collection/document/page` (KeyError when unknown);
+    `copies` is the image root (a folder) or where the copies are."""
+    if isinstance(copies, Path):
+        copies = FolderCopies(copies)
     parts = target.strip("/").split("/")
     if not 1 <= len(parts) <= 3 or not all(parts):
         raise KeyError(f"{target!r} is not collection[/document[/page]]")
@@ -76,15 +114,14 @@ def withdraw(catalogue: Catalogue, image_root: Path, target: str) -> Withdrawn:
             img = session.scalar(select(Image).where(Image.document_pk == doc.pk, Image.ident == parts[2]))
             if img is None:
                 raise KeyError(f"no page {parts[2]!r} in {coll.id}/{doc.ident}")
-        copy = image_root.joinpath(*parts[:-1], parts[-1] + ".tif") if len(parts) == 3 else image_root.joinpath(*parts)
-        moved = _move_away(copy)
+        finish = copies.take_away("/".join(parts) + (".tif" if len(parts) == 3 else ""))
         if img is not None and doc is not None:
             result = _page(catalogue, session, coll, doc, img)
         elif doc is not None:
             result = _document(catalogue, session, coll, doc)
         else:
             result = _collection(catalogue, session, coll)
-    _delete(moved)  # committed: the copies can go
+    finish()  # committed: the copies can go
     return result
 
 

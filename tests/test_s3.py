@@ -303,3 +303,40 @@ async def test_ingest_into_object_storage_publishes_after_commit_and_reruns_as_a
         manifest = await c.get("/iiif/presentation/letters/Brief%20%C3%A9/manifest")
         assert [canvas["width"] for canvas in manifest.json()["items"]] == [400, 300]
     app.state.catalogue.engine.dispose()
+
+
+async def test_remove_deletes_the_objects_and_the_rows(weed: seaweed.Weed, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from iiif_server import cli as cli_module
+
+    src = tmp_path / "masters" / "doc"
+    src.mkdir(parents=True)
+    for name in ("p1", "p2", "p3"):
+        quadrants(300, 200).pngsave(str(src / f"{name}.png"))
+    settings = s3_settings_for(weed, tmp_path / "data", "withdraw")
+    storage = ["--data-dir", str(settings.data_dir), "--images", settings.image_location,
+               "--s3-endpoint", str(settings.s3_endpoint), "--s3-region", seaweed.REGION,
+               "--s3-access-key-id", seaweed.ACCESS_KEY, "--s3-secret-access-key", seaweed.SECRET_KEY]
+    runner = CliRunner()
+    ingested = runner.invoke(cli_module.main, ["ingest", str(src.parent), "--collection", "c", "--processes", "1",
+                                               *storage])
+    assert ingested.exit_code == 0, ingested.output
+    store = weed.store(BUCKET, "withdraw")
+
+    def keys() -> set[str]:
+        return {item["path"] for batch in obstore.list(store) for item in batch}
+
+    assert keys() == {"c/doc/p1.tif", "c/doc/p2.tif", "c/doc/p3.tif"}
+    page = runner.invoke(cli_module.main, ["remove", "c/doc/p2", "--yes", *storage])
+    assert page.exit_code == 0 and "1 page(s)" in page.output, page.output
+    assert keys() == {"c/doc/p1.tif", "c/doc/p3.tif"}
+    app = create_app(settings)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
+        manifest = await c.get("/iiif/presentation/c/doc/manifest")
+        assert manifest.status_code == 200 and len(manifest.json()["items"]) == 2
+        assert (await c.get("/iiif/3/c%2Fdoc%2Fp2/info.json")).status_code == 404
+    app.state.catalogue.engine.dispose()
+    document = runner.invoke(cli_module.main, ["remove", "c/doc", "--yes", *storage])
+    assert document.exit_code == 0 and "1 document(s), 2 page(s)" in document.output, document.output
+    assert keys() == set()
