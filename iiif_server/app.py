@@ -46,7 +46,8 @@ PREFLIGHT_HEADERS = {
 
 
 class CORSMiddleware:
-    """`Access-Control-Allow-Origin: *` on every response, errors included.
+    """`Access-Control-Allow-Origin: *` on every response, errors included, but never under /staff:
+    the console is for its own pages only, and no other site may read what it answers.
 
     Starlette answers an unhandled exception from its outermost middleware,
     outside this one; so this one sends that 500 itself (with the header) and
@@ -57,7 +58,7 @@ class CORSMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"] == "/staff" or scope["path"].startswith("/staff/"):
             await self.app(scope, receive, send)
             return
         if scope["method"] == "OPTIONS":
@@ -161,7 +162,7 @@ def console(settings: config.Settings, catalogue: Catalogue, auth: AuthServices,
     secret = load_secret(settings.secret_key, settings.secret_key_file, settings.data_dir)
     image_root = None if settings.image_url is not None else settings.image_root
     return Console(catalogue, auth.policy, secret, audit_log, service.base_url, service.run_io, image_root,
-                   settings.proxy_networks())
+                   settings.proxy_networks(), reports=settings.data_dir / "reports")
 
 
 def create_app(settings: config.Settings | None = None, migrate: bool = True) -> Starlette:
