@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import quote
 
 import pyvips
 from starlette.applications import Starlette
@@ -197,7 +198,31 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
         access = await policy.access_async(request, service.run_io)
         colls = list(await service.run_io(catalogue.collections))
         shown, images = await service.run_io(home_page.visible_parts, policy, access, colls, source)
-        return HTMLResponse(home_page.render(shown, images), headers=home_page.HEADERS)
+        after = request.query_params.get("after", "")[:200]
+        cards, more = await service.run_io(home_page.cards, catalogue, policy, access, shown, after)
+        return HTMLResponse(home_page.render(cards, images if not after else [], after, more),
+                            headers=home_page.HEADERS)
+
+    async def viewer(request: Request) -> Response:
+        """A collection in Mirador: its first document open, the collection in Mirador's catalogue."""
+        policy = auth.policy
+        await policy.fresh(service.run_io)
+        access = await policy.access_async(request, service.run_io)
+        cid = request.path_params["cid"]
+        coll = await service.run_io(catalogue.collection, cid)
+        if coll is None or not policy.visible(access, coll.tier, coll.id):
+            return PlainTextResponse("not found\n", status_code=404, headers=home_page.HEADERS)
+        base = service.base_url(request)
+        first = await service.run_io(home_page.first_document, catalogue, cid)
+        manifest = (f"{base}/iiif/presentation/{quote(cid, safe='')}/{quote(first, safe='')}/manifest"
+                    if first is not None else None)
+        body = home_page.render_viewer(coll, manifest, f"{base}/iiif/presentation/{quote(cid, safe='')}/collection",
+                                       settings.viewer_url)
+        return HTMLResponse(body, headers=home_page.viewer_headers(settings.viewer_url))
+
+    async def viewer_script(request: Request) -> Response:
+        return Response(home_page.VIEWER_SCRIPT, media_type="text/javascript",
+                        headers={"Cache-Control": "public, max-age=3600"})
 
     async def healthz(request: Request) -> Response:
         """503 when any part a request needs is missing: encoders, image root, catalogue."""
@@ -217,6 +242,8 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
 
     routes = [
         Route("/", home, methods=["GET", "HEAD"]),
+        Route("/view/{cid}", viewer, methods=["GET", "HEAD"]),
+        Route("/view.js", viewer_script, methods=["GET", "HEAD"]),
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
         Route(placeholder.PATH, placeholder.serve, methods=["GET", "HEAD"]),
         Route("/iiif/3/{rest:path}", image_api_3, methods=["GET", "HEAD"]),

@@ -48,6 +48,7 @@ OPTION_TYPES: dict[str, Any] = {
     "audit_log": str,
     "metrics_networks": str,
     "viewer_origins": str,
+    "viewer_url": str,
     "allowed_hosts": str,
     "s3_endpoint": str,
     "s3_region": str,
