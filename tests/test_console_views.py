@@ -113,16 +113,18 @@ async def test_staff_actions_are_audited_and_filtered_by_holder_collection_and_d
     assert page.status_code == 200
     actions = re.findall(r'<td class="action">([^<]*)</td>', page.text)
     assert actions[:5] == ["withdraw", "token-revoke", "allow image", "token-issue", "set-tier"], actions
-    # by holder: the reader's access (holder of the token), and the issue naming that holder
+    # by holder: the reader's access (holder of the token), and the issue and revocation naming that holder
     by_reader = await client.get("/staff/audit", params={"holder": "dr. reader"})
-    assert re.findall(r'<td class="action">([^<]*)</td>', by_reader.text) == ["allow image", "token-issue"]
+    assert re.findall(r'<td class="action">([^<]*)</td>', by_reader.text) == ["token-revoke", "allow image",
+                                                                              "token-issue"]
     by_token = await client.get("/staff/audit", params={"holder": tid})
     assert "allow image" in by_token.text and "set-tier" not in by_token.text
     # by collection: what touched maps
     maps = await client.get("/staff/audit", params={"collection": "maps"})
     assert re.findall(r'<td class="action">([^<]*)</td>', maps.text) == ["withdraw", "set-tier"]
     letters = await client.get("/staff/audit", params={"collection": "letters"})
-    assert re.findall(r'<td class="action">([^<]*)</td>', letters.text) == ["allow image", "token-issue"]
+    assert re.findall(r'<td class="action">([^<]*)</td>', letters.text) == ["token-revoke", "allow image",
+                                                                            "token-issue"]
     # by date: today has them all, another day none
     today = staff[0]["time"][:10]
     assert len(re.findall(r'class="entry', (await client.get("/staff/audit", params={"since": today, "until": today})

@@ -21,7 +21,7 @@ from . import tail
 
 SCAN = 8 * 1024 * 1024  # bytes a filtered page may read before it stops and offers to search on
 COLUMNS = ("time", "event", "action", "holder", "token_id", "network", "client", "target", "tier", "detail")
-SHOWN = {"time", "event", "action", "holder", "token_holder", "token_id", "network", "via", "client", "target",
+SHOWN = {"time", "event", "action", "holder", "token_id", "network", "via", "client", "target",
          "identifier", "tier"}
 
 

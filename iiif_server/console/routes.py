@@ -418,10 +418,11 @@ class Console:
 
     async def revoke(self, request: Request, session: StaffSession, form: dict[str, str]) -> Response:
         tid = request.path_params["tid"]
-        if not await self.run(self.policy.tokens.revoke, tid):
+        row = await self.run(queries.token, self.catalogue, tid)
+        if row is None or not await self.run(self.policy.tokens.revoke, tid):
             return self.render(request, session, "message.html", 404, title="Not found",
                                message=f"There is no token {tid}.")
-        self.audit(request, session, "token-revoke", tid)
+        self.audit(request, session, "token-revoke", tid, token_holder=row.holder, collections=row.collections)
         return RedirectResponse("/staff/tokens", 303, headers=HEADERS)
 
     async def networks(self, request: Request, session: StaffSession) -> Response:
