@@ -141,6 +141,9 @@ async def test_staff_actions_are_audited_and_filtered_by_holder_collection_and_d
     assert json.loads(rows[1]["detail"])["reason"] == "Privacy"
     assert token not in export.text and token not in page.text
     assert [e["action"] for e in audit_lines(world) if e.get("event") == "staff"][-1] == "audit-export"
+    assert (await client.post("/staff/logout", data={"csrf": csrf})).status_code == 303
+    out = audit_lines(world)[-1]
+    assert out["action"] == "sign-out" and out["holder"] == "Partner archive" and out["client"] == OUTSIDE
 
 
 def write_log(path: Path, n: int, day: str = "2026-11-") -> None:

@@ -183,6 +183,13 @@ def test_staff_console_and_landing_page(browser: Any, console_archive: tuple[Pat
     filtered = page.locator("#audit tr.entry td.action").all_inner_texts()
     assert "set-tier" in filtered and "withdraw" in filtered and "token-issue" not in filtered
     shot(page, "console-11-audit-filtered")
+    # the ingest runs that made this archive, as the ingest command recorded them
+    page.goto(f"{server}/staff/ingest")
+    runs = page.locator("tbody tr").all_inner_texts()
+    assert [r.split("\t")[1] for r in runs] == ["personnel", "rr", "open"], runs
+    shot(page, "console-12-ingest-runs")
+    page.click("button:has-text('Sign out')")
+    page.wait_for_url(f"{server}/staff/login")
     staff.close()
 
     # a visitor's /: only the public collection; it opens in the viewer
@@ -196,11 +203,11 @@ def test_staff_console_and_landing_page(browser: Any, console_archive: tuple[Pat
     assert "personnel" not in visitor.content() and "The rr collection" not in visitor.content()
     wait_until(lambda: visitor.evaluate("document.querySelector('#collection-open img').naturalWidth") > 0, 15,
                "the thumbnail", visitor)
-    shot(visitor, "console-12-visitor-home")
+    shot(visitor, "console-13-visitor-home")
     visitor.click("#collection-open a.open")
     visitor.wait_for_url(f"{server}/view/open")
     wait_until(lambda: shows_image(visitor), 40, "Mirador showing the public collection's first page", visitor)
-    shot(visitor, "console-13-visitor-viewer")
+    shot(visitor, "console-14-visitor-viewer")
     visitor_ctx.close()
 
 
