@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import quote
 
 import pyvips
 from starlette.applications import Starlette
@@ -47,7 +48,8 @@ PREFLIGHT_HEADERS = {
 
 
 class CORSMiddleware:
-    """`Access-Control-Allow-Origin: *` on every response, errors included.
+    """`Access-Control-Allow-Origin: *` on every response, errors included, but never under /staff:
+    the console is for its own pages only, and no other site may read what it answers.
 
     Starlette answers an unhandled exception from its outermost middleware,
     outside this one; so this one sends that 500 itself (with the header) and
@@ -58,7 +60,7 @@ class CORSMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"] == "/staff" or scope["path"].startswith("/staff/"):
             await self.app(scope, receive, send)
             return
         if scope["method"] == "OPTIONS":
@@ -162,7 +164,7 @@ def console(settings: config.Settings, catalogue: Catalogue, auth: AuthServices,
     secret = load_secret(settings.secret_key, settings.secret_key_file, settings.data_dir)
     image_root = None if settings.image_url is not None else settings.image_root
     return Console(catalogue, auth.policy, secret, audit_log, service.base_url, service.run_io, image_root,
-                   settings.proxy_networks())
+                   settings.proxy_networks(), reports=settings.data_dir / "reports")
 
 
 def create_app(settings: config.Settings | None = None, migrate: bool = True) -> Starlette:
@@ -198,7 +200,31 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
         access = await policy.access_async(request, service.run_io)
         colls = list(await service.run_io(catalogue.collections))
         shown, images = await service.run_io(home_page.visible_parts, policy, access, colls, source)
-        return HTMLResponse(home_page.render(shown, images), headers=home_page.HEADERS)
+        after = request.query_params.get("after", "")[:200]
+        cards, more = await service.run_io(home_page.cards, catalogue, policy, access, shown, after)
+        return HTMLResponse(home_page.render(cards, images if not after else [], after, more),
+                            headers=home_page.HEADERS)
+
+    async def viewer(request: Request) -> Response:
+        """A collection in Mirador: its first document open, the collection in Mirador's catalogue."""
+        policy = auth.policy
+        await policy.fresh(service.run_io)
+        access = await policy.access_async(request, service.run_io)
+        cid = request.path_params["cid"]
+        coll = await service.run_io(catalogue.collection, cid)
+        if coll is None or not policy.visible(access, coll.tier, coll.id):
+            return PlainTextResponse("not found\n", status_code=404, headers=home_page.HEADERS)
+        base = service.base_url(request)
+        first = await service.run_io(home_page.first_document, catalogue, cid)
+        manifest = (f"{base}/iiif/presentation/{quote(cid, safe='')}/{quote(first, safe='')}/manifest"
+                    if first is not None else None)
+        body = home_page.render_viewer(coll, manifest, f"{base}/iiif/presentation/{quote(cid, safe='')}/collection",
+                                       settings.viewer_url)
+        return HTMLResponse(body, headers=home_page.viewer_headers(settings.viewer_url))
+
+    async def viewer_script(request: Request) -> Response:
+        return Response(home_page.VIEWER_SCRIPT, media_type="text/javascript",
+                        headers={"Cache-Control": "public, max-age=3600"})
 
     async def healthz(request: Request) -> Response:
         """503 when any part a request needs is missing: encoders, image root, catalogue."""
@@ -218,6 +244,8 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
 
     routes = [
         Route("/", home, methods=["GET", "HEAD"]),
+        Route("/view/{cid}", viewer, methods=["GET", "HEAD"]),
+        Route("/view.js", viewer_script, methods=["GET", "HEAD"]),
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
         Route(placeholder.PATH, placeholder.serve, methods=["GET", "HEAD"]),
         Route("/iiif/3/{rest:path}", image_api_3, methods=["GET", "HEAD"]),

@@ -48,6 +48,7 @@ OPTION_TYPES: dict[str, Any] = {
     "audit_log": str,
     "metrics_networks": str,
     "viewer_origins": str,
+    "viewer_url": str,
     "allowed_hosts": str,
     "s3_endpoint": str,
     "s3_region": str,
@@ -311,10 +312,13 @@ def write_report(folder: Path, collection: str, text: str, data: dict[str, Any])
     import datetime as dt
     import json
 
+    from .ingest_runs import record
+
     folder.mkdir(parents=True, exist_ok=True)
     stem = folder / f"ingest-{collection}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%fZ}"
     stem.with_suffix(".json").write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     stem.with_suffix(".txt").write_text(text, encoding="utf-8")
+    record(folder, stem.with_suffix(".json"), data)  # the console's history of runs reads this index
     return stem.with_suffix(".txt")
 
 

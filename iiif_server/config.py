@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 import platformdirs
 
 ENV_PREFIX = "IIIF_SERVER_"
+# the viewer page behind `/` loads Mirador from here unless --viewer-url says otherwise
+DEFAULT_VIEWER_URL = "https://cdn.jsdelivr.net/npm/mirador@4.0.0/dist/mirador.min.js"
 
 
 def default_data_dir() -> Path:
@@ -62,6 +64,7 @@ class Settings:
     audit_log: str | None = None
     metrics_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     viewer_origins: tuple[str, ...] = ()
+    viewer_url: str = DEFAULT_VIEWER_URL
     allowed_hosts: tuple[str, ...] = ()
     s3_endpoint: str | None = None
     s3_region: str | None = None
@@ -166,6 +169,8 @@ HELP = {
     "metrics_networks": "comma-separated CIDRs of the direct peers that may read /metrics",
     "viewer_origins": "origins of viewer pages that receive access tokens, comma-separated, e.g. "
     "https://viewer.example.org (the server's own origin always does)",
+    "viewer_url": "URL of the Mirador script the viewer page behind / loads (default: Mirador 4 from a public CDN; "
+    "point it at your own copy to serve no third-party script)",
     "allowed_hosts": "host names (or host:port) the server answers to, comma-separated; other Host headers get "
     "400 (default: any when --base-url is set, since the Host is then used nowhere; else localhost and the "
     "address connected to)",

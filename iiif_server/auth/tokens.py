@@ -9,16 +9,19 @@ is looked up in the shared catalogue on every use.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import secrets
 import tempfile
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from itsdangerous import BadData, URLSafeSerializer
-from sqlalchemy import JSON, DateTime, String, Text, select
+from sqlalchemy import JSON, DateTime, String, Text, or_, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..manifests.catalogue import Base, Catalogue, now
@@ -26,7 +29,10 @@ from ..manifests.catalogue import Base, Catalogue, now
 if TYPE_CHECKING:
     from .snapshot import Snapshot
 
+log = logging.getLogger(__name__)
+
 SALT = "iiif-server-access-token"
+USE_SECONDS = 60.0  # how stale a token's "last used" may be: uses are written at most this often
 KIOSK = "kiosk"  # tokens handed out by the kiosk service; valid only from their network
 
 
@@ -40,6 +46,7 @@ class TokenRow(Base):
     issued: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=now)
     expires: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     revoked: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    last_used: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
 
 @dataclass(frozen=True)
@@ -86,11 +93,55 @@ def load_secret(secret: str | None, secret_file: Path | None, data_dir: Path) ->
     return path.read_text().strip()
 
 
+class Usage:
+    """When tokens were last used, without a write per request: a use is noted in memory (one dict
+    entry per token), and the notes are written in one transaction at most every `every` seconds, by a
+    background thread so that no request waits for it."""
+
+    def __init__(self, catalogue: Catalogue, every: float = USE_SECONDS) -> None:
+        self.catalogue = catalogue
+        self.every = every
+        self.pending: dict[str, dt.datetime] = {}
+        self.lock = threading.Lock()
+        self.flushed = time.monotonic()
+        self.flushing = False
+
+    def touch(self, ident: str) -> None:
+        with self.lock:
+            self.pending[ident] = now()
+            due = not self.flushing and time.monotonic() - self.flushed >= self.every
+            if due:
+                self.flushing = True
+        if due:
+            threading.Thread(target=self.flush, name="token-use", daemon=True).start()
+
+    def flush(self) -> None:
+        """Write the noted uses (blocking). Only ever moves `last_used` forward."""
+        with self.lock:
+            pending, self.pending = self.pending, {}
+            self.flushed = time.monotonic()
+            self.flushing = True
+        try:
+            if pending:
+                with self.catalogue.session() as session:
+                    for ident, at in sorted(pending.items()):  # one order: no deadlock between replicas
+                        session.execute(update(TokenRow).where(
+                            TokenRow.id == ident, or_(TokenRow.last_used.is_(None), TokenRow.last_used < at))
+                            .values(last_used=at))
+        except Exception as exc:  # noqa: BLE001 - a lost "last used" must never fail a request
+            log.warning("cannot record token use: %s", exc)
+        finally:
+            with self.lock:
+                self.flushing = False
+
+
 class TokenStore:
-    def __init__(self, catalogue: Catalogue, secret: str, snapshot: Snapshot | None = None) -> None:
+    def __init__(self, catalogue: Catalogue, secret: str, snapshot: Snapshot | None = None,
+                 use_seconds: float = USE_SECONDS) -> None:
         self.catalogue = catalogue
         self.serializer = URLSafeSerializer(secret, salt=SALT)
         self.snapshot = snapshot  # where known token states are read without a query
+        self.usage = Usage(catalogue, use_seconds)
 
     def issue(self, tier: str, holder: str, days: float, collections: Sequence[str] = ()) -> tuple[str, TokenRow]:
         expires = now() + dt.timedelta(days=days)
@@ -140,11 +191,14 @@ class TokenStore:
             self.snapshot.current()
             known = self.snapshot.token(grant.id)
         if known is not None:
+            if known:
+                self.usage.touch(grant.id)
             return grant if known else None
         with self.catalogue.sessions() as session:  # issued since the snapshot was taken
             row = session.get(TokenRow, grant.id)
         if row is None or row.revoked is not None:
             return None
+        self.usage.touch(grant.id)
         return grant
 
     def revoke(self, ident: str) -> bool:

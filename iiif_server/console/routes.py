@@ -13,22 +13,25 @@ from urllib.parse import quote, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from .. import observe
+from .. import ingest_runs, observe
 from ..auth.networks import IPNetwork, client_address
 from ..auth.policy import COOKIE as ACCESS_COOKIE
 from ..auth.policy import Policy
 from ..auth.services import FORM_SECONDS, _form, _secure, set_cookie
 from ..manifests.catalogue import Catalogue, effective_tier
 from ..withdraw import withdraw
-from . import queries
+from . import audit, queries, tail
 from .session import COOKIE, LOGIN_COOKIE, NETWORK, Sessions, StaffSession
 
 TEMPLATES = Path(__file__).parent / "templates"
 PAGE = 50  # documents per page of a collection
 THUMBS = 60  # pages per page of a document
+RUNS = 50  # ingest runs per page
+FAILURES = 100  # failures per page of one run
+ENTRIES = 100  # audit entries per page
 HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": "default-src 'none'; img-src 'self'; script-src 'self'; style-src 'unsafe-inline'; "
@@ -69,7 +72,8 @@ class Target:
 class Console:
     def __init__(self, catalogue: Catalogue, policy: Policy, secret: str, audit_log: observe.JsonLines,
                  base_url: Callable[[Request], str], run: Callable[..., Awaitable[Any]],
-                 image_root: Path | None, proxies: list[IPNetwork], idle: int | None = None) -> None:
+                 image_root: Path | None, proxies: list[IPNetwork], idle: int | None = None,
+                 reports: Path | None = None) -> None:
         self.catalogue = catalogue
         self.policy = policy
         self.sessions = Sessions(secret) if idle is None else Sessions(secret, idle)
@@ -78,6 +82,9 @@ class Console:
         self.run = run
         self.image_root = image_root  # None: images in object storage, no withdrawal from here
         self.proxies = proxies
+        self.reports = reports  # where ingest writes its reports (DATA_DIR/reports)
+        target = audit_log.target
+        self.audit_path = Path(target) if target not in ("-", "off") else None  # None: nothing to show
         self.staff_tier = policy.tiers.names[-1]
         self.env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True),
                                trim_blocks=True, lstrip_blocks=True)
@@ -102,6 +109,10 @@ class Console:
             Route("/staff/console.js", self.page(self.script), methods=["GET"]),
             Route("/staff/withdraw", self.page(self.confirm_withdraw), methods=["GET"]),
             Route("/staff/withdraw", self.form(self.withdraw), methods=["POST"]),
+            Route("/staff/ingest", self.page(self.runs), methods=["GET"]),
+            Route("/staff/ingest/{name}", self.page(self.run_report), methods=["GET"]),
+            Route("/staff/audit", self.page(self.audit_view), methods=["GET"]),
+            Route("/staff/audit.csv", self.page(self.audit_csv), methods=["GET"]),
         ]
 
     # -- sessions, CSRF, audit --------------------------------------------------------------
@@ -374,6 +385,7 @@ class Console:
     # -- access -----------------------------------------------------------------------------------------
 
     async def tokens(self, request: Request, session: StaffSession) -> Response:
+        await self.run(self.policy.tokens.usage.flush)  # this process's uses; other replicas' within a minute
         rows = await self.run(queries.tokens, self.catalogue)
         current = dt.datetime.now(dt.UTC)
         listed = [{"row": row, "state": _state(row, current)} for row in rows]
@@ -406,10 +418,11 @@ class Console:
 
     async def revoke(self, request: Request, session: StaffSession, form: dict[str, str]) -> Response:
         tid = request.path_params["tid"]
-        if not await self.run(self.policy.tokens.revoke, tid):
+        row = await self.run(queries.token, self.catalogue, tid)
+        if row is None or not await self.run(self.policy.tokens.revoke, tid):
             return self.render(request, session, "message.html", 404, title="Not found",
                                message=f"There is no token {tid}.")
-        self.audit(request, session, "token-revoke", tid)
+        self.audit(request, session, "token-revoke", tid, token_holder=row.holder, collections=row.collections)
         return RedirectResponse("/staff/tokens", 303, headers=HEADERS)
 
     async def networks(self, request: Request, session: StaffSession) -> Response:
@@ -458,6 +471,63 @@ class Console:
                            message=f"{done.target} is withdrawn ({counted(done.documents, 'document')}, "
                                    f"{counted(done.pages, 'page')}).",
                            back=back)
+
+    # -- ingest runs ----------------------------------------------------------------------------------
+
+    def read_runs(self, before: int | None) -> tuple[list[dict[str, Any]], int | None]:
+        """Blocking: a page of run summaries, newest first, and the cursor of the next (older) page."""
+        if self.reports is None:
+            return [], None
+        index = ingest_runs.ensure_index(self.reports)
+        out: list[dict[str, Any]] = []
+        for start, line in tail.backwards(index, before):
+            entry = tail.parse(line)
+            if entry is None:
+                continue
+            if len(out) == RUNS:
+                return out, start + len(line) + 1
+            out.append(entry)
+        return out, None
+
+    async def runs(self, request: Request, session: StaffSession) -> Response:
+        before = request.query_params.get("before")
+        rows, older = await self.run(self.read_runs, _int(before, 0) if before else None)
+        return self.render(request, session, "runs.html", rows=rows, older=older, first=before is None,
+                           where=self.reports)
+
+    async def run_report(self, request: Request, session: StaffSession) -> Response:
+        name = request.path_params["name"]
+        data = await self.run(ingest_runs.report, self.reports, name) if self.reports is not None else None
+        if data is None:
+            return self.render(request, session, "message.html", 404, title="Not found",
+                               message=f"There is no ingest report {name}.", back="/staff/ingest")
+        first = _int(request.query_params.get("from"), 0)
+        failures = data.get("failures") if isinstance(data.get("failures"), list) else []
+        shown = failures[first:first + FAILURES]
+        return self.render(request, session, "run.html", report=name, data=data, failures=shown, first=first,
+                           total=len(failures), more=first + FAILURES if first + FAILURES < len(failures) else None,
+                           page=FAILURES)
+
+    # -- the audit log --------------------------------------------------------------------------------
+
+    async def audit_view(self, request: Request, session: StaffSession) -> Response:
+        flt = audit.Filter.parse(request.query_params)
+        before = request.query_params.get("before")
+        result = None
+        if self.audit_path is not None:
+            result = await self.run(audit.page, self.audit_path, flt, _int(before, 0) if before else None, ENTRIES)
+        return self.render(request, session, "audit.html", flt=flt, result=result, query=flt.query(),
+                           first=before is None, logged=self.audit_path is not None)
+
+    async def audit_csv(self, request: Request, session: StaffSession) -> Response:
+        if self.audit_path is None:
+            return self.render(request, session, "message.html", 404, title="No audit log",
+                               message="The audit log is not written to a file here.")
+        flt = audit.Filter.parse(request.query_params)
+        self.audit(request, session, "audit-export", None, **flt.query())
+        name = "audit" + "".join(f"-{v}" for v in (flt.since_text, flt.until and flt.until.isoformat()) if v)
+        return StreamingResponse(audit.csv_lines(self.audit_path, flt), media_type="text/csv; charset=utf-8",
+                                 headers={**HEADERS, "Content-Disposition": f'attachment; filename="{name}.csv"'})
 
 
 def counted(n: int, noun: str) -> str:
