@@ -162,8 +162,12 @@ def console(settings: config.Settings, catalogue: Catalogue, auth: AuthServices,
             service: ImageService) -> Console:
     """The staff console under /staff/ (iiif_server/console)."""
     secret = load_secret(settings.secret_key, settings.secret_key_file, settings.data_dir)
-    image_root = None if settings.image_url is not None else settings.image_root
-    return Console(catalogue, auth.policy, secret, audit_log, service.base_url, service.run_io, image_root,
+    from .tiles.objectsource import ObjectStoreSource
+    from .withdraw import ObjectCopies
+
+    source = service.source
+    copies = ObjectCopies(source.store) if isinstance(source, ObjectStoreSource) else settings.image_root
+    return Console(catalogue, auth.policy, secret, audit_log, service.base_url, service.run_io, copies,
                    settings.proxy_networks(), reports=settings.data_dir / "reports")
 
 

@@ -22,7 +22,7 @@ from ..auth.policy import COOKIE as ACCESS_COOKIE
 from ..auth.policy import Policy
 from ..auth.services import FORM_SECONDS, _form, _secure, set_cookie
 from ..manifests.catalogue import Catalogue, effective_tier
-from ..withdraw import withdraw
+from ..withdraw import ObjectCopies, withdraw
 from . import audit, queries, tail
 from .session import COOKIE, LOGIN_COOKIE, NETWORK, Sessions, StaffSession
 
@@ -72,7 +72,7 @@ class Target:
 class Console:
     def __init__(self, catalogue: Catalogue, policy: Policy, secret: str, audit_log: observe.JsonLines,
                  base_url: Callable[[Request], str], run: Callable[..., Awaitable[Any]],
-                 image_root: Path | None, proxies: list[IPNetwork], idle: int | None = None,
+                 copies: Path | ObjectCopies, proxies: list[IPNetwork], idle: int | None = None,
                  reports: Path | None = None) -> None:
         self.catalogue = catalogue
         self.policy = policy
@@ -80,7 +80,7 @@ class Console:
         self.audit_log = audit_log
         self.base_url = base_url
         self.run = run
-        self.image_root = image_root  # None: images in object storage, no withdrawal from here
+        self.copies = copies  # the image root, or the bucket's copies: what a withdrawal deletes
         self.proxies = proxies
         self.reports = reports  # where ingest writes its reports (DATA_DIR/reports)
         target = audit_log.target
@@ -447,7 +447,7 @@ class Console:
         if change is None:
             return self.render(request, session, "message.html", 404, title="Not found",
                                message=f"There is no {target.text}.")
-        return self.render(request, session, "withdraw.html", change=change, possible=self.image_root is not None)
+        return self.render(request, session, "withdraw.html", change=change)
 
     async def withdraw(self, request: Request, session: StaffSession, form: dict[str, str]) -> Response:
         target = Target.parse(form.get("target", ""))
@@ -455,11 +455,8 @@ class Console:
         if target is None or not reason:
             return self.render(request, session, "message.html", 400, title="Not withdrawn",
                                message="Name what to withdraw and give a reason.")
-        if self.image_root is None:
-            return self.render(request, session, "message.html", 409, title="Not withdrawn",
-                               message="The images are in object storage: withdraw with the command line.")
         try:
-            done = await self.run(withdraw, self.catalogue, self.image_root, target.text)
+            done = await self.run(withdraw, self.catalogue, self.copies, target.text)
         except KeyError:
             return self.render(request, session, "message.html", 404, title="Not found",
                                message=f"There is no {target.text}.")
