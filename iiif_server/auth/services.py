@@ -45,6 +45,9 @@ class Texts:
     login: dict[str, list[str]] = field(default_factory=lambda: {"en": ["Sign in with an access token"]})
     confirm: dict[str, list[str]] = field(default_factory=lambda: {"en": ["Sign in"]})
     logout: dict[str, list[str]] = field(default_factory=lambda: {"en": ["Sign out"]})
+    # the logout service's label: Mirador 4 shows it as the signed-in bar's only text (its button),
+    # with nothing beside it, so the button itself says that the reader is signed in
+    logout_label: dict[str, list[str]] = field(default_factory=lambda: {"en": ["Signed in \u2013 sign out"]})
     origin: dict[str, list[str]] = field(
         default_factory=lambda: {"en": ["This viewer is not allowed to receive access tokens from this server."]})
 
@@ -118,12 +121,12 @@ class AuthServices:
         """The auth services for one restricted image of `tier`: a 2.0 probe, then the 1.0 services."""
         t = self.texts
         token2 = {"id": f"{base}/iiif/auth/token", "type": "AuthAccessTokenService2"}
-        logout2 = {"id": f"{base}/iiif/auth/logout", "type": "AuthLogoutService2", "label": t.logout}
+        logout2 = {"id": f"{base}/iiif/auth/logout", "type": "AuthLogoutService2", "label": t.logout_label}
         access2: list[dict[str, Any]] = []
         services1: list[dict[str, Any]] = []
         token1 = {"@id": f"{base}/iiif/auth/token1", "@type": "AuthTokenService1", "profile": AUTH1 + "token"}
         logout1 = {"@id": f"{base}/iiif/auth/logout", "@type": "AuthLogoutService1", "profile": AUTH1 + "logout",
-                   "label": t.first(t.logout)}
+                   "label": t.first(t.logout_label)}
         if access.network_tier is not None and self.policy.tiers.allows(access.network_tier, tier):
             # from a network that clears this tier: access without interaction. Never where it does
             # not clear it: viewers prefer kiosk over login and would never offer the sign-in.
