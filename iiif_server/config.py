@@ -131,7 +131,8 @@ HELP = {
     "port": "port to listen on",
     "workers": "server processes",
     "base_url": "public base URL used in info.json ids, e.g. https://images.example.org",
-    "trusted_proxies": "comma-separated CIDRs whose X-Forwarded-Proto/Host are believed",
+    "trusted_proxies": "comma-separated CIDRs whose X-Forwarded-Proto is believed (and X-Forwarded-Host, for names "
+    "in --allowed-hosts only)",
     "max_width": "largest output width (info.json maxWidth)",
     "max_height": "largest output height (info.json maxHeight)",
     "max_area": "largest output area in pixels (info.json maxArea)",

@@ -28,6 +28,7 @@ from .. import metrics, observe
 from ..auth.networks import in_any, parse_address
 from ..auth.policy import Access, Verdict, collection_of
 from ..config import Settings
+from ..hosts import AllowedHosts
 from ..singleflight import SingleFlight
 from .cache import MemoryCache
 from .info import PROFILE_URI, info_document
@@ -121,6 +122,7 @@ class ImageService:
         self.pool = ThreadPoolExecutor(settings.thread_count, thread_name_prefix="iiif-image")
         self.io_pool = ThreadPoolExecutor(min(32, max(4, settings.thread_count)), thread_name_prefix="iiif-io")
         self.proxies = settings.proxy_networks()
+        self.hosts = AllowedHosts(settings.allowed_hosts, settings.base_url)
         self.renders: SingleFlight[Any] = SingleFlight()  # concurrent identical requests share one render
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -138,7 +140,7 @@ class ImageService:
         if self._from_trusted_proxy(request):
             proto = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
             scheme = proto if proto in FORWARDED_PROTOS else scheme
-            host = request.headers.get("x-forwarded-host", "").split(",")[0].strip() or host
+            host = self.hosts.forwarded(request.headers.get("x-forwarded-host", "")) or host
         return f"{scheme}://{host}"
 
     def _from_trusted_proxy(self, request: Request) -> bool:
