@@ -69,6 +69,13 @@ class Settings:
     s3_secret_access_key: str | None = field(default=None, repr=False)
     s3_ttl: int = 10
     s3_cache_mb: int = 128
+    max_head_bytes: int = 32 * 1024
+    max_url_bytes: int = 8 * 1024
+    max_header_fields: int = 100
+    head_timeout: int = 10
+    max_form_bytes: int = 16 * 1024
+    form_timeout: int = 10
+    keep_alive_timeout: int = 5
 
     @property
     def image_url(self) -> str | None:
@@ -176,6 +183,13 @@ HELP = {
     "s3_ttl": "seconds an object's size and ETag are trusted before it is asked again: a replaced object "
     "is served within this time",
     "s3_cache_mb": "in-memory cache of S3 object blocks (TIFF directories, tiles) per process, in MB",
+    "max_head_bytes": "largest request head (request line and headers together) in bytes; larger: 431",
+    "max_url_bytes": "longest URL in bytes; longer: 414",
+    "max_header_fields": "most header fields in one request; more: 431",
+    "head_timeout": "seconds a client may take from the first byte of a request to the end of its headers; then 408",
+    "max_form_bytes": "largest sign-in form body (reading-room and staff sign-in) in bytes; larger: 413",
+    "form_timeout": "seconds a sign-in form body may take to arrive; then 408 (413 on the staff console)",
+    "keep_alive_timeout": "seconds an idle kept-alive connection stays open",
 }
 
 
@@ -236,4 +250,8 @@ def load(cli: dict[str, Any] | None = None, config_file: str | os.PathLike[str] 
     settings = Settings(**values)
     if not 1 <= settings.jpeg_quality <= 100:
         raise ValueError("jpeg_quality must be between 1 and 100")
+    for name in ("max_head_bytes", "max_url_bytes", "max_header_fields", "head_timeout", "max_form_bytes",
+                 "form_timeout", "keep_alive_timeout"):
+        if getattr(settings, name) < 1:
+            raise ValueError(f"{name} must be at least 1")
     return settings

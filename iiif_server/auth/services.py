@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from .. import bounds
 from .policy import COOKIE, Access, Policy, Verdict, collection_of
 
 AUTH2_CONTEXT = "http://iiif.io/api/auth/2/context.json"
@@ -29,8 +30,6 @@ AUTH1 = "http://iiif.io/api/auth/1/"
 PROBE2_PROFILE = "https://iiif.io/api/auth/2.0/#probe-service"
 KIOSK_SECONDS = 3600
 ACCESS_TOKEN_SECONDS = 3600  # what a viewer gets: short-lived, never the long-lived token of the cookie
-MAX_FORM_BYTES = 16384
-FORM_SECONDS = 10.0  # a sign-in form body slower than this is dropped (slow clients hold a worker's memory)
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+")  # used with fullmatch: no trailing newline
 
 
@@ -197,7 +196,7 @@ class AuthServices:
                 page = _page("Sign in here", "<p>Please sign in from this page.</p>")
                 return HTMLResponse(page, status_code=403, headers=page_headers())
             try:
-                form = await asyncio.wait_for(_form(request), FORM_SECONDS)
+                form = await asyncio.wait_for(_form(request), bounds.current().form_seconds)
             except TimeoutError:
                 return HTMLResponse(_page("Too slow", "<p>The form took too long to arrive.</p>"), status_code=408,
                                     headers={**page_headers(), "Connection": "close"})
@@ -351,13 +350,14 @@ def _secure(base_url: str) -> bool:
 
 async def _form(request: Request) -> dict[str, str] | None:
     """An `application/x-www-form-urlencoded` body, bounded (None: too large); first value of each field."""
+    limit = bounds.current().form_bytes
     length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > MAX_FORM_BYTES:
+    if length.isdigit() and int(length) > limit:
         return None
     body = b""
     async for chunk in request.stream():
         body += chunk
-        if len(body) > MAX_FORM_BYTES:
+        if len(body) > limit:
             return None
     fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
     return {key: values[0] for key, values in fields.items()}

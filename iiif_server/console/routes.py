@@ -16,11 +16,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from .. import observe
+from .. import bounds, observe
 from ..auth.networks import IPNetwork, client_address
 from ..auth.policy import COOKIE as ACCESS_COOKIE
 from ..auth.policy import Policy
-from ..auth.services import FORM_SECONDS, _form, _secure, set_cookie
+from ..auth.services import _form, _secure, set_cookie
 from ..manifests.catalogue import Catalogue, effective_tier
 from ..withdraw import withdraw
 from . import queries
@@ -184,7 +184,7 @@ class Console:
     @staticmethod
     async def read_form(request: Request) -> dict[str, str] | None:
         try:
-            return await asyncio.wait_for(_form(request), FORM_SECONDS)
+            return await asyncio.wait_for(_form(request), bounds.current().form_seconds)
         except TimeoutError:
             return None
 
