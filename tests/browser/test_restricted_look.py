@@ -11,6 +11,11 @@ Mirador 4.0.0's signed-in bar renders only the logout service's label, as its bu
 text beside it (its IIIFAuthentication passes no label to the bar once signed in); so the
 server's logout label says that the reader is signed in.
 
+UV 4.4.0 builds its thumbnails from each canvas's image service (`full/90,/0/default.jpg`), never
+from the manifest's thumbnail: the server answers such a refused whole-image request from a
+browser's image load with the placeholder drawn at the size asked for (still 401, private), so
+UV's thumbnails show padlocks, not broken images.
+
 UV 4.4.0 colours its auth dialogue's confirm button (an <a class="btn btn-primary">) with its
 own link colour, which is the button's background colour: the label is there but invisible
 unless the embedding page sets the text colour (pages/uv.html does; the README says so).
@@ -35,6 +40,12 @@ SIGNED_IN = "Signed in"  # the start of the logout service's label
 STRIP_IMAGES = """() => [...document.querySelectorAll('.mirador-thumb-navigation img')].map(i => {
   const r = i.getBoundingClientRect();
   return {src: i.currentSrc || i.src, complete: i.complete, natural: i.naturalWidth, width: r.width, height: r.height};
+})"""
+
+
+UV_THUMBS = """() => [...document.querySelectorAll('.thumbs img')].filter(i => i.src.includes('/iiif/3/')).map(i => {
+  const r = i.getBoundingClientRect();
+  return {src: i.currentSrc || i.src, complete: i.complete, natural: i.naturalWidth, width: r.width};
 })"""
 
 
@@ -66,8 +77,8 @@ def assert_strip_shows_placeholders(session: Session, server: str, shot: str) ->
     grey = (np.abs(arr - 232) <= 12).all(axis=-1).mean()
     padlock = (np.abs(arr - 150) <= 20).all(axis=-1).mean()
     assert grey > 0.3 and padlock > 0.03, (grey, padlock)
-    refused = [(u, s) for u, s, _ in session.traffic.responses
-               if s >= 400 and ("/full/" in u or u.endswith("placeholder.png"))]
+    sources = {img["src"] for img in images}
+    refused = [(u, s) for u, s, _ in session.traffic.responses if s >= 400 and u in sources]
     assert refused == [], f"thumbnail requests refused: {refused}"
 
 
@@ -143,6 +154,17 @@ def test_uv_sign_in_dialogue_is_readable(session: Session, pages: str, server: s
                     clip={"x": outer["x"], "y": outer["y"], "width": outer["width"], "height": bottom - outer["y"]})
     assert heading_contrast >= 4.5, heading_contrast  # WCAG AA for normal text
     assert button_contrast >= 4.5, button_contrast
+
+    # UV builds its thumbnails from the image service (full/90,/...), never from the manifest's thumbnail:
+    # refused, they come as the placeholder drawn at the size asked for, not as broken images
+    thumbs = wait_until(lambda: [t for t in page.evaluate(UV_THUMBS) if t["complete"]] or None, 15,
+                        "UV's thumbnails", page)
+    assert len(thumbs) == len(PAGES_OF_DOCUMENT), thumbs
+    for thumb in thumbs:
+        assert thumb["natural"] == 90 and thumb["width"] > 40, thumb  # loaded: a broken image has 0
+        answers = [(status, ctype) for url, status, ctype in session.traffic.responses if url == thumb["src"]]
+        assert answers and all(a == (401, "image/png") for a in answers), answers  # refused all the same
+    assert session.traffic.delivered(server) == []
 
     # without the page's rule, UV 4.4.0 draws the label in the button's own colour (why the rule is there)
     page.evaluate("""() => { for (const s of document.querySelectorAll('style'))
