@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+import httpx
 import pytest
 from conftest import start_server, stop_server
 
@@ -29,6 +30,7 @@ from .conftest import ARTIFACTS, Session, cli, screenshot, wait_until
 pytestmark = pytest.mark.browser
 
 COLLECTION, DOCUMENT = "transports", "list-12"
+RESTRICTED = "transports-rr"  # the same list in a reading-room collection
 SIZE = (1600, 1200)
 # document, page, text, x, y, w, h, kind: the name index of a transport list
 NAMES = [
@@ -69,6 +71,9 @@ def transports(tmp_path_factory: pytest.TempPathFactory) -> Transports:
     rows += [f'{DOCUMENT},{p},"{t}",{x},{y},{w},{h},name' for p, t, x, y, w, h in NAMES]
     text.write_text("\n".join(rows) + "\n", encoding="utf-8")
     cli("text", "import", str(text), "--collection", COLLECTION, "--data-dir", str(data))
+    cli("ingest", str(src), "--collection", RESTRICTED, "--label", "Transport lists (reading room)",
+        "--tier", "reading-room", "--processes", "1", "--data-dir", str(data))
+    cli("text", "import", str(text), "--collection", RESTRICTED, "--data-dir", str(data))
     return Transports(data)
 
 
@@ -81,8 +86,8 @@ def search_server(transports: Transports) -> Iterator[str]:
         stop_server(proc)
 
 
-def manifest(server: str) -> str:
-    return f"{server}/iiif/presentation/{COLLECTION}/{DOCUMENT}/manifest"
+def manifest(server: str, collection: str = COLLECTION) -> str:
+    return f"{server}/iiif/presentation/{collection}/{DOCUMENT}/manifest"
 
 
 def coloured_box(png: bytes, region: dict[str, float], chroma: int = 40) -> tuple[int, int, int, int] | None:
@@ -160,6 +165,28 @@ def test_mirador_search_panel_finds_and_highlights_a_name(session: Session, page
     assert_near(found, expected, "Mirador's highlight")
     # the same from the page's own landmarks (the mapping above is not the viewer's word alone)
     assert_near(found, landmark_screen_box(page.screenshot(), region, FOUND[2:]), "Mirador's highlight (landmarks)")
+
+
+def test_mirador_finds_nothing_in_a_reading_room_list_without_clearance(session: Session, pages: str,
+                                                                       search_server: str) -> None:
+    """The same list in a reading-room collection: the manifest offers the search, an anonymous search
+    answers no hit, no count and no text (tests/test_search.py checks every route over HTTP)."""
+    page = session.page
+    page.goto(f"{pages}/mirador.html?manifest={quote(manifest(search_server, RESTRICTED), safe='')}&panel=search")
+    field = page.get_by_role("combobox")
+    field.wait_for()
+    field.fill(QUERY)
+    field.press("Enter")
+    prefix = f"{search_server}/iiif/search/1/{RESTRICTED}/{DOCUMENT}/search?"
+    wait_until(lambda: any(u.startswith(prefix) for u, _, _ in session.traffic.responses), 15,
+               "Mirador's search request", page)
+    page.get_by_role("complementary", name="Search").get_by_text("No results found").wait_for()
+    shot = screenshot(page, "mirador-search-reading-room-anonymous")
+    print(f"screenshot: {shot}")
+    assert page.get_by_text("Abraham").count() == 0
+    answer = httpx.get(next(u for u, _, _ in session.traffic.responses if u.startswith(prefix)), timeout=10)
+    assert answer.status_code == 200 and answer.json()["within"]["total"] == 0 and answer.json()["resources"] == []
+    assert "private" in answer.headers["cache-control"]
 
 
 # -- Universal Viewer 4 ---------------------------------------------------------------
