@@ -63,12 +63,6 @@ class Settings:
     metrics_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     viewer_origins: tuple[str, ...] = ()
     allowed_hosts: tuple[str, ...] = ()
-    s3_endpoint: str | None = None
-    s3_region: str | None = None
-    s3_access_key_id: str | None = None
-    s3_secret_access_key: str | None = field(default=None, repr=False)
-    s3_ttl: int = 10
-    s3_cache_mb: int = 128
     max_head_bytes: int = 32 * 1024
     max_url_bytes: int = 8 * 1024
     max_header_fields: int = 100
@@ -76,6 +70,12 @@ class Settings:
     max_form_bytes: int = 16 * 1024
     form_timeout: int = 10
     keep_alive_timeout: int = 5
+    s3_endpoint: str | None = None
+    s3_region: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = field(default=None, repr=False)
+    s3_ttl: int = 10
+    s3_cache_mb: int = 128
 
     @property
     def image_url(self) -> str | None:
@@ -176,13 +176,6 @@ HELP = {
     "allowed_hosts": "host names (or host:port) the server answers to, comma-separated; other Host headers get "
     "400 (default: any when --base-url is set, since the Host is then used nowhere; else localhost and the "
     "address connected to)",
-    "s3_endpoint": "S3 endpoint URL for s3:// images, e.g. http://127.0.0.1:8333 (default: AWS, or AWS_ENDPOINT_URL)",
-    "s3_region": "S3 region (default: AWS_REGION, or us-east-1)",
-    "s3_access_key_id": "S3 access key id (default: AWS_ACCESS_KEY_ID or the AWS credential chain)",
-    "s3_secret_access_key": "S3 secret access key, never logged (default: AWS_SECRET_ACCESS_KEY)",
-    "s3_ttl": "seconds an object's size and ETag are trusted before it is asked again: a replaced object "
-    "is served within this time",
-    "s3_cache_mb": "in-memory cache of S3 object blocks (TIFF directories, tiles) per process, in MB",
     "max_head_bytes": "largest request head (request line and headers together) in bytes; larger: 431",
     "max_url_bytes": "longest URL in bytes; longer: 414",
     "max_header_fields": "most header fields in one request; more: 431",
@@ -190,6 +183,13 @@ HELP = {
     "max_form_bytes": "largest sign-in form body (reading-room and staff sign-in) in bytes; larger: 413",
     "form_timeout": "seconds a sign-in form body may take to arrive; then 408 (413 on the staff console)",
     "keep_alive_timeout": "seconds an idle kept-alive connection stays open",
+    "s3_endpoint": "S3 endpoint URL for s3:// images, e.g. http://127.0.0.1:8333 (default: AWS, or AWS_ENDPOINT_URL)",
+    "s3_region": "S3 region (default: AWS_REGION, or us-east-1)",
+    "s3_access_key_id": "S3 access key id (default: AWS_ACCESS_KEY_ID or the AWS credential chain)",
+    "s3_secret_access_key": "S3 secret access key, never logged (default: AWS_SECRET_ACCESS_KEY)",
+    "s3_ttl": "seconds an object's size and ETag are trusted before it is asked again: a replaced object "
+    "is served within this time",
+    "s3_cache_mb": "in-memory cache of S3 object blocks (TIFF directories, tiles) per process, in MB",
 }
 
 

@@ -16,11 +16,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from .. import bounds, observe
+from .. import observe
 from ..auth.networks import IPNetwork, client_address
 from ..auth.policy import COOKIE as ACCESS_COOKIE
 from ..auth.policy import Policy
 from ..auth.services import _form, _secure, set_cookie
+from ..bounds import current as request_bounds
 from ..manifests.catalogue import Catalogue, effective_tier
 from ..withdraw import withdraw
 from . import queries
@@ -184,7 +185,7 @@ class Console:
     @staticmethod
     async def read_form(request: Request) -> dict[str, str] | None:
         try:
-            return await asyncio.wait_for(_form(request), bounds.current().form_seconds)
+            return await asyncio.wait_for(_form(request), request_bounds().form_seconds)
         except TimeoutError:
             return None
 
