@@ -13,7 +13,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import config, demo, metrics, observe, placeholder
+from . import bounds, config, demo, metrics, observe, placeholder
 from . import home as home_page
 from .auth.networks import NetworkRules
 from .auth.policy import Policy
@@ -174,6 +174,7 @@ def console(settings: config.Settings, catalogue: Catalogue, auth: AuthServices,
 def create_app(settings: config.Settings | None = None, migrate: bool = True) -> Starlette:
     """The application; `migrate=False` where `prepare` already ran (uvicorn workers)."""
     settings = settings or config.load()
+    bounds.configure(bounds.Bounds.from_settings(settings))  # this process's request limits (the protocol's too)
     source = image_source(settings)
     service = ImageService(settings, source)
     catalogue = open_catalogue(settings)

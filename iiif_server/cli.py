@@ -50,6 +50,13 @@ OPTION_TYPES: dict[str, Any] = {
     "viewer_origins": str,
     "viewer_url": str,
     "allowed_hosts": str,
+    "max_head_bytes": click.IntRange(1024),
+    "max_url_bytes": click.IntRange(256),
+    "max_header_fields": click.IntRange(1),
+    "head_timeout": click.IntRange(1),
+    "max_form_bytes": click.IntRange(1024),
+    "form_timeout": click.IntRange(1),
+    "keep_alive_timeout": click.IntRange(1),
     "s3_endpoint": str,
     "s3_region": str,
     "s3_access_key_id": str,
@@ -149,7 +156,6 @@ def serve(create_images: bool, config_file: str | None, **cli: Any) -> None:
         sys.exit(1)  # the child said why
     click.echo(f"serving {settings.image_location} on http://{settings.host}:{settings.port}/ "
                f"with {settings.workers} worker(s)")
-    from .limits import HEAD_SECONDS, MAX_HEAD_BYTES
     from .metrics import multiprocess_dir
 
     try:
@@ -166,8 +172,8 @@ def serve(create_images: bool, config_file: str | None, **cli: Any) -> None:
             port=settings.port,
             workers=settings.workers,
             http=http,
-            h11_max_incomplete_event_size=MAX_HEAD_BYTES,  # the same head bound where h11 parses
-            timeout_keep_alive=int(HEAD_SECONDS // 2),
+            h11_max_incomplete_event_size=settings.max_head_bytes,  # the same head bound where h11 parses
+            timeout_keep_alive=settings.keep_alive_timeout,
             proxy_headers=False,  # forwarded headers are read only from trusted proxies, by the app
             server_header=False,
             access_log=False,  # the app writes its own, structured (--access-log)

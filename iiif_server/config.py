@@ -66,6 +66,13 @@ class Settings:
     viewer_origins: tuple[str, ...] = ()
     viewer_url: str = DEFAULT_VIEWER_URL
     allowed_hosts: tuple[str, ...] = ()
+    max_head_bytes: int = 32 * 1024
+    max_url_bytes: int = 8 * 1024
+    max_header_fields: int = 100
+    head_timeout: int = 10
+    max_form_bytes: int = 16 * 1024
+    form_timeout: int = 10
+    keep_alive_timeout: int = 5
     s3_endpoint: str | None = None
     s3_region: str | None = None
     s3_access_key_id: str | None = None
@@ -135,7 +142,8 @@ HELP = {
     "port": "port to listen on",
     "workers": "server processes",
     "base_url": "public base URL used in info.json ids, e.g. https://images.example.org",
-    "trusted_proxies": "comma-separated CIDRs whose X-Forwarded-Proto/Host are believed",
+    "trusted_proxies": "comma-separated CIDRs whose X-Forwarded-Proto is believed (and X-Forwarded-Host, for names "
+    "in --allowed-hosts only)",
     "max_width": "largest output width (info.json maxWidth)",
     "max_height": "largest output height (info.json maxHeight)",
     "max_area": "largest output area in pixels (info.json maxArea)",
@@ -174,6 +182,13 @@ HELP = {
     "allowed_hosts": "host names (or host:port) the server answers to, comma-separated; other Host headers get "
     "400 (default: any when --base-url is set, since the Host is then used nowhere; else localhost and the "
     "address connected to)",
+    "max_head_bytes": "largest request head (request line and headers together) in bytes; larger: 431",
+    "max_url_bytes": "longest URL in bytes; longer: 414",
+    "max_header_fields": "most header fields in one request; more: 431",
+    "head_timeout": "seconds a client may take from the first byte of a request to the end of its headers; then 408",
+    "max_form_bytes": "largest sign-in form body (reading-room and staff sign-in) in bytes; larger: 413",
+    "form_timeout": "seconds a sign-in form body may take to arrive; then 408 (413 on the staff console)",
+    "keep_alive_timeout": "seconds an idle kept-alive connection stays open",
     "s3_endpoint": "S3 endpoint URL for s3:// images, e.g. http://127.0.0.1:8333 (default: AWS, or AWS_ENDPOINT_URL)",
     "s3_region": "S3 region (default: AWS_REGION, or us-east-1)",
     "s3_access_key_id": "S3 access key id (default: AWS_ACCESS_KEY_ID or the AWS credential chain)",
@@ -243,4 +258,8 @@ def load(cli: dict[str, Any] | None = None, config_file: str | os.PathLike[str] 
     settings = Settings(**values)
     if not 1 <= settings.jpeg_quality <= 100:
         raise ValueError("jpeg_quality must be between 1 and 100")
+    for name in ("max_head_bytes", "max_url_bytes", "max_header_fields", "head_timeout", "max_form_bytes",
+                 "form_timeout", "keep_alive_timeout"):
+        if getattr(settings, name) < 1:
+            raise ValueError(f"{name} must be at least 1")
     return settings

@@ -61,6 +61,16 @@ class AllowedHosts:
             return name in (connected, f"[{connected}]")
         return False
 
+    def forwarded(self, value: str) -> str | None:
+        """The host a trusted proxy forwards (X-Forwarded-Host), when the operator listed it; else None.
+
+        A proxy passes a client's own X-Forwarded-Host on unless it sets one, so being a trusted proxy
+        is not enough: without an --allowed-hosts list the forwarded host is ignored."""
+        first = value.split(",")[0].strip()
+        if self.default or not first or not self.allows(first, None):
+            return None
+        return first
+
 
 class HostCheck:
     """400 for a request whose Host (or a trusted proxy's X-Forwarded-Host) is not allowed."""

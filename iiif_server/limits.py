@@ -5,6 +5,7 @@ arrived) and waits for it forever. This subclass bounds the bytes fed to the par
 is complete, the URL and the number of header lines, and the time a client may take to send its
 head; past a bound the client gets a short 4xx and the connection closes. Counting costs a length
 comparison per read and one timer per request: wrk on a tile showed no difference beyond noise.
+The bounds are settings, read from iiif_server/bounds.py.
 """
 
 from __future__ import annotations
@@ -15,15 +16,7 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-MAX_HEAD_BYTES = 32 * 1024  # request line and headers together (nginx: 4 buffers of 8 KiB)
-MAX_URL_BYTES = 8 * 1024
-MAX_HEADERS = 100
-HEAD_SECONDS = 10.0  # from the first byte of a request to the end of its head
-REASONS = {
-    408: "the request head took too long to arrive",
-    414: f"the URL is longer than {MAX_URL_BYTES} bytes",
-    431: f"the request head is larger than {MAX_HEAD_BYTES} bytes or has more than {MAX_HEADERS} fields",
-}
+from .bounds import current
 
 
 class Refused(Exception):
@@ -37,7 +30,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._head_left: int | None = MAX_HEAD_BYTES  # None: between a head's end and its message's end
+        self.bounds = current()
+        self._head_left: int | None = self.bounds.head_bytes  # None: between a head's end and its message's end
         self._head_timer: asyncio.TimerHandle | None = None
 
     def data_received(self, data: bytes) -> None:
@@ -46,7 +40,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._feed(data)
             return
         if self._head_timer is None:
-            self._head_timer = self.loop.call_later(HEAD_SECONDS, self._head_timeout)
+            self._head_timer = self.loop.call_later(self.bounds.head_seconds, self._head_timeout)
         if len(data) <= left:
             self._head_left = left - len(data)
             self._feed(data)
@@ -81,15 +75,15 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
-        if len(self.url) > MAX_URL_BYTES:
+        if len(self.url) > self.bounds.url_bytes:
             raise Refused(414)
-        if len(self.headers) > MAX_HEADERS:
+        if len(self.headers) > self.bounds.headers:
             raise Refused(431)
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
-        self._head_left = MAX_HEAD_BYTES  # the next request's head starts
+        self._head_left = self.bounds.head_bytes  # the next request's head starts
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._head_timer is not None:
@@ -105,7 +99,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def _refuse(self, status: int) -> None:
         if self.transport.is_closing():
             return
-        text = (REASONS.get(status, "bad request") + "\n").encode()
+        text = (self.bounds.reason(status) + "\n").encode()
         self.transport.write(b"".join([
             STATUS_LINE[status], b"content-type: text/plain; charset=utf-8\r\n",
             b"content-length: ", str(len(text)).encode(), b"\r\n", b"connection: close\r\n\r\n", text]))

@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 PATH = "/iiif/placeholder.png"
 SIZE = 256
+MAX_SIDE = 1024  # the largest refused image drawn as a placeholder (a thumbnail or a viewer's overview)
 BACKGROUND = 232  # light grey
 INK = 150  # darker grey
 
@@ -32,6 +33,19 @@ def png() -> bytes:
     return data
 
 
+def sized(width: int, height: int) -> bytes:
+    """The placeholder at width x height: grey, the padlock centred and scaled to fit (a thumbnail of a
+    restricted page keeps the page's shape)."""
+    side = max(1, min(width, height))
+    lock = pyvips.Image.new_from_buffer(png(), "")
+    if side != SIZE:
+        lock = lock.resize(side / SIZE)
+    canvas = pyvips.Image.black(width, height).new_from_image(BACKGROUND).cast("uchar")
+    canvas = canvas.insert(lock, (width - lock.width) // 2, (height - lock.height) // 2)
+    data: bytes = canvas.pngsave_buffer(compression=6)
+    return data
+
+
 def url(base: str) -> str:
     return base + PATH
 
@@ -47,3 +61,4 @@ async def serve(request: Request) -> Response:
         return Response(b"", media_type="image/png",
                         headers={"Cache-Control": "public, max-age=86400", "Content-Length": str(len(body))})
     return Response(body, media_type="image/png", headers={"Cache-Control": "public, max-age=86400"})
+

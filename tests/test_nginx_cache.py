@@ -5,6 +5,10 @@ real server. For every route, one requester's answer is cached (or not) first, t
 requester asks through nginx: the answer must be what the server itself gives that requester.
 Pairs: anonymous after staff, staff after anonymous, public network after reading-room network and
 the reverse. Clients choose their address on the loopback network (127.0.0.2 is the reading room).
+Content Search and autocomplete (1.0 and 2.0) are among the routes: each collection's document has
+a name index (`iiif-server text import`); the "open" document's second page is reading-room, so one
+search URL answers differently by clearance, while the "list" document is public throughout (its
+search is shared, and must be served from the cache).
 """
 
 from __future__ import annotations
@@ -70,6 +74,10 @@ def routes() -> list[str]:
     for coll in ("open", "room", "staff"):
         out += [f"/iiif/presentation/{coll}/collection", f"/iiif/presentation/{coll}/manifest",
                 f"/iiif/presentation/{coll}/d1/manifest"]
+    for coll in ("list", "open", "room", "staff", "nothing"):
+        for version in (1, 2):
+            search = f"/iiif/search/{version}/{coll}/d1"
+            out += [f"{search}/search?q=levy", f"{search}/search?q=rywka", f"{search}/autocomplete?q=ry"]
     for ident in [*PAGE.values(), "open/d1/p9", "nothing/here"]:
         q = quote(ident, safe="")
         out += [f"/iiif/3/{q}/info.json", f"/iiif/2/{q}/info.json", f"/iiif/3/{q}/full/64,/0/default.jpg",
@@ -95,9 +103,15 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     data = tmp_path_factory.mktemp("nginx-data")
     masters = tmp_path_factory.mktemp("nginx-masters")
     (masters / "d1").mkdir()
-    quadrants(120, 90).pngsave(str(masters / "d1" / "p1.png"))
-    for coll, tier in (("open", "public"), ("room", "reading-room"), ("staff", "staff")):
+    for page in ("p1", "p2"):
+        quadrants(120, 90).pngsave(str(masters / "d1" / f"{page}.png"))
+    names = tmp_path_factory.mktemp("nginx-text") / "names.csv"
+    names.write_text("document,page,text,x,y,w,h\nd1,p1,\"Lévy, Abraham\",10,10,50,20\n"
+                     "d1,p2,\"Lévy, Rywka\",10,40,50,20\n", encoding="utf-8")
+    for coll, tier in (("open", "public"), ("room", "reading-room"), ("staff", "staff"), ("list", "public")):
         cli("ingest", str(masters), "--collection", coll, "--tier", tier, "--processes", "1", "--data-dir", str(data))
+        cli("text", "import", str(names), "--collection", coll, "--data-dir", str(data))
+    cli("set-tier", "open/d1/p2", "reading-room", "--data-dir", str(data))  # a restricted page of a public document
     staff = cli("token", "issue", "--tier", "staff", "--holder", "nginx test", "--data-dir", str(data)).split()[-1]
     port = free_port()
     nginx_url = f"http://127.0.0.1:{port}"
@@ -153,7 +167,7 @@ def ask(setup: Setup, base: str, who: str, path: str) -> httpx.Response:
 @pytest.mark.parametrize(("first", "then"), [("staff", "anonymous"), ("anonymous", "staff"),
                                               ("reading-room", "public-network"), ("public-network", "reading-room")])
 def test_what_one_requester_left_in_the_cache_never_reaches_another(setup: Setup, first: str, then: str) -> None:
-    hits = 0
+    hits, search_hits = 0, set()
     for route in routes():
         path = f"{route}{'&' if '?' in route else '?'}pair={first}-{then}"  # a cache key of this pair's own
         ask(setup, setup.nginx, first, path)
@@ -163,4 +177,24 @@ def test_what_one_requester_left_in_the_cache_never_reaches_another(setup: Setup
             f"{then} after {first}: {route} came {seen.status_code} ({seen.headers.get('x-cache-status')}) "
             f"where the server answers {direct.status_code}")
         hits += seen.headers.get("x-cache-status") == "HIT"
+        if seen.headers.get("x-cache-status") == "HIT" and route.startswith("/iiif/search/"):
+            search_hits.add(route.split("?")[0].split("/")[4])
     assert hits, "nothing was ever served from the cache: the test shows nothing"
+    assert search_hits == {"list"}, f"searches served from the shared cache: {search_hits}"
+
+
+def test_search_answers_differ_by_clearance(setup: Setup) -> None:
+    """The search routes above are worth caching-testing: one URL, different answers by clearance."""
+    def total(who: str, path: str) -> int:
+        r = ask(setup, setup.server, who, path)
+        assert r.status_code == 200, (who, path, r.status_code)
+        return int(r.json()["within"]["total"])
+
+    assert total("anonymous", "/iiif/search/1/open/d1/search?q=levy") == 1
+    assert total("reading-room", "/iiif/search/1/open/d1/search?q=levy") == 2
+    assert total("anonymous", "/iiif/search/1/open/d1/search?q=rywka") == 0
+    assert total("anonymous", "/iiif/search/1/room/d1/search?q=levy") == 0
+    assert total("staff", "/iiif/search/1/room/d1/search?q=levy") == 2
+    assert ask(setup, setup.server, "anonymous", "/iiif/search/1/staff/d1/search?q=levy").status_code == 404
+    assert total("staff", "/iiif/search/1/staff/d1/search?q=levy") == 2
+    assert total("anonymous", "/iiif/search/1/list/d1/search?q=levy") == 2

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from .. import bounds
 from .policy import COOKIE, Access, Policy, Verdict, collection_of
 
 AUTH2_CONTEXT = "http://iiif.io/api/auth/2/context.json"
@@ -29,8 +30,6 @@ AUTH1 = "http://iiif.io/api/auth/1/"
 PROBE2_PROFILE = "https://iiif.io/api/auth/2.0/#probe-service"
 KIOSK_SECONDS = 3600
 ACCESS_TOKEN_SECONDS = 3600  # what a viewer gets: short-lived, never the long-lived token of the cookie
-MAX_FORM_BYTES = 16384
-FORM_SECONDS = 10.0  # a sign-in form body slower than this is dropped (slow clients hold a worker's memory)
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+")  # used with fullmatch: no trailing newline
 
 
@@ -45,6 +44,9 @@ class Texts:
     login: dict[str, list[str]] = field(default_factory=lambda: {"en": ["Sign in with an access token"]})
     confirm: dict[str, list[str]] = field(default_factory=lambda: {"en": ["Sign in"]})
     logout: dict[str, list[str]] = field(default_factory=lambda: {"en": ["Sign out"]})
+    # the logout service's label: Mirador 4 shows it as the signed-in bar's only text (its button),
+    # with nothing beside it, so the button itself says that the reader is signed in
+    logout_label: dict[str, list[str]] = field(default_factory=lambda: {"en": ["Signed in \u2013 sign out"]})
     origin: dict[str, list[str]] = field(
         default_factory=lambda: {"en": ["This viewer is not allowed to receive access tokens from this server."]})
 
@@ -118,12 +120,12 @@ class AuthServices:
         """The auth services for one restricted image of `tier`: a 2.0 probe, then the 1.0 services."""
         t = self.texts
         token2 = {"id": f"{base}/iiif/auth/token", "type": "AuthAccessTokenService2"}
-        logout2 = {"id": f"{base}/iiif/auth/logout", "type": "AuthLogoutService2", "label": t.logout}
+        logout2 = {"id": f"{base}/iiif/auth/logout", "type": "AuthLogoutService2", "label": t.logout_label}
         access2: list[dict[str, Any]] = []
         services1: list[dict[str, Any]] = []
         token1 = {"@id": f"{base}/iiif/auth/token1", "@type": "AuthTokenService1", "profile": AUTH1 + "token"}
         logout1 = {"@id": f"{base}/iiif/auth/logout", "@type": "AuthLogoutService1", "profile": AUTH1 + "logout",
-                   "label": t.first(t.logout)}
+                   "label": t.first(t.logout_label)}
         if access.network_tier is not None and self.policy.tiers.allows(access.network_tier, tier):
             # from a network that clears this tier: access without interaction. Never where it does
             # not clear it: viewers prefer kiosk over login and would never offer the sign-in.
@@ -194,7 +196,7 @@ class AuthServices:
                 page = _page("Sign in here", "<p>Please sign in from this page.</p>")
                 return HTMLResponse(page, status_code=403, headers=page_headers())
             try:
-                form = await asyncio.wait_for(_form(request), FORM_SECONDS)
+                form = await asyncio.wait_for(_form(request), bounds.current().form_seconds)
             except TimeoutError:
                 return HTMLResponse(_page("Too slow", "<p>The form took too long to arrive.</p>"), status_code=408,
                                     headers={**page_headers(), "Connection": "close"})
@@ -348,13 +350,14 @@ def _secure(base_url: str) -> bool:
 
 async def _form(request: Request) -> dict[str, str] | None:
     """An `application/x-www-form-urlencoded` body, bounded (None: too large); first value of each field."""
+    limit = bounds.current().form_bytes
     length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > MAX_FORM_BYTES:
+    if length.isdigit() and int(length) > limit:
         return None
     body = b""
     async for chunk in request.stream():
         body += chunk
-        if len(body) > MAX_FORM_BYTES:
+        if len(body) > limit:
             return None
     fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
     return {key: values[0] for key, values in fields.items()}

@@ -20,7 +20,8 @@ from .. import ingest_runs, observe
 from ..auth.networks import IPNetwork, client_address
 from ..auth.policy import COOKIE as ACCESS_COOKIE
 from ..auth.policy import Policy
-from ..auth.services import FORM_SECONDS, _form, _secure, set_cookie
+from ..auth.services import _form, _secure, set_cookie
+from ..bounds import current as request_bounds
 from ..manifests.catalogue import Catalogue, effective_tier
 from ..withdraw import ObjectCopies, withdraw
 from . import audit, queries, tail
@@ -195,7 +196,7 @@ class Console:
     @staticmethod
     async def read_form(request: Request) -> dict[str, str] | None:
         try:
-            return await asyncio.wait_for(_form(request), FORM_SECONDS)
+            return await asyncio.wait_for(_form(request), request_bounds().form_seconds)
         except TimeoutError:
             return None
 

@@ -24,10 +24,11 @@ from urllib.parse import quote, unquote_to_bytes
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
-from .. import metrics, observe
+from .. import metrics, observe, placeholder
 from ..auth.networks import in_any, parse_address
 from ..auth.policy import Access, Verdict, collection_of
 from ..config import Settings
+from ..hosts import AllowedHosts
 from ..singleflight import SingleFlight
 from .cache import MemoryCache
 from .info import PROFILE_URI, info_document
@@ -63,6 +64,13 @@ def error_response(exc: RequestError, private_404: bool = False) -> Response:
     if isinstance(exc, AccessRefused) or (private_404 and exc.status == 404):
         headers.update(REFUSED_HEADERS)
     return PlainTextResponse(text + "\n", status_code=exc.status, headers=headers)
+
+
+def wants_image(request: Request) -> bool:
+    """A browser's image load (an <img>, a tile) rather than a script or a client asking for anything:
+    browsers name image types before */* in Accept."""
+    accept = request.headers.get("accept", "").lower()
+    return accept.startswith("image/")
 
 
 def within_degraded_limit(plan: Plan, full_w: int, full_h: int, limit: int) -> bool:
@@ -121,6 +129,7 @@ class ImageService:
         self.pool = ThreadPoolExecutor(settings.thread_count, thread_name_prefix="iiif-image")
         self.io_pool = ThreadPoolExecutor(min(32, max(4, settings.thread_count)), thread_name_prefix="iiif-io")
         self.proxies = settings.proxy_networks()
+        self.hosts = AllowedHosts(settings.allowed_hosts, settings.base_url)
         self.renders: SingleFlight[Any] = SingleFlight()  # concurrent identical requests share one render
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -138,7 +147,7 @@ class ImageService:
         if self._from_trusted_proxy(request):
             proto = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
             scheme = proto if proto in FORWARDED_PROTOS else scheme
-            host = request.headers.get("x-forwarded-host", "").split(",")[0].strip() or host
+            host = self.hosts.forwarded(request.headers.get("x-forwarded-host", "")) or host
         return f"{scheme}://{host}"
 
     def _from_trusted_proxy(self, request: Request) -> bool:
@@ -164,12 +173,37 @@ class ImageService:
                 return await self.info(request, version, parts[0])
             observe.note_identifier(parts[0])
             if len(parts) == 5:
-                return await self.image(request, version, parts[0], parts[1:])
+                try:
+                    return await self.image(request, version, parts[0], parts[1:])
+                except AccessRefused as exc:
+                    shown = await self._padlock(request, version, parts[0], parts[1:], exc.status)
+                    if shown is None:
+                        raise
+                    return shown
             raise RequestError("not an Image API URL; a '/' inside an identifier is sent as %2F", 404)
         except RequestError as exc:
             if exc.status >= 500:  # the file or libvips failed: the operator needs the cause
                 log.error("%s on %s: %s", exc.status, request.url.path, exc.message, exc_info=exc)
             return error_response(exc, private_404=bool(self.auth and self.auth.policy.hidden))
+
+    async def _padlock(self, request: Request, version: int, identifier: str, params: list[str],
+                       status: int) -> Response | None:
+        """A refused whole image loaded by a browser as an image (an <img> thumbnail: UV 4 builds them from
+        the image service, never from the manifest's thumbnail) gets the placeholder at the size asked for,
+        so it shows a padlock instead of a broken image. Tiles (regions), large sizes and other clients
+        keep the plain refusal; the status still says refused and the headers keep it out of shared caches."""
+        if params[0] not in ("full", "square") or not wants_image(request):
+            return None
+        try:
+            source = await self.open(identifier)
+            plan = resolve(parse(version, *params), source.width, source.height, self.limits)
+        except RequestError:
+            return None
+        if max(plan.out_w, plan.out_h) > placeholder.MAX_SIDE:
+            return None
+        body = await self.run(placeholder.sized, plan.out_w, plan.out_h)
+        return Response(body, status_code=status, media_type="image/png",
+                        headers={**REFUSED_HEADERS, "X-Content-Type-Options": "nosniff"})
 
     @staticmethod
     def _path_parts(request: Request, version: int) -> list[str]:

@@ -1,0 +1,260 @@
+"""Content Search in the viewers (issue 12): a name typed without accents is found and highlighted.
+
+A public transport list (one page, white with grey "name" blocks) gets a name index through
+`iiif-server text import` (a CSV with boxes, names with accents). Mirador 4's search panel and
+Universal Viewer 4's search box find `Levy` for `Lévy`; the test then checks that the highlight
+is drawn where the imported box is, scaled to the viewer's viewport:
+
+- Mirador paints hits into a canvas over OpenSeadragon, so no element has the highlight's
+  geometry: the test reads the viewer's centre and zoom from Mirador's store, maps the box to
+  screen pixels, and finds the highlight in a screenshot as the only coloured pixels on a page
+  that is all greys.
+- UV draws each hit as an OpenSeadragon overlay element: its rectangle is compared directly.
+
+Screenshots go to test-artifacts/browser/ (the tests print the path).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+from conftest import start_server, stop_server
+
+from .conftest import ARTIFACTS, Session, cli, screenshot, wait_until
+
+pytestmark = pytest.mark.browser
+
+COLLECTION, DOCUMENT = "transports", "list-12"
+RESTRICTED = "transports-rr"  # the same list in a reading-room collection
+SIZE = (1600, 1200)
+# document, page, text, x, y, w, h, kind: the name index of a transport list
+NAMES = [
+    ("p1", "Lévy, Abraham", 200, 300, 420, 60),
+    ("p1", "Goldsztajn, Chaja", 200, 420, 480, 60),
+    ("p1", "Mendelowicz, Icek", 200, 540, 460, 60),
+]
+FOUND = NAMES[0]
+QUERY = "Levy"  # typed without the accent
+
+
+@dataclass(frozen=True)
+class Transports:
+    data_dir: Path
+
+
+def page_image(path: Path) -> None:
+    """A white page with a grey block where each name stands: nothing coloured, so a highlight is the
+    only colour on screen."""
+    import pyvips
+
+    img = pyvips.Image.black(*SIZE, bands=3).new_from_image([250, 250, 250]).cast("uchar")
+    for _, _, x, y, w, h in NAMES:
+        img = img.draw_rect([90, 90, 90], x, y, w, h, fill=True)
+    img.copy(interpretation="srgb").pngsave(str(path))
+
+
+@pytest.fixture(scope="module")
+def transports(tmp_path_factory: pytest.TempPathFactory) -> Transports:
+    src = tmp_path_factory.mktemp("transport-masters")
+    data = tmp_path_factory.mktemp("transport-data")
+    (src / DOCUMENT).mkdir()
+    page_image(src / DOCUMENT / "p1.png")
+    cli("ingest", str(src), "--collection", COLLECTION, "--label", "Transport lists", "--tier", "public",
+        "--processes", "1", "--data-dir", str(data))
+    text = tmp_path_factory.mktemp("transport-text") / "names.csv"
+    rows = ["document,page,text,x,y,w,h,kind"]
+    rows += [f'{DOCUMENT},{p},"{t}",{x},{y},{w},{h},name' for p, t, x, y, w, h in NAMES]
+    text.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    cli("text", "import", str(text), "--collection", COLLECTION, "--data-dir", str(data))
+    cli("ingest", str(src), "--collection", RESTRICTED, "--label", "Transport lists (reading room)",
+        "--tier", "reading-room", "--processes", "1", "--data-dir", str(data))
+    cli("text", "import", str(text), "--collection", RESTRICTED, "--data-dir", str(data))
+    return Transports(data)
+
+
+@pytest.fixture(scope="module")
+def search_server(transports: Transports) -> Iterator[str]:
+    proc, url = start_server(["--host", "127.0.0.1", "--data-dir", str(transports.data_dir), "--no-demo"])
+    try:
+        yield url
+    finally:
+        stop_server(proc)
+
+
+def manifest(server: str, collection: str = COLLECTION) -> str:
+    return f"{server}/iiif/presentation/{collection}/{DOCUMENT}/manifest"
+
+
+def coloured_box(png: bytes, region: dict[str, float], chroma: int = 40) -> tuple[int, int, int, int] | None:
+    """Bounding box (x, y, w, h, page pixels) of the coloured pixels inside `region` of a screenshot."""
+    import numpy as np
+    import pyvips
+
+    img = pyvips.Image.new_from_buffer(png, "")
+    arr = np.ndarray(buffer=img.write_to_memory(), dtype=np.uint8, shape=(img.height, img.width, img.bands))
+    x0, y0 = int(region["x"]), int(region["y"])
+    x1, y1 = int(region["x"] + region["width"]), int(region["y"] + region["height"])
+    rgb = arr[y0:y1, x0:x1, :3].astype(np.int16)
+    mask = (rgb.max(axis=-1) - rgb.min(axis=-1)) >= chroma
+    if mask.sum() < 20:
+        return None
+    ys, xs = np.nonzero(mask)
+    return x0 + int(xs.min()), y0 + int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)
+
+
+def assert_near(found: tuple[float, float, float, float], expected: tuple[float, float, float, float],
+                what: str) -> None:
+    """Within 4 px plus 5 % of the box's size on each edge (stroke widths, rounding)."""
+    fx, fy, fw, fh = found
+    ex, ey, ew, eh = expected
+    tol_x, tol_y = 4 + 0.05 * ew, 4 + 0.05 * eh
+    edges = [(fx, ex, tol_x), (fx + fw, ex + ew, tol_x), (fy, ey, tol_y), (fy + fh, ey + eh, tol_y)]
+    assert all(abs(a - b) <= t for a, b, t in edges), f"{what}: drawn at {found}, the box maps to {expected}"
+
+
+# -- Mirador 4 ------------------------------------------------------------------------
+
+VIEWPORT = """() => {
+  const state = window.miradorInstance.store.getState();
+  const windowId = Object.keys(state.windows)[0];
+  const v = state.viewers[windowId];
+  const el = document.querySelector('.openseadragon-canvas');
+  const r = el.getBoundingClientRect();
+  return v ? {x: v.x, y: v.y, zoom: v.zoom, left: r.left, top: r.top, width: r.width, height: r.height} : null;
+}"""
+
+
+def mirador_screen_box(view: dict[str, float], box: tuple[int, int, int, int]) -> tuple[float, ...]:
+    """An image-pixel box on screen: Mirador lays the canvas out in world units of its pixels; OpenSeadragon's
+    zoom is the container's width per world width shown, centred on (x, y)."""
+    scale = view["zoom"] * view["width"]
+    x, y, w, h = box
+    left = view["left"] + view["width"] / 2 + (x - view["x"]) * scale
+    top = view["top"] + view["height"] / 2 + (y - view["y"]) * scale
+    return left, top, w * scale, h * scale
+
+
+def test_mirador_search_panel_finds_and_highlights_a_name(session: Session, pages: str, search_server: str) -> None:
+    page = session.page
+    print(f"screenshots in {ARTIFACTS}")
+    page.goto(f"{pages}/mirador.html?manifest={quote(manifest(search_server), safe='')}&panel=search")
+    field = page.get_by_role("combobox")
+    field.wait_for()
+    field.fill(QUERY)
+    field.press("Enter")
+    # the hit is listed, with the imported text (accent and all), as the only one
+    panel = page.get_by_role("complementary", name="Search")
+    panel.get_by_text(FOUND[1], exact=True).wait_for()
+    panel.get_by_text("1 of 1", exact=True).wait_for()
+    asked = [u for u, status, _ in session.traffic.responses
+             if u.startswith(f"{search_server}/iiif/search/1/{COLLECTION}/{DOCUMENT}/search?") and status == 200]
+    assert asked and "q=Levy" in asked[0], asked
+    page.wait_for_timeout(2500)  # Mirador pans to the hit; let the animation end
+    view = wait_until(lambda: page.evaluate(VIEWPORT), 10, "Mirador's viewer state", page)
+    shot = screenshot(page, "mirador-search-hit")
+    print(f"screenshot: {shot}")
+    expected = mirador_screen_box(view, FOUND[2:])
+    region = {"x": view["left"], "y": view["top"], "width": view["width"], "height": view["height"]}
+    found = wait_until(lambda: coloured_box(page.screenshot(), region), 10, "the highlight on the page", page)
+    print(f"highlight drawn at {found}, the box maps to {tuple(round(v, 1) for v in expected)}")
+    assert_near(found, expected, "Mirador's highlight")
+    # the same from the page's own landmarks (the mapping above is not the viewer's word alone)
+    assert_near(found, landmark_screen_box(page.screenshot(), region, FOUND[2:]), "Mirador's highlight (landmarks)")
+
+
+def test_mirador_finds_nothing_in_a_reading_room_list_without_clearance(session: Session, pages: str,
+                                                                       search_server: str) -> None:
+    """The same list in a reading-room collection: the manifest offers the search, an anonymous search
+    answers no hit, no count and no text (tests/test_search.py checks every route over HTTP)."""
+    page = session.page
+    page.goto(f"{pages}/mirador.html?manifest={quote(manifest(search_server, RESTRICTED), safe='')}&panel=search")
+    field = page.get_by_role("combobox")
+    field.wait_for()
+    field.fill(QUERY)
+    field.press("Enter")
+    prefix = f"{search_server}/iiif/search/1/{RESTRICTED}/{DOCUMENT}/search?"
+    wait_until(lambda: any(u.startswith(prefix) for u, _, _ in session.traffic.responses), 15,
+               "Mirador's search request", page)
+    page.get_by_role("complementary", name="Search").get_by_text("No results found").wait_for()
+    shot = screenshot(page, "mirador-search-reading-room-anonymous")
+    print(f"screenshot: {shot}")
+    assert page.get_by_text("Abraham").count() == 0
+    answer = httpx.get(next(u for u, _, _ in session.traffic.responses if u.startswith(prefix)), timeout=10)
+    assert answer.status_code == 200 and answer.json()["within"]["total"] == 0 and answer.json()["resources"] == []
+    assert "private" in answer.headers["cache-control"]
+
+
+# -- Universal Viewer 4 ---------------------------------------------------------------
+
+
+def grey_blocks(png: bytes, region: dict[str, float]) -> list[tuple[int, int, int, int]]:
+    """Screen boxes of the page's untinted grey name blocks inside `region`, top to bottom."""
+    import numpy as np
+    import pyvips
+
+    img = pyvips.Image.new_from_buffer(png, "")
+    arr = np.ndarray(buffer=img.write_to_memory(), dtype=np.uint8, shape=(img.height, img.width, img.bands))
+    x0, y0 = int(region["x"]), int(region["y"])
+    x1, y1 = int(region["x"] + region["width"]), int(region["y"] + region["height"])
+    rgb = arr[y0:y1, x0:x1, :3].astype(np.int16)
+    mask = (np.abs(rgb - 90) <= 12).all(axis=-1)
+    rows = np.nonzero(mask.sum(axis=1) >= 10)[0]
+    blocks = []
+    for run in np.split(rows, np.nonzero(np.diff(rows) > 1)[0] + 1) if len(rows) else []:
+        cols = np.nonzero(mask[run[0]:run[-1] + 1].any(axis=0))[0]
+        blocks.append((x0 + int(cols.min()), y0 + int(run[0]), int(cols.max() - cols.min() + 1), len(run)))
+    return blocks
+
+
+def landmark_screen_box(png: bytes, region: dict[str, float], box: tuple[int, int, int, int]) -> tuple[float, ...]:
+    """An image-pixel box on screen, located by the page's last two name blocks (never highlighted here):
+    their distance gives the scale, the second one the offset."""
+    blocks = grey_blocks(png, region)
+    assert len(blocks) >= 2, f"the page's name blocks are not on screen: {blocks}"
+    (_, ay, _, _), (bx, by, bw, _) = blocks[-2], blocks[-1]
+    iy2 = NAMES[1][3]
+    ix3, iy3, iw3, _ = NAMES[2][2:]
+    scale = (by - ay) / (iy3 - iy2)
+    assert abs(bw / iw3 - scale) / scale < 0.05, (bw, iw3, scale)  # one scale both ways
+    left, top = bx - ix3 * scale, by - iy3 * scale
+    x, y, w, h = box
+    return left + x * scale, top + y * scale, w * scale, h * scale
+
+
+def test_uv_search_box_finds_and_highlights_a_name(session: Session, pages: str, search_server: str) -> None:
+    page = session.page
+    print(f"screenshots in {ARTIFACTS}")
+    page.goto(f"{pages}/uv.html?manifest={quote(manifest(search_server), safe='')}")
+    field = page.locator(".searchTextContainer input.searchText")
+    field.wait_for()
+    field.fill(QUERY)
+    field.press("Enter")
+    # the hit is drawn as an overlay titled with the imported text; the pager counts one result
+    overlay = page.locator(".openseadragon-overlay-wrapper .annotationRect")
+    overlay.wait_for()
+    assert overlay.count() == 1
+    assert overlay.get_attribute("title") == FOUND[1]
+    info = page.locator(".searchResultsInfo")
+    info.wait_for()
+    assert "1" in info.inner_text() and QUERY in info.inner_text(), info.inner_text()
+    asked = [u for u, status, _ in session.traffic.responses
+             if u.startswith(f"{search_server}/iiif/search/1/{COLLECTION}/{DOCUMENT}/search?") and status == 200]
+    assert asked and "q=Levy" in asked[0], asked
+    page.wait_for_timeout(2500)  # UV zooms to the hit; let the animation end
+    shot = screenshot(page, "uv-search-hit")
+    print(f"screenshot: {shot}")
+    box = overlay.bounding_box()
+    assert box is not None
+    region = page.evaluate("""() => {
+      const r = document.querySelector('.openseadragon-canvas').getBoundingClientRect();
+      return {x: r.left, y: r.top, width: r.width, height: r.height};
+    }""")
+    expected = landmark_screen_box(page.screenshot(), region, FOUND[2:])
+    found = (box["x"], box["y"], box["width"], box["height"])
+    print(f"highlight drawn at {found}, the box maps to {tuple(round(v, 1) for v in expected)}")
+    assert_near(found, expected, "UV's highlight")
