@@ -27,8 +27,9 @@ from ..auth.networks import in_any, parse_address
 from ..auth.policy import Access, Verdict, collection_of
 from ..config import Settings
 from .cache import MemoryCache
+from .hot import Opened, OpenSources, open_checked
 from .info import PROFILE_URI, info_document
-from .pipeline import Encoding, process, self_test, writable_formats
+from .pipeline import Encoding, assemble_stored, locate_stored, process, self_test, writable_formats
 from .request import FORMATS, Limits, Plan, RequestError, parse, resolve
 from .sources import FileSystemSource, Source
 
@@ -111,6 +112,7 @@ class ImageService:
         self.io_pool = ThreadPoolExecutor(min(32, max(4, settings.thread_count)), thread_name_prefix="iiif-io")
         self.proxies = settings.proxy_networks()
         self._inflight: dict[Any, asyncio.Future[bytes]] = {}
+        self.hot = OpenSources()
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Pixel work (decode, scale, encode) in the image pool."""
@@ -139,8 +141,18 @@ class ImageService:
     def service_id(self, request: Request, version: int, identifier: str) -> str:
         return f"{self.base_url(request)}/iiif/{version}/{quote(identifier, safe='')}"
 
+    async def opened(self, identifier: str) -> Opened:
+        """The source, from memory when current (no thread hop), else looked up in the I/O pool.
+
+        Its descriptor is valid until the caller's next `await` (another request may replace it)."""
+        found = self.hot.get(identifier)
+        if found is None:
+            found = await self.run_io(open_checked, self.source, identifier)
+            self.hot.put(identifier, found)
+        return found
+
     async def open(self, identifier: str) -> Source:
-        return await self.run_io(self.source.open, identifier)
+        return (await self.opened(identifier)).source
 
     async def handle(self, request: Request, version: int) -> Response:
         try:
@@ -219,7 +231,8 @@ class ImageService:
         gate = await self.gate(request, identifier)
         if gate is not None and gate.verdict in (Verdict.LOGIN, Verdict.DENY):
             raise AccessRefused(DENIED[gate.verdict], 401 if gate.verdict is Verdict.LOGIN else 403)
-        source = await self.open(identifier)
+        opened = await self.opened(identifier)
+        source = opened.source
         plan = resolve(parsed, source.width, source.height, self.limits)
         if gate is not None and gate.verdict is Verdict.DEGRADE:
             limit = self.auth.policy.degraded_limit(gate.tier) if self.auth else None
@@ -229,6 +242,10 @@ class ImageService:
         canonical = plan.canonical(version, source.width, source.height, self.limits)
         key = (source.path, source.stamp, canonical)
         body = self.cache.get(key)
+        if body is None and (tile := locate_stored(source, plan)) is not None:
+            # no await since `opened`: its descriptor is still this source's file
+            data = self.hot.read_nowait(opened, tile.offset, tile.count)
+            body = assemble_stored(source, tile, data) if data is not None else None
         if body is None:
 
             async def render() -> bytes:
