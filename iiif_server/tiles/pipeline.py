@@ -172,6 +172,58 @@ def raw_tile(source: Source, plan: Plan) -> bytes | None:
     return None if data is None else assemble_stored(source, tile, data)
 
 
+def _level_crop(source: Source, plan: Plan, index: int) -> tuple[int, int, int, int]:
+    """The crop `render` takes from a level: left, top, right, bottom in the level's pixels."""
+    level = source.levels[index]
+    sx, sy = level.width / source.width, level.height / source.height
+    left, top = math.floor(plan.x * sx), math.floor(plan.y * sy)
+    right = min(level.width, max(left + 1, math.ceil((plan.x + plan.w) * sx - 1e-6)))
+    bottom = min(level.height, max(top + 1, math.ceil((plan.y + plan.h) * sy - 1e-6)))
+    return left, top, right, bottom
+
+
+def crop_stored(source: Source, plan: Plan, enc: Encoding) -> bytes | None:
+    """A request inside one stored tile, needing no scaling (edge tiles, one-tile levels): decode that
+    tile alone, cut, encode; the pixels `render` would give, without opening the TIFF in libvips.
+
+    None where the general path must answer (blocking read: a worker thread's job)."""
+    if simplejpeg is None or plan.format != "jpg" or plan.mirror or plan.rotation:
+        return None
+    if plan.quality not in ("default", "color") or not source.raw:
+        return None
+    index = pick_level(source, plan)
+    tiles = source.raw.get(index)
+    if tiles is None:
+        return None
+    left, top, right, bottom = _level_crop(source, plan, index)
+    if (right - left, bottom - top) != (plan.out_w, plan.out_h):
+        return None  # scaled: libvips resamples
+    tw, th = source.tile_width, source.tile_height
+    col, row = left // tw, top // th
+    if (right - 1) // tw != col or (bottom - 1) // th != row:
+        return None  # spans tiles
+    n = row * tiles.tiles_across + col
+    if n >= len(tiles.offsets) or tiles.counts[n] == 0:
+        return None
+    tile = StoredTile(index, tiles.offsets[n], tiles.counts[n])
+    data = read_stored(source, tile)
+    stream = assemble_stored(source, tile, data) if data is not None else None
+    if stream is None:
+        return None
+    grey = simplejpeg.decode_jpeg_header(stream)[2] == "Gray"
+    pixels = simplejpeg.decode_jpeg(stream, colorspace="GRAY" if grey else "RGB")
+    x0, y0 = left - col * tw, top - row * th
+    if pixels.shape[0] < y0 + plan.out_h or pixels.shape[1] < x0 + plan.out_w:
+        return None
+    part = numpy.ascontiguousarray(pixels[y0 : y0 + plan.out_h, x0 : x0 + plan.out_w])
+    if grey:
+        return bytes(simplejpeg.encode_jpeg(part, quality=enc.jpeg_quality, colorspace="GRAY",
+                                            colorsubsampling="Gray"))
+    subsampling = "444" if enc.jpeg_quality >= 90 else "420"
+    return bytes(simplejpeg.encode_jpeg(part, quality=enc.jpeg_quality, colorspace="RGB",
+                                        colorsubsampling=subsampling))
+
+
 def to_srgb8(img: pyvips.Image) -> pyvips.Image:
     """sRGB (or grey) with 8 bits per sample, alpha kept."""
     # relative colorimetric, as libvips' own colourspace(): in-gamut colours stay exactly as
@@ -247,11 +299,9 @@ def _scale(img: pyvips.Image, out_w: int, out_h: int) -> pyvips.Image:
 
 def render(source: Source, plan: Plan) -> pyvips.Image:
     """The pixels a request asks for, not yet encoded."""
-    img = source.image(pick_level(source, plan))
-    sx, sy = img.width / source.width, img.height / source.height
-    left, top = math.floor(plan.x * sx), math.floor(plan.y * sy)
-    right = min(img.width, max(left + 1, math.ceil((plan.x + plan.w) * sx - 1e-6)))
-    bottom = min(img.height, max(top + 1, math.ceil((plan.y + plan.h) * sy - 1e-6)))
+    index = pick_level(source, plan)
+    img = source.image(index)
+    left, top, right, bottom = _level_crop(source, plan, index)
     img = img.crop(left, top, right - left, bottom - top)
     img = _scale(img, plan.out_w, plan.out_h)
     img = to_srgb8(img)
@@ -306,7 +356,7 @@ def process(source: Source, plan: Plan, enc: Encoding) -> bytes:
     if plan.format not in FORMATS:
         raise RequestError(f"unknown format {plan.format!r}")
     try:
-        stored = raw_tile(source, plan)
+        stored = raw_tile(source, plan) or crop_stored(source, plan, enc)
         if stored is not None:
             return stored
         body = encode(render(source, plan), plan.format, enc, plan.quality == "bitonal")
