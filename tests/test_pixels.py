@@ -18,7 +18,7 @@ import pyvips
 from conftest import BLUE, GREEN, RED, WHITE
 
 from iiif_server.tiles import pipeline
-from iiif_server.tiles.pipeline import Encoding, crop_stored, encode, pick_level, raw_tile, render
+from iiif_server.tiles.pipeline import Encoding, encode, from_stored, pick_level, raw_tile, render
 from iiif_server.tiles.request import Limits, parse, resolve
 from iiif_server.tiles.sources import FileSystemSource, Source
 
@@ -454,7 +454,7 @@ async def test_small_output_is_read_from_a_small_pyramid_level(
         return original(self, level_index)
 
     monkeypatch.setattr(Source, "image", recording)
-    # requests inside one stored tile read that tile, not the level through libvips
+    # requests from a few stored tiles read that tile, not the level through libvips
     real_read = pipeline.read_stored
 
     def reading(source: Source, tile: pipeline.StoredTile) -> bytes | None:
@@ -476,7 +476,7 @@ def test_pick_level_never_upscales_by_more_than_a_pixel(pyramid: Source) -> None
         assert level == smaller[-1]
 
 
-# --- requests inside one stored tile (edge tiles, one-tile levels) ---------------------------------------------
+# --- requests from a few stored tiles (edge tiles, one-tile levels, thumbnails) ---------------------------------------------
 
 
 @pytest.fixture(scope="module", params=["srgb", "b-w"])
@@ -501,14 +501,17 @@ def textured(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
         ("512,512,488,188", "244,94"),  # corner at scale factor 2
         ("full", "250,175"),  # the smallest stored level: one padded tile
         ("full", "!250,250"),
-        ("0,0,100,60", "100,"),  # any region inside one tile, unscaled
+        ("0,0,100,60", "100,"),  # any region inside one tile
+        ("700,0,232,256", "232,"),  # across two tiles, unscaled
+        ("768,0,232,256", "100,"),  # inside one tile, scaled
+        ("full", "!200,200"),  # a thumbnail from the one-tile level
     ],
 )
-def test_request_inside_one_stored_tile_has_the_general_paths_pixels(
+def test_request_from_stored_tiles_has_the_general_paths_pixels(
     textured: Source, region: str, size: str
 ) -> None:
     plan = plan_for(textured, region, size)
-    fast = crop_stored(textured, plan, Encoding())
+    fast = from_stored(textured, plan, Encoding())
     assert fast is not None, "answered from the stored tile"
     general = encode(render(textured, plan), "jpg", Encoding())
     a, b = decode(fast), decode(general)
@@ -520,11 +523,11 @@ def test_request_inside_one_stored_tile_has_the_general_paths_pixels(
 @pytest.mark.parametrize(
     ("region", "size", "qf"),
     [
-        ("768,0,232,256", "100,", "default.jpg"),  # scaled
-        ("700,0,232,256", "232,", "default.jpg"),  # across two tiles
+        ("0,0,1000,700", "400,", "default.jpg"),  # scaled from four tiles
+        ("0,0,1000,700", "max", "default.jpg"),  # twelve tiles
         ("768,0,232,256", "232,", "default.png"),  # another format
         ("768,0,232,256", "232,", "gray.jpg"),  # another quality
     ],
 )
-def test_requests_not_inside_one_stored_tile_are_rendered(textured: Source, region: str, size: str, qf: str) -> None:
-    assert crop_stored(textured, plan_for(textured, region, size, "0", qf), Encoding()) is None
+def test_requests_beyond_a_few_stored_tiles_are_rendered(textured: Source, region: str, size: str, qf: str) -> None:
+    assert from_stored(textured, plan_for(textured, region, size, "0", qf), Encoding()) is None

@@ -1,4 +1,4 @@
-"""The hot path's memory: opened sources and their files, reused without a thread hop.
+"""The hot path's memory: opened sources, reused without a thread hop.
 
 Opening a source resolves the identifier against the image root (a path walk
 per candidate extension, a symlink check) and parses the file's layout once:
@@ -6,14 +6,10 @@ that belongs in the I/O pool. A source opened in the last second is taken
 from here on the event loop instead, after one `stat` of its resolved path (a
 single system call on an inode the last request has just used), so a replaced
 or withdrawn file is noticed at once, and the full lookup runs again every
-second. Each entry keeps the file open: stored tiles are read with a
-non-blocking `preadv` (`RWF_NOWAIT`: data not in the page cache makes it
-fail instead of wait, and the read goes to the pool), so the loop never waits
-for a disk. A descriptor keeps naming the file it was opened on, the one whose
-layout the source describes, even when the path is replaced meanwhile.
-
-Descriptors are only used and closed on the event loop; worker threads read
-through their own (`pipeline.read_stored`).
+second. Stored tiles are read on the loop with a non-blocking `preadv`
+(`RWF_NOWAIT`: data not in the page cache makes it fail instead of wait, and
+the read goes to the pool), on a descriptor opened for that read and checked
+to name the very file the source describes.
 """
 
 from __future__ import annotations
@@ -26,32 +22,19 @@ from dataclasses import dataclass
 from .sources import Source, SourceStore
 
 RECHECK = 1.0  # seconds between full lookups of one identifier
-CAPACITY = 256  # open files per worker process
+CAPACITY = 1024  # sources per worker process (the store keeps their layouts; these are references)
 _NOWAIT = getattr(os, "RWF_NOWAIT", None)
 
 
 @dataclass
 class Opened:
     source: Source
-    fd: int  # -1: no descriptor (the file changed while it was opened); read in the pool
     checked: float
 
 
 def open_checked(store: SourceStore, identifier: str) -> Opened:
-    """Full lookup (blocking: run in the I/O pool), with a descriptor on the very file described."""
-    source = store.open(identifier)
-    fd = -1
-    try:
-        fd = os.open(source.path, os.O_RDONLY | os.O_CLOEXEC)
-        st = os.fstat(fd)
-        if (st.st_size, st.st_mtime_ns) != source.stamp:
-            os.close(fd)
-            fd = -1
-    except OSError:
-        if fd >= 0:
-            os.close(fd)
-        fd = -1
-    return Opened(source, fd, time.monotonic())
+    """Full lookup (blocking: run in the I/O pool)."""
+    return Opened(store.open(identifier), time.monotonic())
 
 
 class OpenSources:
@@ -73,41 +56,40 @@ class OpenSources:
         try:
             st = os.stat(opened.source.path)
         except OSError:
-            self._drop(identifier)
+            del self._items[identifier]
             return None
         if (st.st_size, st.st_mtime_ns) != opened.source.stamp:
-            self._drop(identifier)
+            del self._items[identifier]
             return None
         self._items.move_to_end(identifier)
         return opened
 
     def put(self, identifier: str, opened: Opened) -> None:
-        self._drop(identifier)
         self._items[identifier] = opened
+        self._items.move_to_end(identifier)
         while len(self._items) > self.capacity:
-            _, old = self._items.popitem(last=False)
-            if old.fd >= 0:
-                os.close(old.fd)
+            self._items.popitem(last=False)
 
-    def _drop(self, identifier: str) -> None:
-        old = self._items.pop(identifier, None)
-        if old is not None and old.fd >= 0:
-            os.close(old.fd)
-
-    def clear(self) -> None:
-        for identifier in list(self._items):
-            self._drop(identifier)
-
-    def read_nowait(self, opened: Opened, offset: int, count: int) -> bytes | None:
-        """Bytes already in the page cache, read on the loop; None when reading would wait."""
-        if opened.fd < 0 or not self.nowait:
+    def read_nowait(self, source: Source, offset: int, count: int) -> bytes | None:
+        """Bytes of the source's file already in the page cache, read on the loop; None when reading
+        would wait or the file is no longer the one described."""
+        if not self.nowait:
             return None
-        buf = bytearray(count)
         try:
-            n = os.preadv(opened.fd, [buf], offset, _NOWAIT)
+            fd = os.open(source.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        except OSError:
+            return None
+        try:
+            st = os.fstat(fd)
+            if (st.st_size, st.st_mtime_ns) != source.stamp:
+                return None
+            buf = bytearray(count)
+            n = os.preadv(fd, [buf], offset, _NOWAIT)
         except BlockingIOError:
             return None
         except OSError:
             self.nowait = False  # a file system without non-blocking reads: always the pool
             return None
+        finally:
+            os.close(fd)
         return bytes(buf) if n == count else None

@@ -182,9 +182,23 @@ def _level_crop(source: Source, plan: Plan, index: int) -> tuple[int, int, int, 
     return left, top, right, bottom
 
 
-def crop_stored(source: Source, plan: Plan, enc: Encoding) -> bytes | None:
-    """A request inside one stored tile, needing no scaling (edge tiles, one-tile levels): decode that
-    tile alone, cut, encode; the pixels `render` would give, without opening the TIFF in libvips.
+STORED_TILES_MAX = 4  # a request decoded from its stored tiles reads at most this many (a thumbnail's level)
+
+
+def _decode_stored(source: Source, tile: StoredTile) -> Any:
+    """One stored tile as an array (height x width x bands), or None."""
+    data = read_stored(source, tile)
+    stream = assemble_stored(source, tile, data) if data is not None else None
+    if stream is None:
+        return None
+    grey = simplejpeg.decode_jpeg_header(stream)[2] == "Gray"
+    return simplejpeg.decode_jpeg(stream, colorspace="GRAY" if grey else "RGB")
+
+
+def from_stored(source: Source, plan: Plan, enc: Encoding) -> bytes | None:
+    """A request covering a few stored tiles (edge tiles, one-tile levels, thumbnails): decode those
+    tiles with libjpeg-turbo, cut, scale as `render` does, encode. The general path's pixels, without
+    libvips opening the TIFF and running a pipeline for a few tiles.
 
     None where the general path must answer (blocking read: a worker thread's job)."""
     if simplejpeg is None or plan.format != "jpg" or plan.mirror or plan.rotation:
@@ -196,32 +210,44 @@ def crop_stored(source: Source, plan: Plan, enc: Encoding) -> bytes | None:
     if tiles is None:
         return None
     left, top, right, bottom = _level_crop(source, plan, index)
-    if (right - left, bottom - top) != (plan.out_w, plan.out_h):
-        return None  # scaled: libvips resamples
     tw, th = source.tile_width, source.tile_height
-    col, row = left // tw, top // th
-    if (right - 1) // tw != col or (bottom - 1) // th != row:
-        return None  # spans tiles
-    n = row * tiles.tiles_across + col
-    if n >= len(tiles.offsets) or tiles.counts[n] == 0:
+    cols = range(left // tw, (right - 1) // tw + 1)
+    rows = range(top // th, (bottom - 1) // th + 1)
+    scaled = (right - left, bottom - top) != (plan.out_w, plan.out_h)
+    if len(cols) * len(rows) > (1 if scaled else STORED_TILES_MAX):
+        return None  # measured: past one tile, libvips decodes and scales as fast
+    grid = []
+    for row in rows:
+        line = []
+        for col in cols:
+            n = row * tiles.tiles_across + col
+            if n >= len(tiles.offsets) or tiles.counts[n] == 0:
+                return None
+            pixels = _decode_stored(source, StoredTile(index, tiles.offsets[n], tiles.counts[n]))
+            if pixels is None or pixels.shape[:2] != (th, tw):
+                return None
+            line.append(pixels)
+        grid.append(line)
+    if len({p.shape[2] for line in grid for p in line}) != 1:
         return None
-    tile = StoredTile(index, tiles.offsets[n], tiles.counts[n])
-    data = read_stored(source, tile)
-    stream = assemble_stored(source, tile, data) if data is not None else None
-    if stream is None:
-        return None
-    grey = simplejpeg.decode_jpeg_header(stream)[2] == "Gray"
-    pixels = simplejpeg.decode_jpeg(stream, colorspace="GRAY" if grey else "RGB")
-    x0, y0 = left - col * tw, top - row * th
-    if pixels.shape[0] < y0 + plan.out_h or pixels.shape[1] < x0 + plan.out_w:
-        return None
-    part = numpy.ascontiguousarray(pixels[y0 : y0 + plan.out_h, x0 : x0 + plan.out_w])
-    if grey:
-        return bytes(simplejpeg.encode_jpeg(part, quality=enc.jpeg_quality, colorspace="GRAY",
-                                            colorsubsampling="Gray"))
-    subsampling = "444" if enc.jpeg_quality >= 90 else "420"
-    return bytes(simplejpeg.encode_jpeg(part, quality=enc.jpeg_quality, colorspace="RGB",
-                                        colorsubsampling=subsampling))
+    if len(grid) == 1 and len(grid[0]) == 1:
+        whole = grid[0][0]
+    else:
+        whole = numpy.concatenate([numpy.concatenate(line, axis=1) for line in grid], axis=0)
+    x0, y0 = left - cols[0] * tw, top - rows[0] * th
+    part = numpy.ascontiguousarray(whole[y0 : y0 + bottom - top, x0 : x0 + right - left])
+    if scaled:
+        img = pyvips.Image.new_from_memory(part.data, part.shape[1], part.shape[0], part.shape[2], "uchar")
+        img = _scale(img.copy(interpretation="b-w" if part.shape[2] == 1 else "srgb"), plan.out_w, plan.out_h)
+        return turbo_jpeg(img, enc.jpeg_quality)
+    return _turbo_array(part, enc.jpeg_quality)
+
+
+def _turbo_array(pixels: Any, quality: int) -> bytes:
+    if pixels.shape[2] == 1:
+        return bytes(simplejpeg.encode_jpeg(pixels, quality=quality, colorspace="GRAY", colorsubsampling="Gray"))
+    subsampling = "444" if quality >= 90 else "420"
+    return bytes(simplejpeg.encode_jpeg(pixels, quality=quality, colorspace="RGB", colorsubsampling=subsampling))
 
 
 def to_srgb8(img: pyvips.Image) -> pyvips.Image:
@@ -345,10 +371,7 @@ def turbo_jpeg(img: pyvips.Image, quality: int) -> bytes | None:
     if img.width * img.height > TURBO_MAX_PIXELS:
         return None
     pixels = numpy.frombuffer(img.write_to_memory(), dtype=numpy.uint8).reshape(img.height, img.width, img.bands)
-    if img.bands == 1:
-        return bytes(simplejpeg.encode_jpeg(pixels, quality=quality, colorspace="GRAY", colorsubsampling="Gray"))
-    subsampling = "444" if quality >= 90 else "420"
-    return bytes(simplejpeg.encode_jpeg(pixels, quality=quality, colorspace="RGB", colorsubsampling=subsampling))
+    return _turbo_array(pixels, quality)
 
 
 def process(source: Source, plan: Plan, enc: Encoding) -> bytes:
@@ -356,7 +379,7 @@ def process(source: Source, plan: Plan, enc: Encoding) -> bytes:
     if plan.format not in FORMATS:
         raise RequestError(f"unknown format {plan.format!r}")
     try:
-        stored = raw_tile(source, plan) or crop_stored(source, plan, enc)
+        stored = raw_tile(source, plan) or from_stored(source, plan, enc)
         if stored is not None:
             return stored
         body = encode(render(source, plan), plan.format, enc, plan.quality == "bitonal")

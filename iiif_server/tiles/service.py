@@ -142,9 +142,7 @@ class ImageService:
         return f"{self.base_url(request)}/iiif/{version}/{quote(identifier, safe='')}"
 
     async def opened(self, identifier: str) -> Opened:
-        """The source, from memory when current (no thread hop), else looked up in the I/O pool.
-
-        Its descriptor is valid until the caller's next `await` (another request may replace it)."""
+        """The source, from memory when current (no thread hop), else looked up in the I/O pool."""
         found = self.hot.get(identifier)
         if found is None:
             found = await self.run_io(open_checked, self.source, identifier)
@@ -243,8 +241,7 @@ class ImageService:
         key = (source.path, source.stamp, canonical)
         body = self.cache.get(key)
         if body is None and (tile := locate_stored(source, plan)) is not None:
-            # no await since `opened`: its descriptor is still this source's file
-            data = self.hot.read_nowait(opened, tile.offset, tile.count)
+            data = self.hot.read_nowait(source, tile.offset, tile.count)
             body = assemble_stored(source, tile, data) if data is not None else None
         if body is None:
 
