@@ -95,6 +95,9 @@ def pick_level(source: Source, plan: Plan) -> int:
     return best
 
 
+WHOLE = -1  # StoredTile.level of a complete stored image (a thumbnail page), not a pyramid tile
+
+
 @dataclass(frozen=True)
 class StoredTile:
     """Where one stored JPEG tile sits in its file: found without any I/O."""
@@ -108,6 +111,8 @@ def locate_stored(source: Source, plan: Plan) -> StoredTile | None:
     """The stored tile a request asks for exactly (same level, grid and size), if any."""
     if plan.format != "jpg" or plan.mirror or plan.rotation or plan.quality not in ("default", "color"):
         return None
+    if plan.region_is_full and (found := source.stored.get((plan.out_w, plan.out_h))):
+        return StoredTile(WHOLE, *found)
     if not source.raw:
         return None
     tw, th = source.tile_width, source.tile_height
@@ -134,6 +139,8 @@ def assemble_stored(source: Source, tile: StoredTile, data: bytes) -> bytes | No
     """A stored tile's bytes as a JPEG stream any decoder reads right; None when they cannot be sent as stored."""
     if len(data) != tile.count or not data.startswith(b"\xff\xd8"):
         return None
+    if tile.level == WHOLE:
+        return data if data.endswith(b"\xff\xd9") else None
     tiles = source.raw[tile.level]
     head = b"\xff\xd8"
     if tiles.rgb:

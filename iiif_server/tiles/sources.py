@@ -70,6 +70,8 @@ class Source:
     tile_height: int
     orientation: int = 1
     raw: dict[int, RawTiles] = field(default_factory=dict)
+    # complete JPEG streams stored for one output size (tiles/thumbnail.py): (w, h) -> (offset, count)
+    stored: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
 
     @property
     def scale_factors(self) -> list[int]:
@@ -255,14 +257,28 @@ def _open_tiff(path: Path, stamp: tuple[int, int]) -> Source:
                 raw[index] = tiles
         tag = first.tags.get("Orientation")
         orientation = int(tag.value) if tag is not None else 1
+        stored = _stored_streams(pages)
     if orientation not in range(1, 9):
         orientation = 1
     if orientation != 1:
-        raw = {}
+        raw, stored = {}, {}
         if orientation in _SWAPPING:
             w, h = h, w
             levels = [Level(lv.height, lv.width, lv.factor, lv.page, lv.subifd) for lv in levels]
-    return Source(path, stamp, w, h, tuple(levels), tw, th, orientation, raw)
+    return Source(path, stamp, w, h, tuple(levels), tw, th, orientation, raw, stored)
+
+
+def _stored_streams(pages: Any) -> dict[tuple[int, int], tuple[int, int]]:
+    """Reduced-resolution pages held as one self-contained JPEG strip (tiles/thumbnail.py writes them)."""
+    out = {}
+    for page in pages[1:]:
+        if page.is_tiled or not page.subfiletype & 1 or page.compression != 7 or page.jpegtables:
+            continue
+        if page.bitspersample != 8 or page.samplesperpixel not in (1, 3) or page.photometric not in (1, 6):
+            continue
+        if len(page.dataoffsets) == 1 and page.databytecounts[0]:
+            out[(int(page.imagewidth), int(page.imagelength))] = (int(page.dataoffsets[0]), int(page.databytecounts[0]))
+    return out
 
 
 def _markers(stream: bytes) -> tuple[int | None, bytes]:
