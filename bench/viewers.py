@@ -15,9 +15,11 @@ Modes: "cold" (response caches off: `--cache-mb 0`, IIPImage `MAX_IMAGE_CACHE_SI
 "warm" (256 MB on both). Each run is preceded by a warm-up of `--warmup` seconds. A bare Starlette
 app on uvicorn returning a fixed 20 KB body from memory gives the ceiling of any Python handler
 here. Prints a Markdown table: requests/s, p50, p99, the largest worker's peak RSS, and ratios.
+With `--thumbnails` our server reads a copy of the portraits that carries a stored thumbnail page
+(what ingest can add, tiles/thumbnail.py); IIPImage reads the plain files.
 Needs `apt-get install wrk iipimage-server lighttpd` (installed when missing and running as root).
 
-    python bench/viewers.py [--images DIR] [--seconds 8] [--warmup 2] [--portraits 300] [--modes cold,warm]
+    python bench/viewers.py [--images DIR] [--thumbnails] [--seconds 8] [--warmup 2] [--modes cold,warm]
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from tiles import LIGHTTPD_CONF, osd_tile_urls  # noqa: E402
 
 from iiif_server import demo  # noqa: E402
 from iiif_server.ingest import write_access_copy  # noqa: E402
+from iiif_server.tiles.thumbnail import add_thumbnail  # noqa: E402
 
 BIG = "scan"
 BIG_SIZE = (6000, 8000)
@@ -131,6 +134,24 @@ def make_images(images: Path, portraits: int) -> list[str]:
         names.append(f"portraits/p{i:04d}")
     shutil.rmtree(masters)
     return names
+
+
+def with_thumbnails(images: Path) -> Path:
+    """A copy of the image set whose portraits carry a stored thumbnail page (tiles/thumbnail.py), the
+    rest hard links; IIPImage keeps the plain files (it would list the page as a pyramid level)."""
+    out = images.with_name(images.name + "-thumbnails")
+    done = out / ".thumbnails-complete"
+    if done.exists():
+        return out
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(images, out, copy_function=os.link)
+    for path in sorted((out / "portraits").glob("*.tif")):
+        tmp = path.with_name("." + path.name)
+        shutil.copyfile(path, tmp)
+        add_thumbnail(tmp)
+        os.replace(tmp, path)
+    done.write_text("")
+    return out
 
 
 def workload_paths(info: dict, portraits: list[str]) -> dict[str, list[tuple[str, str]]]:
@@ -266,8 +287,14 @@ def stop(server: Server) -> None:
             server.proc.wait()
 
 
-def measure(tmp: Path, server: Server, paths: list[str], args: argparse.Namespace) -> Result:
-    if args.warmup > 0:
+def median(runs: list[Result]) -> Result:
+    """The run of median throughput, its peak RSS the highest of all runs, errors summed."""
+    mid = sorted(runs, key=lambda r: r.rate)[len(runs) // 2]
+    return Result(mid.rate, mid.p50, mid.p99, sum(r.errors for r in runs), max(r.rss for r in runs))
+
+
+def measure(tmp: Path, server: Server, paths: list[str], args: argparse.Namespace, warm_up: bool = True) -> Result:
+    if warm_up and args.warmup > 0:
         run_wrk(tmp, server.base, paths, args.warmup, args, server.workers)
     return run_wrk(tmp, server.base, paths, args.seconds, args, server.workers)
 
@@ -289,12 +316,15 @@ def main() -> int:
     parser.add_argument("--portraits", type=int, default=300)
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--warmup", type=float, default=2)
+    parser.add_argument("--rounds", type=int, default=1, help="alternating rounds per workload; the median counts")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--modes", default="cold,warm")
     parser.add_argument("--workloads", default="tiles-w,tiles-wh,regions,portraits")
     parser.add_argument("--no-peer", action="store_true", help="only this server (and the ceiling)")
+    parser.add_argument("--thumbnails", action="store_true",
+                        help="serve portraits that carry a stored !200,200 thumbnail (IIPImage keeps the plain ones)")
     args = parser.parse_args()
     names = {"tiles-w": "tiles w,", "tiles-wh": "tiles w,h", "regions": "regions", "portraits": "portraits"}
     chosen = [names[n] for n in args.workloads.split(",")]
@@ -316,10 +346,11 @@ def main() -> int:
             images.mkdir(parents=True, exist_ok=True)
             portraits = make_images(images, args.portraits)
             ready.write_text("\n".join(portraits))
+        ours_images = with_thumbnails(images) if args.thumbnails else images
         load = os.getloadavg()
         print(f"images ready in {time.monotonic() - t0:.0f} s; {args.workers} workers each, wrk -t{args.threads} "
               f"-c{args.connections}, {args.seconds:g} s per run after {args.warmup:g} s warm-up; "
-              f"load average {load[0]:.1f}", flush=True)
+              f"load average {load[0]:.1f}; stored thumbnails: {'yes' if args.thumbnails else 'no'}", flush=True)
         ceiling_srv = start_ceiling(tmp, free_port(), args)
         running.append(ceiling_srv)
         ceiling = measure(tmp, ceiling_srv, ["/t"], args)
@@ -328,7 +359,7 @@ def main() -> int:
         results: dict[tuple[str, str, str], Result] = {}
         for mode in args.modes.split(","):
             cache_mb = 0 if mode == "cold" else 256
-            servers = [start_ours(tmp, images, free_port(), args, cache_mb)]
+            servers = [start_ours(tmp, ours_images, free_port(), args, cache_mb)]
             running.append(servers[0])
             if not args.no_peer:
                 servers.append(start_iip(tmp, images, free_port(), args, cache_mb))
@@ -337,17 +368,21 @@ def main() -> int:
                 info = json.load(r)
             paths = workload_paths(info, portraits)
             for wl in chosen:
-                for server in servers:
-                    spell = ours_path if server.name == "iiif-server" else iip_path
-                    if server.name == "IIPImage":
-                        server.workers = children(server.proc.pid) or server.workers
-                    res = measure(tmp, server, [spell(i, r) for i, r in paths[wl]], args)
-                    results[(mode, wl, server.name)] = res
-                    print(f"{mode:<5} {wl:<10} {server.name:<12} {cell(res)}", flush=True)
+                rounds: dict[str, list[Result]] = {server.name: [] for server in servers}
+                for n in range(args.rounds):  # alternating: a load change hits both servers alike
+                    for server in servers:
+                        spell = ours_path if server.name == "iiif-server" else iip_path
+                        if server.name == "IIPImage":
+                            server.workers = children(server.proc.pid) or server.workers
+                        res = measure(tmp, server, [spell(i, r) for i, r in paths[wl]], args, warm_up=n == 0)
+                        rounds[server.name].append(res)
+                        print(f"{mode:<5} {wl:<10} {server.name:<12} {cell(res)}", flush=True)
+                for name, runs in rounds.items():
+                    results[(mode, wl, name)] = median(runs)
             for server in servers:
                 stop(server)
                 running.remove(server)
-        print(f"\nload average after: {os.getloadavg()[0]:.1f}")
+        print(f"\nmedian of {args.rounds} alternating round(s); load average after: {os.getloadavg()[0]:.1f}")
         print("\n| workload | mode | iiif-server | IIPImage | ratio |")
         print("| --- | --- | --- | --- | --- |")
         for wl in chosen:
