@@ -476,7 +476,7 @@ def test_pick_level_never_upscales_by_more_than_a_pixel(pyramid: Source) -> None
         assert level == smaller[-1]
 
 
-# --- requests from a few stored tiles (edge tiles, one-tile levels, thumbnails) ---------------------------------------------
+# --- requests from a few stored tiles (edge tiles, one-tile levels, thumbnails) --------------------------------------
 
 
 @pytest.fixture(scope="module", params=["srgb", "b-w"])
