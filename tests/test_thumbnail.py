@@ -54,3 +54,8 @@ def test_other_requests_do_not_take_the_thumbnail(tmp_path: Path, region: str, s
 def test_no_thumbnail_where_a_level_has_its_size(tmp_path: Path) -> None:
     assert add_thumbnail(access_copy(tmp_path, "q", 1600, 800)) is None  # 200x100 is the level at factor 8
     assert FileSystemSource(tmp_path).open("q").stored == {}
+
+
+def test_no_thumbnail_for_an_image_within_the_box(tmp_path: Path) -> None:
+    assert add_thumbnail(access_copy(tmp_path, "s", 200, 150)) is None
+    assert FileSystemSource(tmp_path).open("s").stored == {}

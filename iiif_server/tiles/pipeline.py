@@ -107,12 +107,15 @@ class StoredTile:
     count: int
 
 
-def locate_stored(source: Source, plan: Plan) -> StoredTile | None:
-    """The stored tile a request asks for exactly (same level, grid and size), if any."""
+def locate_stored(source: Source, plan: Plan, jpeg_quality: int = Encoding.jpeg_quality) -> StoredTile | None:
+    """The stored tile a request asks for exactly (same level, grid and size), if any.
+
+    `jpeg_quality`: the server's; a stored thumbnail encoded at another is not what it would render."""
     if plan.format != "jpg" or plan.mirror or plan.rotation or plan.quality not in ("default", "color"):
         return None
     if plan.region_is_full and (found := source.stored.get((plan.out_w, plan.out_h))):
-        return StoredTile(WHOLE, *found)
+        if found[2] == jpeg_quality:
+            return StoredTile(WHOLE, found[0], found[1])
     if not source.raw:
         return None
     tw, th = source.tile_width, source.tile_height
@@ -166,9 +169,9 @@ def read_stored(source: Source, tile: StoredTile) -> bytes | None:
     return reader.read(tile.offset, tile.count)  # an object store's reader names the version it expects
 
 
-def raw_tile(source: Source, plan: Plan) -> bytes | None:
+def raw_tile(source: Source, plan: Plan, jpeg_quality: int = Encoding.jpeg_quality) -> bytes | None:
     """The stored JPEG bytes for a request that asks exactly for one stored tile."""
-    tile = locate_stored(source, plan)
+    tile = locate_stored(source, plan, jpeg_quality)
     if tile is None:
         return None
     data = read_stored(source, tile)
@@ -386,7 +389,7 @@ def process(source: Source, plan: Plan, enc: Encoding) -> bytes:
         raise RequestError(f"unknown format {plan.format!r}")
     _trace.passthrough = False
     try:
-        stored = raw_tile(source, plan)
+        stored = raw_tile(source, plan, enc.jpeg_quality)
         if stored is not None:
             _trace.passthrough = True
             return stored

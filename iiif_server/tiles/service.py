@@ -265,7 +265,7 @@ class ImageService:
         key = (source.path, source.stamp, canonical)
         body = self.cache.get(key)
         outcome = "cache_hit"
-        if body is None and (tile := locate_stored(source, plan)) is not None:
+        if body is None and (tile := locate_stored(source, plan, self.encoding.jpeg_quality)) is not None:
             started = time.perf_counter()
             data = self.hot.read_nowait(source, tile.offset, tile.count)  # a file's page cache, on the loop
             body = assemble_stored(source, tile, data) if data is not None else None

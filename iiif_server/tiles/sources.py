@@ -122,8 +122,8 @@ class Source:
     raw: dict[int, RawTiles] = field(default_factory=dict)
     reader: Reader = None  # type: ignore[assignment]  # set in __post_init__: the file at `path` by default
     untiled: bool = False  # pixels only by decoding a whole level: see untiled.py
-    # complete JPEG streams stored for one output size (tiles/thumbnail.py): (w, h) -> (offset, count)
-    stored: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
+    # complete JPEG streams stored for one output size (tiles/thumbnail.py): (w, h) -> (offset, count, quality)
+    stored: dict[tuple[int, int], tuple[int, int, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.reader is None:
@@ -368,16 +368,20 @@ def _open_tiff(path: PurePath, stamp: tuple[int, int], reader: Reader) -> Source
                   stored=stored)
 
 
-def _stored_streams(pages: Any) -> dict[tuple[int, int], tuple[int, int]]:
+def _stored_streams(pages: Any) -> dict[tuple[int, int], tuple[int, int, int]]:
     """Reduced-resolution pages held as one self-contained JPEG strip (tiles/thumbnail.py writes them)."""
+    from .thumbnail import quality_of
+
     out = {}
     for page in pages[1:]:
         if page.is_tiled or not page.subfiletype & 1 or page.compression != 7 or page.jpegtables:
             continue
         if page.bitspersample != 8 or page.samplesperpixel not in (1, 3) or page.photometric not in (1, 6):
             continue
-        if len(page.dataoffsets) == 1 and page.databytecounts[0]:
-            out[(int(page.imagewidth), int(page.imagelength))] = (int(page.dataoffsets[0]), int(page.databytecounts[0]))
+        quality = quality_of(page.description or "")
+        if quality is not None and len(page.dataoffsets) == 1 and page.databytecounts[0]:
+            out[(int(page.imagewidth), int(page.imagelength))] = (int(page.dataoffsets[0]),
+                                                                 int(page.databytecounts[0]), quality)
     return out
 
 

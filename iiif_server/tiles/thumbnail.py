@@ -5,7 +5,8 @@
 JPEG strip (a complete JPEG stream). Marked as a reduced-resolution page and smaller
 than the pyramid's last level, it is not taken for a pyramid level (sources only follow
 halvings); `sources._open_tiff` lists it in `Source.stored` and the pipeline sends it as
-stored for that one request. Ingest calls it on the temporary file before the rename.
+stored for that one request, when the server encodes JPEG at the quality the page names in
+its ImageDescription. Ingest calls it on the staged copy before the rename (or upload).
 """
 
 from __future__ import annotations
@@ -24,9 +25,12 @@ THUMBNAIL_BOX = 200  # what thumbnail walls ask: full/!200,200
 def add_thumbnail(path: Path, box: int = THUMBNAIL_BOX, encoding: Encoding | None = None) -> tuple[int, int] | None:
     """Append the `!box,box` thumbnail to a JPEG pyramidal TIFF; its size, or None when not worth it.
 
-    Not worth it when the pyramid already holds a level of that size (then the level is the thumbnail)."""
+    Not worth it when the pyramid already holds a level of that size (then the level is the thumbnail),
+    nor for an image within the box."""
     st = path.stat()
     source = open_source(path, (st.st_size, st.st_mtime_ns))
+    if source.width <= box and source.height <= box:
+        return None  # the request would upscale (refused in Image API 3.0); the full image is level 0
     plan = resolve(parse(3, "full", f"!{box},{box}", "0", "default.jpg"), source.width, source.height, Limits())
     size = (plan.out_w, plan.out_h)
     if any((level.width, level.height) == size for level in source.levels):
@@ -37,12 +41,28 @@ def add_thumbnail(path: Path, box: int = THUMBNAIL_BOX, encoding: Encoding | Non
     body = encode(img, "jpg", encoding)
     # the stream's own chroma subsampling (as encode chose it), in the TIFF's terms
     subsampling = (1, 1) if grey or encoding.jpeg_quality >= 90 else (2, 2)
-    append_jpeg_page(path, body, plan.out_w, plan.out_h, 1 if grey else 3, subsampling)
+    append_jpeg_page(path, body, plan.out_w, plan.out_h, 1 if grey else 3, subsampling,
+                     describe(encoding.jpeg_quality))
     return size
 
 
+DESCRIPTION = "iiif-server thumbnail q="
+
+
+def describe(quality: int) -> bytes:
+    """The page's ImageDescription: a server configured for another JPEG quality renders instead."""
+    return f"{DESCRIPTION}{quality}".encode() + b"\0"
+
+
+def quality_of(description: str) -> int | None:
+    """The JPEG quality a stored thumbnail was encoded at, from its ImageDescription; None for other pages."""
+    if not description.startswith(DESCRIPTION) or not description[len(DESCRIPTION):].isdigit():
+        return None
+    return int(description[len(DESCRIPTION):])
+
+
 def append_jpeg_page(path: Path, jpeg: bytes, width: int, height: int, bands: int,
-                     subsampling: tuple[int, int]) -> None:
+                     subsampling: tuple[int, int], description: bytes) -> None:
     """Append a reduced-resolution page holding one complete JPEG stream as its only strip.
 
     Classic TIFF only (access copies stay far below 4 GB); the last directory is linked to the new one."""
@@ -61,7 +81,8 @@ def append_jpeg_page(path: Path, jpeg: bytes, width: int, height: int, bands: in
         end = f.seek(0, os.SEEK_END)
         data = end + (end & 1)
         bits = data + len(jpeg) + (len(jpeg) & 1)  # BitsPerSample of three bands lives outside the entry
-        ifd = bits + 8
+        text = bits + 8  # the description (NUL-terminated ASCII), padded to an even length
+        ifd = text + len(description) + (len(description) & 1)
         short, long_ = 3, 4
         entries = [
             (254, long_, 1, 1),  # NewSubfileType: reduced resolution
@@ -70,6 +91,7 @@ def append_jpeg_page(path: Path, jpeg: bytes, width: int, height: int, bands: in
             (258, short, bands, bits if bands == 3 else 8),
             (259, short, 1, 7),  # JPEG
             (262, short, 1, 6 if bands == 3 else 1),  # YCbCr or grey
+            (270, 2, len(description), text),  # ImageDescription
             (273, long_, 1, data),
             (277, short, 1, bands),
             (278, long_, 1, height),
@@ -80,6 +102,7 @@ def append_jpeg_page(path: Path, jpeg: bytes, width: int, height: int, bands: in
             entries.append((530, short, 2, subsampling[0] | subsampling[1] << 16 if order == "<" else 0))
         out = bytearray(b"\0" * (data - end)) + jpeg + b"\0" * (len(jpeg) & 1)
         out += struct.pack(order + "4H", 8, 8, 8, 0)
+        out += description + b"\0" * (len(description) & 1)
         out += struct.pack(order + "H", len(entries))
         for tag, kind, count, value in entries:
             if kind == short and count == 1:
