@@ -828,9 +828,9 @@ async def test_healthz_is_503_when_the_catalogue_is_unreachable(tmp_path: Path, 
 
 async def test_a_repeated_request_is_answered_from_the_cache_as_the_full_path_answers_it(
         settings: config.Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A second GET of a public image comes from `answer_hit` (no request object, no parsing, no pool),
-    with the full path's body and headers; the Link header follows each request's Host; conditional and
-    HEAD requests, and other spellings of the same image, take the full path."""
+    """A second GET of a public image comes from `answer_hit` (no request object, no pool), with the full
+    path's body and headers; the Link header follows each request's Host; conditional and HEAD requests
+    and errors take the full path."""
     app = create_app(dataclasses.replace(settings, cache_mb=64, allowed_hosts=("testserver", "images.example.org")))
     service = app.state.service
     full_path = service.image
@@ -861,10 +861,14 @@ async def test_a_repeated_request_is_answered_from_the_cache_as_the_full_path_an
         r = await c.head(url)
         assert (r.status_code, r.content, r.headers["content-length"]) == (200, b"", first.headers["content-length"])
         assert len(calls) == 3
-        r = await c.get("/iiif/3/pyramid/256,256,256,256/max/0/default.jpg")  # canonical spelling: cached by the
-        assert r.content == first.content and len(calls) == 4  # full path under its canonical form, then here
-        assert (await c.get("/iiif/3/pyramid/256,256,256,256/max/0/default.jpg")).content == first.content
-        assert len(calls) == 4
+        for _ in range(2):  # another spelling: found under the canonical form, then under its own URL
+            r = await c.get("/iiif/3/pyramid/256,256,256,256/max/0/default.jpg")
+            assert r.content == first.content and r.headers["etag"] == first.headers["etag"]
+        assert len(calls) == 3
+        r = await c.get("/iiif/3/pyramid/256,256,256,256/max/0/default.jpg?x=1")  # a query changes nothing
+        assert r.content == first.content and len(calls) == 3
+        r = await c.get("/iiif/3/pyramid/0,0,0,0/max/0/default.jpg")  # errors: the full path's
+        assert r.status_code == 400 and len(calls) == 4
     app.state.catalogue.engine.dispose()
 
 

@@ -336,10 +336,39 @@ class ImageService:
         self.cache.put(key, ready)
         return ready
 
+    def _stored_on_loop(self, source: Source, version: int, identifier: str, params: list[str]) -> Ready | None:
+        """A public request for exactly one stored tile whose bytes are in the page cache, answered as the
+        full path answers it (same parse, plan and canonical form); None for anything else."""
+        try:
+            parsed = parse(version, *params)
+            if parsed.format not in self.formats:
+                return None
+            plan = resolve(parsed, source.width, source.height, self.limits)
+        except RequestError:
+            return None  # the full path says what is wrong
+        canonical = plan.canonical(version, source.width, source.height, self.limits)
+        key = (source.path, source.stamp, canonical)
+        ready: Ready | None = self.cache.get(key)
+        if ready is not None:
+            return ready
+        tile = locate_stored(source, plan, self.encoding.jpeg_quality)
+        if tile is None:
+            return None
+        started = time.perf_counter()
+        data = self.hot.read_nowait(source, tile.offset, tile.count)
+        body = assemble_stored(source, tile, data) if data is not None else None
+        if body is None:
+            return None
+        ready = self._ready(key, body, plan.format, version, identifier)
+        metrics.RENDER.labels("passthrough").observe(time.perf_counter() - started)
+        self.cache.put((source.path, source.stamp, version, *params), ready)
+        return ready
+
     async def answer_hit(self, scope: Scope, send: Send) -> bool:
-        """Answer a GET of public material from the response cache without Starlette's request machinery,
-        thread hops or header building; False where the full path must answer (anything else: restricted
-        material, a source not current in the hot memo, conditional and HEAD requests, errors).
+        """Answer a GET of public material from the response cache, or a stored tile already in the page
+        cache, without Starlette's request machinery, thread hops or header building; False where the full
+        path must answer (anything else: restricted material, a source not current in the hot memo,
+        conditional and HEAD requests, errors, renders).
 
         The access decision is the full path's: material whose tier is restricted never gets here, and
         what is cached under a request's own URL was stored only for public material."""
@@ -382,11 +411,15 @@ class ImageService:
         if opened is None:
             return False
         source = opened.source
+        outcome = "cache_hit"
         ready: Ready | None = self.cache.get((source.path, source.stamp, version, *params))
         if ready is None:
-            return False
+            ready = self._stored_on_loop(source, version, identifier, params)
+            if ready is None:
+                return False
+            outcome = "passthrough"
         observe.note_identifier(identifier)
-        observe.note_outcome("cache_hit")
+        observe.note_outcome(outcome)
         base = self.base or f"{scope.get('scheme', 'http')}://{host.decode('latin-1') if host else 'localhost'}"
         await send({"type": "http.response.start", "status": 200, "headers": [
             (b"cache-control", self.public_cache_header),
