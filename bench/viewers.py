@@ -15,11 +15,11 @@ Modes: "cold" (response caches off: `--cache-mb 0`, IIPImage `MAX_IMAGE_CACHE_SI
 "warm" (256 MB on both). Each run is preceded by a warm-up of `--warmup` seconds. A bare Starlette
 app on uvicorn returning a fixed 20 KB body from memory gives the ceiling of any Python handler
 here. Prints a Markdown table: requests/s, p50, p99, the largest worker's peak RSS, and ratios.
-With `--thumbnails` our server reads a copy of the portraits that carries a stored thumbnail page
-(what ingest can add, tiles/thumbnail.py); IIPImage reads the plain files.
+Our server reads a copy of the portraits that carries the stored thumbnail page ingest adds
+(tiles/thumbnail.py; `--no-thumbnails`: the plain files); IIPImage reads the plain files.
 Needs `apt-get install wrk iipimage-server lighttpd` (installed when missing and running as root).
 
-    python bench/viewers.py [--images DIR] [--thumbnails] [--seconds 8] [--warmup 2] [--modes cold,warm]
+    python bench/viewers.py [--images DIR] [--no-thumbnails] [--seconds 8] [--warmup 2] [--modes cold,warm]
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ def make_images(images: Path, portraits: int) -> list[str]:
     masters.mkdir()
     master = masters / "scan.tif"
     demo.scan(*BIG_SIZE).tiffsave(str(master), tile=True, compression="jpeg", Q=90)
-    write_access_copy(master, 0, images / f"{BIG}.tif")
+    write_access_copy(master, 0, images / f"{BIG}.tif", thumbnail_quality=None)
     (images / "portraits").mkdir()
     rng = random.Random(7)
     names = []
@@ -130,7 +130,7 @@ def make_images(images: Path, portraits: int) -> list[str]:
         h = rng.randint(max(1800, w + 100), 3000)
         jpg = masters / f"p{i:04d}.jpg"
         demo.scan(w, h, seed=i + 3).jpegsave(str(jpg), Q=90)
-        write_access_copy(jpg, 0, images / "portraits" / f"p{i:04d}.tif")
+        write_access_copy(jpg, 0, images / "portraits" / f"p{i:04d}.tif", thumbnail_quality=None)
         names.append(f"portraits/p{i:04d}")
     shutil.rmtree(masters)
     return names
@@ -323,8 +323,8 @@ def main() -> int:
     parser.add_argument("--modes", default="cold,warm")
     parser.add_argument("--workloads", default="tiles-w,tiles-wh,regions,portraits")
     parser.add_argument("--no-peer", action="store_true", help="only this server (and the ceiling)")
-    parser.add_argument("--thumbnails", action="store_true",
-                        help="serve portraits that carry a stored !200,200 thumbnail (IIPImage keeps the plain ones)")
+    parser.add_argument("--no-thumbnails", dest="thumbnails", action="store_false",
+                        help="serve the portraits without the stored !200,200 thumbnail ingest adds")
     args = parser.parse_args()
     names = {"tiles-w": "tiles w,", "tiles-wh": "tiles w,h", "regions": "regions", "portraits": "portraits"}
     chosen = [names[n] for n in args.workloads.split(",")]

@@ -336,9 +336,11 @@ class ImageService:
         self.cache.put(key, ready)
         return ready
 
-    def _stored_on_loop(self, source: Source, version: int, identifier: str, params: list[str]) -> Ready | None:
-        """A public request for exactly one stored tile whose bytes are in the page cache, answered as the
-        full path answers it (same parse, plan and canonical form); None for anything else."""
+    def _stored_on_loop(self, source: Source, version: int, identifier: str,
+                        params: list[str]) -> tuple[Ready, str] | None:
+        """Another spelling of a cached request, or a public request for exactly one stored tile whose bytes
+        are in the page cache, answered as the full path answers it (same parse, plan and canonical form),
+        with its outcome; None for anything else."""
         try:
             parsed = parse(version, *params)
             if parsed.format not in self.formats:
@@ -350,7 +352,8 @@ class ImageService:
         key = (source.path, source.stamp, canonical)
         ready: Ready | None = self.cache.get(key)
         if ready is not None:
-            return ready
+            self.cache.put((source.path, source.stamp, version, *params), ready)
+            return ready, "cache_hit"
         tile = locate_stored(source, plan, self.encoding.jpeg_quality)
         if tile is None:
             return None
@@ -362,7 +365,7 @@ class ImageService:
         ready = self._ready(key, body, plan.format, version, identifier)
         metrics.RENDER.labels("passthrough").observe(time.perf_counter() - started)
         self.cache.put((source.path, source.stamp, version, *params), ready)
-        return ready
+        return ready, "passthrough"
 
     async def answer_hit(self, scope: Scope, send: Send) -> bool:
         """Answer a GET of public material from the response cache, or a stored tile already in the page
@@ -414,10 +417,10 @@ class ImageService:
         outcome = "cache_hit"
         ready: Ready | None = self.cache.get((source.path, source.stamp, version, *params))
         if ready is None:
-            ready = self._stored_on_loop(source, version, identifier, params)
-            if ready is None:
+            found = self._stored_on_loop(source, version, identifier, params)
+            if found is None:
                 return False
-            outcome = "passthrough"
+            ready, outcome = found
         observe.note_identifier(identifier)
         observe.note_outcome(outcome)
         base = self.base or f"{scope.get('scheme', 'http')}://{host.decode('latin-1') if host else 'localhost'}"
