@@ -150,6 +150,7 @@ class ImageService:
         self.hot = OpenSources()
         self.base = settings.base_url.rstrip("/") if settings.base_url else ""
         self.public_cache_header = self.public_cache.encode()
+        self.passthrough_seconds = metrics.RENDER.labels("passthrough")
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Pixel work (decode, scale, encode) in the image pool."""
@@ -363,7 +364,7 @@ class ImageService:
         if body is None:
             return None
         ready = self._ready(key, body, plan.format, version, identifier)
-        metrics.RENDER.labels("passthrough").observe(time.perf_counter() - started)
+        self.passthrough_seconds.observe(time.perf_counter() - started)
         self.cache.put((source.path, source.stamp, version, *params), ready)
         return ready, "passthrough"
 
