@@ -888,3 +888,34 @@ async def test_the_cache_hit_path_notices_a_replaced_file(settings: config.Setti
         assert after.status_code == 200 and after.content != before
         assert pyvips.Image.new_from_buffer(after.content, "")(150, 100) == [0, 0, 255]
     app.state.catalogue.engine.dispose()
+
+
+async def test_an_edge_tile_without_the_cache_is_the_full_paths_image(settings: config.Settings,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the response cache off, an edge tile (inside one stored tile, unscaled) is decoded from that
+    tile on the hit path when its bytes are in the page cache: the same bytes as the full path's render."""
+    app = create_app(dataclasses.replace(settings, cache_mb=0))
+    service = app.state.service
+    full_path = service.image
+    calls: list[str] = []
+
+    async def counted(request: Any, version: int, identifier: str, params: list[str]) -> Any:
+        calls.append("/".join(params))
+        return await full_path(request, version, identifier, params)
+
+    monkeypatch.setattr(service, "image", counted)
+    edge = "/iiif/3/pyramid/full/256,/0/default.jpg"  # the 256x192 level: the top of one padded stored tile
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
+        first = await c.get(edge)  # the full path (and the source's first lookup)
+        second = await c.get(edge)
+        small = await c.get("/iiif/3/pyramid/full/256,/0/default.png")
+    app.state.catalogue.engine.dispose()
+    assert first.status_code == second.status_code == 200
+    assert second.content == first.content
+    assert second.headers["etag"] == first.headers["etag"]
+    if service.hot.nowait:  # a file system with non-blocking reads: answered before the full path
+        assert calls == ["full/256,/0/default.jpg", "full/256,/0/default.png"]
+    png = pyvips.Image.new_from_buffer(small.content, "")
+    jpg = pyvips.Image.new_from_buffer(second.content, "")
+    assert (jpg.width, jpg.height) == (png.width, png.height) == (256, 192)
+    assert (jpg - png[:3]).abs().avg() < 3  # the same region (JPEG against lossless)

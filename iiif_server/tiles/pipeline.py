@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -191,9 +192,12 @@ def _level_crop(source: Source, plan: Plan, index: int) -> tuple[int, int, int, 
 STORED_TILES_MAX = 4  # a request decoded from its stored tiles reads at most this many (a thumbnail's level)
 
 
-def _decode_stored(source: Source, tile: StoredTile) -> Any:
+Read = Callable[[Source, StoredTile], "bytes | None"]
+
+
+def _decode_stored(source: Source, tile: StoredTile, read: Read) -> Any:
     """One stored tile as an array (height x width x bands), or None."""
-    data = read_stored(source, tile)
+    data = read(source, tile)
     stream = assemble_stored(source, tile, data) if data is not None else None
     if stream is None:
         return None
@@ -201,12 +205,15 @@ def _decode_stored(source: Source, tile: StoredTile) -> Any:
     return simplejpeg.decode_jpeg(stream, colorspace="GRAY" if grey else "RGB")
 
 
-def from_stored(source: Source, plan: Plan, enc: Encoding) -> bytes | None:
+def from_stored(source: Source, plan: Plan, enc: Encoding, read: Read | None = None,
+                one_tile: bool = False) -> bytes | None:
     """A request covering a few stored tiles (edge tiles, one-tile levels, thumbnails): decode those
     tiles with libjpeg-turbo, cut, scale as `render` does, encode. The general path's pixels, without
     libvips opening the TIFF and running a pipeline for a few tiles.
 
-    None where the general path must answer (blocking read: a worker thread's job)."""
+    None where the general path must answer. With the default `read` (`read_stored`) it blocks (a
+    worker thread's job); `one_tile`: only a request inside one stored tile with no scaling (an edge tile, a quarter
+    of a millisecond of decoding and encoding)."""
     if simplejpeg is None or plan.format != "jpg" or plan.mirror or plan.rotation:
         return None
     if plan.quality not in ("default", "color") or not source.raw:
@@ -220,8 +227,9 @@ def from_stored(source: Source, plan: Plan, enc: Encoding) -> bytes | None:
     cols = range(left // tw, (right - 1) // tw + 1)
     rows = range(top // th, (bottom - 1) // th + 1)
     scaled = (right - left, bottom - top) != (plan.out_w, plan.out_h)
-    if len(cols) * len(rows) > (1 if scaled else STORED_TILES_MAX):
+    if len(cols) * len(rows) > (1 if scaled or one_tile else STORED_TILES_MAX) or (scaled and one_tile):
         return None  # measured: past one tile, libvips decodes and scales as fast
+    read = read or read_stored
     grid = []
     for row in rows:
         line = []
@@ -229,7 +237,7 @@ def from_stored(source: Source, plan: Plan, enc: Encoding) -> bytes | None:
             n = row * tiles.tiles_across + col
             if n >= len(tiles.offsets) or tiles.counts[n] == 0:
                 return None
-            pixels = _decode_stored(source, StoredTile(index, tiles.offsets[n], tiles.counts[n]))
+            pixels = _decode_stored(source, StoredTile(index, tiles.offsets[n], tiles.counts[n]), read)
             if pixels is None or pixels.shape[:2] != (th, tw):
                 return None
             line.append(pixels)
