@@ -85,6 +85,20 @@ class CORSMiddleware:
             raise
 
 
+class ImageHits:
+    """Cached responses of public images, answered before Starlette's routing and request objects
+    (`ImageService.answer_hit`); everything else goes on to the application."""
+
+    def __init__(self, app: ASGIApp, service: ImageService) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and await self.service.answer_hit(scope, send):
+            return
+        await self.app(scope, receive, send)
+
+
 def open_catalogue(settings: config.Settings) -> Catalogue:
     return catalogue_at(settings.database_url, settings.tiers)
 
@@ -261,6 +275,7 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
         *staff.routes(),
     ]
     app = Starlette(routes=routes)
+    app.add_middleware(ImageHits, service=service)  # innermost: inside the CORS, host and observing layers
     app.add_middleware(CORSMiddleware)
     app.add_middleware(HostCheck, hosts=AllowedHosts(settings.allowed_hosts, settings.base_url),
                        proxies=settings.proxy_networks())

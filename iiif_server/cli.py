@@ -222,7 +222,8 @@ def ingest(src: Path, collection_id: str, label: str | None, tier: str | None, m
             target = ObjectTarget(settings.image_url, settings, settings.data_dir / "staging")
         root = target.staging if target is not None else settings.image_root
         job = Ingest(open_catalogue(settings), root, collection_id, label=label, tier=tier, workers=processes,
-                     quality=quality or (ACCESS_QUALITY if subsample else 90), subsample=subsample, target=target)
+                     quality=quality or (ACCESS_QUALITY if subsample else 90), subsample=subsample, target=target,
+                     thumbnail_quality=settings.jpeg_quality)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     columns = (TextColumn("ingest"), BarColumn(), MofNCompleteColumn(),

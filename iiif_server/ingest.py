@@ -48,6 +48,7 @@ ACCESS_TILE = 256
 # libvips' TIFF writer ties the chroma to the quality: YCbCr 4:2:0 below 90, RGB-coded JPEG (no
 # subsampling, ~3x the bytes) from 90; its `rgbjpeg` below 90 subsamples G and B, so it is never used.
 ACCESS_QUALITY = 88
+SERVED_QUALITY = 85  # the server's default JPEG quality (config.Settings.jpeg_quality): stored thumbnails use it
 ACCESS_SUBSAMPLE = True
 MAX_PILLOW_PIXELS = 1 << 30  # masters decoded by Pillow are held whole in memory (3-4 bytes a pixel, twice)
 MAX_NAME = 200  # characters of a document or page identifier (the catalogue's column)
@@ -258,9 +259,15 @@ def access_options(quality: int = ACCESS_QUALITY, subsample: bool = ACCESS_SUBSA
 
 
 def write_access_copy(master: Path, page: int, out: Path, quality: int = ACCESS_QUALITY,
-                      subsample: bool = ACCESS_SUBSAMPLE) -> tuple[int, int]:
-    """Convert one page to a tiled, pyramidal JPEG TIFF at `out` (a hidden staging path)."""
-    from .tiles.pipeline import WHITE, no_metadata, to_srgb8
+                      subsample: bool = ACCESS_SUBSAMPLE, thumbnail_quality: int | None = SERVED_QUALITY
+                      ) -> tuple[int, int]:
+    """Convert one page to a tiled, pyramidal JPEG TIFF at `out` (a hidden staging path).
+
+    With `thumbnail_quality` (the server's JPEG quality) the copy also holds the `full/!200,200`
+    thumbnail as the server renders it, sent as stored (tiles/thumbnail.py): a wall of thumbnails
+    is then read, not decoded."""
+    from .tiles.pipeline import WHITE, Encoding, no_metadata, to_srgb8
+    from .tiles.thumbnail import add_thumbnail
 
     img = to_srgb8(open_master(master, page).autorot())
     if img.hasalpha():
@@ -268,6 +275,8 @@ def write_access_copy(master: Path, page: int, out: Path, quality: int = ACCESS_
     try:
         img.tiffsave(str(out), tile=True, tile_width=ACCESS_TILE, tile_height=ACCESS_TILE, pyramid=True,
                      **access_options(quality, subsample), **no_metadata("tiffsave"))
+        if thumbnail_quality is not None:
+            add_thumbnail(out, encoding=Encoding(jpeg_quality=thumbnail_quality))
         os.chmod(out, 0o644)
     except BaseException:
         out.unlink(missing_ok=True)
@@ -280,7 +289,8 @@ def page_idents(stem: str, count: int) -> list[str]:
 
 
 def process_master(master: str, stem: str, staging: str, known_checksum: str | None, copies_exist: bool,
-                   quality: int = ACCESS_QUALITY, subsample: bool = ACCESS_SUBSAMPLE) -> Outcome:
+                   quality: int = ACCESS_QUALITY, subsample: bool = ACCESS_SUBSAMPLE,
+                   thumbnail_quality: int | None = SERVED_QUALITY) -> Outcome:
     path = Path(master)
     try:
         checksum = sha256(path)
@@ -289,7 +299,8 @@ def process_master(master: str, stem: str, staging: str, known_checksum: str | N
         pages = []
         for n, ident in enumerate(page_idents(stem, page_count(path))):
             out = Path(staging) / f"{uuid.uuid4().hex}.tif"
-            pages.append(PageOut(ident, *write_access_copy(path, n, out, quality, subsample), staged=str(out)))
+            pages.append(PageOut(ident, *write_access_copy(path, n, out, quality, subsample, thumbnail_quality),
+                                 staged=str(out)))
         return Outcome(path, checksum, pages, converted=True)
     except Unsupported as exc:
         return Outcome(path, error=str(exc))
@@ -506,8 +517,10 @@ class Ingest:
     def __init__(self, catalogue: Catalogue, image_root: Path, collection: str, *,
                  label: str | None = None, tier: str | None = None, workers: int | None = None,
                  stop_grace: float = STOP_GRACE, quality: int = ACCESS_QUALITY,
-                 subsample: bool = ACCESS_SUBSAMPLE, target: ObjectTarget | None = None) -> None:
-        """`target`: copies bound for object storage; `image_root` is then its local staging folder."""
+                 subsample: bool = ACCESS_SUBSAMPLE, target: ObjectTarget | None = None,
+                 thumbnail_quality: int | None = SERVED_QUALITY) -> None:
+        """`target`: copies bound for object storage; `image_root` is then its local staging folder.
+        `thumbnail_quality`: the serving JPEG quality the stored thumbnails are encoded at (None: none stored)."""
         self.catalogue = catalogue
         self.image_root = image_root
         self.target = target
@@ -520,6 +533,7 @@ class Ingest:
         self.stop_grace = stop_grace
         access_options(quality, subsample)  # refused before anything is written
         self.quality, self.subsample = quality, subsample
+        self.thumbnail_quality = thumbnail_quality
         self.stopped: int | None = None  # the signal asking the run to stop
         self._kill = False
         self._visible_at = 0.0  # monotonic time from which copies may be renamed into place
@@ -756,7 +770,8 @@ class Ingest:
                     copies_exist = bool(slot.known) and {f"{i}.tif" for i, *_ in slot.known} <= self._copies(ident)
                     known_checksum = slot.known[0][3] if slot.known else None
                     future = pool.submit(process_master, str(slot.master.path), slot.master.stem, str(staging),
-                                         known_checksum, copies_exist, self.quality, self.subsample)
+                                         known_checksum, copies_exist, self.quality, self.subsample,
+                                         self.thumbnail_quality)
                     inflight[future] = (ident, slot)
                 if not inflight:
                     break

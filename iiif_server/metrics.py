@@ -41,7 +41,8 @@ RESPONSE_BYTES = Counter("iiif_http_response_bytes", "response body bytes sent, 
 IN_FLIGHT = Gauge("iiif_http_requests_in_flight", "requests being answered", multiprocess_mode="livesum")
 IMAGES = Counter("iiif_image_responses", "image responses by how they were made: passthrough (a stored tile "
                  "sent as stored), decoded (rendered by libvips) or cache_hit (from the response cache)", ["outcome"])
-RENDER = Histogram("iiif_image_render_seconds", "time of one render (passthrough or decoded) in the image pool",
+RENDER = Histogram("iiif_image_render_seconds", "time of one render (passthrough or decoded) in the image pool, "
+                   "or on the event loop for a stored tile already in the page cache",
                    ["outcome"], buckets=LATENCY_BUCKETS)
 ACCESS = Counter("iiif_access_decisions", "access decisions on restricted material: allow, degrade, login (401), "
                  "deny (403)", ["verdict"])

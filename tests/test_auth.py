@@ -456,6 +456,7 @@ async def test_tier_change_after_a_cached_response_applies_at_once(world: World)
     assert first.status_code == 200
     assert first.headers["cache-control"].startswith("public")
     assert app.state.service.cache.size > 0  # the rendered image is in the server's cache
+    assert (await c.get(image_url(PUBLIC))).content == first.content  # now answered by the cache-hit path
     info = await c.get(info_url(PUBLIC))
     assert info.status_code == 200
 

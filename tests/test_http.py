@@ -824,3 +824,101 @@ async def test_healthz_is_503_when_the_catalogue_is_unreachable(tmp_path: Path, 
             db.rmdir()
             db.with_suffix(".gone").rename(db)
         assert (await c.get("/healthz")).status_code == 200
+
+
+# --- the cache-hit path ------------------------------------------------------------------------------
+
+
+async def test_a_repeated_request_is_answered_from_the_cache_as_the_full_path_answers_it(
+        settings: config.Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second GET of a public image comes from `answer_hit` (no request object, no pool), with the full
+    path's body and headers; the Link header follows each request's Host; conditional and HEAD requests
+    and errors take the full path."""
+    app = create_app(dataclasses.replace(settings, cache_mb=64, allowed_hosts=("testserver", "images.example.org")))
+    service = app.state.service
+    full_path = service.image
+    calls: list[str] = []
+
+    async def counted(request: Any, version: int, identifier: str, params: list[str]) -> Any:
+        calls.append("/".join(params))
+        return await full_path(request, version, identifier, params)
+
+    monkeypatch.setattr(service, "image", counted)
+    url = "/iiif/3/pyramid/256,256,256,256/256,256/0/default.jpg"
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
+        first = await c.get(url)
+        second = await c.get(url)
+        assert len(calls) == 1, calls
+        assert first.status_code == second.status_code == 200
+        assert second.content == first.content
+        same = ("content-type", "content-length", "etag", "link", "cache-control", "access-control-allow-origin")
+        assert {h: second.headers[h] for h in same} == {h: first.headers[h] for h in same}
+        assert "<http://testserver/iiif/3/pyramid/" in second.headers["link"]
+
+        other = await c.get(url, headers={"Host": "images.example.org"})
+        assert other.status_code == 200 and len(calls) == 1
+        assert "<http://images.example.org/iiif/3/pyramid/256,256,256,256/max/0/default.jpg>" in other.headers["link"]
+
+        r = await c.get(url, headers={"If-None-Match": first.headers["etag"]})
+        assert r.status_code == 304 and len(calls) == 2
+        r = await c.head(url)
+        assert (r.status_code, r.content, r.headers["content-length"]) == (200, b"", first.headers["content-length"])
+        assert len(calls) == 3
+        for _ in range(2):  # another spelling: found under the canonical form, then under its own URL
+            r = await c.get("/iiif/3/pyramid/256,256,256,256/max/0/default.jpg")
+            assert r.content == first.content and r.headers["etag"] == first.headers["etag"]
+        assert len(calls) == 3
+        r = await c.get("/iiif/3/pyramid/256,256,256,256/max/0/default.jpg?x=1")  # a query changes nothing
+        assert r.content == first.content and len(calls) == 3
+        r = await c.get("/iiif/3/pyramid/0,0,0,0/max/0/default.jpg")  # errors: the full path's
+        assert r.status_code == 400 and len(calls) == 4
+    app.state.catalogue.engine.dispose()
+
+
+async def test_the_cache_hit_path_notices_a_replaced_file(settings: config.Settings, tmp_path: Path) -> None:
+    root = tmp_path / "images"
+    root.mkdir()
+    quadrants(300, 200).pngsave(str(root / "swap.png"))
+    app = create_app(dataclasses.replace(settings, images=root, cache_mb=64))
+    url = "/iiif/3/swap/full/max/0/default.png"
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
+        before = (await c.get(url)).content
+        assert (await c.get(url)).content == before
+        blue = pyvips.Image.black(300, 200, bands=3).new_from_image([0, 0, 255]).cast("uchar")
+        blue.copy(interpretation="srgb").pngsave(str(root / ".swap.png"))
+        os.replace(root / ".swap.png", root / "swap.png")
+        after = await c.get(url)
+        assert after.status_code == 200 and after.content != before
+        assert pyvips.Image.new_from_buffer(after.content, "")(150, 100) == [0, 0, 255]
+    app.state.catalogue.engine.dispose()
+
+
+async def test_an_edge_tile_without_the_cache_is_the_full_paths_image(settings: config.Settings,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the response cache off, an edge tile (inside one stored tile, unscaled) is decoded from that
+    tile on the hit path when its bytes are in the page cache: the same bytes as the full path's render."""
+    app = create_app(dataclasses.replace(settings, cache_mb=0))
+    service = app.state.service
+    full_path = service.image
+    calls: list[str] = []
+
+    async def counted(request: Any, version: int, identifier: str, params: list[str]) -> Any:
+        calls.append("/".join(params))
+        return await full_path(request, version, identifier, params)
+
+    monkeypatch.setattr(service, "image", counted)
+    edge = "/iiif/3/pyramid/full/256,/0/default.jpg"  # the 256x192 level: the top of one padded stored tile
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
+        first = await c.get(edge)  # the full path (and the source's first lookup)
+        second = await c.get(edge)
+        small = await c.get("/iiif/3/pyramid/full/256,/0/default.png")
+    app.state.catalogue.engine.dispose()
+    assert first.status_code == second.status_code == 200
+    assert second.content == first.content
+    assert second.headers["etag"] == first.headers["etag"]
+    if service.hot.nowait:  # a file system with non-blocking reads: answered before the full path
+        assert calls == ["full/256,/0/default.jpg", "full/256,/0/default.png"]
+    png = pyvips.Image.new_from_buffer(small.content, "")
+    jpg = pyvips.Image.new_from_buffer(second.content, "")
+    assert (jpg.width, jpg.height) == (png.width, png.height) == (256, 192)
+    assert (jpg - png[:3]).abs().avg() < 3  # the same region (JPEG against lossless)

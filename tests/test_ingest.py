@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from types import SimpleNamespace
 
+import httpx
 import numpy as np
 import pytest
 import pyvips
@@ -15,9 +16,14 @@ from click.testing import CliRunner
 from conftest import quadrants
 from sqlalchemy import select
 
+from iiif_server import config
+from iiif_server.app import create_app
 from iiif_server.cli import main
 from iiif_server.ingest import CsvError, Ingest, natural_key, read_metadata_csv, scan_source
 from iiif_server.manifests.catalogue import Activity, Catalogue, Document, Image
+from iiif_server.tiles.pipeline import Encoding, encode, render
+from iiif_server.tiles.request import Limits, parse, resolve
+from iiif_server.tiles.sources import FileSystemSource
 
 RED, GREEN, BLUE = [255, 0, 0], [0, 255, 0], [0, 0, 255]
 
@@ -200,14 +206,46 @@ def test_access_copies_are_tiled_pyramidal_jpeg_tiffs_at_collection_document_pag
     found = {p.relative_to(mixed.root / "family").with_suffix("").as_posix() for p in mixed.root.rglob("*.tif")}
     assert found == expected
     with tifffile.TiffFile(mixed.root / "family" / "map" / "map.tif") as tif:
-        pages = tif.pages
+        pages = [p for p in tif.pages if p.is_tiled]  # the pyramid; the thumbnail page is one strip
         assert len(pages) >= 3
+        assert [(p.shape[:2], p.is_tiled) for p in tif.pages[len(pages):]] == [((145, 200), False)]
         for page in pages:
             assert page.is_tiled and page.compression == 7 and page.bitspersample == 8
         for bigger, smaller in zip(pages, pages[1:], strict=False):
             assert abs(smaller.shape[0] - bigger.shape[0] / 2) <= 1
             assert abs(smaller.shape[1] - bigger.shape[1] / 2) <= 1
         assert pages[0].shape[:2] == (800, 1100)
+
+
+@pytest.mark.parametrize("served_quality", [85, 70])
+async def test_an_ingested_copy_sends_its_stored_thumbnail_at_the_served_quality(
+        mixed: SimpleNamespace, tmp_path: Path, served_quality: int) -> None:
+    """The portrait wall's request (`full/!200,200`) is read from the page ingest stored, byte for byte
+    what the general path renders, and info.json lists its size; a server set to another JPEG quality
+    renders it instead."""
+    path = mixed.root / "family" / "map" / "map.tif"
+    source = FileSystemSource(mixed.root).open("family/map/map")
+    assert set(source.stored) == {(200, 145)}
+    offset, count, quality = source.stored[(200, 145)]
+    assert quality == 85  # the server's default JPEG quality
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        page = fh.read(count)
+    plan = resolve(parse(3, "full", "!200,200", "0", "default.jpg"), source.width, source.height, Limits())
+    general = encode(render(source, plan), "jpg", Encoding(jpeg_quality=served_quality))
+    app = create_app(config.Settings(data_dir=tmp_path, images=mixed.root, demo=False, jpeg_quality=served_quality))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
+        info = (await c.get("/iiif/3/family%2Fmap%2Fmap/info.json")).json()
+        assert {"width": 200, "height": 145} in info["sizes"]
+        assert info["sizes"] == sorted(info["sizes"], key=lambda s: (s["width"], s["height"]))
+        r = await c.get("/iiif/3/family%2Fmap%2Fmap/full/!200,200/0/default.jpg")
+    app.state.catalogue.engine.dispose()
+    assert r.status_code == 200
+    assert r.content == general
+    assert (r.content == page) is (served_quality == 85)
+    sent, rendered = (pyvips.Image.new_from_buffer(b, "") for b in (r.content, general))
+    assert (sent.width, sent.height) == (200, 145)
+    assert (sent - rendered).abs().max() == 0
 
 
 def test_16bit_tiff_becomes_an_8bit_srgb_copy_with_the_same_colours(mixed: SimpleNamespace) -> None:

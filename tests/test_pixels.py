@@ -17,7 +17,8 @@ import pytest
 import pyvips
 from conftest import BLUE, GREEN, RED, WHITE
 
-from iiif_server.tiles.pipeline import Encoding, encode, pick_level, raw_tile, render
+from iiif_server.tiles import pipeline
+from iiif_server.tiles.pipeline import Encoding, encode, from_stored, pick_level, raw_tile, render
 from iiif_server.tiles.request import Limits, parse, resolve
 from iiif_server.tiles.sources import FileSystemSource, Source
 
@@ -453,6 +454,14 @@ async def test_small_output_is_read_from_a_small_pyramid_level(
         return original(self, level_index)
 
     monkeypatch.setattr(Source, "image", recording)
+    # requests from a few stored tiles read that tile, not the level through libvips
+    real_read = pipeline.read_stored
+
+    def reading(source: Source, tile: pipeline.StoredTile) -> bytes | None:
+        used.append(tile.level)
+        return real_read(source, tile)
+
+    monkeypatch.setattr(pipeline, "read_stored", reading)
     r = await client.get(f"/iiif/3/pyramid/{path}")
     assert r.status_code == 200, r.text
     assert used == [level]
@@ -465,3 +474,60 @@ def test_pick_level_never_upscales_by_more_than_a_pixel(pyramid: Source) -> None
         assert level.width + 1 >= width
         smaller = [lv for lv in pyramid.levels if lv.width + 1 >= width]
         assert level == smaller[-1]
+
+
+# --- requests from a few stored tiles (edge tiles, one-tile levels, thumbnails) --------------------------------------
+
+
+@pytest.fixture(scope="module", params=["srgb", "b-w"])
+def textured(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Source:
+    """A 1000x700 scan with detail everywhere: edge tiles on every level, a one-tile smallest level."""
+    from iiif_server import demo
+
+    root = tmp_path_factory.mktemp(f"textured-{request.param}")
+    img = demo.scan(1000, 700, seed=5)
+    img = img.colourspace("b-w") if request.param == "b-w" else img[:3]
+    img.tiffsave(str(root / "t.tif"), tile=True, tile_width=256, tile_height=256, pyramid=True,
+                 compression="jpeg", Q=85)
+    return FileSystemSource(root).open("t")
+
+
+@pytest.mark.parametrize(
+    ("region", "size"),
+    [
+        ("768,0,232,256", "232,"),  # right edge, full resolution
+        ("0,512,256,188", "256,"),  # bottom edge
+        ("768,512,232,188", "232,188"),  # corner
+        ("512,512,488,188", "244,94"),  # corner at scale factor 2
+        ("full", "250,175"),  # the smallest stored level: one padded tile
+        ("full", "!250,250"),
+        ("0,0,100,60", "100,"),  # any region inside one tile
+        ("700,0,232,256", "232,"),  # across two tiles, unscaled
+        ("768,0,232,256", "100,"),  # inside one tile, scaled
+        ("full", "!200,200"),  # a thumbnail from the one-tile level
+    ],
+)
+def test_request_from_stored_tiles_has_the_general_paths_pixels(
+    textured: Source, region: str, size: str
+) -> None:
+    plan = plan_for(textured, region, size)
+    fast = from_stored(textured, plan, Encoding())
+    assert fast is not None, "answered from the stored tile"
+    general = encode(render(textured, plan), "jpg", Encoding())
+    a, b = decode(fast), decode(general)
+    assert (a.width, a.height) == (b.width, b.height) == (plan.out_w, plan.out_h)
+    assert a.bands == b.bands
+    assert np.abs(pixels(a) - pixels(b)).max() == 0
+
+
+@pytest.mark.parametrize(
+    ("region", "size", "qf"),
+    [
+        ("0,0,1000,700", "400,", "default.jpg"),  # scaled from four tiles
+        ("0,0,1000,700", "max", "default.jpg"),  # twelve tiles
+        ("768,0,232,256", "232,", "default.png"),  # another format
+        ("768,0,232,256", "232,", "gray.jpg"),  # another quality
+    ],
+)
+def test_requests_beyond_a_few_stored_tiles_are_rendered(textured: Source, region: str, size: str, qf: str) -> None:
+    assert from_stored(textured, plan_for(textured, region, size, "0", qf), Encoding()) is None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -69,6 +70,7 @@ from test_traversal import (  # noqa: F401
 from iiif_server import config
 from iiif_server.app import create_app, image_source
 from iiif_server.storage import upload
+from iiif_server.tiles import hot
 from iiif_server.tiles.objectsource import ObjectStoreSource
 from iiif_server.tiles.sources import FileSystemSource, Source
 
@@ -171,6 +173,34 @@ async def test_a_stored_tile_is_one_ranged_get_of_exactly_its_bytes(s3_settings:
             with open(image_root / "pyramid.tif", "rb") as fh:
                 fh.seek(fs.raw[0].offsets[index])
                 assert fh.read(fs.raw[0].counts[index])[2:] in r.content
+    app.state.catalogue.engine.dispose()
+
+
+async def test_object_sources_stay_off_the_file_hot_path(s3_settings: config.Settings,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file hot path (tiles/hot.py) stats a file before reusing its source: an object's key is no file,
+    so object sources are never kept there and each request asks the store (which trusts a HEAD for its TTL)."""
+    statted: list[str] = []
+    real_stat = hot.os.stat
+
+    def stat(path: object, *args: object, **kwargs: object) -> object:
+        statted.append(str(path))
+        return real_stat(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    app = create_app(s3_settings)
+    service = app.state.service
+    monkeypatch.setattr(hot.os, "stat", stat)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
+        for _ in range(2):
+            for url in ("/iiif/3/pyramid/0,0,256,256/256,256/0/default.jpg", "/iiif/3/pyramid/info.json",
+                        "/iiif/3/pyramid/full/!200,200/0/default.jpg"):
+                assert (await c.get(url)).status_code == 200
+    assert not service.hot._items
+    assert not any(p.endswith("pyramid.tif") for p in statted), statted
+    opened = hot.Opened(service.source.open("pyramid"), time.monotonic())
+    service.hot.put("pyramid", opened)
+    assert service.hot.get("pyramid") is None
+    assert service.hot.read_nowait(opened.source, 0, 8) is None
     app.state.catalogue.engine.dispose()
 
 

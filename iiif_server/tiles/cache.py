@@ -7,33 +7,35 @@ from a stale entry. A `Cache` protocol keeps room for a shared cache later.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable
-from typing import Protocol
+from collections.abc import Hashable, Sized
+from typing import Any, Protocol
 
 
 class Cache(Protocol):
-    def get(self, key: Hashable) -> bytes | None: ...
+    def get(self, key: Hashable) -> Any: ...
 
-    def put(self, key: Hashable, value: bytes) -> None: ...
+    def put(self, key: Hashable, value: Sized) -> None: ...
 
 
 class MemoryCache:
-    """`largest`: the biggest value kept (default an eighth of the bound, so one huge image
+    """Values are bytes or anything whose `len` is what it costs (an image response with its headers).
+
+    `largest`: the biggest value kept (default an eighth of the bound, so one huge image
     cannot flush everything else)."""
 
     def __init__(self, max_bytes: int, largest: int | None = None) -> None:
         self.max_bytes = max_bytes
         self.largest = max_bytes // 8 if largest is None else largest
         self.size = 0
-        self._items: OrderedDict[Hashable, bytes] = OrderedDict()
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
 
-    def get(self, key: Hashable) -> bytes | None:
+    def get(self, key: Hashable) -> Any:
         value = self._items.get(key)
         if value is not None:
             self._items.move_to_end(key)
         return value
 
-    def put(self, key: Hashable, value: bytes) -> None:
+    def put(self, key: Hashable, value: Sized) -> None:
         if len(value) > self.largest:
             return
         old = self._items.pop(key, None)

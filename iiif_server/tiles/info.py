@@ -42,10 +42,19 @@ SUPPORTS_2 = [
 
 
 def sizes(source: Source, limits: Limits) -> list[dict[str, int]]:
-    """One size per scale factor, smallest first, within the limits."""
+    """One size per scale factor, smallest first, within the limits.
+
+    A stored level is listed at its exact size (libvips rounds halvings down, the ceiling of
+    width / factor can be a pixel more): asked for, it is read as stored, with no resampling,
+    and a level inside one tile is cut from that tile alone. Factors beyond the stored levels
+    take the ceiling, as viewers compute them. A stored thumbnail (tiles/thumbnail.py) is listed
+    at its size too: it is sent as stored."""
+    stored = {level.factor: (level.width, level.height) for level in source.levels}
+    found = [stored.get(factor) or (math.ceil(source.width / factor), math.ceil(source.height / factor))
+             for factor in source.scale_factors]
+    found += [size for size in source.stored if size not in found]
     out = []
-    for factor in reversed(source.scale_factors):
-        w, h = math.ceil(source.width / factor), math.ceil(source.height / factor)
+    for w, h in sorted(found):
         if max_size(w, h, limits, upscale=False) == (w, h):
             out.append({"width": w, "height": h})
     return out

@@ -23,6 +23,7 @@ from urllib.parse import quote, unquote_to_bytes
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.types import Scope, Send
 
 from .. import metrics, observe, placeholder
 from ..auth.networks import in_any, parse_address
@@ -31,8 +32,19 @@ from ..config import Settings
 from ..hosts import AllowedHosts
 from ..singleflight import SingleFlight
 from .cache import MemoryCache
+from .hot import Opened, OpenSources, open_checked
 from .info import PROFILE_URI, info_document
-from .pipeline import Encoding, process, self_test, was_passthrough, writable_formats
+from .pipeline import (
+    Encoding,
+    StoredTile,
+    assemble_stored,
+    from_stored,
+    locate_stored,
+    process,
+    self_test,
+    was_passthrough,
+    writable_formats,
+)
 from .request import FORMATS, Limits, Plan, RequestError, parse, resolve
 from .sources import Source, SourceStore, check_identifier, unknown
 
@@ -105,6 +117,30 @@ def process_traced(source: Source, plan: Plan, enc: Encoding) -> tuple[bytes, bo
     return body, was_passthrough()
 
 
+LOOP_TILE_PIXELS = 512 * 512  # stored tiles up to this size may be decoded on the event loop (edge tiles)
+READY_OVERHEAD = 512  # bytes a cached response costs besides its body (header values, key, objects)
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """An image response as the cache keeps it: the body and its header values, computed once.
+
+    The Link header is `link_head + base URL + link_tail`: the base URL depends on the request."""
+
+    body: bytes
+    media: bytes
+    etag: str
+    link_head: str
+    link_tail: str
+    length: bytes = b""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "length", str(len(self.body)).encode())
+
+    def __len__(self) -> int:
+        return len(self.body) + READY_OVERHEAD
+
+
 @dataclass(frozen=True)
 class Gate:
     tier: str
@@ -131,6 +167,11 @@ class ImageService:
         self.proxies = settings.proxy_networks()
         self.hosts = AllowedHosts(settings.allowed_hosts, settings.base_url)
         self.renders: SingleFlight[Any] = SingleFlight()  # concurrent identical requests share one render
+        self.hot = OpenSources()
+        self.base = settings.base_url.rstrip("/") if settings.base_url else ""
+        self.public_cache_header = self.public_cache.encode()
+        self.passthrough_seconds = metrics.RENDER.labels("passthrough")
+        self.decoded_seconds = metrics.RENDER.labels("decoded")
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Pixel work (decode, scale, encode) in the image pool."""
@@ -141,26 +182,40 @@ class ImageService:
         return await asyncio.get_running_loop().run_in_executor(self.io_pool, fn, *args)
 
     def base_url(self, request: Request) -> str:
-        if self.settings.base_url:
-            return self.settings.base_url.rstrip("/")
-        scheme, host = request.url.scheme, request.headers.get("host", "localhost")
-        if self._from_trusted_proxy(request):
-            proto = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+        return self.base_of(request.scope, request.headers.get)
+
+    def base_of(self, scope: Scope, header: Callable[[str], str | None]) -> str:
+        """The URL the client used up to the path: the configured base URL, else the request's scheme and
+        Host (a trusted proxy's X-Forwarded-Proto and -Host). `header`: a request header by lower-case name."""
+        if self.base:
+            return self.base
+        scheme, host = scope.get("scheme", "http"), header("host") or "localhost"
+        if self.proxies and self._from_trusted_proxy(scope):
+            proto = (header("x-forwarded-proto") or "").split(",")[0].strip().lower()
             scheme = proto if proto in FORWARDED_PROTOS else scheme
-            host = self.hosts.forwarded(request.headers.get("x-forwarded-host", "")) or host
+            host = self.hosts.forwarded(header("x-forwarded-host") or "") or host
         return f"{scheme}://{host}"
 
-    def _from_trusted_proxy(self, request: Request) -> bool:
-        if not self.proxies or request.client is None:
+    def _from_trusted_proxy(self, scope: Scope) -> bool:
+        client = scope.get("client")
+        if not self.proxies or not client:
             return False
-        peer = parse_address(request.client.host)
+        peer = parse_address(client[0])
         return peer is not None and in_any(peer, self.proxies)
 
     def service_id(self, request: Request, version: int, identifier: str) -> str:
         return f"{self.base_url(request)}/iiif/{version}/{quote(identifier, safe='')}"
 
+    async def opened(self, identifier: str) -> Opened:
+        """The source, from memory when current (no thread hop), else looked up in the I/O pool."""
+        found = self.hot.get(identifier)
+        if found is None:
+            found = await self.run_io(open_checked, self.source, identifier)
+            self.hot.put(identifier, found)  # files only: an object store keeps its own (TTL) memory
+        return found
+
     async def open(self, identifier: str) -> Source:
-        return await self.run_io(self.source.open, identifier)
+        return (await self.opened(identifier)).source
 
     async def handle(self, request: Request, version: int) -> Response:
         try:
@@ -277,7 +332,8 @@ class ImageService:
         gate = await self.gate(request, identifier)
         if gate is not None and gate.verdict in (Verdict.LOGIN, Verdict.DENY):
             raise AccessRefused(DENIED[gate.verdict], 401 if gate.verdict is Verdict.LOGIN else 403)
-        source = await self.open(identifier)
+        opened = await self.opened(identifier)
+        source = opened.source
         plan = resolve(parsed, source.width, source.height, self.limits)
         if gate is not None and gate.verdict is Verdict.DEGRADE:
             limit = self.auth.policy.degraded_limit(gate.tier) if self.auth else None
@@ -286,38 +342,163 @@ class ImageService:
                 raise AccessRefused(f"without access this image is served up to {limit} pixels", status)
         canonical = plan.canonical(version, source.width, source.height, self.limits)
         key = (source.path, source.stamp, canonical)
-        body = self.cache.get(key)
-        if body is None:
+        ready: Ready | None = self.cache.get(key)
+        outcome = "cache_hit"
+        if ready is None and (tile := locate_stored(source, plan, self.encoding.jpeg_quality)) is not None:
+            started = time.perf_counter()
+            data = self.hot.read_nowait(source, tile.offset, tile.count)  # a file's page cache, on the loop
+            body = assemble_stored(source, tile, data) if data is not None else None
+            if body is not None:  # kept and counted as a render's result is
+                ready = self._ready(key, body, plan.format, version, identifier)
+                outcome = "passthrough"
+                metrics.RENDER.labels(outcome).observe(time.perf_counter() - started)
+        if ready is None:
 
-            async def render() -> tuple[bytes, str]:
+            async def render() -> tuple[Ready, str]:
                 started = time.perf_counter()
                 result, stored = await self.run(process_traced, source, plan, self.encoding)
                 outcome = "passthrough" if stored else "decoded"
                 metrics.RENDER.labels(outcome).observe(time.perf_counter() - started)
-                self.cache.put(key, result)
-                return result, outcome
+                return self._ready(key, result, plan.format, version, identifier), outcome
 
-            body, outcome = await self.renders.run(key, render)
-            observe.note_outcome(outcome)
-        else:
-            observe.note_outcome("cache_hit")
-        base = self.service_id(request, version, identifier)
-        headers = {
-            "Cache-Control": self.public_cache,
-            "Link": f'<{PROFILE_URI[version]}>;rel="profile", <{base}/{canonical}>;rel="canonical"',
-        }
+            ready, outcome = await self.renders.run(key, render)
+        observe.note_outcome(outcome)
+        if gate is None:  # public: the next identical URL is answered by `answer_hit`
+            self.cache.put((source.path, source.stamp, version, *params), ready)
+        link = ready.link_head + self.base_url(request) + ready.link_tail
+        headers = {"Cache-Control": self.public_cache, "Link": link}
         if gate is not None:
             headers.update(RESTRICTED_HEADERS)
-        validator = f"{source.stamp[0]}:{source.stamp[1]}:{canonical}".encode()
-        return self._conditional(request, body, FORMATS[plan.format], headers, validator)
+        return self._conditional(request, ready.body, FORMATS[plan.format], headers, etag=ready.etag)
+
+    def _ready(self, key: tuple[Any, tuple[int, int], str], body: bytes, fmt: str, version: int,
+               identifier: str) -> Ready:
+        """A rendered (or stored) image as the cache keeps it, its header values computed once."""
+        _, stamp, canonical = key
+        media = FORMATS[fmt]
+        validator = f"{stamp[0]}:{stamp[1]}:{canonical}".encode()  # names the content: no hash of the body
+        etag = '"' + hashlib.blake2b(media.encode() + b"\0" + validator, digest_size=12).hexdigest() + '"'
+        tail = (f"/iiif/{version}/{quote(identifier, safe='')}/{canonical}>;rel=\"canonical\"")
+        ready = Ready(body, media.encode(), etag, f'<{PROFILE_URI[version]}>;rel="profile", <', tail)
+        self.cache.put(key, ready)
+        return ready
+
+    def _stored_on_loop(self, source: Source, version: int, identifier: str,
+                        params: list[str]) -> tuple[Ready, str] | None:
+        """Another spelling of a cached request, or a public request for exactly one stored tile whose bytes
+        are in the page cache, answered as the full path answers it (same parse, plan and canonical form),
+        with its outcome; None for anything else."""
+        try:
+            parsed = parse(version, *params)
+            if parsed.format not in self.formats:
+                return None
+            plan = resolve(parsed, source.width, source.height, self.limits)
+        except RequestError:
+            return None  # the full path says what is wrong
+        canonical = plan.canonical(version, source.width, source.height, self.limits)
+        key = (source.path, source.stamp, canonical)
+        ready: Ready | None = self.cache.get(key)
+        if ready is not None:
+            self.cache.put((source.path, source.stamp, version, *params), ready)
+            return ready, "cache_hit"
+        started = time.perf_counter()
+        tile = locate_stored(source, plan, self.encoding.jpeg_quality)
+        if tile is not None:
+            data = self.hot.read_nowait(source, tile.offset, tile.count)
+            body = assemble_stored(source, tile, data) if data is not None else None
+            outcome, seconds = "passthrough", self.passthrough_seconds
+        elif source.tile_width * source.tile_height <= LOOP_TILE_PIXELS:
+            # an edge tile: a quarter of a millisecond of decoding and encoding here, against ~10 ms of
+            # waiting for the GIL in a pool thread while this loop serves stored tiles
+            body = from_stored(source, plan, self.encoding, self._read_nowait, one_tile=True)
+            outcome, seconds = "decoded", self.decoded_seconds
+        else:
+            return None
+        if body is None:
+            return None
+        ready = self._ready(key, body, plan.format, version, identifier)
+        seconds.observe(time.perf_counter() - started)
+        self.cache.put((source.path, source.stamp, version, *params), ready)
+        return ready, outcome
+
+    def _read_nowait(self, source: Source, tile: StoredTile) -> bytes | None:
+        return self.hot.read_nowait(source, tile.offset, tile.count)
+
+    async def answer_hit(self, scope: Scope, send: Send) -> bool:
+        """Answer a GET of public material from the response cache, or a stored tile already in the page
+        cache, without Starlette's request machinery, thread hops or header building; False where the full
+        path must answer (anything else: restricted material, a source not current in the hot memo,
+        conditional and HEAD requests, errors, renders).
+
+        The access decision is the full path's: material whose tier is restricted never gets here, and
+        what is cached under a request's own URL was stored only for public material."""
+        if scope["method"] != "GET":
+            return False
+        raw: bytes = scope.get("raw_path") or scope["path"].encode()
+        raw = raw.split(b"?", 1)[0]
+        root = scope.get("root_path", "")
+        if root and raw.startswith(root.encode()):
+            raw = raw[len(root) :]
+        if raw.startswith(b"/iiif/3/"):
+            version = 3
+        elif raw.startswith(b"/iiif/2/"):
+            version = 2
+        else:
+            return False
+        parts = raw[8:].split(b"/")
+        if len(parts) != 5:
+            return False
+        host = forwarded = None
+        for name, value in scope["headers"]:
+            if name == b"if-none-match":
+                return False
+            if name == b"host":
+                host = value
+            elif name.startswith(b"x-forwarded-"):
+                forwarded = True
+        if forwarded and self.proxies and not self.base:
+            return False  # the base URL comes from a proxy's headers: the full path reads them
+        try:  # decode_segment's result, sparing unquote where nothing is quoted
+            identifier, *params = (p.decode() if b"%" not in p else decode_segment(p) for p in parts)
+        except (RequestError, UnicodeDecodeError):
+            return False
+        if self.auth is not None:
+            policy = self.auth.policy
+            await policy.fresh(self.run_io)
+            if policy.restricted(policy.tier_of(identifier)):
+                return False
+        opened = self.hot.get(identifier)
+        if opened is None:
+            return False
+        source = opened.source
+        outcome = "cache_hit"
+        ready: Ready | None = self.cache.get((source.path, source.stamp, version, *params))
+        if ready is None:
+            found = self._stored_on_loop(source, version, identifier, params)
+            if found is None:
+                return False
+            ready, outcome = found
+        observe.note_identifier(identifier)
+        observe.note_outcome(outcome)
+        base = self.base or f"{scope.get('scheme', 'http')}://{host.decode('latin-1') if host else 'localhost'}"
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"cache-control", self.public_cache_header),
+            (b"link", (ready.link_head + base + ready.link_tail).encode()),
+            (b"etag", ready.etag.encode()),
+            (b"content-length", ready.length),
+            (b"content-type", ready.media),
+        ]})
+        await send({"type": "http.response.body", "body": ready.body})
+        return True
 
     @staticmethod
     def _conditional(request: Request, body: bytes, media: str, headers: dict[str, str],
-                     validator: bytes | None = None) -> Response:
-        """`validator` names the content (file stamp + canonical request), sparing a hash of the body."""
+                     etag: str | None = None) -> Response:
+        """`etag`: computed by the caller (an image's names its file stamp and canonical request), else a
+        hash of the body."""
         # the media type is part of the representation: info.json comes as two
-        named = validator if validator is not None else body
-        etag = '"' + hashlib.blake2b(media.encode() + b"\0" + named, digest_size=12).hexdigest() + '"'
+        if etag is None:
+            etag = '"' + hashlib.blake2b(media.encode() + b"\0" + body, digest_size=12).hexdigest() + '"'
         headers = {**headers, "ETag": etag}
         if etag_matches(etag, request.headers.get("if-none-match", "")):
             return Response(status_code=304, headers=headers)

@@ -89,6 +89,17 @@ class FileReader:
         finally:
             os.close(fd)
 
+    def read_current(self, offset: int, size: int, stamp: tuple[int, int]) -> bytes | None:
+        """These bytes if the file is still the one `stamp` describes (offsets of a replaced file point anywhere)."""
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            st = os.fstat(fd)
+            if (st.st_size, st.st_mtime_ns) != stamp:
+                return None
+            return os.pread(fd, size, offset)
+        finally:
+            os.close(fd)
+
     def load(self, **options: Any) -> pyvips.Image:
         return pyvips.Image.new_from_file(str(self.path), **{"access": "random", **options})
 
@@ -111,6 +122,8 @@ class Source:
     raw: dict[int, RawTiles] = field(default_factory=dict)
     reader: Reader = None  # type: ignore[assignment]  # set in __post_init__: the file at `path` by default
     untiled: bool = False  # pixels only by decoding a whole level: see untiled.py
+    # complete JPEG streams stored for one output size (tiles/thumbnail.py): (w, h) -> (offset, count, quality)
+    stored: dict[tuple[int, int], tuple[int, int, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.reader is None:
@@ -343,14 +356,33 @@ def _open_tiff(path: PurePath, stamp: tuple[int, int], reader: Reader) -> Source
                 raw[index] = tiles
         tag = first.tags.get("Orientation")
         orientation = int(tag.value) if tag is not None else 1
+        stored = _stored_streams(pages)
     if orientation not in range(1, 9):
         orientation = 1
     if orientation != 1:
-        raw = {}
+        raw, stored = {}, {}
         if orientation in _SWAPPING:
             w, h = h, w
             levels = [Level(lv.height, lv.width, lv.factor, lv.page, lv.subifd) for lv in levels]
-    return Source(path, stamp, w, h, tuple(levels), tw, th, orientation, raw, reader, untiled=not tiled)
+    return Source(path, stamp, w, h, tuple(levels), tw, th, orientation, raw, reader, untiled=not tiled,
+                  stored=stored)
+
+
+def _stored_streams(pages: Any) -> dict[tuple[int, int], tuple[int, int, int]]:
+    """Reduced-resolution pages held as one self-contained JPEG strip (tiles/thumbnail.py writes them)."""
+    from .thumbnail import quality_of
+
+    out = {}
+    for page in pages[1:]:
+        if page.is_tiled or not page.subfiletype & 1 or page.compression != 7 or page.jpegtables:
+            continue
+        if page.bitspersample != 8 or page.samplesperpixel not in (1, 3) or page.photometric not in (1, 6):
+            continue
+        quality = quality_of(page.description or "")
+        if quality is not None and len(page.dataoffsets) == 1 and page.databytecounts[0]:
+            out[(int(page.imagewidth), int(page.imagelength))] = (int(page.dataoffsets[0]),
+                                                                 int(page.databytecounts[0]), quality)
+    return out
 
 
 def _markers(stream: bytes) -> tuple[int | None, bytes]:

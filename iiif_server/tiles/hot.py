@@ -1,0 +1,103 @@
+"""The hot path's memory: opened sources, reused without a thread hop.
+
+Opening a source resolves the identifier against the image root (a path walk
+per candidate extension, a symlink check) and parses the file's layout once:
+that belongs in the I/O pool. A source opened in the last second is taken
+from here on the event loop instead, after one `stat` of its resolved path (a
+single system call on an inode the last request has just used), so a replaced
+or withdrawn file is noticed at once, and the full lookup runs again every
+second. Stored tiles are read on the loop with a non-blocking `preadv`
+(`RWF_NOWAIT`: data not in the page cache makes it fail instead of wait, and
+the read goes to the pool), on a descriptor opened for that read and checked
+to name the very file the source describes. Sources in object storage are
+not kept here (their store trusts a HEAD for a few seconds instead): nothing
+on this path ever stats an object's key.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from .sources import FileReader, Source, SourceStore
+
+RECHECK = 1.0  # seconds between full lookups of one identifier
+CAPACITY = 1024  # sources per worker process (the store keeps their layouts; these are references)
+_NOWAIT = getattr(os, "RWF_NOWAIT", None)
+
+
+@dataclass
+class Opened:
+    source: Source
+    checked: float
+
+
+def open_checked(store: SourceStore, identifier: str) -> Opened:
+    """Full lookup (blocking: run in the I/O pool)."""
+    return Opened(store.open(identifier), time.monotonic())
+
+
+class OpenSources:
+    """identifier -> Opened, least recently used out; touched only from the event loop."""
+
+    def __init__(self, capacity: int = CAPACITY, recheck: float = RECHECK) -> None:
+        self.capacity = capacity
+        self.recheck = recheck
+        self._items: OrderedDict[str, Opened] = OrderedDict()
+        self.nowait = _NOWAIT is not None
+
+    def get(self, identifier: str) -> Opened | None:
+        """A source still current, or None when the I/O pool must look it up."""
+        opened = self._items.get(identifier)
+        if opened is None:
+            return None
+        if time.monotonic() - opened.checked > self.recheck:
+            return None
+        reader = opened.source.reader
+        if not isinstance(reader, FileReader):  # put() keeps files only; never a stat of an object's key
+            return None
+        try:
+            st = os.stat(reader.path)
+        except OSError:
+            del self._items[identifier]
+            return None
+        if (st.st_size, st.st_mtime_ns) != opened.source.stamp:
+            del self._items[identifier]
+            return None
+        self._items.move_to_end(identifier)
+        return opened
+
+    def put(self, identifier: str, opened: Opened) -> None:
+        """Remember a source read from a file; others (object storage) are looked up every time."""
+        if not isinstance(opened.source.reader, FileReader):
+            return
+        self._items[identifier] = opened
+        self._items.move_to_end(identifier)
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+
+    def read_nowait(self, source: Source, offset: int, count: int) -> bytes | None:
+        """Bytes of the source's file already in the page cache, read on the loop; None when reading
+        would wait or the file is no longer the one described."""
+        if not self.nowait or not isinstance(source.reader, FileReader):
+            return None
+        try:
+            fd = os.open(source.reader.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        except OSError:
+            return None
+        try:
+            st = os.fstat(fd)
+            if (st.st_size, st.st_mtime_ns) != source.stamp:
+                return None
+            buf = bytearray(count)
+            n = os.preadv(fd, [buf], offset, _NOWAIT)
+        except BlockingIOError:
+            return None
+        except OSError:
+            self.nowait = False  # a file system without non-blocking reads: always the pool
+            return None
+        finally:
+            os.close(fd)
+        return bytes(buf) if n == count else None
