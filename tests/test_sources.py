@@ -571,3 +571,21 @@ def test_file_removed_after_opening_gives_500(root: Path, tmp_path: Path) -> Non
             process(source, p, Encoding())
         assert caught.value.status == 500
         assert str(target.parent) not in caught.value.message
+
+
+def test_opened_sources_are_kept_within_a_byte_budget(tmp_path: Path) -> None:
+    """The store keeps opened sources by what their tile tables weigh, not by how many there are."""
+    big, small = tmp_path / "big.tif", tmp_path / "small.tif"
+    write_pyramid(pyvips.Image.black(4096, 4096, bands=3), big, tile=128)  # 1,365 stored tiles
+    write_pyramid(pyvips.Image.black(256, 256, bands=3), small, tile=128)
+    for n in range(20):
+        os.link(small, tmp_path / f"small-{n}.tif")
+    weight = FileSystemSource(tmp_path).open("big").nbytes
+    assert weight > 1365 * 8  # its offsets and counts are counted
+    store = FileSystemSource(tmp_path, budget=weight + 4 * FileSystemSource(tmp_path).open("small").nbytes)
+    first = store.open("big")
+    for n in range(20):
+        store.open(f"small-{n}")
+        assert store._cache.used <= store._cache.budget
+    assert store.open("big") is not first  # the big one went, though 21 sources are few
+    assert store.open("small-19") is store.open("small-19")  # and what is kept is reused

@@ -21,10 +21,10 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from .sources import FileReader, Source, SourceStore
+from .sources import SOURCES_BYTES, FileReader, Source, SourceStore
 
 RECHECK = 1.0  # seconds between full lookups of one identifier
-CAPACITY = 1024  # sources per worker process (the store keeps their layouts; these are references)
+BUDGET = SOURCES_BYTES  # per worker process, counted as the store counts its sources (Source.nbytes)
 _NOWAIT = getattr(os, "RWF_NOWAIT", None)
 
 
@@ -42,10 +42,11 @@ def open_checked(store: SourceStore, identifier: str) -> Opened:
 class OpenSources:
     """identifier -> Opened, least recently used out; touched only from the event loop."""
 
-    def __init__(self, capacity: int = CAPACITY, recheck: float = RECHECK) -> None:
-        self.capacity = capacity
+    def __init__(self, budget: int = BUDGET, recheck: float = RECHECK) -> None:
+        self.budget = budget
         self.recheck = recheck
         self._items: OrderedDict[str, Opened] = OrderedDict()
+        self._bytes = 0
         self.nowait = _NOWAIT is not None
 
     def get(self, identifier: str) -> Opened | None:
@@ -61,10 +62,10 @@ class OpenSources:
         try:
             st = os.stat(reader.path)
         except OSError:
-            del self._items[identifier]
+            self._drop(identifier)
             return None
         if (st.st_size, st.st_mtime_ns) != opened.source.stamp:
-            del self._items[identifier]
+            self._drop(identifier)
             return None
         self._items.move_to_end(identifier)
         return opened
@@ -73,10 +74,17 @@ class OpenSources:
         """Remember a source read from a file; others (object storage) are looked up every time."""
         if not isinstance(opened.source.reader, FileReader):
             return
+        self._drop(identifier)
         self._items[identifier] = opened
-        self._items.move_to_end(identifier)
-        while len(self._items) > self.capacity:
-            self._items.popitem(last=False)
+        self._bytes += opened.source.nbytes
+        while self._bytes > self.budget and len(self._items) > 1:
+            _, gone = self._items.popitem(last=False)
+            self._bytes -= gone.source.nbytes
+
+    def _drop(self, identifier: str) -> None:
+        gone = self._items.pop(identifier, None)
+        if gone is not None:
+            self._bytes -= gone.source.nbytes
 
     def read_nowait(self, source: Source, offset: int, count: int) -> bytes | None:
         """Bytes of the source's file already in the page cache, read on the loop; None when reading

@@ -34,7 +34,16 @@ from obstore.exceptions import PreconditionError
 from ..storage import Location
 from .cache import MemoryCache
 from .request import RequestError
-from .sources import EXTENSIONS, SCAN_LIMIT, TIFF_SUFFIXES, Source, check_identifier, open_source
+from .sources import (
+    EXTENSIONS,
+    SCAN_LIMIT,
+    SOURCES_BYTES,
+    TIFF_SUFFIXES,
+    Source,
+    SourceCache,
+    check_identifier,
+    open_source,
+)
 
 BLOCK = 256 * 1024
 META_ENTRY = 256  # bytes one cached stamp costs, besides its key
@@ -183,7 +192,7 @@ class ObjectStoreSource:
     """Images in a bucket (below a prefix); the identifier is the key without extension."""
 
     def __init__(self, store: Any, location: str, ttl: float = 10.0, cache_bytes: int = 128 << 20,
-                 capacity: int = 512) -> None:
+                 sources_bytes: int = SOURCES_BYTES) -> None:
         self.store = store
         self.location = location
         prefix = Location.parse(location).prefix
@@ -193,8 +202,7 @@ class ObjectStoreSource:
         self._meta: OrderedDict[str, tuple[float, str | None, dict[str, Any] | None]] = OrderedDict()
         self._meta_bytes = 0
         self._meta_capacity = max(1 << 20, cache_bytes // 16)
-        self._sources: OrderedDict[str, Source] = OrderedDict()
-        self._capacity = capacity
+        self._sources = SourceCache(sources_bytes)
         self._lock = threading.Lock()
 
     def describe(self) -> str:
@@ -253,18 +261,12 @@ class ObjectStoreSource:
     def open(self, identifier: str) -> Source:
         key, meta = self.find(identifier)
         stamp = stamp_of(meta)
-        with self._lock:
-            cached = self._sources.get(key)
-            if cached is not None and cached.stamp == stamp:
-                self._sources.move_to_end(key)
-                return cached
+        cached = self._sources.get(key, stamp)
+        if cached is not None:
+            return cached
         reader = ObjectReader(self.store, key, int(meta["size"]), meta.get("e_tag") or "", self.blocks, self.forget)
         source = open_source(PurePosixPath(key), stamp, reader)
-        with self._lock:
-            self._sources[key] = source
-            self._sources.move_to_end(key)
-            while len(self._sources) > self._capacity:
-                self._sources.popitem(last=False)
+        self._sources.put(key, source)
         return source
 
     def forget(self, key: str) -> None:
@@ -273,7 +275,7 @@ class ObjectStoreSource:
         with self._lock:
             if self._meta.pop(base, None) is not None:
                 self._meta_bytes -= len(base) + META_ENTRY
-            self._sources.pop(key, None)
+        self._sources.pop(key)
 
     def _keys(self, offset: str | None = None) -> Iterator[str]:
         for chunk in obstore.list(self.store, offset=offset):  # type: ignore[call-overload]

@@ -17,7 +17,7 @@ import os
 import threading
 from array import array
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any, BinaryIO, Protocol
@@ -60,6 +60,53 @@ class RawTiles:
     tables: bytes
     tiles_across: int
     rgb: bool = False  # samples stored as RGB (no YCbCr transform): needs an Adobe marker per tile
+
+
+SOURCE_OVERHEAD = 2048  # bytes of a Source beyond its tile tables (levels, reader, names)
+SOURCES_BYTES = 32 << 20  # opened sources kept per store and process: a 20000x15000 scan's tables are ~80 KB
+
+
+class SourceCache:
+    """Opened sources by key, least recently used out, bounded by their bytes (not their count: a
+    large scan's tile tables weigh a hundred small ones). Thread-safe."""
+
+    def __init__(self, budget: int = SOURCES_BYTES) -> None:
+        self.budget = budget
+        self._items: OrderedDict[Hashable, Source] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, stamp: object) -> Source | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is None or found.stamp != stamp:
+                return None
+            self._items.move_to_end(key)
+            return found
+
+    def put(self, key: Hashable, source: Source) -> None:
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._bytes -= old.nbytes
+            self._items[key] = source
+            self._bytes += source.nbytes
+            while self._bytes > self.budget and len(self._items) > 1:
+                _, gone = self._items.popitem(last=False)
+                self._bytes -= gone.nbytes
+
+    def pop(self, key: Hashable) -> None:
+        with self._lock:
+            gone = self._items.pop(key, None)
+            if gone is not None:
+                self._bytes -= gone.nbytes
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def used(self) -> int:
+        return self._bytes
 
 
 class Reader(Protocol):
@@ -128,6 +175,12 @@ class Source:
     def __post_init__(self) -> None:
         if self.reader is None:
             self.reader = FileReader(Path(self.path))
+
+    @property
+    def nbytes(self) -> int:
+        """Roughly what keeping this source costs: its stored-tile tables and a fixed part."""
+        return SOURCE_OVERHEAD + sum(raw.offsets.itemsize * len(raw.offsets) + raw.counts.itemsize * len(raw.counts)
+                                     + len(raw.tables) for raw in self.raw.values())
 
     @property
     def scale_factors(self) -> list[int]:
@@ -212,11 +265,9 @@ def check_identifier(identifier: str) -> list[str]:
 class FileSystemSource:
     """Images in a folder; the identifier is the path below it, no extension."""
 
-    def __init__(self, root: Path, capacity: int = 512) -> None:
+    def __init__(self, root: Path, budget: int = SOURCES_BYTES) -> None:
         self.root = root.resolve()
-        self._cache: OrderedDict[Path, Source] = OrderedDict()
-        self._capacity = capacity
-        self._lock = threading.Lock()
+        self._cache = SourceCache(budget)
 
     def readable(self) -> bool:
         return self.root.is_dir() and os.access(self.root, os.R_OK | os.X_OK)
@@ -239,17 +290,11 @@ class FileSystemSource:
         path = self.find(identifier)
         st = path.stat()
         stamp = (st.st_size, st.st_mtime_ns)
-        with self._lock:
-            cached = self._cache.get(path)
-            if cached is not None and cached.stamp == stamp:
-                self._cache.move_to_end(path)
-                return cached
+        cached = self._cache.get(path, stamp)
+        if cached is not None:
+            return cached
         source = open_source(path, stamp)
-        with self._lock:
-            self._cache[path] = source
-            self._cache.move_to_end(path)
-            while len(self._cache) > self._capacity:
-                self._cache.popitem(last=False)
+        self._cache.put(path, source)
         return source
 
     def identifiers(self) -> Iterator[str]:
