@@ -25,6 +25,7 @@ from typing import Any, BinaryIO, Protocol
 import pyvips
 import tifffile
 
+from . import jp2
 from .request import RequestError
 
 EXTENSIONS = (".tif", ".tiff", ".ptif", ".jpg", ".jpeg", ".png", ".webp", ".jp2", ".j2k", ".jpx")
@@ -335,6 +336,8 @@ def open_source(path: PurePath, stamp: tuple[int, int], reader: Reader | None = 
     try:
         if path.suffix.lower() in TIFF_SUFFIXES:
             return _open_tiff(path, stamp, reader)
+        if jp2.is_jp2(path):
+            return _open_jp2(path, stamp, reader)
         return _open_plain(path, stamp, reader)
     except RequestError:
         raise
@@ -347,6 +350,15 @@ def _orientation(img: pyvips.Image) -> int:
         value = int(img.get("orientation"))
         return value if 1 <= value <= 8 else 1
     return 1
+
+
+def _open_jp2(path: PurePath, stamp: tuple[int, int], reader: Reader) -> Source:
+    """JPEG 2000: every resolution level of the codestream, decoded at its own size (jp2.py)."""
+    with reader.stream() as fh:
+        w, h, reductions = jp2.header(fh)
+    levels = [Level(*jp2.level_size(w, h, r), 2**r, page=r or None) for r in jp2.levels(w, h, reductions)]
+    return Source(path, stamp, w, h, tuple(levels), UNTILED_TILE, UNTILED_TILE, reader=jp2.reader_for(reader),
+                  untiled=True)
 
 
 def _open_plain(path: PurePath, stamp: tuple[int, int], reader: Reader) -> Source:
