@@ -20,7 +20,7 @@ from ..auth.policy import Policy
 from ..manifests.catalogue import effective_tier
 from ..manifests.presentation import Urls
 from ..manifests.routes import not_found
-from .store import Hit, Pages, Target, TextStore
+from .store import Hit, Pages, Target, TextStore, parse_cursor
 
 Run = Callable[..., Awaitable[Any]]
 PAGE_SIZE = 100
@@ -51,7 +51,7 @@ class Found(NamedTuple):
     collection: str
     document: str
     q: str
-    after: int
+    after: str
     hits: list[Hit]
     total: int
     more: bool
@@ -95,13 +95,10 @@ class SearchService:
         return target, pages, restricted
 
     @staticmethod
-    def _query(request: Request) -> tuple[str, int]:
+    def _query(request: Request) -> tuple[str, str]:
         q = request.query_params.get("q", "")[:200]
-        try:
-            after = max(0, int(request.query_params.get("after", "0")))
-        except ValueError:
-            after = 0
-        return q, after
+        after = "{}.{}".format(*parse_cursor(request.query_params.get("after", "")))
+        return q, "" if after == "0.0" else after
 
     @staticmethod
     def _respond(request: Request, body: dict[str, Any], restricted: bool) -> Response:
@@ -117,7 +114,7 @@ class SearchService:
         return Urls(base), service_base(base, cid, did), cid, did
 
     @staticmethod
-    def _page_url(service: str, q: str, after: int = 0) -> str:
+    def _page_url(service: str, q: str, after: str = "") -> str:
         params = {"q": q, **({"after": str(after)} if after else {})}
         return f"{service}?{urlencode(params)}"
 
@@ -143,14 +140,15 @@ class SearchService:
             "resources": [], "hits": [],
         }
         if more:
-            body["next"] = self._page_url(url, q, hits[-1].id)
+            body["next"] = self._page_url(url, q, hits[-1].cursor)
         for hit in hits:
-            anno = f"{urls.base}/iiif/search/annotation/{quote(cid)}/{quote(did)}/{hit.id}"
-            body["resources"].append({
-                "@id": anno, "@type": "oa:Annotation", "motivation": "sc:painting",
-                "resource": {"@type": "cnt:ContentAsText", "chars": hit.text},
-                "on": _on(urls, cid, did, hit)})
-            found: dict[str, Any] = {"@type": "search:Hit", "annotations": [anno], "match": hit.text}
+            annos = _annotation_ids(urls, cid, did, hit)
+            for anno, box in zip(annos, hit.boxes, strict=True):
+                body["resources"].append({
+                    "@id": anno, "@type": "oa:Annotation", "motivation": "sc:painting",
+                    "resource": {"@type": "cnt:ContentAsText", "chars": hit.text},
+                    "on": _on(urls, cid, did, hit.page, box)})
+            found: dict[str, Any] = {"@type": "search:Hit", "annotations": annos, "match": hit.text}
             if hit.before:
                 found["before"] = hit.before
             if hit.after:
@@ -165,14 +163,16 @@ class SearchService:
         urls, cid, did, q, after, hits, total, more, restricted, url = found_page
         items, highlights = [], []
         for hit in hits:
-            anno = f"{urls.base}/iiif/search/annotation/{quote(cid)}/{quote(did)}/{hit.id}"
-            items.append({"id": anno, "type": "Annotation", "motivation": "supplementing",
-                          "body": {"type": "TextualBody", "value": hit.text, "format": "text/plain"},
-                          "target": _on(urls, cid, did, hit)})
+            annos = _annotation_ids(urls, cid, did, hit)
+            for anno, box in zip(annos, hit.boxes, strict=True):
+                items.append({"id": anno, "type": "Annotation", "motivation": "supplementing",
+                              "body": {"type": "TextualBody", "value": hit.text, "format": "text/plain"},
+                              "target": _on(urls, cid, did, hit.page, box)})
             selector = {"type": "TextQuoteSelector", "prefix": hit.before + " " if hit.before else "",
                         "exact": hit.text, "suffix": " " + hit.after if hit.after else ""}
-            highlights.append({"id": anno + "/hit", "type": "Annotation", "motivation": "highlighting",
-                               "target": {"type": "SpecificResource", "source": anno, "selector": [selector]}})
+            targets = [{"type": "SpecificResource", "source": anno, "selector": [selector]} for anno in annos]
+            highlights.append({"id": annos[0] + "/hit", "type": "Annotation", "motivation": "highlighting",
+                               "target": targets[0] if len(targets) == 1 else targets})
         body: dict[str, Any] = {
             "@context": CONTEXT_2, "id": self._page_url(url, q, after), "type": "AnnotationPage",
             "partOf": {"id": self._page_url(url, q), "type": "AnnotationCollection", "total": total},
@@ -181,7 +181,7 @@ class SearchService:
         if highlights:
             body["annotations"] = [{"type": "AnnotationPage", "items": highlights}]
         if more:
-            body["next"] = {"id": self._page_url(url, q, hits[-1].id), "type": "AnnotationPage"}
+            body["next"] = {"id": self._page_url(url, q, hits[-1].cursor), "type": "AnnotationPage"}
         return self._respond(request, body, restricted)
 
     async def _complete(self, request: Request) -> tuple[list[tuple[str, int]], bool, str] | None:
@@ -219,6 +219,12 @@ class SearchService:
         return self._respond(request, body, restricted)
 
 
-def _on(urls: Urls, collection: str, document: str, hit: Hit) -> str:
-    x, y, w, h = hit.box
-    return f"{urls.canvas(collection, document, hit.page)}#xywh={x},{y},{w},{h}"
+def _annotation_ids(urls: Urls, collection: str, document: str, hit: Hit) -> list[str]:
+    """One annotation per box: a phrase over two lines is highlighted on each."""
+    anno = f"{urls.base}/iiif/search/annotation/{quote(collection)}/{quote(document)}/{hit.id}"
+    return [anno if n == 0 else f"{anno}-{n}" for n in range(len(hit.boxes))]
+
+
+def _on(urls: Urls, collection: str, document: str, page: str, box: tuple[int, int, int, int]) -> str:
+    x, y, w, h = box
+    return f"{urls.canvas(collection, document, page)}#xywh={x},{y},{w},{h}"

@@ -2,56 +2,81 @@
 
 Words are normalised in Python at import (case folded, accents removed), so `Levy` and `lévy`
 are the same term on SQLite and PostgreSQL alike, and exact and prefix matches are range scans
-of one index per document. Every look-up takes the pages the requester may not see (or, when
-the document itself is out of reach, the only pages they may see): hidden text never leaves SQL.
+of one index per document. Spelling variants go through the vocabulary of distinct words: its
+Daitch–Mokotoff codes (text_codes) and a trigram index (pg_trgm; SQLite FTS5's trigram tokenizer)
+give at most a few dozen similar words, which are then looked up like exact ones.
+
+A search answers in ranked tiers, each in import order: the word as typed, the word with other case
+or accents, words starting with it, words coded alike by Daitch–Mokotoff, words with similar trigrams.
+A query of several words finds them as consecutive ALTO words (a phrase), then entries holding all
+of them. Pages are cut by keyset on (tier, entry id). Every look-up takes the pages the requester may
+not see (or, when the document itself is out of reach, the only pages they may see): hidden text
+never leaves SQL.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, delete, func, insert, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    Select,
+    String,
+    Text,
+    and_,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    true,
+)
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..manifests.catalogue import Base, Catalogue, Collection, Document, Image
+from . import soundex
+from .normal import normalise, similarity, terms
 
 # SQLite makes only INTEGER PRIMARY KEY an alias of the rowid (autoincrement)
 ENTRY_ID = BigInteger().with_variant(Integer(), "sqlite")
 # byte order, so that a prefix is a range (PostgreSQL's default collation is not)
 TERM_TYPE = String(200).with_variant(String(200, collation="C"), "postgresql")
 TOP = "\U0010ffff"  # above every character: [p, p + TOP) holds every term starting with p
-_WORD = re.compile(r"\w+")
-_FOLD = str.maketrans({"ł": "l", "đ": "d", "ø": "o", "æ": "ae", "œ": "oe", "ı": "i", "þ": "th"})
 SCAN_LIMIT = 5000  # term rows an autocomplete reads at most
+FUZZY_MIN = 3  # shorter words get no prefix or fuzzy tiers (every word would match)
+FUZZY_TERMS = 50  # similar words a fuzzy tier looks up at most
+TRIGRAM_MIN = 0.4  # pg_trgm similarity below which a word is not a typo of another
+PHRASE_MAX = 8  # words of a phrase query
+CHUNK = 500  # values in one IN list
 
-
-def normalise(text: str) -> str:
-    """Case folded, without accents: what a researcher types and what a 1940s typist wrote meet here."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold().translate(_FOLD))
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
-
-
-def terms(text: str) -> list[str]:
-    return [t[:200] for t in _WORD.findall(normalise(text))]
+EXACT, FOLDED, PREFIX, SOUNDS, TYPO = range(5)  # the tiers of a one-word query
+PHRASE, ALL_WORDS = range(2)  # the tiers of a query of several words
+_RAW = re.compile(r"\w+")
 
 
 class TextEntry(Base):
     __tablename__ = "text_entries"
     __table_args__ = (Index("ix_text_entries_image", "image_pk", "source"),
-                      Index("ix_text_entries_document", "document_pk", "id"))
+                      Index("ix_text_entries_document", "document_pk", "id"),
+                      Index("ix_text_entries_page_pos", "image_pk", "pos"),
+                      Index("ix_text_entries_source", "source", "document_pk"))
 
     id: Mapped[int] = mapped_column(ENTRY_ID, primary_key=True, autoincrement=True)
     image_pk: Mapped[int] = mapped_column(ForeignKey("images.pk", ondelete="CASCADE"))
     document_pk: Mapped[int] = mapped_column(ForeignKey("documents.pk", ondelete="CASCADE"))
-    source: Mapped[str] = mapped_column(String(10))  # alto, csv: a re-import replaces its own source only
+    source: Mapped[str] = mapped_column(String(200))  # alto, csv:<name>: a re-import replaces its own source only
     kind: Mapped[str] = mapped_column(String(20))  # word, line, entry, or the CSV's kind
     text: Mapped[str] = mapped_column(Text)
     line: Mapped[str | None] = mapped_column(Text, default=None)  # the line a word stands in
     start: Mapped[int | None] = mapped_column(Integer, default=None)  # where the word starts in it
+    pos: Mapped[int | None] = mapped_column(Integer, default=None)  # place among the page's entries of its source
     x: Mapped[int | None] = mapped_column(Integer, default=None)
     y: Mapped[int | None] = mapped_column(Integer, default=None)
     w: Mapped[int | None] = mapped_column(Integer, default=None)
@@ -68,6 +93,32 @@ class TextTerm(Base):
     norm: Mapped[str] = mapped_column(TERM_TYPE)
 
 
+class TextVocab(Base):
+    """Every distinct word once (never shrinks: a word no longer on any page finds nothing)."""
+
+    __tablename__ = "text_vocab"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    norm: Mapped[str] = mapped_column(TERM_TYPE, unique=True)
+
+
+class TextCode(Base):
+    __tablename__ = "text_codes"
+
+    code: Mapped[str] = mapped_column(String(6), primary_key=True)
+    norm: Mapped[str] = mapped_column(TERM_TYPE, primary_key=True)
+
+
+class TextDocTerm(Base):
+    """Which documents of a collection hold a word: the first step of a collection-wide search."""
+
+    __tablename__ = "text_doc_terms"
+
+    norm: Mapped[str] = mapped_column(TERM_TYPE, primary_key=True)
+    collection_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    document_pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
 @dataclass(frozen=True)
 class Entry:
     """One region of text to import for a page; no box: the whole page."""
@@ -80,14 +131,37 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class PageText:
+    """A page's entries from one source, ready to write."""
+
+    collection: str
+    document_pk: int
+    image_pk: int
+    source: str
+    entries: Sequence[Entry]
+
+
+Box = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
 class Hit:
     id: int
     page: str
     text: str
     kind: str
-    box: tuple[int, int, int, int]
+    boxes: tuple[Box, ...]  # one per line the hit covers
     before: str
     after: str
+    tier: int = 0
+
+    @property
+    def box(self) -> Box:
+        return self.boxes[0]
+
+    @property
+    def cursor(self) -> str:
+        return f"{self.tier}.{self.id}"
 
 
 @dataclass(frozen=True)
@@ -118,6 +192,33 @@ class Target:
     page_tiers: dict[int, str]  # image pk -> tier, only the pages that set their own
 
 
+def parse_cursor(value: str) -> tuple[int, int]:
+    """`tier.id` of the last hit shown (a bare id: the first tier); anything else starts over."""
+    tier, _, ident = value.partition(".")
+    if not ident:
+        tier, ident = "0", tier
+    try:
+        return max(0, int(tier)), max(0, int(ident))
+    except ValueError:
+        return 0, 0
+
+
+def _chunks(values: Sequence[object], size: int = CHUNK) -> Iterable[Sequence[object]]:
+    for i in range(0, len(values), size):
+        yield values[i:i + size]
+
+
+def insert_ignore(conn: Connection, table: type[Base], rows: Sequence[dict[str, object]]) -> None:
+    """Insert rows, leaving alone those whose key is already there (another import's words)."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    conn.execute(dialect_insert(table).on_conflict_do_nothing(), list(rows))
+
+
 class TextStore:
     def __init__(self, catalogue: Catalogue) -> None:
         self.catalogue = catalogue
@@ -132,23 +233,67 @@ class TextStore:
         ).first()
         return (row[0], row[1]) if row else None
 
+    def document_pages(self, session: Session, collection: str, document: str) -> tuple[int, dict[str, int]] | None:
+        """(document pk, {page ident: image pk}) of a catalogued document, None when it does not exist."""
+        pk = session.execute(select(Document.pk).where(Document.collection_id == collection,
+                                                       Document.ident == document)).scalar()
+        if pk is None:
+            return None
+        return pk, dict(session.execute(select(Image.ident, Image.pk).where(Image.document_pk == pk)).tuples())
+
     def replace_page(self, session: Session, document_pk: int, image_pk: int, source: str,
-                     entries: Sequence[Entry]) -> None:
+                     entries: Sequence[Entry], collection: str = "") -> None:
         """The page's text from `source` becomes `entries` (a re-import replaces, never adds)."""
-        old = select(TextEntry.id).where(TextEntry.image_pk == image_pk, TextEntry.source == source)
-        session.execute(delete(TextTerm).where(TextTerm.entry_id.in_(old)))
-        session.execute(delete(TextEntry).where(TextEntry.image_pk == image_pk, TextEntry.source == source))
-        for entry in entries:
-            box = entry.box or (None, None, None, None)
-            entry_id = session.execute(insert(TextEntry).values(
-                image_pk=image_pk, document_pk=document_pk, source=source, kind=entry.kind, text=entry.text,
-                line=entry.line, start=entry.start, x=box[0], y=box[1], w=box[2], h=box[3],
-            ).returning(TextEntry.id)).scalar_one()
-            words = terms(entry.text)
-            if words:
-                session.execute(insert(TextTerm), [
-                    {"entry_id": entry_id, "ord": n, "document_pk": document_pk, "norm": word}
-                    for n, word in enumerate(words)])
+        if not collection:
+            collection = session.execute(select(Document.collection_id).where(Document.pk == document_pk)).scalar_one()
+        self.write(session, [PageText(collection, document_pk, image_pk, source, entries)])
+
+    def write(self, session: Session, pages: Sequence[PageText]) -> int:
+        """Replace each page's text from its source with its entries, in batched statements; the entries written."""
+        conn = session.connection()
+        by_source: dict[str, list[int]] = {}
+        for page in pages:
+            by_source.setdefault(page.source, []).append(page.image_pk)
+        for source, image_pks in by_source.items():
+            for chunk in _chunks(image_pks):
+                old = select(TextEntry.id).where(TextEntry.image_pk.in_(chunk), TextEntry.source == source)
+                conn.execute(delete(TextTerm).where(TextTerm.entry_id.in_(old)))
+                conn.execute(delete(TextEntry).where(TextEntry.image_pk.in_(chunk), TextEntry.source == source))
+        rows: list[dict[str, object]] = []
+        owners: list[PageText] = []
+        for page in pages:
+            for n, entry in enumerate(page.entries):
+                box = entry.box or (None, None, None, None)
+                rows.append({"image_pk": page.image_pk, "document_pk": page.document_pk, "source": page.source,
+                             "kind": entry.kind, "text": entry.text, "line": entry.line, "start": entry.start,
+                             "pos": n, "x": box[0], "y": box[1], "w": box[2], "h": box[3]})
+                owners.append(page)
+        if not rows:
+            return 0
+        # one multi-row INSERT per thousand rows or so (SQLAlchemy's insertmanyvalues), ids in row order
+        ids = conn.execute(insert(TextEntry).returning(TextEntry.id, sort_by_parameter_order=True), rows).scalars()
+        term_rows: list[dict[str, object]] = []
+        held: set[tuple[str, str, int]] = set()
+        for entry_id, row, page in zip(ids, rows, owners, strict=True):
+            for n, word in enumerate(terms(str(row["text"]))):
+                term_rows.append({"entry_id": entry_id, "ord": n, "document_pk": page.document_pk, "norm": word})
+                held.add((word, page.collection, page.document_pk))
+        if term_rows:
+            conn.execute(insert(TextTerm), term_rows)
+        self._add_words(conn, {word for word, _, _ in held})
+        insert_ignore(conn, TextDocTerm, [{"norm": w, "collection_id": c, "document_pk": d} for w, c, d in held])
+        return len(rows)
+
+    @staticmethod
+    def _add_words(conn: Connection, words: set[str]) -> None:
+        """New words into the vocabulary, with their Daitch–Mokotoff codes."""
+        known: set[str] = set()
+        ordered = sorted(words)
+        for chunk in _chunks(ordered):
+            known.update(conn.execute(select(TextVocab.norm).where(TextVocab.norm.in_(chunk))).scalars())
+        new = [w for w in ordered if w not in known]
+        insert_ignore(conn, TextVocab, [{"norm": w} for w in new])
+        insert_ignore(conn, TextCode, [{"code": c, "norm": w} for w in new for c in soundex.codes(w)])
 
     # -- look-ups -------------------------------------------------------------------
 
@@ -160,9 +305,13 @@ class TextStore:
                 .where(Document.collection_id == collection, Document.ident == document)).first()
             if row is None or not self._has_text(session, row[0]):
                 return None
-            pages = {pk: tier for pk, tier in session.execute(select(Image.pk, Image.tier).where(
-                Image.document_pk == row[0], Image.tier.is_not(None)))}
-        return Target(row[0], row[1], row[2], pages)
+            return self._target(session, row[0], row[1], row[2])
+
+    @staticmethod
+    def _target(session: Session, document_pk: int, collection_tier: str, document_tier: str | None) -> Target:
+        pages = {pk: tier for pk, tier in session.execute(select(Image.pk, Image.tier).where(
+            Image.document_pk == document_pk, Image.tier.is_not(None)))}
+        return Target(document_pk, collection_tier, document_tier, pages)
 
     @staticmethod
     def _has_text(session: Session, document_pk: int) -> bool:
@@ -173,34 +322,117 @@ class TextStore:
         with self.catalogue.sessions() as session:
             return self._has_text(session, document_pk)
 
-    def _matching(self, document_pk: int, words: Iterable[str], pages: Pages) -> list[ColumnElement[bool]]:
-        where: list[ColumnElement[bool]] = [TextEntry.document_pk == document_pk]
-        for word in words:
-            where.append(TextEntry.id.in_(select(TextTerm.entry_id).where(
-                TextTerm.document_pk == document_pk, TextTerm.norm == word)))
-        clause = pages.clause(TextEntry.image_pk)
-        if clause is not None:
-            where.append(clause)
-        return where
+    def similar(self, session: Session, word: str) -> tuple[list[str], list[str]]:
+        """Words of the vocabulary spelt differently from `word` (and not starting with it): those with a
+        Daitch–Mokotoff code in common, and those with similar trigrams, at most FUZZY_TERMS each."""
+        if len(word) < FUZZY_MIN:
+            return [], []
 
-    def search(self, document_pk: int, query: str, pages: Pages, after: int = 0,
-               limit: int = 100) -> tuple[list[Hit], int, bool]:
-        """Entries holding every word of `query`, in import order after entry `after`:
-        (hits, total, whether more follow)."""
-        words = terms(query)
-        if not words or pages.none:
+        def other(w: str) -> bool:
+            return not w.startswith(word)
+
+        codes = soundex.codes(word)
+        sounds: list[str] = []
+        if codes:
+            sounds = [w for w in session.execute(select(TextCode.norm).where(TextCode.code.in_(codes))
+                                                 .distinct().limit(FUZZY_TERMS * 4)).scalars() if other(w)]
+            sounds = sorted(sounds, key=lambda w: -similarity(word, w))[:FUZZY_TERMS]
+        if session.get_bind().dialect.name == "postgresql":
+            score = func.similarity(TextVocab.norm, word)
+            found = session.execute(select(TextVocab.norm, score).where(TextVocab.norm.op("%")(word))
+                                    .order_by(score.desc()).limit(FUZZY_TERMS * 2)).all()
+            typos = [w for w, s in found if s >= TRIGRAM_MIN and other(w)]
+        else:
+            grams = sorted({word[i:i + 3] for i in range(len(word) - 2)})
+            match = " OR ".join(f'"{g}"' for g in grams)
+            found = session.execute(text("SELECT norm FROM text_vocab_trgm WHERE text_vocab_trgm MATCH :m "
+                                         "ORDER BY rank LIMIT :n"), {"m": match, "n": FUZZY_TERMS * 20}).scalars()
+            scored = sorted(((similarity(word, w), w) for w in found if other(w)), reverse=True)
+            typos = [w for s, w in scored if s >= TRIGRAM_MIN]
+        heard = set(sounds)
+        return sounds, [w for w in typos if w not in heard][:FUZZY_TERMS]
+
+    def _having(self, document_pk: int, column: ColumnElement[int], *norm: ColumnElement[bool]) -> ColumnElement[bool]:
+        return column.in_(select(TextTerm.entry_id).where(TextTerm.document_pk == document_pk, *norm))
+
+    def _tiers(self, session: Session, document_pk: int, query: str, pages: Pages) -> list[tuple[Select, ...]]:
+        """Per tier, the statement of its hits' entry ids (the first column orders and pages)."""
+        words = terms(query)[:PHRASE_MAX]
+        page_clause = pages.clause(TextEntry.image_pk)
+        base = [TextEntry.document_pk == document_pk] + ([page_clause] if page_clause is not None else [])
+        if len(words) > 1:
+            return [(self._phrase(document_pk, words, pages),),
+                    (select(TextEntry.id).where(*base, *(self._having(document_pk, TextEntry.id, TextTerm.norm == w)
+                                                         for w in words)),)]
+        word = words[0]
+        raw = (_RAW.findall(query) or [word])[0]
+        exact = (func.strpos(TextEntry.text, raw) if session.get_bind().dialect.name == "postgresql"
+                 else func.instr(TextEntry.text, raw)) > 0
+        has_word = self._having(document_pk, TextEntry.id, TextTerm.norm == word)
+        tiers: list[tuple[Select, ...]] = [(select(TextEntry.id).where(*base, has_word, exact),),
+                                           (select(TextEntry.id).where(*base, has_word, ~exact),)]
+        if len(word) < FUZZY_MIN:
+            return tiers
+        prefix = (TextTerm.norm >= word, TextTerm.norm < word + TOP)
+        tiers.append((select(TextEntry.id).where(*base, ~has_word,
+                                                 self._having(document_pk, TextEntry.id, *prefix)),))
+        sounds, typos = self.similar(session, word)
+        seen = self._having(document_pk, TextEntry.id, *prefix)
+        for similar in (sounds, typos):
+            stmt = select(TextEntry.id).where(*base, ~seen, self._having(document_pk, TextEntry.id,
+                                                                         TextTerm.norm.in_(similar)))
+            tiers.append((stmt,) if similar else ())
+            seen = seen | self._having(document_pk, TextEntry.id, TextTerm.norm.in_(similar)) if similar else seen
+        return tiers
+
+    def _phrase(self, document_pk: int, words: list[str], pages: Pages) -> Select:
+        """Consecutive entries of one page and source holding the words in order: (first id, ..., last id)."""
+        es = [aliased(TextEntry) for _ in words]
+        first = es[0]
+        stmt = select(*(e.id for e in es)).select_from(first)
+        for k, e in enumerate(es[1:], 1):
+            stmt = stmt.join(e, and_(e.image_pk == first.image_pk, e.source == first.source, e.pos == first.pos + k))
+        holds = (self._having(document_pk, e.id, TextTerm.norm == w) for e, w in zip(es, words, strict=True))
+        stmt = stmt.where(first.document_pk == document_pk, first.pos.is_not(None), *holds)
+        clause = pages.clause(first.image_pk)
+        return stmt.where(clause) if clause is not None else stmt
+
+    def search(self, document_pk: int, query: str, pages: Pages, after: str = "",
+               limit: int = 100, count: bool = True) -> tuple[list[Hit], int, bool]:
+        """Hits of `query` in ranked tiers after the cursor `after` (`tier.id`): (hits, total, whether
+        more follow). The total is bounded by the matches in one document, through the (document, term) index."""
+        if not terms(query) or pages.none:
             return [], 0, False
-        where = self._matching(document_pk, words, pages)
+        after_tier, after_id = parse_cursor(after)
+        found: list[tuple[int, tuple[int, ...]]] = []  # (tier, entry ids of one hit)
+        total = 0
         with self.catalogue.sessions() as session:
-            rows = session.execute(
-                select(TextEntry.id, Image.ident, TextEntry.text, TextEntry.kind, TextEntry.line, TextEntry.start,
-                       TextEntry.x, TextEntry.y, TextEntry.w, TextEntry.h, Image.width, Image.height)
-                .join(Image, Image.pk == TextEntry.image_pk)
-                .where(*where, TextEntry.id > after).order_by(TextEntry.id).limit(limit + 1)).all()
-            # bounded by the matches in one document, through the (document, term) index
-            total = session.execute(select(func.count()).select_from(TextEntry).where(*where)).scalar_one()
-        hits = [_hit(row) for row in rows[:limit]]
-        return hits, total, len(rows) > limit
+            tiers = self._tiers(session, document_pk, query, pages)
+            for tier, parts in enumerate(tiers):
+                if not parts:
+                    continue
+                stmt = parts[0]
+                key = stmt.selected_columns[0]
+                if count:
+                    total += session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
+                if tier < after_tier or len(found) > limit:
+                    continue
+                page = stmt.where(key > after_id if tier == after_tier else true()).order_by(key)
+                found += [(tier, tuple(row)) for row in session.execute(page.limit(limit + 1 - len(found)))]
+            rows = self._entries(session, {i for _, ids in found[:limit] for i in ids})
+        hits = [_hit(tier, [rows[i] for i in ids]) for tier, ids in found[:limit]]
+        return hits, total, len(found) > limit
+
+    @staticmethod
+    def _entries(session: Session, ids: set[int]) -> dict[int, Sequence[object]]:
+        rows: dict[int, Sequence[object]] = {}
+        for chunk in _chunks(sorted(ids)):
+            for row in session.execute(
+                    select(TextEntry.id, Image.ident, TextEntry.text, TextEntry.kind, TextEntry.line, TextEntry.start,
+                           TextEntry.x, TextEntry.y, TextEntry.w, TextEntry.h, Image.width, Image.height)
+                    .join(Image, Image.pk == TextEntry.image_pk).where(TextEntry.id.in_(chunk))):
+                rows[int(row[0])] = row
+        return rows
 
     def complete(self, document_pk: int, prefix: str, pages: Pages, limit: int = 10) -> list[tuple[str, int]]:
         """Terms starting with `prefix` (normalised), with how many entries hold each, at most `limit`."""
@@ -223,13 +455,34 @@ class TextStore:
         return list(counts.items())
 
 
-def _hit(row: Sequence[object]) -> Hit:
-    entry_id, page, text, kind, line, start, x, y, w, h, width, height = row
-    box = (x, y, w, h) if x is not None else (0, 0, width, height)
+def _box(row: Sequence[object]) -> Box:
+    x, y, w, h, width, height = row[6:12]
+    return (x, y, w, h) if x is not None else (0, 0, width, height)  # type: ignore[return-value]
+
+
+def _union(boxes: list[Box]) -> Box:
+    x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    x1, y1 = max(b[0] + b[2] for b in boxes), max(b[1] + b[3] for b in boxes)
+    return x0, y0, x1 - x0, y1 - y0
+
+
+def _hit(tier: int, rows: list[Sequence[object]]) -> Hit:
+    """One hit of one or more consecutive entries: their words, and one box per line they stand on."""
+    first, last = rows[0], rows[-1]
+    lines: list[list[Box]] = []
+    for n, row in enumerate(rows):
+        if n == 0 or row[5] in (0, None):  # an ALTO word at the start of its line begins a new line
+            lines.append([])
+        lines[-1].append(_box(row))
     before = after = ""
+    line, start = first[4], first[5]
     if isinstance(line, str) and isinstance(start, int):
-        before, after = line[:start].rstrip(), line[start + len(str(text)):].lstrip()
-    return Hit(int(entry_id), str(page), str(text), str(kind), box, before, after)  # type: ignore[arg-type]
+        before = line[:start].rstrip()
+    line, start = last[4], last[5]
+    if isinstance(line, str) and isinstance(start, int):
+        after = line[start + len(str(last[2])):].lstrip()
+    return Hit(int(first[0]), str(first[1]), " ".join(str(r[2]) for r in rows), str(first[3]),  # type: ignore[call-overload]
+               tuple(_union(b) for b in lines), before, after, tier)
 
 
-__all__ = ["Entry", "Hit", "Pages", "Target", "TextStore", "normalise", "terms"]
+__all__ = ["Entry", "Hit", "PageText", "Pages", "Target", "TextStore", "normalise", "parse_cursor", "terms"]
