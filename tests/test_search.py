@@ -216,7 +216,42 @@ async def test_reimport_replaces_and_errors_name_their_place(setup, tmp_path: Pa
     for place in ("rows.csv:1:", "rows.csv:2:", "rows.csv:3:", "rows.csv:4: no page transports/ghost/p1",
                   "list/p9.xml: no page transports/list/p9", "list/broken.xml:"):
         assert place in out, out
-    # the good row replaced list/p1's CSV entries (Mendelowicz), the ALTO text of p1 stays
+    # rows.csv is a source of its own: its good row adds to list/p1, names.csv's entries stay
+    assert sources(cat) == {"csv:names": {"LÉVY, Szmul", "Mendelowicz Icek"}, "csv:rows": {"Nowak"}}
+
+
+def sources(cat: Catalogue) -> dict[str, set[str]]:
     with cat.sessions() as s:
-        texts = set(s.execute(select(TextEntry.text).where(TextEntry.source == "csv")).scalars())
-    assert "Nowak" in texts and "Mendelowicz Icek" not in texts
+        rows = s.execute(select(TextEntry.source, TextEntry.text).where(TextEntry.source != "alto")).all()
+    found: dict[str, set[str]] = {}
+    for source, text in rows:
+        found.setdefault(source, set()).add(text)
+    return found
+
+
+async def test_csv_sources_add_up_and_a_source_imported_again_replaces_only_itself(setup, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    client, _, cat = setup
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "deportees.csv").write_text("list,p1,Szmul Lévy,5,5,5,5\n", encoding="utf-8")
+    assert import_text(TextStore(cat), extra, "transports").errors == []
+    r = (await client.get("/iiif/search/1/transports/list/search", params={"q": "levy"})).json()
+    assert r["within"]["total"] == 3  # the ALTO word, names.csv's and deportees.csv's entries
+    # names.csv again, without its p2 row: p2 loses that entry, deportees.csv and the ALTO text stay
+    again = tmp_path / "again"
+    again.mkdir()
+    (again / "names.csv").write_text("list,p1,Mendelowicz Icek\n", encoding="utf-8")
+    assert import_text(TextStore(cat), again, "transports").errors == []
+    assert import_text(TextStore(cat), again, "transports").errors == []
+    assert sources(cat) == {"csv:names": {"Mendelowicz Icek"}, "csv:deportees": {"Szmul Lévy"}}
+    r = (await client.get("/iiif/search/1/transports/list/search", params={"q": "levy"})).json()
+    assert [a["on"].split("/canvas/")[1] for a in r["resources"]] == ["p1#xywh=120,101,80,19", "p1#xywh=5,5,5,5"]
+
+
+async def test_batches_write_the_same_as_one_transaction(setup, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    client, _, cat = setup
+    before = (await client.get("/iiif/search/2/transports/list/search", params={"q": "paris"})).json()
+    assert import_text(TextStore(cat), tmp_path / "text", "transports", batch=1).errors == []
+    after = (await client.get("/iiif/search/2/transports/list/search", params={"q": "paris"})).json()
+    assert after["partOf"]["total"] == before["partOf"]["total"] == 2
+    assert [i["target"] for i in after["items"]] == [i["target"] for i in before["items"]]

@@ -233,13 +233,29 @@ class TextStore:
         ).first()
         return (row[0], row[1]) if row else None
 
-    def document_pages(self, session: Session, collection: str, document: str) -> tuple[int, dict[str, int]] | None:
-        """(document pk, {page ident: image pk}) of a catalogued document, None when it does not exist."""
+    def document_pages(self, session: Session, collection: str,
+                       document: str) -> tuple[int, dict[str, tuple[int, int, int]]] | None:
+        """(document pk, {page ident: (image pk, width, height)}) of a catalogued document, None when it does
+        not exist."""
         pk = session.execute(select(Document.pk).where(Document.collection_id == collection,
                                                        Document.ident == document)).scalar()
         if pk is None:
             return None
-        return pk, dict(session.execute(select(Image.ident, Image.pk).where(Image.document_pk == pk)).tuples())
+        rows = session.execute(select(Image.ident, Image.pk, Image.width, Image.height).where(Image.document_pk == pk))
+        return pk, {ident: (image_pk, w, h) for ident, image_pk, w, h in rows}
+
+    def drop_source(self, session: Session, collection: str, source: str, keep: set[int]) -> int:
+        """Remove what `source` gave the collection's pages other than `keep` (a source imported again
+        no longer names them); the number of pages it leaves."""
+        documents = select(Document.pk).where(Document.collection_id == collection)
+        conn = session.connection()
+        pages = set(conn.execute(select(TextEntry.image_pk).distinct().where(
+            TextEntry.source == source, TextEntry.document_pk.in_(documents))).scalars()) - keep
+        for chunk in _chunks(sorted(pages)):
+            old = select(TextEntry.id).where(TextEntry.image_pk.in_(chunk), TextEntry.source == source)
+            conn.execute(delete(TextTerm).where(TextTerm.entry_id.in_(old)))
+            conn.execute(delete(TextEntry).where(TextEntry.image_pk.in_(chunk), TextEntry.source == source))
+        return len(pages)
 
     def replace_page(self, session: Session, document_pk: int, image_pk: int, source: str,
                      entries: Sequence[Entry], collection: str = "") -> None:
