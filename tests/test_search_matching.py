@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from iiif_server.manifests.catalogue import Catalogue, Collection, Document, Image
 from iiif_server.search import store as store_module
@@ -202,4 +203,8 @@ def test_migration_0005_indexes_the_words_already_imported(database_url: str) ->
     store = TextStore(cat)
     assert [(h.text, h.tier) for h in store.search(1, "Goldsztajn", EVERYTHING)[0]] == [("Goldstein Szmul", SOUNDS)]
     assert [h.tier for h in store.search(1, "Schmul", EVERYTHING)[0]] == [SOUNDS]
+    from iiif_server.search.labels import LabelTerm
+
+    with cat.sessions() as s:  # the documents' labels are indexed for catalogue search too
+        assert s.execute(select(LabelTerm.norm, LabelTerm.document_pk)).all() == [("d", 1)]
     cat.engine.dispose()

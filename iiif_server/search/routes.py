@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..auth.policy import Policy
+from ..auth.policy import Access, Policy
 from ..manifests.catalogue import effective_tier
 from ..manifests.presentation import Urls
 from ..manifests.routes import not_found
@@ -59,6 +59,22 @@ class Found(NamedTuple):
     url: str  # the search service's URL
 
 
+def readable(policy: Policy, access: Access, collection: str, target: Target) -> tuple[Pages, bool] | None:
+    """The pages of a document this requester may read, and whether the answer depends on who asks;
+    None when the document itself is hidden from them."""
+    tiers = policy.tiers
+    clearance = access.clearance(tiers, collection)
+    doc_tier = effective_tier(target.document_tier, target.collection_tier)
+    if not policy.visible(access, doc_tier, collection):
+        return None
+    restricted = policy.restricted(doc_tier) or any(policy.restricted(t) for t in target.page_tiers.values())
+    if tiers.allows(clearance, doc_tier):
+        pages = Pages(True, denied=tuple(pk for pk, t in target.page_tiers.items() if not tiers.allows(clearance, t)))
+    else:
+        pages = Pages(False, allowed=tuple(pk for pk, t in target.page_tiers.items() if tiers.allows(clearance, t)))
+    return pages, restricted
+
+
 class SearchService:
     def __init__(self, store: TextStore, policy: Policy, base_url: Callable[[Request], str], run: Run) -> None:
         self.store = store
@@ -79,20 +95,8 @@ class SearchService:
             return None
         await self.policy.fresh(self.run)
         access = await self.policy.access_async(request, self.run)
-        tiers = self.policy.tiers
-        clearance = access.clearance(tiers, cid)
-        doc_tier = effective_tier(target.document_tier, target.collection_tier)
-        if not self.policy.visible(access, doc_tier, cid):
-            return None
-        restricted = self.policy.restricted(doc_tier) or any(self.policy.restricted(t)
-                                                             for t in target.page_tiers.values())
-        if tiers.allows(clearance, doc_tier):
-            pages = Pages(True, denied=tuple(pk for pk, t in target.page_tiers.items()
-                                             if not tiers.allows(clearance, t)))
-        else:
-            pages = Pages(False, allowed=tuple(pk for pk, t in target.page_tiers.items()
-                                               if tiers.allows(clearance, t)))
-        return target, pages, restricted
+        scope = readable(self.policy, access, cid, target)
+        return None if scope is None else (target, *scope)
 
     @staticmethod
     def _query(request: Request) -> tuple[str, str]:

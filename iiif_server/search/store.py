@@ -371,7 +371,8 @@ class TextStore:
     def _having(self, document_pk: int, column: ColumnElement[int], *norm: ColumnElement[bool]) -> ColumnElement[bool]:
         return column.in_(select(TextTerm.entry_id).where(TextTerm.document_pk == document_pk, *norm))
 
-    def _tiers(self, session: Session, document_pk: int, query: str, pages: Pages) -> list[tuple[Select, ...]]:
+    def _tiers(self, session: Session, document_pk: int, query: str, pages: Pages,
+               fuzzy: tuple[list[str], list[str]] | None = None) -> list[tuple[Select, ...]]:
         """Per tier, the statement of its hits' entry ids (the first column orders and pages)."""
         words = terms(query)[:PHRASE_MAX]
         page_clause = pages.clause(TextEntry.image_pk)
@@ -392,7 +393,7 @@ class TextStore:
         prefix = (TextTerm.norm >= word, TextTerm.norm < word + TOP)
         tiers.append((select(TextEntry.id).where(*base, ~has_word,
                                                  self._having(document_pk, TextEntry.id, *prefix)),))
-        sounds, typos = self.similar(session, word)
+        sounds, typos = fuzzy if fuzzy is not None else self.similar(session, word)
         seen = self._having(document_pk, TextEntry.id, *prefix)
         for similar in (sounds, typos):
             stmt = select(TextEntry.id).where(*base, ~seen, self._having(document_pk, TextEntry.id,
@@ -413,17 +414,18 @@ class TextStore:
         clause = pages.clause(first.image_pk)
         return stmt.where(clause) if clause is not None else stmt
 
-    def search(self, document_pk: int, query: str, pages: Pages, after: str = "",
-               limit: int = 100, count: bool = True) -> tuple[list[Hit], int, bool]:
+    def search(self, document_pk: int, query: str, pages: Pages, after: str = "", limit: int = 100,
+               count: bool = True, fuzzy: tuple[list[str], list[str]] | None = None) -> tuple[list[Hit], int, bool]:
         """Hits of `query` in ranked tiers after the cursor `after` (`tier.id`): (hits, total, whether
-        more follow). The total is bounded by the matches in one document, through the (document, term) index."""
+        more follow). The total is bounded by the matches in one document, through the (document, term) index.
+        `fuzzy`: the query word's similar words when already known (a search across documents)."""
         if not terms(query) or pages.none:
             return [], 0, False
         after_tier, after_id = parse_cursor(after)
         found: list[tuple[int, tuple[int, ...]]] = []  # (tier, entry ids of one hit)
         total = 0
         with self.catalogue.sessions() as session:
-            tiers = self._tiers(session, document_pk, query, pages)
+            tiers = self._tiers(session, document_pk, query, pages, fuzzy)
             for tier, parts in enumerate(tiers):
                 if not parts:
                     continue

@@ -5,7 +5,8 @@
 - text_vocab: every distinct normalised word once, with a trigram index (PostgreSQL pg_trgm GIN;
   SQLite an FTS5 trigram table kept by a trigger) for typos;
 - text_codes: each word's Daitch–Mokotoff codes, for spelling variants of names;
-- text_doc_terms: which documents hold a word, per collection, for collection-wide search.
+- text_doc_terms: which documents hold a word, per collection, for collection-wide search;
+- text_label_terms: the words of documents' labels, summaries and metadata, for catalogue search.
 
 Revision ID: 0005
 Revises: 0004
@@ -49,6 +50,12 @@ def upgrade() -> None:
         sa.Column("collection_id", sa.String(200), primary_key=True),
         sa.Column("document_pk", sa.Integer(), primary_key=True),
     )
+    op.create_table(
+        "text_label_terms",
+        sa.Column("norm", TERM_TYPE, primary_key=True),
+        sa.Column("document_pk", sa.Integer(), sa.ForeignKey("documents.pk", ondelete="CASCADE"), primary_key=True),
+    )
+    op.create_index("ix_text_label_terms_document_pk", "text_label_terms", ["document_pk"])
     if postgres:
         op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
         op.execute("CREATE INDEX ix_text_vocab_trgm ON text_vocab USING gin (norm gin_trgm_ops)")
@@ -62,7 +69,10 @@ def upgrade() -> None:
     op.execute("INSERT INTO text_doc_terms (norm, collection_id, document_pk) SELECT DISTINCT t.norm, "
                "d.collection_id, t.document_pk FROM text_terms t JOIN documents d ON d.pk = t.document_pk")
     bind = op.get_bind()
+    from iiif_server.search.labels import reindex_all
     from iiif_server.search.soundex import codes
+
+    reindex_all(bind)
 
     rows = [{"code": c, "norm": n} for (n,) in bind.execute(sa.text("SELECT norm FROM text_vocab")) for c in codes(n)]
     if rows:
@@ -73,6 +83,7 @@ def downgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         op.execute("DROP TRIGGER text_vocab_trgm_insert")
         op.execute("DROP TABLE text_vocab_trgm")
+    op.drop_table("text_label_terms")
     op.drop_table("text_doc_terms")
     op.drop_table("text_codes")
     op.drop_table("text_vocab")
