@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from sqlalchemy import (
     BigInteger,
@@ -31,7 +32,6 @@ from sqlalchemy import (
     and_,
     delete,
     func,
-    insert,
     select,
     text,
     true,
@@ -208,6 +208,39 @@ def _chunks(values: Sequence[object], size: int = CHUNK) -> Iterable[Sequence[ob
         yield values[i:i + size]
 
 
+ENTRY_COLUMNS = ("image_pk", "document_pk", "source", "kind", "text", "line", "start", "pos", "x", "y", "w", "h")
+
+
+@lru_cache(maxsize=65536)
+def _terms(text: str) -> tuple[str, ...]:
+    """terms() of an entry's text, remembered: OCR words repeat (a few MB at most)."""
+    return tuple(terms(text))
+
+
+def bulk_insert(conn: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[object, ...]],
+                ignore: bool = False) -> None:
+    """Many rows at driver speed: PostgreSQL's COPY (into a temporary table first when existing keys are
+    to be left alone), SQLite's executemany of one prepared INSERT."""
+    if not rows:
+        return
+    names = ", ".join(columns)
+    if conn.dialect.name == "postgresql":
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        target = table
+        if ignore:
+            target = f"_new_{table}"
+            cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {target} (LIKE {table}) ON COMMIT DELETE ROWS")
+        with cursor.copy(f"COPY {target} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        if ignore:
+            cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {target} ON CONFLICT DO NOTHING")
+            cursor.execute(f"DELETE FROM {target}")
+        return
+    marks = ", ".join("?" for _ in columns)
+    conn.exec_driver_sql(f"INSERT {'OR IGNORE ' if ignore else ''}INTO {table} ({names}) VALUES ({marks})", list(rows))
+
+
 def insert_ignore(conn: Connection, table: type[Base], rows: Sequence[dict[str, object]]) -> None:
     """Insert rows, leaving alone those whose key is already there (another import's words)."""
     if not rows:
@@ -275,41 +308,64 @@ class TextStore:
                 old = select(TextEntry.id).where(TextEntry.image_pk.in_(chunk), TextEntry.source == source)
                 conn.execute(delete(TextTerm).where(TextTerm.entry_id.in_(old)))
                 conn.execute(delete(TextEntry).where(TextEntry.image_pk.in_(chunk), TextEntry.source == source))
-        rows: list[dict[str, object]] = []
-        owners: list[PageText] = []
+        rows: list[tuple[object, ...]] = []
         for page in pages:
             for n, entry in enumerate(page.entries):
                 box = entry.box or (None, None, None, None)
-                rows.append({"image_pk": page.image_pk, "document_pk": page.document_pk, "source": page.source,
-                             "kind": entry.kind, "text": entry.text, "line": entry.line, "start": entry.start,
-                             "pos": n, "x": box[0], "y": box[1], "w": box[2], "h": box[3]})
-                owners.append(page)
+                rows.append((page.image_pk, page.document_pk, page.source, entry.kind, entry.text, entry.line,
+                             entry.start, n, *box))
         if not rows:
             return 0
-        # one multi-row INSERT per thousand rows or so (SQLAlchemy's insertmanyvalues), ids in row order
-        ids = conn.execute(insert(TextEntry).returning(TextEntry.id, sort_by_parameter_order=True), rows).scalars()
-        term_rows: list[dict[str, object]] = []
+        ids = self._new_ids(conn, len(rows))
+        term_rows: list[tuple[object, ...]] = []
         held: set[tuple[str, str, int]] = set()
-        for entry_id, row, page in zip(ids, rows, owners, strict=True):
-            for n, word in enumerate(terms(str(row["text"]))):
-                term_rows.append({"entry_id": entry_id, "ord": n, "document_pk": page.document_pk, "norm": word})
-                held.add((word, page.collection, page.document_pk))
-        if term_rows:
-            conn.execute(insert(TextTerm), term_rows)
+        n = 0
+        for page in pages:
+            for entry in page.entries:
+                for k, word in enumerate(_terms(entry.text)):
+                    term_rows.append((ids[n], k, page.document_pk, word))
+                    held.add((word, page.collection, page.document_pk))
+                n += 1
+        bulk_insert(conn, "text_entries", ("id", *ENTRY_COLUMNS), [(i, *r) for i, r in zip(ids, rows, strict=True)])
+        bulk_insert(conn, "text_terms", ("entry_id", "ord", "document_pk", "norm"), term_rows)
         self._add_words(conn, {word for word, _, _ in held})
-        insert_ignore(conn, TextDocTerm, [{"norm": w, "collection_id": c, "document_pk": d} for w, c, d in held])
+        bulk_insert(conn, "text_doc_terms", ("norm", "collection_id", "document_pk"), sorted(held), ignore=True)
         return len(rows)
+
+    @staticmethod
+    def _new_ids(conn: Connection, n: int) -> list[int]:
+        """Ids for n new entries. PostgreSQL: taken from the sequence; SQLite: above the largest, which no
+        other writer can take meanwhile (the transaction holds the database's write lock since its DELETE)."""
+        if conn.dialect.name == "postgresql":
+            return list(conn.exec_driver_sql(
+                "SELECT nextval(pg_get_serial_sequence('text_entries', 'id')) FROM generate_series(1, %s)",
+                (n,)).scalars())
+        start = conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM text_entries").scalar_one()
+        return list(range(start + 1, start + n + 1))
 
     @staticmethod
     def _add_words(conn: Connection, words: set[str]) -> None:
         """New words into the vocabulary, with their Daitch–Mokotoff codes."""
-        known: set[str] = set()
         ordered = sorted(words)
-        for chunk in _chunks(ordered):
-            known.update(conn.execute(select(TextVocab.norm).where(TextVocab.norm.in_(chunk))).scalars())
-        new = [w for w in ordered if w not in known]
-        insert_ignore(conn, TextVocab, [{"norm": w} for w in new])
-        insert_ignore(conn, TextCode, [{"code": c, "norm": w} for w in new for c in soundex.codes(w)])
+        if conn.dialect.name == "postgresql":
+            # the unique index answers which words are new, whatever the planner thinks of the table
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            cursor.execute('CREATE TEMPORARY TABLE IF NOT EXISTS _new_words (norm varchar(200) COLLATE "C") '
+                           "ON COMMIT DELETE ROWS")
+            with cursor.copy("COPY _new_words (norm) FROM STDIN") as copy:
+                for word in ordered:
+                    copy.write_row((word,))
+            new = [row[0] for row in cursor.execute(
+                "INSERT INTO text_vocab (norm) SELECT norm FROM _new_words ORDER BY norm ON CONFLICT DO NOTHING "
+                "RETURNING norm").fetchall()]
+            cursor.execute("DELETE FROM _new_words")
+        else:
+            known: set[str] = set()
+            for chunk in _chunks(ordered):
+                known.update(conn.execute(select(TextVocab.norm).where(TextVocab.norm.in_(chunk))).scalars())
+            new = [w for w in ordered if w not in known]
+            insert_ignore(conn, TextVocab, [{"norm": w} for w in new])
+        bulk_insert(conn, "text_codes", ("code", "norm"), [(c, w) for w in new for c in soundex.codes(w)], ignore=True)
 
     # -- look-ups -------------------------------------------------------------------
 
