@@ -63,8 +63,7 @@ _RAW = re.compile(r"\w+")
 
 class TextEntry(Base):
     __tablename__ = "text_entries"
-    __table_args__ = (Index("ix_text_entries_image", "image_pk", "source"),
-                      Index("ix_text_entries_document", "document_pk", "id"),
+    __table_args__ = (Index("ix_text_entries_document", "document_pk", "id"),
                       Index("ix_text_entries_page_pos", "image_pk", "pos"),
                       Index("ix_text_entries_source", "source", "document_pk"))
 

@@ -1,7 +1,8 @@
 """Search that suits names, phrases, several CSV sources per page, and collection-wide search.
 
 - text_entries.pos: an entry's place among its page's entries from one source (consecutive ALTO
-  words make a phrase); `source` is now `alto` or `csv:<name>` (up to 200 characters);
+  words make a phrase), indexed with the page (which replaces the (page, source) index);
+  `source` is now `alto` or `csv:<name>` (up to 200 characters);
 - text_vocab: every distinct normalised word once, with a trigram index (PostgreSQL pg_trgm GIN;
   SQLite an FTS5 trigram table kept by a trigger) for typos;
 - text_codes: each word's Daitch–Mokotoff codes, for spelling variants of names;
@@ -33,6 +34,7 @@ def upgrade() -> None:
         if postgres:  # SQLite does not enforce a VARCHAR's length; PostgreSQL widens without a rewrite
             batch.alter_column("source", type_=sa.String(200), existing_type=sa.String(10))
     op.create_index("ix_text_entries_page_pos", "text_entries", ["image_pk", "pos"])
+    op.drop_index("ix_text_entries_image", "text_entries")  # (image_pk, pos) serves its look-ups
     op.create_index("ix_text_entries_source", "text_entries", ["source", "document_pk"])
     op.create_table(
         "text_vocab",
@@ -88,6 +90,7 @@ def downgrade() -> None:
     op.drop_table("text_codes")
     op.drop_table("text_vocab")
     op.drop_index("ix_text_entries_source", "text_entries")
+    op.create_index("ix_text_entries_image", "text_entries", ["image_pk", "source"])
     op.drop_index("ix_text_entries_page_pos", "text_entries")
     with op.batch_alter_table("text_entries") as batch:
         batch.drop_column("pos")
