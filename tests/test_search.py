@@ -255,3 +255,33 @@ async def test_batches_write_the_same_as_one_transaction(setup, tmp_path: Path) 
     after = (await client.get("/iiif/search/2/transports/list/search", params={"q": "paris"})).json()
     assert after["partOf"]["total"] == before["partOf"]["total"] == 2
     assert [i["target"] for i in after["items"]] == [i["target"] for i in before["items"]]
+
+
+TWO_LINES = """<?xml version="1.0" encoding="UTF-8"?>
+<alto xmlns="http://www.loc.gov/standards/alto/ns-v4#"><Layout><Page WIDTH="1000" HEIGHT="500"><PrintSpace><TextBlock>
+ <TextLine><String CONTENT="Icek" HPOS="10" VPOS="10" WIDTH="50" HEIGHT="20"/><SP/>
+  <String CONTENT="Abraham" HPOS="900" VPOS="12" WIDTH="90" HEIGHT="20"/></TextLine>
+ <TextLine><String CONTENT="Levy" HPOS="10" VPOS="40" WIDTH="60" HEIGHT="20"/><SP/>
+  <String CONTENT="Paris" HPOS="80" VPOS="40" WIDTH="60" HEIGHT="20"/></TextLine>
+</TextBlock></PrintSpace></Page></Layout></alto>
+"""
+
+
+async def test_a_phrase_over_a_line_break_is_highlighted_on_both_lines(setup, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    client, _, cat = setup
+    src = tmp_path / "lines"
+    (src / "open").mkdir(parents=True)
+    (src / "open" / "p1.xml").write_text(TWO_LINES, encoding="utf-8")
+    assert import_text(TextStore(cat), src, "transports").errors == []
+    one = (await client.get("/iiif/search/1/transports/open/search", params={"q": "abraham levy"})).json()
+    assert [r["on"].split("#")[1] for r in one["resources"]] == ["xywh=900,12,90,20", "xywh=10,40,60,20"]
+    assert one["hits"] == [{"@type": "search:Hit", "annotations": [r["@id"] for r in one["resources"]],
+                            "match": "Abraham Levy", "before": "Icek", "after": "Paris"}]
+    two = (await client.get("/iiif/search/2/transports/open/search", params={"q": "abraham levy"})).json()
+    assert len(two["items"]) == 2
+    targets = two["annotations"][0]["items"][0]["target"]
+    assert [t["source"] for t in targets] == [i["id"] for i in two["items"]]
+    assert targets[0]["selector"][0]["exact"] == "Abraham Levy"
+    # the phrase's words one by one are still single hits
+    assert (await client.get("/iiif/search/1/transports/open/search", params={"q": "abraham"})).json()[
+        "within"]["total"] == 1
