@@ -134,7 +134,7 @@ class Across:
                                           .join(Collection).where(Document.pk == pk)).first()
                     if row is None:
                         continue
-                    target = self.store._target(session, pk, row[3], row[2])
+                    target = self.store.target_of(session, pk, row[3], row[2])
                 scope = readable(policy, access, cid, target)
                 if scope is None:
                     continue

@@ -132,7 +132,7 @@ class AcrossService:
                                   .join(Collection).where(Document.collection_id == cid, Document.ident == did)).first()
             if row is None:
                 return None
-            target = self.store._target(session, row[0], row[3], row[2])
+            target = self.store.target_of(session, row[0], row[3], row[2])
         if not self.policy.visible(access, row[3], cid) or not self.policy.visible(
                 access, effective_tier(row[2], row[3]), cid):
             return None

@@ -376,10 +376,10 @@ class TextStore:
                 .where(Document.collection_id == collection, Document.ident == document)).first()
             if row is None or not self._has_text(session, row[0]):
                 return None
-            return self._target(session, row[0], row[1], row[2])
+            return self.target_of(session, row[0], row[1], row[2])
 
     @staticmethod
-    def _target(session: Session, document_pk: int, collection_tier: str, document_tier: str | None) -> Target:
+    def target_of(session: Session, document_pk: int, collection_tier: str, document_tier: str | None) -> Target:
         pages = {pk: tier for pk, tier in session.execute(select(Image.pk, Image.tier).where(
             Image.document_pk == document_pk, Image.tier.is_not(None)))}
         return Target(document_pk, collection_tier, document_tier, pages)
