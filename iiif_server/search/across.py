@@ -18,10 +18,10 @@ from sqlalchemy import Select, exists, select, tuple_
 from sqlalchemy.orm import Session, aliased
 
 from ..auth.policy import Access, Policy
-from ..manifests.catalogue import Collection, Document
+from ..manifests.catalogue import Collection, Document, Image
 from .labels import LabelTerm, described_words
 from .normal import terms
-from .store import PHRASE_MAX, Hit, TextDocTerm, TextStore
+from .store import PHRASE_MAX, Hit, Target, TextDocTerm, TextStore
 
 DOCUMENTS_PAGE = 20  # manifests per page of a collection search
 HITS_PER_DOCUMENT = 3
@@ -126,19 +126,28 @@ class Across:
         while examined < EXAMINE_MAX:
             with self.catalogue.sessions() as session:
                 batch = self.candidates(session, words, similar, collections, position, CANDIDATES)
+                pks = [pk for _, _, pk in batch]
+                rows = {r[0]: r[1:] for r in session.execute(
+                    select(Document.pk, Document.ident, Document.label, Document.tier, Collection.tier)
+                    .join(Collection).where(Document.pk.in_(pks)))}
+                own: dict[int, dict[int, str]] = {}  # pages with a tier of their own, per document
+                for doc, image, tier in session.execute(select(Image.document_pk, Image.pk, Image.tier).where(
+                        Image.document_pk.in_(pks), Image.tier.is_not(None))):
+                    own.setdefault(doc, {})[image] = tier
             for tier, cid, pk in batch:
                 examined += 1
                 position = (tier, cid, pk)
-                with self.catalogue.sessions() as session:
-                    row = session.execute(select(Document.ident, Document.label, Document.tier, Collection.tier)
-                                          .join(Collection).where(Document.pk == pk)).first()
-                    if row is None:
-                        continue
-                    target = self.store.target_of(session, pk, row[3], row[2])
-                scope = readable(policy, access, cid, target)
+                row = rows.get(pk)
+                if row is None:
+                    continue
+                scope = readable(policy, access, cid, Target(pk, row[3], row[2], own.get(pk, {})))
                 if scope is None:
                     continue
-                hits, _, _ = self.store.search(pk, query, scope[0], limit=HITS_PER_DOCUMENT, count=False, fuzzy=fuzzy)
+                if len(words) > 1:  # phrases, then entries with every word
+                    hits = self.store.search(pk, query, scope[0], limit=HITS_PER_DOCUMENT, count=False)[0]
+                else:  # one query: the word itself, or (in the second tier) its variants
+                    hits = self.store.hits_with(pk, words if tier == FOLDED else similar, scope[0],
+                                                HITS_PER_DOCUMENT, tier)
                 if hits:
                     results.append(DocumentHits(cid, row[0], row[1] or row[0], hits))
                 if len(results) == DOCUMENTS_PAGE:

@@ -496,6 +496,20 @@ class TextStore:
         hits = [_hit(tier, [rows[i] for i in ids]) for tier, ids in found[:limit]]
         return hits, total, len(found) > limit
 
+    def hits_with(self, document_pk: int, norms: Sequence[str], pages: Pages, limit: int, tier: int) -> list[Hit]:
+        """The first entries of a document holding any of the words `norms`, in one query (a search across
+        documents shows a few hits of each)."""
+        if not norms or pages.none:
+            return []
+        clause = pages.clause(TextEntry.image_pk)
+        stmt = select(TextEntry.id).where(TextEntry.document_pk == document_pk, *([clause] if clause is not None
+                                                                                 else []),
+                                          self._having(document_pk, TextEntry.id, TextTerm.norm.in_(norms)))
+        with self.catalogue.sessions() as session:
+            ids = list(session.execute(stmt.order_by(TextEntry.id).limit(limit)).scalars())
+            rows = self._entries(session, set(ids))
+        return [_hit(tier, [rows[i]]) for i in ids]
+
     @staticmethod
     def _entries(session: Session, ids: set[int]) -> dict[int, Sequence[object]]:
         rows: dict[int, Sequence[object]] = {}
