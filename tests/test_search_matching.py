@@ -172,6 +172,14 @@ def test_phrase_over_alto_words_within_and_across_lines(text_store: tuple[TextSt
     assert store.search(doc, "Transport Levy", EVERYTHING)[0] == []
     assert store.search(doc, "Levy Abraham", EVERYTHING)[0] == []
     assert [h.text for h in store.search(doc, "abraham goldstein", EVERYTHING)[0]] == ["Abraham Goldstein"]
+    # the context comes from the neighbouring words: no copy of the line is stored with each word
+    from iiif_server.search.store import TextEntry
+
+    with store.catalogue.sessions() as s:
+        assert s.execute(select(TextEntry.line).where(TextEntry.source == "alto").distinct()).scalars().all() == [None]
+    hits, _, _ = store.search(doc, "Goldstein", EVERYTHING)
+    assert [(h.page, h.before, h.after) for h in hits if h.tier == EXACT] == [("p4", "", "Abram"),
+                                                                              ("lines", "Abraham", "")]
 
 
 def test_migration_0005_indexes_the_words_already_imported(database_url: str) -> None:

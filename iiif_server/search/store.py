@@ -32,6 +32,7 @@ from sqlalchemy import (
     and_,
     delete,
     func,
+    or_,
     select,
     text,
     true,
@@ -54,6 +55,7 @@ FUZZY_MIN = 3  # shorter words get no prefix or fuzzy tiers (every word would ma
 FUZZY_TERMS = 50  # similar words a fuzzy tier looks up at most
 TRIGRAM_MIN = 0.4  # pg_trgm similarity below which a word is not a typo of another
 PHRASE_MAX = 8  # words of a phrase query
+CONTEXT = 12  # words of context read on either side of a hit
 CHUNK = 500  # values in one IN list
 
 EXACT, FOLDED, PREFIX, SOUNDS, TYPO = range(5)  # the tiers of a one-word query
@@ -141,6 +143,7 @@ class PageText:
 
 
 Box = tuple[int, int, int, int]
+Place = tuple[int, str, int]  # an entry's page, source and position
 
 
 @dataclass(frozen=True)
@@ -311,7 +314,9 @@ class TextStore:
         for page in pages:
             for n, entry in enumerate(page.entries):
                 box = entry.box or (None, None, None, None)
-                rows.append((page.image_pk, page.document_pk, page.source, entry.kind, entry.text, entry.line,
+                # an ALTO word's line is its neighbours (see _neighbours): not stored with each word
+                line = None if entry.start is not None else entry.line
+                rows.append((page.image_pk, page.document_pk, page.source, entry.kind, entry.text, line,
                              entry.start, n, *box))
         if not rows:
             return 0
@@ -493,8 +498,27 @@ class TextStore:
                 page = stmt.where(key > after_id if tier == after_tier else true()).order_by(key)
                 found += [(tier, tuple(row)) for row in session.execute(page.limit(limit + 1 - len(found)))]
             rows = self._entries(session, {i for _, ids in found[:limit] for i in ids})
-        hits = [_hit(tier, [rows[i] for i in ids]) for tier, ids in found[:limit]]
+            runs = [[rows[i] for i in ids] for _, ids in found[:limit]]
+            around = self._neighbours(session, runs)
+        hits = [_hit(tier, run, around) for (tier, _), run in zip(found[:limit], runs, strict=True)]
         return hits, total, len(found) > limit
+
+    @staticmethod
+    def _neighbours(session: Session, runs: list[list[Sequence[object]]]) -> dict[Place, tuple[str, int]]:
+        """The words around ALTO hits, (page, source, pos) -> (text, start): a word's line is not stored with
+        it (ten copies of each line would be a quarter of the index), its neighbours give the context."""
+        wanted = [(run[0][12], run[0][13], run[0][14], run[-1][14]) for run in runs
+                  if run[0][4] is None and run[0][5] is not None and run[0][14] is not None]
+        found: dict[Place, tuple[str, int]] = {}
+        for chunk in _chunks(wanted, 50):
+            ranges = [and_(TextEntry.image_pk == image, TextEntry.source == source,
+                           TextEntry.pos.between(first - CONTEXT, last + CONTEXT))
+                      for image, source, first, last in chunk]  # type: ignore[misc]
+            for image, source, pos, text_, start in session.execute(
+                    select(TextEntry.image_pk, TextEntry.source, TextEntry.pos, TextEntry.text, TextEntry.start)
+                    .where(or_(*ranges))):
+                found[(image, source, pos)] = (text_, start if start is not None else 0)
+        return found
 
     def hits_with(self, document_pk: int, norms: Sequence[str], pages: Pages, limit: int, tier: int) -> list[Hit]:
         """The first entries of a document holding any of the words `norms`, in one query (a search across
@@ -508,7 +532,7 @@ class TextStore:
         with self.catalogue.sessions() as session:
             ids = list(session.execute(stmt.order_by(TextEntry.id).limit(limit)).scalars())
             rows = self._entries(session, set(ids))
-        return [_hit(tier, [rows[i]]) for i in ids]
+        return [_hit(tier, [rows[i]]) for i in ids]  # no context: collection search shows none
 
     @staticmethod
     def _entries(session: Session, ids: set[int]) -> dict[int, Sequence[object]]:
@@ -516,7 +540,8 @@ class TextStore:
         for chunk in _chunks(sorted(ids)):
             for row in session.execute(
                     select(TextEntry.id, Image.ident, TextEntry.text, TextEntry.kind, TextEntry.line, TextEntry.start,
-                           TextEntry.x, TextEntry.y, TextEntry.w, TextEntry.h, Image.width, Image.height)
+                           TextEntry.x, TextEntry.y, TextEntry.w, TextEntry.h, Image.width, Image.height,
+                           TextEntry.image_pk, TextEntry.source, TextEntry.pos)
                     .join(Image, Image.pk == TextEntry.image_pk).where(TextEntry.id.in_(chunk))):
                 rows[int(row[0])] = row
         return rows
@@ -553,8 +578,10 @@ def _union(boxes: list[Box]) -> Box:
     return x0, y0, x1 - x0, y1 - y0
 
 
-def _hit(tier: int, rows: list[Sequence[object]]) -> Hit:
-    """One hit of one or more consecutive entries: their words, and one box per line they stand on."""
+def _hit(tier: int, rows: list[Sequence[object]],
+         around: dict[Place, tuple[str, int]] | None = None) -> Hit:
+    """One hit of one or more consecutive entries: their words, one box per line they stand on, and the
+    words before and after it on its line (from the stored line, or from the neighbouring ALTO words)."""
     first, last = rows[0], rows[-1]
     lines: list[list[Box]] = []
     for n, row in enumerate(rows):
@@ -565,9 +592,29 @@ def _hit(tier: int, rows: list[Sequence[object]]) -> Hit:
     line, start = first[4], first[5]
     if isinstance(line, str) and isinstance(start, int):
         before = line[:start].rstrip()
+    elif around and isinstance(start, int) and start > 0:
+        image, source, pos = first[12], first[13], int(first[14])  # type: ignore[call-overload]
+        words = []
+        for p in range(pos - 1, pos - 1 - CONTEXT, -1):
+            if (image, source, p) not in around:
+                break
+            word, word_start = around[(image, source, p)]  # type: ignore[index]
+            words.append(word)
+            if word_start == 0:
+                break
+        before = " ".join(reversed(words))
     line, start = last[4], last[5]
     if isinstance(line, str) and isinstance(start, int):
         after = line[start + len(str(last[2])):].lstrip()
+    elif around and isinstance(start, int) and last[14] is not None:
+        image, source, pos = last[12], last[13], int(last[14])  # type: ignore[call-overload]
+        words = []
+        for p in range(pos + 1, pos + 1 + CONTEXT):
+            found = around.get((image, source, p))  # type: ignore[arg-type]
+            if found is None or found[1] == 0:
+                break
+            words.append(found[0])
+        after = " ".join(words)
     return Hit(int(first[0]), str(first[1]), " ".join(str(r[2]) for r in rows), str(first[3]),  # type: ignore[call-overload]
                tuple(_union(b) for b in lines), before, after, tier)
 
