@@ -139,3 +139,15 @@ async def test_viewer_page_shows_the_page_with_its_hits(setup) -> None:  # noqa:
     assert (await client.get("/iiif/view/transports/nothing")).status_code == 404
     rr = await client.get("/iiif/view/transports/rr", params={"q": "levy"})
     assert rr.status_code == 200 and "Abram" not in rr.text and 'class="hit"' not in rr.text
+
+
+async def test_the_search_page_lists_documents_whose_text_holds_the_words(setup) -> None:  # noqa: F811  # type: ignore[no-untyped-def]
+    client, store, _ = setup
+    page = await client.get("/iiif/search", params={"q": "levy"})
+    assert "In the text of the pages" in page.text
+    assert 'href="http://testserver/iiif/view/transports/list?page=p1&amp;q=levy">Lévy</a>' in page.text
+    # the reading-room and staff documents' Lévy never shows anonymously
+    assert "/iiif/view/transports/rr" not in page.text and "/transports/secret" not in page.text
+    reader, _ = store.issue("reading-room", "Reader", 1)
+    page = await client.get("/iiif/search", params={"q": "levy"}, headers={"Authorization": f"Bearer {reader}"})
+    assert "/iiif/view/transports/rr?page=p1" in page.text and "/transports/secret" not in page.text

@@ -120,7 +120,19 @@ class AcrossService:
             if next_url:
                 body["next"] = next_url + "&format=json"
             return self._json(request, body)
-        return HTMLResponse(_results_page(urls, q, found, next_url), headers=HTML_HEADERS)
+        # the page also lists documents whose pages' text holds the words (the collection search's first page)
+        text_after = request.query_params.get("text_after")
+        texts: list[DocumentHits] = []
+        text_next = None
+        if q.strip() and (text_after is not None or not after):
+            if text_after is not None:
+                found, next_url = [], None
+            collections = await self.run(self._collections, access, None)
+            texts, cursor = await self.run(self.across.search, q, collections or [], self.policy, access,
+                                           across.parse_cursor(text_after or ""))
+            if cursor:
+                text_next = f"{urls.base}/iiif/search?{urlencode({'q': q, 'text_after': cursor})}"
+        return HTMLResponse(_results_page(urls, q, found, next_url, texts, text_next), headers=HTML_HEADERS)
 
     # -- the viewer page --------------------------------------------------------------
 
@@ -206,11 +218,26 @@ def _page(title: str, body: str) -> str:
             f"<style>{STYLE}</style></head><body>{body}</body></html>")
 
 
-def _results_page(urls: Urls, q: str, found: list[Described], next_url: str | None) -> str:
+def _results_page(urls: Urls, q: str, found: list[Described], next_url: str | None,
+                  texts: list[DocumentHits] | None = None, text_next: str | None = None) -> str:
     e = html.escape
     parts = ['<h1>Search the catalogue</h1><form action="" method="get">'
              f'<input type="search" name="q" value="{e(q)}" aria-label="words"> <button>Search</button></form>']
-    if q.strip():
+    if texts:
+        parts.append("<h2>In the text of the pages</h2><ul>")
+        for doc in texts:
+            snippets = "; ".join(
+                f'<a href="{e(_view_url(urls, doc.collection, doc.document, page=h.page, q=q))}">{e(h.text)}</a>'
+                f" (page {e(h.page)})" for h in doc.hits)
+            parts.append(f'<li><a href="{e(_view_url(urls, doc.collection, doc.document, q=q))}">{e(doc.label)}</a> '
+                         f'<span class="small">({e(doc.collection)}; <a href="'
+                         f'{e(urls.manifest(doc.collection, doc.document))}">IIIF manifest</a>)</span>'
+                         f'<br><span class="small">{snippets}</span></li>')
+        parts.append("</ul>")
+        if text_next:
+            parts.append(f'<p><a rel="next" href="{e(text_next)}">More documents with these words</a></p>')
+    if q.strip() and (found or not texts):
+        parts.append("<h2>In titles and descriptions</h2>" if texts else "")
         parts.append("<ul>" if found else "<p>Nothing found.</p>")
         for d in found:
             summary = f'<br><span class="small">{e(d.summary)}</span>' if d.summary else ""
