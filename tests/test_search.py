@@ -17,7 +17,7 @@ from iiif_server.cli import main
 from iiif_server.manifests.catalogue import Catalogue, Collection, Document, Image
 from iiif_server.search import routes as search_routes
 from iiif_server.search.importer import import_text
-from iiif_server.search.store import TextEntry, TextStore, normalise
+from iiif_server.search.store import Entry, TextEntry, TextStore, normalise
 
 SECRET = "s" * 40
 LAYOUT = {  # document: (tier, {page: tier})
@@ -285,3 +285,20 @@ async def test_a_phrase_over_a_line_break_is_highlighted_on_both_lines(setup, tm
     # the phrase's words one by one are still single hits
     assert (await client.get("/iiif/search/1/transports/open/search", params={"q": "abraham"})).json()[
         "within"]["total"] == 1
+
+
+async def test_entries_of_an_unnamed_csv_give_way_to_a_named_one(setup, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    client, _, cat = setup
+    store = TextStore(cat)
+    with cat.session() as s:  # as an import before each file was a source of its own left it
+        document_pk, image_pk = store.page_keys(s, "transports", "open", "p1")  # type: ignore[misc]
+        store.replace_page(s, document_pk, image_pk, "csv", [Entry("Kowalski Jan", "name", (1, 2, 3, 4))])
+    assert (await client.get("/iiif/search/1/transports/open/search", params={"q": "kowalski"})).json()[
+        "within"]["total"] == 1
+    names = tmp_path / "again" / "names.csv"
+    names.parent.mkdir()
+    names.write_text("open,p1,Kowalski Jan,1,2,3,4\n", encoding="utf-8")
+    assert import_text(store, names, "transports").errors == []
+    assert (await client.get("/iiif/search/1/transports/open/search", params={"q": "kowalski"})).json()[
+        "within"]["total"] == 1
+    assert sources(cat)["csv:names"] == {"Kowalski Jan"} and "csv" not in sources(cat)

@@ -56,6 +56,7 @@ FUZZY_TERMS = 50  # similar words a fuzzy tier looks up at most
 TRIGRAM_MIN = 0.4  # pg_trgm similarity below which a word is not a typo of another
 PHRASE_MAX = 8  # words of a phrase query
 CONTEXT = 12  # words of context read on either side of a hit
+LEGACY_CSV = "csv"  # the source of every CSV before each file became a source of its own
 CHUNK = 500  # values in one IN list
 
 EXACT, FOLDED, PREFIX, SOUNDS, TYPO = range(5)  # the tiers of a one-word query
@@ -306,10 +307,12 @@ class TextStore:
         for page in pages:
             by_source.setdefault(page.source, []).append(page.image_pk)
         for source, image_pks in by_source.items():
+            # entries of an unnamed CSV (imported before each file was a source) give way to any CSV's
+            replaced = [source, LEGACY_CSV] if source.startswith("csv:") else [source]
             for chunk in _chunks(image_pks):
-                old = select(TextEntry.id).where(TextEntry.image_pk.in_(chunk), TextEntry.source == source)
+                old = select(TextEntry.id).where(TextEntry.image_pk.in_(chunk), TextEntry.source.in_(replaced))
                 conn.execute(delete(TextTerm).where(TextTerm.entry_id.in_(old)))
-                conn.execute(delete(TextEntry).where(TextEntry.image_pk.in_(chunk), TextEntry.source == source))
+                conn.execute(delete(TextEntry).where(TextEntry.image_pk.in_(chunk), TextEntry.source.in_(replaced)))
         rows: list[tuple[object, ...]] = []
         for page in pages:
             for n, entry in enumerate(page.entries):
