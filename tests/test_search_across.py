@@ -151,3 +151,20 @@ async def test_the_search_page_lists_documents_whose_text_holds_the_words(setup)
     reader, _ = store.issue("reading-room", "Reader", 1)
     page = await client.get("/iiif/search", params={"q": "levy"}, headers={"Authorization": f"Bearer {reader}"})
     assert "/iiif/view/transports/rr?page=p1" in page.text and "/transports/secret" not in page.text
+
+
+async def test_a_query_of_several_words_walks_the_rarest_word(setup) -> None:  # noqa: F811  # type: ignore[no-untyped-def]
+    client, _, cat = setup
+    from iiif_server.search.labels import LabelTerm
+    from iiif_server.search.store import TextDocTerm, TextStore
+
+    with cat.session() as s:
+        for doc in s.execute(select(Document).where(Document.collection_id == "transports")).scalars():
+            doc.summary = "Deportation list" + (" from Drancy" if doc.ident == "open" else "")
+    finder = across.Across(TextStore(cat))
+    with cat.sessions() as s:
+        assert finder.rarest_first(s, LabelTerm.norm, ["deportation", "drancy"]) == ["drancy", "deportation"]
+        # page text: `paris` stands on every ALTO page, `chaja` on one
+        assert finder.rarest_first(s, TextDocTerm.norm, ["paris", "chaja"]) == ["chaja", "paris"]
+    body = (await client.get("/iiif/search", params={"q": "deportation drancy", "format": "json"})).json()
+    assert [i["label"]["none"][0] for i in body["items"]] == ["open"]

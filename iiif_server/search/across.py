@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, exists, select, tuple_
+from sqlalchemy import Select, exists, func, select, tuple_
 from sqlalchemy.orm import Session, aliased
 
 from ..auth.policy import Access, Policy
@@ -27,6 +27,7 @@ DOCUMENTS_PAGE = 20  # manifests per page of a collection search
 HITS_PER_DOCUMENT = 3
 CANDIDATES = 50  # documents read from the index per round
 EXAMINE_MAX = 500  # candidates one request looks at, at most
+RAREST_COUNT = 10_000  # index rows counted per word to find the rarest of a query's words
 FOLDED, SIMILAR = range(2)
 
 
@@ -69,6 +70,16 @@ class Across:
     # -- which documents --------------------------------------------------------------
 
     @staticmethod
+    def rarest_first(session: Session, column: Any, words: Sequence[str]) -> list[str]:
+        """The words ordered by how many index rows hold them (counted up to RAREST_COUNT each): the
+        search then walks the shortest list and checks the others per row."""
+        if len(words) < 2:
+            return list(words)
+        counts = {w: session.execute(select(func.count()).select_from(
+            select(column).where(column == w).limit(RAREST_COUNT).subquery())).scalar_one() for w in words}
+        return sorted(words, key=lambda w: (counts[w], w))
+
+    @staticmethod
     def _holding(words: Sequence[str], collections: Sequence[str]) -> Select:
         t = TextDocTerm
         stmt = select(t.collection_id, t.document_pk).where(t.norm == words[0], t.collection_id.in_(collections))
@@ -90,7 +101,7 @@ class Across:
                    after: tuple[int, str, int] | None, limit: int) -> list[tuple[int, str, int]]:
         """(tier, collection, document pk) of documents holding the words, after `after`, in tier then key order:
         first those with every word (case and accents folded), then, for one word, those with a similar word."""
-        tiers = [self._holding(words, collections)]
+        tiers = [self._holding(self.rarest_first(session, TextDocTerm.norm, words), collections)]
         if len(words) == 1 and similar:
             tiers.append(self._similar(words[0], similar, collections))
         found: list[tuple[int, str, int]] = []
@@ -176,6 +187,8 @@ class Across:
         if not visible:
             return results, None
         t = LabelTerm
+        with self.catalogue.sessions() as session:
+            words = self.rarest_first(session, LabelTerm.norm, words)
         stmt = (select(Document.pk, Document.collection_id, Document.ident, Document.label, Document.summary,
                        Document.tier).select_from(t).join(Document, Document.pk == t.document_pk)
                 .where(t.norm == words[0], Document.collection_id.in_(list(visible))))
