@@ -145,18 +145,25 @@ class Across:
                 for doc, image, tier in session.execute(select(Image.document_pk, Image.pk, Image.tier).where(
                         Image.document_pk.in_(pks), Image.tier.is_not(None))):
                     own.setdefault(doc, {})[image] = tier
+            scopes = {pk: readable(policy, access, cid, Target(pk, rows[pk][3], rows[pk][2], own.get(pk, {})))
+                      for _, cid, pk in batch if pk in rows}
+            ready: dict[int, list[Hit]] = {}
+            if len(words) == 1:  # documents the requester reads whole: their first hits in one query per tier
+                for t, norms in ((FOLDED, words), (SIMILAR, similar)):
+                    whole = [pk for tier, _, pk in batch if tier == t and (scope := scopes.get(pk)) is not None
+                             and scope[0].everything and not scope[0].denied]
+                    ready.update(self.store.first_hits(whole, norms, HITS_PER_DOCUMENT, t))
             for tier, cid, pk in batch:
                 examined += 1
                 position = (tier, cid, pk)
-                row = rows.get(pk)
-                if row is None:
-                    continue
-                scope = readable(policy, access, cid, Target(pk, row[3], row[2], own.get(pk, {})))
-                if scope is None:
+                row, scope = rows.get(pk), scopes.get(pk)
+                if row is None or scope is None:
                     continue
                 if len(words) > 1:  # phrases, then entries with every word
                     hits = self.store.search(pk, query, scope[0], limit=HITS_PER_DOCUMENT, count=False)[0]
-                else:  # one query: the word itself, or (in the second tier) its variants
+                elif scope[0].everything and not scope[0].denied:
+                    hits = ready.get(pk, [])
+                else:  # some pages hidden from the requester: the word itself, or (second tier) its variants
                     hits = self.store.hits_with(pk, words if tier == FOLDED else similar, scope[0],
                                                 HITS_PER_DOCUMENT, tier)
                 if hits:

@@ -537,6 +537,25 @@ class TextStore:
             rows = self._entries(session, set(ids))
         return [_hit(tier, [rows[i]]) for i in ids]  # no context: collection search shows none
 
+    def first_hits(self, document_pks: Sequence[int], norms: Sequence[str], limit: int,
+                   tier: int) -> dict[int, list[Hit]]:
+        """The first `limit` entries holding any of `norms` in each of several documents whose every page
+        the requester may read, in one query (a window over each document's matches)."""
+        if not norms or not document_pks:
+            return {}
+        terms_ = select(TextTerm.entry_id).where(TextTerm.document_pk.in_(document_pks), TextTerm.norm.in_(norms))
+        ranked = (select(TextEntry.id, TextEntry.document_pk,
+                         func.row_number().over(partition_by=TextEntry.document_pk, order_by=TextEntry.id).label("n"))
+                  .where(TextEntry.document_pk.in_(document_pks), TextEntry.id.in_(terms_)).subquery())
+        with self.catalogue.sessions() as session:
+            found = session.execute(select(ranked.c.id, ranked.c.document_pk).where(ranked.c.n <= limit)
+                                    .order_by(ranked.c.id)).all()
+            rows = self._entries(session, {i for i, _ in found})
+        hits: dict[int, list[Hit]] = {}
+        for entry_id, document_pk in found:
+            hits.setdefault(document_pk, []).append(_hit(tier, [rows[entry_id]]))
+        return hits
+
     @staticmethod
     def _entries(session: Session, ids: set[int]) -> dict[int, Sequence[object]]:
         rows: dict[int, Sequence[object]] = {}
