@@ -27,6 +27,7 @@ from .manifests import presentation
 from .manifests.catalogue import Catalogue
 from .manifests.catalogue import open_catalogue as catalogue_at
 from .manifests.routes import PresentationService
+from .search.pages import AcrossService
 from .search.routes import SearchService
 from .search.routes import services as search_services
 from .search.store import TextStore
@@ -204,6 +205,7 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
     text = TextStore(catalogue)
     documents.document_services = lambda base, c, d, pk: search_services(base, c, d) if text.has_text(pk) else None
     search = SearchService(text, auth.policy, service.base_url, service.run_io)
+    search_across = AcrossService(text, auth.policy, service.base_url, service.run_io)
     pyvips.cache_set_max(0)  # our own caches decide what stays; libvips' cache would pin files
     untiled.decodes.budget = settings.untiled_memory_mb << 20
 
@@ -271,6 +273,7 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
         Route("/iiif/2/{rest:path}", image_api_2, methods=["GET", "HEAD"]),
         *documents.routes(),
         *search.routes(),
+        *search_across.routes(),
         *auth.routes(),
         *staff.routes(),
     ]

@@ -38,7 +38,9 @@ def test_migrations_build_exactly_the_models_schema(catalogue: Catalogue) -> Non
     with catalogue.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     # only type-affinity noise is tolerated; no missing or extra tables, columns or constraints
-    structural = [d for d in diff if d[0] in ("add_table", "remove_table", "add_column", "remove_column")]
+    structural = [d for d in diff if d[0] in ("add_table", "remove_table", "add_column", "remove_column")
+                  # SQLite's FTS5 trigram index of the search vocabulary and its shadow tables: not models
+                  and not (d[0] == "remove_table" and d[1].name.startswith("text_vocab_trgm"))]
     assert structural == []
 
 

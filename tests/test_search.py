@@ -17,7 +17,7 @@ from iiif_server.cli import main
 from iiif_server.manifests.catalogue import Catalogue, Collection, Document, Image
 from iiif_server.search import routes as search_routes
 from iiif_server.search.importer import import_text
-from iiif_server.search.store import TextEntry, TextStore, normalise
+from iiif_server.search.store import Entry, TextEntry, TextStore, normalise
 
 SECRET = "s" * 40
 LAYOUT = {  # document: (tier, {page: tier})
@@ -107,10 +107,9 @@ async def test_manifest_advertises_both_services_and_search_1_finds_names_withou
     # a page without a box: the hit is the whole page
     whole = (await client.get(url, params={"q": "MENDELOWICZ"})).json()
     assert [a["on"].split("#")[1] for a in whole["resources"]] == ["xywh=0,0,1000,500"]
-    # every word of the query, in one entry
+    # several words: first as consecutive ALTO words (a phrase), then entries holding all of them
     both = (await client.get(url, params={"q": "szmul lévy"})).json()
-    # every word in one entry: an ALTO word is alone in its entry, so only the CSV entry has both (yet)
-    assert [a["resource"]["chars"] for a in both["resources"]] == ["LÉVY, Szmul"]
+    assert [a["resource"]["chars"] for a in both["resources"]] == ["Szmul Lévy", "LÉVY, Szmul"]
     assert (await client.get(url, params={"q": "nobody"})).json()["resources"] == []
 
 
@@ -217,7 +216,89 @@ async def test_reimport_replaces_and_errors_name_their_place(setup, tmp_path: Pa
     for place in ("rows.csv:1:", "rows.csv:2:", "rows.csv:3:", "rows.csv:4: no page transports/ghost/p1",
                   "list/p9.xml: no page transports/list/p9", "list/broken.xml:"):
         assert place in out, out
-    # the good row replaced list/p1's CSV entries (Mendelowicz), the ALTO text of p1 stays
+    # rows.csv is a source of its own: its good row adds to list/p1, names.csv's entries stay
+    assert sources(cat) == {"csv:names": {"LÉVY, Szmul", "Mendelowicz Icek"}, "csv:rows": {"Nowak"}}
+
+
+def sources(cat: Catalogue) -> dict[str, set[str]]:
     with cat.sessions() as s:
-        texts = set(s.execute(select(TextEntry.text).where(TextEntry.source == "csv")).scalars())
-    assert "Nowak" in texts and "Mendelowicz Icek" not in texts
+        rows = s.execute(select(TextEntry.source, TextEntry.text).where(TextEntry.source != "alto")).all()
+    found: dict[str, set[str]] = {}
+    for source, text in rows:
+        found.setdefault(source, set()).add(text)
+    return found
+
+
+async def test_csv_sources_add_up_and_a_source_imported_again_replaces_only_itself(setup, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    client, _, cat = setup
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "deportees.csv").write_text("list,p1,Szmul Lévy,5,5,5,5\n", encoding="utf-8")
+    assert import_text(TextStore(cat), extra, "transports").errors == []
+    r = (await client.get("/iiif/search/1/transports/list/search", params={"q": "levy"})).json()
+    assert r["within"]["total"] == 3  # the ALTO word, names.csv's and deportees.csv's entries
+    # names.csv again, without its p2 row: p2 loses that entry, deportees.csv and the ALTO text stay
+    again = tmp_path / "again"
+    again.mkdir()
+    (again / "names.csv").write_text("list,p1,Mendelowicz Icek\n", encoding="utf-8")
+    assert import_text(TextStore(cat), again, "transports").errors == []
+    assert import_text(TextStore(cat), again, "transports").errors == []
+    assert sources(cat) == {"csv:names": {"Mendelowicz Icek"}, "csv:deportees": {"Szmul Lévy"}}
+    r = (await client.get("/iiif/search/1/transports/list/search", params={"q": "levy"})).json()
+    assert [a["on"].split("/canvas/")[1] for a in r["resources"]] == ["p1#xywh=120,101,80,19", "p1#xywh=5,5,5,5"]
+
+
+async def test_batches_write_the_same_as_one_transaction(setup, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    client, _, cat = setup
+    before = (await client.get("/iiif/search/2/transports/list/search", params={"q": "paris"})).json()
+    assert import_text(TextStore(cat), tmp_path / "text", "transports", batch=1).errors == []
+    after = (await client.get("/iiif/search/2/transports/list/search", params={"q": "paris"})).json()
+    assert after["partOf"]["total"] == before["partOf"]["total"] == 2
+    assert [i["target"] for i in after["items"]] == [i["target"] for i in before["items"]]
+
+
+TWO_LINES = """<?xml version="1.0" encoding="UTF-8"?>
+<alto xmlns="http://www.loc.gov/standards/alto/ns-v4#"><Layout><Page WIDTH="1000" HEIGHT="500"><PrintSpace><TextBlock>
+ <TextLine><String CONTENT="Icek" HPOS="10" VPOS="10" WIDTH="50" HEIGHT="20"/><SP/>
+  <String CONTENT="Abraham" HPOS="900" VPOS="12" WIDTH="90" HEIGHT="20"/></TextLine>
+ <TextLine><String CONTENT="Levy" HPOS="10" VPOS="40" WIDTH="60" HEIGHT="20"/><SP/>
+  <String CONTENT="Paris" HPOS="80" VPOS="40" WIDTH="60" HEIGHT="20"/></TextLine>
+</TextBlock></PrintSpace></Page></Layout></alto>
+"""
+
+
+async def test_a_phrase_over_a_line_break_is_highlighted_on_both_lines(setup, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    client, _, cat = setup
+    src = tmp_path / "lines"
+    (src / "open").mkdir(parents=True)
+    (src / "open" / "p1.xml").write_text(TWO_LINES, encoding="utf-8")
+    assert import_text(TextStore(cat), src, "transports").errors == []
+    one = (await client.get("/iiif/search/1/transports/open/search", params={"q": "abraham levy"})).json()
+    assert [r["on"].split("#")[1] for r in one["resources"]] == ["xywh=900,12,90,20", "xywh=10,40,60,20"]
+    assert one["hits"] == [{"@type": "search:Hit", "annotations": [r["@id"] for r in one["resources"]],
+                            "match": "Abraham Levy", "before": "Icek", "after": "Paris"}]
+    two = (await client.get("/iiif/search/2/transports/open/search", params={"q": "abraham levy"})).json()
+    assert len(two["items"]) == 2
+    targets = two["annotations"][0]["items"][0]["target"]
+    assert [t["source"] for t in targets] == [i["id"] for i in two["items"]]
+    assert targets[0]["selector"][0]["exact"] == "Abraham Levy"
+    # the phrase's words one by one are still single hits
+    assert (await client.get("/iiif/search/1/transports/open/search", params={"q": "abraham"})).json()[
+        "within"]["total"] == 1
+
+
+async def test_entries_of_an_unnamed_csv_give_way_to_a_named_one(setup, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    client, _, cat = setup
+    store = TextStore(cat)
+    with cat.session() as s:  # as an import before each file was a source of its own left it
+        document_pk, image_pk = store.page_keys(s, "transports", "open", "p1")  # type: ignore[misc]
+        store.replace_page(s, document_pk, image_pk, "csv", [Entry("Kowalski Jan", "name", (1, 2, 3, 4))])
+    assert (await client.get("/iiif/search/1/transports/open/search", params={"q": "kowalski"})).json()[
+        "within"]["total"] == 1
+    names = tmp_path / "again" / "names.csv"
+    names.parent.mkdir()
+    names.write_text("open,p1,Kowalski Jan,1,2,3,4\n", encoding="utf-8")
+    assert import_text(store, names, "transports").errors == []
+    assert (await client.get("/iiif/search/1/transports/open/search", params={"q": "kowalski"})).json()[
+        "within"]["total"] == 1
+    assert sources(cat)["csv:names"] == {"Kowalski Jan"} and "csv" not in sources(cat)

@@ -245,6 +245,9 @@ class Catalogue:
         self.tiers = tiers  # the configured tiers, lowest first
         self.engine = make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        from ..search.labels import watch  # documents' words for catalogue search, kept on every write
+
+        watch()
 
     def upgrade(self) -> None:
         upgrade(self.engine)

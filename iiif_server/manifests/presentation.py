@@ -73,6 +73,10 @@ class Urls:
     def manifest(self, collection: str, document: str) -> str:
         return f"{self.base}/iiif/presentation/{quote(collection)}/{quote(document)}/manifest"
 
+    def search(self, collection: str | None) -> str:
+        """The service searching the text of a collection's documents (None: of every collection)."""
+        return f"{self.base}/iiif/search/collections" + (f"/{quote(collection)}" if collection else "")
+
     def canvas(self, collection: str, document: str, page: str) -> str:
         return f"{self.base}/iiif/presentation/{quote(collection)}/{quote(document)}/canvas/{quote(page)}"
 
@@ -284,10 +288,14 @@ def manifest_ref_model(urls: Urls, collection: str, entry: DocumentEntry, langua
     return item
 
 
-def _collection(ident: str, part_of: str, described: dict[str, Any], items: list[dict[str, Any]]) -> bytes:
-    """The descriptive part through the models; items, of a shape fixed above, as plain dicts."""
+def _collection(ident: str, part_of: str, described: dict[str, Any], items: list[dict[str, Any]],
+                search: str | None = None) -> bytes:
+    """The descriptive part through the models; items, of a shape fixed above, as plain dicts.
+    `search`: the Content Search 2.0 service over the collection's documents."""
     model = Collection(id=ident, partOf=[{"id": part_of, "type": "Collection"}], items=[], **described)
     doc = _dump(model)
+    if search:
+        doc["service"] = [{"id": search, "type": "SearchService2"}]
     doc["items"] = items
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
 
@@ -296,7 +304,8 @@ def collection(urls: Urls, inst: Institution, coll: CollectionRow, entries: list
                thumb_for: ThumbFor | None = None) -> bytes:
     """A Collection of the collection's document manifests (a collection small enough to list whole)."""
     items = [manifest_ref(urls, coll.id, e, inst.language, thumb_for) for e in entries]
-    return _collection(urls.collection(coll.id), urls.top(), _described(urls, coll, inst, coll.id, None), items)
+    return _collection(urls.collection(coll.id), urls.top(), _described(urls, coll, inst, coll.id, None), items,
+                       urls.search(coll.id))
 
 
 @dataclass(frozen=True)
@@ -321,7 +330,8 @@ def collection_of_parts(urls: Urls, inst: Institution, coll: CollectionRow, part
     """A large collection as a Collection of sub-Collections of documents, in the collection's order."""
     items = [{"id": urls.part(coll.id, p.number), "type": "Collection",
               "label": lang_map(part_label(p), inst.language)} for p in parts]
-    return _collection(urls.collection(coll.id), urls.top(), _described(urls, coll, inst, coll.id, None), items)
+    return _collection(urls.collection(coll.id), urls.top(), _described(urls, coll, inst, coll.id, None), items,
+                       urls.search(coll.id))
 
 
 def collection_part(urls: Urls, inst: Institution, coll: CollectionRow, part: Part,
@@ -339,4 +349,6 @@ def top_collection(urls: Urls, inst: Institution, collections: list[CollectionRo
              for c in collections]
     label = lang_map(f"Collections of {inst.provider}" if inst.provider else "Collections", inst.language)
     model = Collection(id=urls.top(), label=label, items=items)
-    return json.dumps(_dump(model), ensure_ascii=False, separators=(",", ":")).encode()
+    doc = _dump(model)
+    doc["service"] = [{"id": urls.search(None), "type": "SearchService2"}]
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()

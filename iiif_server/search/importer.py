@@ -1,9 +1,14 @@
 """`iiif-server text import`: ALTO XML (one file per page) and CSV index entries into the text tables.
 
 ALTO files are found as SRC/<document>/<page>.xml (or SRC/<document>/<page>.alto.xml); a CSV has
-rows `document,page,text[,x,y,w,h][,kind]` (a header row is recognised). Each page's text from one
-source is replaced as a whole, so a re-run gives the same tables. A page the catalogue does not
-know, an unreadable file or a bad row is reported with its place and leaves the rest unharmed.
+rows `document,page,text[,x,y,w,h][,kind]` (a header row is recognised). Each CSV file is a source of
+its own (`csv:<file name>`), so several indexes of one page add up; importing a source again replaces
+what it gave before, on every page of the collection, so a re-run gives the same tables. A page's
+ALTO text is replaced as a whole. A page the catalogue does not know, an unreadable file or a bad
+row is reported with its place and leaves the rest unharmed.
+
+Pages are written in batches of a few thousand entries per transaction (multi-row INSERTs), and a
+document's pages are looked up once, not once per page.
 """
 
 from __future__ import annotations
@@ -14,9 +19,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .store import Entry, TextStore
+from .store import Entry, PageText, TextStore
 
 HEADER = ("document", "page", "text")
+BATCH = 5000  # entries written per transaction
+DOCUMENTS_KEPT = 1000  # documents whose pages an import keeps at hand
 
 
 @dataclass
@@ -103,56 +110,93 @@ def parse_csv_row(row: list[str]) -> tuple[str, str, Entry]:
     return document, page, Entry(text, kind, box)
 
 
+def csv_source(path: Path) -> str:
+    """The source name of a CSV file: its name without the extension (`names.csv` is `csv:names`)."""
+    return f"csv:{path.stem}"[:200]
+
+
+class Writer:
+    """Pages to write, flushed in batches; a page's text appearing twice in one run keeps the last."""
+
+    def __init__(self, store: TextStore, collection: str, batch: int = BATCH) -> None:
+        self.store = store
+        self.collection = collection
+        self.batch = batch
+        self.pending: dict[tuple[int, str], PageText] = {}
+        self.size = 0
+        self.documents: dict[str, tuple[int, dict[str, tuple[int, int, int]]] | None] = {}
+
+    def pages(self, document: str) -> tuple[int, dict[str, tuple[int, int, int]]] | None:
+        """(document pk, {page: (image pk, width, height)}), None when the catalogue has no such document."""
+        if document not in self.documents:
+            if len(self.documents) >= DOCUMENTS_KEPT:
+                self.documents.clear()
+            with self.store.catalogue.sessions() as session:
+                self.documents[document] = self.store.document_pages(session, self.collection, document)
+        return self.documents[document]
+
+    def add(self, page: PageText) -> None:
+        self.pending[(page.image_pk, page.source)] = page
+        self.size += len(page.entries)
+        if self.size >= self.batch:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            with self.store.catalogue.session() as session:
+                self.store.write(session, list(self.pending.values()))
+        self.pending.clear()
+        self.size = 0
+
+
 def import_text(store: TextStore, src: Path, collection: str,
-                progress: Callable[[int, int], None] | None = None) -> Report:
+                progress: Callable[[int, int], None] | None = None, batch: int = BATCH) -> Report:
     """Import every ALTO file and CSV under `src` (or the one file `src`) into `collection`."""
     files = [src] if src.is_file() else sorted(p for p in src.rglob("*") if p.suffix.lower() in (".xml", ".csv"))
     report = Report()
     catalogue = store.catalogue
+    writer = Writer(store, collection, batch)
     touched = False
     for done, path in enumerate(files, 1):
         place = path.name if path == src else str(path.relative_to(src))
         if path.suffix.lower() == ".csv":
-            touched |= _import_csv(store, path, place, collection, report)
+            touched |= _import_csv(writer, path, place, report)
         else:
-            touched |= _import_alto(store, src, path, place, collection, report)
+            touched |= _import_alto(writer, src, path, place, report)
         if progress:
             progress(done, len(files))
+    writer.flush()
     if touched:
         with catalogue.session() as session:
             catalogue.touch(session, collection)  # manifests now advertise the search services
     return report
 
 
-def _import_alto(store: TextStore, src: Path, path: Path, place: str, collection: str, report: Report) -> bool:
+def _import_alto(writer: Writer, src: Path, path: Path, place: str, report: Report) -> bool:
     rel = path.relative_to(src).parts if path != src else (path.name,)
     if len(rel) != 2:
         report.errors.append(f"{place}: expected <document>/<page>.xml")
         return False
     document, page = rel[0], rel[1].removesuffix(".xml").removesuffix(".XML").removesuffix(".alto")
-    catalogue = store.catalogue
-    with catalogue.session() as session:
-        keys = store.page_keys(session, collection, document, page)
-        if keys is None:
-            report.errors.append(f"{place}: no page {collection}/{document}/{page} in the catalogue")
-            return False
-        from ..manifests.catalogue import Image
-
-        image = session.get(Image, keys[1])
-        assert image is not None
-        try:
-            entries = parse_alto(path, image.width, image.height)
-        except (ET.ParseError, OSError) as exc:
-            report.errors.append(f"{place}: not readable ALTO XML ({exc})")
-            return False
-        store.replace_page(session, keys[0], keys[1], "alto", entries)
+    known = writer.pages(document)
+    if known is None or page not in known[1]:
+        report.errors.append(f"{place}: no page {writer.collection}/{document}/{page} in the catalogue")
+        return False
+    image_pk, width, height = known[1][page]
+    try:
+        entries = parse_alto(path, width, height)
+    except (ET.ParseError, OSError) as exc:
+        report.errors.append(f"{place}: not readable ALTO XML ({exc})")
+        return False
+    writer.add(PageText(writer.collection, known[0], image_pk, "alto", entries))
     report.pages += 1
     report.entries += len(entries)
     return True
 
 
-def _import_csv(store: TextStore, path: Path, place: str, collection: str, report: Report) -> bool:
-    """Rows grouped by page (a page's rows need not be adjacent), then each page replaced."""
+def _import_csv(writer: Writer, path: Path, place: str, report: Report) -> bool:
+    """Rows grouped by page (a page's rows need not be adjacent), then each page replaced, and the
+    source's entries on pages this file no longer names removed."""
     by_page: dict[tuple[str, str], tuple[int, list[Entry]]] = {}  # page -> (its first row, entries)
     try:
         for n, row in _csv_rows(path):
@@ -165,16 +209,19 @@ def _import_csv(store: TextStore, path: Path, place: str, collection: str, repor
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         report.errors.append(f"{place}: not readable as UTF-8 CSV ({exc})")
         return False
-    catalogue = store.catalogue
-    touched = False
+    source = csv_source(path)
+    written: set[int] = set()
     for (document, page), (first, entries) in by_page.items():
-        with catalogue.session() as session:
-            keys = store.page_keys(session, collection, document, page)
-            if keys is None:
-                report.errors.append(f"{place}:{first}: no page {collection}/{document}/{page} in the catalogue")
-                continue
-            store.replace_page(session, keys[0], keys[1], "csv", entries)
+        known = writer.pages(document)
+        if known is None or page not in known[1]:
+            report.errors.append(f"{place}:{first}: no page {writer.collection}/{document}/{page} in the catalogue")
+            continue
+        image_pk = known[1][page][0]
+        writer.add(PageText(writer.collection, known[0], image_pk, source, entries))
+        written.add(image_pk)
         report.pages += 1
         report.entries += len(entries)
-        touched = True
-    return touched
+    writer.flush()
+    with writer.store.catalogue.session() as session:
+        removed = writer.store.drop_source(session, writer.collection, source, keep=written)
+    return bool(written) or removed > 0

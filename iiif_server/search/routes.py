@@ -16,11 +16,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..auth.policy import Policy
+from ..auth.policy import Access, Policy
 from ..manifests.catalogue import effective_tier
 from ..manifests.presentation import Urls
 from ..manifests.routes import not_found
-from .store import Hit, Pages, Target, TextStore
+from .store import Hit, Pages, Target, TextStore, parse_cursor
 
 Run = Callable[..., Awaitable[Any]]
 PAGE_SIZE = 100
@@ -51,12 +51,28 @@ class Found(NamedTuple):
     collection: str
     document: str
     q: str
-    after: int
+    after: str
     hits: list[Hit]
     total: int
     more: bool
     restricted: bool  # the answer depends on clearance: never in a shared cache
     url: str  # the search service's URL
+
+
+def readable(policy: Policy, access: Access, collection: str, target: Target) -> tuple[Pages, bool] | None:
+    """The pages of a document this requester may read, and whether the answer depends on who asks;
+    None when the document itself is hidden from them."""
+    tiers = policy.tiers
+    clearance = access.clearance(tiers, collection)
+    doc_tier = effective_tier(target.document_tier, target.collection_tier)
+    if not policy.visible(access, doc_tier, collection):
+        return None
+    restricted = policy.restricted(doc_tier) or any(policy.restricted(t) for t in target.page_tiers.values())
+    if tiers.allows(clearance, doc_tier):
+        pages = Pages(True, denied=tuple(pk for pk, t in target.page_tiers.items() if not tiers.allows(clearance, t)))
+    else:
+        pages = Pages(False, allowed=tuple(pk for pk, t in target.page_tiers.items() if tiers.allows(clearance, t)))
+    return pages, restricted
 
 
 class SearchService:
@@ -79,29 +95,14 @@ class SearchService:
             return None
         await self.policy.fresh(self.run)
         access = await self.policy.access_async(request, self.run)
-        tiers = self.policy.tiers
-        clearance = access.clearance(tiers, cid)
-        doc_tier = effective_tier(target.document_tier, target.collection_tier)
-        if not self.policy.visible(access, doc_tier, cid):
-            return None
-        restricted = self.policy.restricted(doc_tier) or any(self.policy.restricted(t)
-                                                             for t in target.page_tiers.values())
-        if tiers.allows(clearance, doc_tier):
-            pages = Pages(True, denied=tuple(pk for pk, t in target.page_tiers.items()
-                                             if not tiers.allows(clearance, t)))
-        else:
-            pages = Pages(False, allowed=tuple(pk for pk, t in target.page_tiers.items()
-                                               if tiers.allows(clearance, t)))
-        return target, pages, restricted
+        scope = readable(self.policy, access, cid, target)
+        return None if scope is None else (target, *scope)
 
     @staticmethod
-    def _query(request: Request) -> tuple[str, int]:
+    def _query(request: Request) -> tuple[str, str]:
         q = request.query_params.get("q", "")[:200]
-        try:
-            after = max(0, int(request.query_params.get("after", "0")))
-        except ValueError:
-            after = 0
-        return q, after
+        after = "{}.{}".format(*parse_cursor(request.query_params.get("after", "")))
+        return q, "" if after == "0.0" else after
 
     @staticmethod
     def _respond(request: Request, body: dict[str, Any], restricted: bool) -> Response:
@@ -117,7 +118,7 @@ class SearchService:
         return Urls(base), service_base(base, cid, did), cid, did
 
     @staticmethod
-    def _page_url(service: str, q: str, after: int = 0) -> str:
+    def _page_url(service: str, q: str, after: str = "") -> str:
         params = {"q": q, **({"after": str(after)} if after else {})}
         return f"{service}?{urlencode(params)}"
 
@@ -143,14 +144,15 @@ class SearchService:
             "resources": [], "hits": [],
         }
         if more:
-            body["next"] = self._page_url(url, q, hits[-1].id)
+            body["next"] = self._page_url(url, q, hits[-1].cursor)
         for hit in hits:
-            anno = f"{urls.base}/iiif/search/annotation/{quote(cid)}/{quote(did)}/{hit.id}"
-            body["resources"].append({
-                "@id": anno, "@type": "oa:Annotation", "motivation": "sc:painting",
-                "resource": {"@type": "cnt:ContentAsText", "chars": hit.text},
-                "on": _on(urls, cid, did, hit)})
-            found: dict[str, Any] = {"@type": "search:Hit", "annotations": [anno], "match": hit.text}
+            annos = _annotation_ids(urls, cid, did, hit)
+            for anno, box in zip(annos, hit.boxes, strict=True):
+                body["resources"].append({
+                    "@id": anno, "@type": "oa:Annotation", "motivation": "sc:painting",
+                    "resource": {"@type": "cnt:ContentAsText", "chars": hit.text},
+                    "on": _on(urls, cid, did, hit.page, box)})
+            found: dict[str, Any] = {"@type": "search:Hit", "annotations": annos, "match": hit.text}
             if hit.before:
                 found["before"] = hit.before
             if hit.after:
@@ -165,14 +167,16 @@ class SearchService:
         urls, cid, did, q, after, hits, total, more, restricted, url = found_page
         items, highlights = [], []
         for hit in hits:
-            anno = f"{urls.base}/iiif/search/annotation/{quote(cid)}/{quote(did)}/{hit.id}"
-            items.append({"id": anno, "type": "Annotation", "motivation": "supplementing",
-                          "body": {"type": "TextualBody", "value": hit.text, "format": "text/plain"},
-                          "target": _on(urls, cid, did, hit)})
+            annos = _annotation_ids(urls, cid, did, hit)
+            for anno, box in zip(annos, hit.boxes, strict=True):
+                items.append({"id": anno, "type": "Annotation", "motivation": "supplementing",
+                              "body": {"type": "TextualBody", "value": hit.text, "format": "text/plain"},
+                              "target": _on(urls, cid, did, hit.page, box)})
             selector = {"type": "TextQuoteSelector", "prefix": hit.before + " " if hit.before else "",
                         "exact": hit.text, "suffix": " " + hit.after if hit.after else ""}
-            highlights.append({"id": anno + "/hit", "type": "Annotation", "motivation": "highlighting",
-                               "target": {"type": "SpecificResource", "source": anno, "selector": [selector]}})
+            targets = [{"type": "SpecificResource", "source": anno, "selector": [selector]} for anno in annos]
+            highlights.append({"id": annos[0] + "/hit", "type": "Annotation", "motivation": "highlighting",
+                               "target": targets[0] if len(targets) == 1 else targets})
         body: dict[str, Any] = {
             "@context": CONTEXT_2, "id": self._page_url(url, q, after), "type": "AnnotationPage",
             "partOf": {"id": self._page_url(url, q), "type": "AnnotationCollection", "total": total},
@@ -181,7 +185,7 @@ class SearchService:
         if highlights:
             body["annotations"] = [{"type": "AnnotationPage", "items": highlights}]
         if more:
-            body["next"] = {"id": self._page_url(url, q, hits[-1].id), "type": "AnnotationPage"}
+            body["next"] = {"id": self._page_url(url, q, hits[-1].cursor), "type": "AnnotationPage"}
         return self._respond(request, body, restricted)
 
     async def _complete(self, request: Request) -> tuple[list[tuple[str, int]], bool, str] | None:
@@ -219,6 +223,12 @@ class SearchService:
         return self._respond(request, body, restricted)
 
 
-def _on(urls: Urls, collection: str, document: str, hit: Hit) -> str:
-    x, y, w, h = hit.box
-    return f"{urls.canvas(collection, document, hit.page)}#xywh={x},{y},{w},{h}"
+def _annotation_ids(urls: Urls, collection: str, document: str, hit: Hit) -> list[str]:
+    """One annotation per box: a phrase over two lines is highlighted on each."""
+    anno = f"{urls.base}/iiif/search/annotation/{quote(collection)}/{quote(document)}/{hit.id}"
+    return [anno if n == 0 else f"{anno}-{n}" for n in range(len(hit.boxes))]
+
+
+def _on(urls: Urls, collection: str, document: str, page: str, box: tuple[int, int, int, int]) -> str:
+    x, y, w, h = box
+    return f"{urls.canvas(collection, document, page)}#xywh={x},{y},{w},{h}"

@@ -2,56 +2,83 @@
 
 Words are normalised in Python at import (case folded, accents removed), so `Levy` and `lévy`
 are the same term on SQLite and PostgreSQL alike, and exact and prefix matches are range scans
-of one index per document. Every look-up takes the pages the requester may not see (or, when
-the document itself is out of reach, the only pages they may see): hidden text never leaves SQL.
+of one index per document. Spelling variants go through the vocabulary of distinct words: its
+Daitch–Mokotoff codes (text_codes) and a trigram index (pg_trgm; SQLite FTS5's trigram tokenizer)
+give at most a few dozen similar words, which are then looked up like exact ones.
+
+A search answers in ranked tiers, each in import order: the word as typed, the word with other case
+or accents, words starting with it, words coded alike by Daitch–Mokotoff, words with similar trigrams.
+A query of several words finds them as consecutive ALTO words (a phrase), then entries holding all
+of them. Pages are cut by keyset on (tier, entry id). Every look-up takes the pages the requester may
+not see (or, when the document itself is out of reach, the only pages they may see): hidden text
+never leaves SQL.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, delete, func, insert, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    Select,
+    String,
+    Text,
+    and_,
+    delete,
+    func,
+    or_,
+    select,
+    text,
+    true,
+)
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..manifests.catalogue import Base, Catalogue, Collection, Document, Image
+from . import soundex
+from .normal import normalise, similarity, terms
 
 # SQLite makes only INTEGER PRIMARY KEY an alias of the rowid (autoincrement)
 ENTRY_ID = BigInteger().with_variant(Integer(), "sqlite")
 # byte order, so that a prefix is a range (PostgreSQL's default collation is not)
 TERM_TYPE = String(200).with_variant(String(200, collation="C"), "postgresql")
 TOP = "\U0010ffff"  # above every character: [p, p + TOP) holds every term starting with p
-_WORD = re.compile(r"\w+")
-_FOLD = str.maketrans({"ł": "l", "đ": "d", "ø": "o", "æ": "ae", "œ": "oe", "ı": "i", "þ": "th"})
 SCAN_LIMIT = 5000  # term rows an autocomplete reads at most
+FUZZY_MIN = 3  # shorter words get no prefix or fuzzy tiers (every word would match)
+FUZZY_TERMS = 50  # similar words a fuzzy tier looks up at most
+TRIGRAM_MIN = 0.4  # pg_trgm similarity below which a word is not a typo of another
+PHRASE_MAX = 8  # words of a phrase query
+CONTEXT = 12  # words of context read on either side of a hit
+LEGACY_CSV = "csv"  # the source of every CSV before each file became a source of its own
+CHUNK = 500  # values in one IN list
 
-
-def normalise(text: str) -> str:
-    """Case folded, without accents: what a researcher types and what a 1940s typist wrote meet here."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold().translate(_FOLD))
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
-
-
-def terms(text: str) -> list[str]:
-    return [t[:200] for t in _WORD.findall(normalise(text))]
+EXACT, FOLDED, PREFIX, SOUNDS, TYPO = range(5)  # the tiers of a one-word query
+PHRASE, ALL_WORDS = range(2)  # the tiers of a query of several words
+_RAW = re.compile(r"\w+")
 
 
 class TextEntry(Base):
     __tablename__ = "text_entries"
-    __table_args__ = (Index("ix_text_entries_image", "image_pk", "source"),
-                      Index("ix_text_entries_document", "document_pk", "id"))
+    __table_args__ = (Index("ix_text_entries_document", "document_pk", "id"),
+                      Index("ix_text_entries_page_pos", "image_pk", "pos"),
+                      Index("ix_text_entries_source", "source", "document_pk"))
 
     id: Mapped[int] = mapped_column(ENTRY_ID, primary_key=True, autoincrement=True)
     image_pk: Mapped[int] = mapped_column(ForeignKey("images.pk", ondelete="CASCADE"))
     document_pk: Mapped[int] = mapped_column(ForeignKey("documents.pk", ondelete="CASCADE"))
-    source: Mapped[str] = mapped_column(String(10))  # alto, csv: a re-import replaces its own source only
+    source: Mapped[str] = mapped_column(String(200))  # alto, csv:<name>: a re-import replaces its own source only
     kind: Mapped[str] = mapped_column(String(20))  # word, line, entry, or the CSV's kind
     text: Mapped[str] = mapped_column(Text)
     line: Mapped[str | None] = mapped_column(Text, default=None)  # the line a word stands in
     start: Mapped[int | None] = mapped_column(Integer, default=None)  # where the word starts in it
+    pos: Mapped[int | None] = mapped_column(Integer, default=None)  # place among the page's entries of its source
     x: Mapped[int | None] = mapped_column(Integer, default=None)
     y: Mapped[int | None] = mapped_column(Integer, default=None)
     w: Mapped[int | None] = mapped_column(Integer, default=None)
@@ -68,6 +95,32 @@ class TextTerm(Base):
     norm: Mapped[str] = mapped_column(TERM_TYPE)
 
 
+class TextVocab(Base):
+    """Every distinct word once (never shrinks: a word no longer on any page finds nothing)."""
+
+    __tablename__ = "text_vocab"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    norm: Mapped[str] = mapped_column(TERM_TYPE, unique=True)
+
+
+class TextCode(Base):
+    __tablename__ = "text_codes"
+
+    code: Mapped[str] = mapped_column(String(6), primary_key=True)
+    norm: Mapped[str] = mapped_column(TERM_TYPE, primary_key=True)
+
+
+class TextDocTerm(Base):
+    """Which documents of a collection hold a word: the first step of a collection-wide search."""
+
+    __tablename__ = "text_doc_terms"
+
+    norm: Mapped[str] = mapped_column(TERM_TYPE, primary_key=True)
+    collection_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    document_pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
 @dataclass(frozen=True)
 class Entry:
     """One region of text to import for a page; no box: the whole page."""
@@ -80,14 +133,38 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class PageText:
+    """A page's entries from one source, ready to write."""
+
+    collection: str
+    document_pk: int
+    image_pk: int
+    source: str
+    entries: Sequence[Entry]
+
+
+Box = tuple[int, int, int, int]
+Place = tuple[int, str, int]  # an entry's page, source and position
+
+
+@dataclass(frozen=True)
 class Hit:
     id: int
     page: str
     text: str
     kind: str
-    box: tuple[int, int, int, int]
+    boxes: tuple[Box, ...]  # one per line the hit covers
     before: str
     after: str
+    tier: int = 0
+
+    @property
+    def box(self) -> Box:
+        return self.boxes[0]
+
+    @property
+    def cursor(self) -> str:
+        return f"{self.tier}.{self.id}"
 
 
 @dataclass(frozen=True)
@@ -118,6 +195,66 @@ class Target:
     page_tiers: dict[int, str]  # image pk -> tier, only the pages that set their own
 
 
+def parse_cursor(value: str) -> tuple[int, int]:
+    """`tier.id` of the last hit shown (a bare id: the first tier); anything else starts over."""
+    tier, _, ident = value.partition(".")
+    if not ident:
+        tier, ident = "0", tier
+    try:
+        return max(0, int(tier)), max(0, int(ident))
+    except ValueError:
+        return 0, 0
+
+
+def _chunks(values: Sequence[object], size: int = CHUNK) -> Iterable[Sequence[object]]:
+    for i in range(0, len(values), size):
+        yield values[i:i + size]
+
+
+ENTRY_COLUMNS = ("image_pk", "document_pk", "source", "kind", "text", "line", "start", "pos", "x", "y", "w", "h")
+
+
+@lru_cache(maxsize=65536)
+def _terms(text: str) -> tuple[str, ...]:
+    """terms() of an entry's text, remembered: OCR words repeat (a few MB at most)."""
+    return tuple(terms(text))
+
+
+def bulk_insert(conn: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[object, ...]],
+                ignore: bool = False) -> None:
+    """Many rows at driver speed: PostgreSQL's COPY (into a temporary table first when existing keys are
+    to be left alone), SQLite's executemany of one prepared INSERT."""
+    if not rows:
+        return
+    names = ", ".join(columns)
+    if conn.dialect.name == "postgresql":
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        target = table
+        if ignore:
+            target = f"_new_{table}"
+            cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {target} (LIKE {table}) ON COMMIT DELETE ROWS")
+        with cursor.copy(f"COPY {target} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        if ignore:
+            cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {target} ON CONFLICT DO NOTHING")
+            cursor.execute(f"DELETE FROM {target}")
+        return
+    marks = ", ".join("?" for _ in columns)
+    conn.exec_driver_sql(f"INSERT {'OR IGNORE ' if ignore else ''}INTO {table} ({names}) VALUES ({marks})", list(rows))
+
+
+def insert_ignore(conn: Connection, table: type[Base], rows: Sequence[dict[str, object]]) -> None:
+    """Insert rows, leaving alone those whose key is already there (another import's words)."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    conn.execute(dialect_insert(table).on_conflict_do_nothing(), list(rows))
+
+
 class TextStore:
     def __init__(self, catalogue: Catalogue) -> None:
         self.catalogue = catalogue
@@ -132,23 +269,110 @@ class TextStore:
         ).first()
         return (row[0], row[1]) if row else None
 
+    def document_pages(self, session: Session, collection: str,
+                       document: str) -> tuple[int, dict[str, tuple[int, int, int]]] | None:
+        """(document pk, {page ident: (image pk, width, height)}) of a catalogued document, None when it does
+        not exist."""
+        pk = session.execute(select(Document.pk).where(Document.collection_id == collection,
+                                                       Document.ident == document)).scalar()
+        if pk is None:
+            return None
+        rows = session.execute(select(Image.ident, Image.pk, Image.width, Image.height).where(Image.document_pk == pk))
+        return pk, {ident: (image_pk, w, h) for ident, image_pk, w, h in rows}
+
+    def drop_source(self, session: Session, collection: str, source: str, keep: set[int]) -> int:
+        """Remove what `source` gave the collection's pages other than `keep` (a source imported again
+        no longer names them); the number of pages it leaves."""
+        documents = select(Document.pk).where(Document.collection_id == collection)
+        conn = session.connection()
+        pages = set(conn.execute(select(TextEntry.image_pk).distinct().where(
+            TextEntry.source == source, TextEntry.document_pk.in_(documents))).scalars()) - keep
+        for chunk in _chunks(sorted(pages)):
+            old = select(TextEntry.id).where(TextEntry.image_pk.in_(chunk), TextEntry.source == source)
+            conn.execute(delete(TextTerm).where(TextTerm.entry_id.in_(old)))
+            conn.execute(delete(TextEntry).where(TextEntry.image_pk.in_(chunk), TextEntry.source == source))
+        return len(pages)
+
     def replace_page(self, session: Session, document_pk: int, image_pk: int, source: str,
-                     entries: Sequence[Entry]) -> None:
+                     entries: Sequence[Entry], collection: str = "") -> None:
         """The page's text from `source` becomes `entries` (a re-import replaces, never adds)."""
-        old = select(TextEntry.id).where(TextEntry.image_pk == image_pk, TextEntry.source == source)
-        session.execute(delete(TextTerm).where(TextTerm.entry_id.in_(old)))
-        session.execute(delete(TextEntry).where(TextEntry.image_pk == image_pk, TextEntry.source == source))
-        for entry in entries:
-            box = entry.box or (None, None, None, None)
-            entry_id = session.execute(insert(TextEntry).values(
-                image_pk=image_pk, document_pk=document_pk, source=source, kind=entry.kind, text=entry.text,
-                line=entry.line, start=entry.start, x=box[0], y=box[1], w=box[2], h=box[3],
-            ).returning(TextEntry.id)).scalar_one()
-            words = terms(entry.text)
-            if words:
-                session.execute(insert(TextTerm), [
-                    {"entry_id": entry_id, "ord": n, "document_pk": document_pk, "norm": word}
-                    for n, word in enumerate(words)])
+        if not collection:
+            collection = session.execute(select(Document.collection_id).where(Document.pk == document_pk)).scalar_one()
+        self.write(session, [PageText(collection, document_pk, image_pk, source, entries)])
+
+    def write(self, session: Session, pages: Sequence[PageText]) -> int:
+        """Replace each page's text from its source with its entries, in batched statements; the entries written."""
+        conn = session.connection()
+        by_source: dict[str, list[int]] = {}
+        for page in pages:
+            by_source.setdefault(page.source, []).append(page.image_pk)
+        for source, image_pks in by_source.items():
+            # entries of an unnamed CSV (imported before each file was a source) give way to any CSV's
+            replaced = [source, LEGACY_CSV] if source.startswith("csv:") else [source]
+            for chunk in _chunks(image_pks):
+                old = select(TextEntry.id).where(TextEntry.image_pk.in_(chunk), TextEntry.source.in_(replaced))
+                conn.execute(delete(TextTerm).where(TextTerm.entry_id.in_(old)))
+                conn.execute(delete(TextEntry).where(TextEntry.image_pk.in_(chunk), TextEntry.source.in_(replaced)))
+        rows: list[tuple[object, ...]] = []
+        for page in pages:
+            for n, entry in enumerate(page.entries):
+                box = entry.box or (None, None, None, None)
+                # an ALTO word's line is its neighbours (see _neighbours): not stored with each word
+                line = None if entry.start is not None else entry.line
+                rows.append((page.image_pk, page.document_pk, page.source, entry.kind, entry.text, line,
+                             entry.start, n, *box))
+        if not rows:
+            return 0
+        ids = self._new_ids(conn, len(rows))
+        term_rows: list[tuple[object, ...]] = []
+        held: set[tuple[str, str, int]] = set()
+        n = 0
+        for page in pages:
+            for entry in page.entries:
+                for k, word in enumerate(_terms(entry.text)):
+                    term_rows.append((ids[n], k, page.document_pk, word))
+                    held.add((word, page.collection, page.document_pk))
+                n += 1
+        bulk_insert(conn, "text_entries", ("id", *ENTRY_COLUMNS), [(i, *r) for i, r in zip(ids, rows, strict=True)])
+        bulk_insert(conn, "text_terms", ("entry_id", "ord", "document_pk", "norm"), term_rows)
+        self._add_words(conn, {word for word, _, _ in held})
+        bulk_insert(conn, "text_doc_terms", ("norm", "collection_id", "document_pk"), sorted(held), ignore=True)
+        return len(rows)
+
+    @staticmethod
+    def _new_ids(conn: Connection, n: int) -> list[int]:
+        """Ids for n new entries. PostgreSQL: taken from the sequence; SQLite: above the largest, which no
+        other writer can take meanwhile (the transaction holds the database's write lock since its DELETE)."""
+        if conn.dialect.name == "postgresql":
+            return list(conn.exec_driver_sql(
+                "SELECT nextval(pg_get_serial_sequence('text_entries', 'id')) FROM generate_series(1, %s)",
+                (n,)).scalars())
+        start = conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM text_entries").scalar_one()
+        return list(range(start + 1, start + n + 1))
+
+    @staticmethod
+    def _add_words(conn: Connection, words: set[str]) -> None:
+        """New words into the vocabulary, with their Daitch–Mokotoff codes."""
+        ordered = sorted(words)
+        if conn.dialect.name == "postgresql":
+            # the unique index answers which words are new, whatever the planner thinks of the table
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            cursor.execute('CREATE TEMPORARY TABLE IF NOT EXISTS _new_words (norm varchar(200) COLLATE "C") '
+                           "ON COMMIT DELETE ROWS")
+            with cursor.copy("COPY _new_words (norm) FROM STDIN") as copy:
+                for word in ordered:
+                    copy.write_row((word,))
+            new = [row[0] for row in cursor.execute(
+                "INSERT INTO text_vocab (norm) SELECT norm FROM _new_words ORDER BY norm ON CONFLICT DO NOTHING "
+                "RETURNING norm").fetchall()]
+            cursor.execute("DELETE FROM _new_words")
+        else:
+            known: set[str] = set()
+            for chunk in _chunks(ordered):
+                known.update(conn.execute(select(TextVocab.norm).where(TextVocab.norm.in_(chunk))).scalars())
+            new = [w for w in ordered if w not in known]
+            insert_ignore(conn, TextVocab, [{"norm": w} for w in new])
+        bulk_insert(conn, "text_codes", ("code", "norm"), [(c, w) for w in new for c in soundex.codes(w)], ignore=True)
 
     # -- look-ups -------------------------------------------------------------------
 
@@ -160,9 +384,13 @@ class TextStore:
                 .where(Document.collection_id == collection, Document.ident == document)).first()
             if row is None or not self._has_text(session, row[0]):
                 return None
-            pages = {pk: tier for pk, tier in session.execute(select(Image.pk, Image.tier).where(
-                Image.document_pk == row[0], Image.tier.is_not(None)))}
-        return Target(row[0], row[1], row[2], pages)
+            return self.target_of(session, row[0], row[1], row[2])
+
+    @staticmethod
+    def target_of(session: Session, document_pk: int, collection_tier: str, document_tier: str | None) -> Target:
+        pages = {pk: tier for pk, tier in session.execute(select(Image.pk, Image.tier).where(
+            Image.document_pk == document_pk, Image.tier.is_not(None)))}
+        return Target(document_pk, collection_tier, document_tier, pages)
 
     @staticmethod
     def _has_text(session: Session, document_pk: int) -> bool:
@@ -173,34 +401,172 @@ class TextStore:
         with self.catalogue.sessions() as session:
             return self._has_text(session, document_pk)
 
-    def _matching(self, document_pk: int, words: Iterable[str], pages: Pages) -> list[ColumnElement[bool]]:
-        where: list[ColumnElement[bool]] = [TextEntry.document_pk == document_pk]
-        for word in words:
-            where.append(TextEntry.id.in_(select(TextTerm.entry_id).where(
-                TextTerm.document_pk == document_pk, TextTerm.norm == word)))
-        clause = pages.clause(TextEntry.image_pk)
-        if clause is not None:
-            where.append(clause)
-        return where
+    def similar(self, session: Session, word: str) -> tuple[list[str], list[str]]:
+        """Words of the vocabulary spelt differently from `word` (and not starting with it): those with a
+        Daitch–Mokotoff code in common, and those with similar trigrams, at most FUZZY_TERMS each."""
+        if len(word) < FUZZY_MIN:
+            return [], []
 
-    def search(self, document_pk: int, query: str, pages: Pages, after: int = 0,
-               limit: int = 100) -> tuple[list[Hit], int, bool]:
-        """Entries holding every word of `query`, in import order after entry `after`:
-        (hits, total, whether more follow)."""
-        words = terms(query)
-        if not words or pages.none:
+        def other(w: str) -> bool:
+            return not w.startswith(word)
+
+        codes = soundex.codes(word)
+        sounds: list[str] = []
+        if codes:
+            sounds = [w for w in session.execute(select(TextCode.norm).where(TextCode.code.in_(codes))
+                                                 .distinct().limit(FUZZY_TERMS * 4)).scalars() if other(w)]
+            sounds = sorted(sounds, key=lambda w: -similarity(word, w))[:FUZZY_TERMS]
+        if session.get_bind().dialect.name == "postgresql":
+            score = func.similarity(TextVocab.norm, word)
+            found = session.execute(select(TextVocab.norm, score).where(TextVocab.norm.op("%")(word))
+                                    .order_by(score.desc()).limit(FUZZY_TERMS * 2)).all()
+            typos = [w for w, s in found if s >= TRIGRAM_MIN and other(w)]
+        else:
+            grams = sorted({word[i:i + 3] for i in range(len(word) - 2)})
+            match = " OR ".join(f'"{g}"' for g in grams)
+            found = session.execute(text("SELECT norm FROM text_vocab_trgm WHERE text_vocab_trgm MATCH :m "
+                                         "ORDER BY rank LIMIT :n"), {"m": match, "n": FUZZY_TERMS * 20}).scalars()
+            scored = sorted(((similarity(word, w), w) for w in found if other(w)), reverse=True)
+            typos = [w for s, w in scored if s >= TRIGRAM_MIN]
+        heard = set(sounds)
+        return sounds, [w for w in typos if w not in heard][:FUZZY_TERMS]
+
+    def _having(self, document_pk: int, column: ColumnElement[int], *norm: ColumnElement[bool]) -> ColumnElement[bool]:
+        return column.in_(select(TextTerm.entry_id).where(TextTerm.document_pk == document_pk, *norm))
+
+    def _tiers(self, session: Session, document_pk: int, query: str, pages: Pages,
+               fuzzy: tuple[list[str], list[str]] | None = None) -> list[tuple[Select, ...]]:
+        """Per tier, the statement of its hits' entry ids (the first column orders and pages)."""
+        words = terms(query)[:PHRASE_MAX]
+        page_clause = pages.clause(TextEntry.image_pk)
+        base = [TextEntry.document_pk == document_pk] + ([page_clause] if page_clause is not None else [])
+        if len(words) > 1:
+            return [(self._phrase(document_pk, words, pages),),
+                    (select(TextEntry.id).where(*base, *(self._having(document_pk, TextEntry.id, TextTerm.norm == w)
+                                                         for w in words)),)]
+        word = words[0]
+        raw = (_RAW.findall(query) or [word])[0]
+        exact = (func.strpos(TextEntry.text, raw) if session.get_bind().dialect.name == "postgresql"
+                 else func.instr(TextEntry.text, raw)) > 0
+        has_word = self._having(document_pk, TextEntry.id, TextTerm.norm == word)
+        tiers: list[tuple[Select, ...]] = [(select(TextEntry.id).where(*base, has_word, exact),),
+                                           (select(TextEntry.id).where(*base, has_word, ~exact),)]
+        if len(word) < FUZZY_MIN:
+            return tiers
+        prefix = (TextTerm.norm >= word, TextTerm.norm < word + TOP)
+        tiers.append((select(TextEntry.id).where(*base, ~has_word,
+                                                 self._having(document_pk, TextEntry.id, *prefix)),))
+        sounds, typos = fuzzy if fuzzy is not None else self.similar(session, word)
+        seen = self._having(document_pk, TextEntry.id, *prefix)
+        for similar in (sounds, typos):
+            stmt = select(TextEntry.id).where(*base, ~seen, self._having(document_pk, TextEntry.id,
+                                                                         TextTerm.norm.in_(similar)))
+            tiers.append((stmt,) if similar else ())
+            seen = seen | self._having(document_pk, TextEntry.id, TextTerm.norm.in_(similar)) if similar else seen
+        return tiers
+
+    def _phrase(self, document_pk: int, words: list[str], pages: Pages) -> Select:
+        """Consecutive entries of one page and source holding the words in order: (first id, ..., last id)."""
+        es = [aliased(TextEntry) for _ in words]
+        first = es[0]
+        stmt = select(*(e.id for e in es)).select_from(first)
+        for k, e in enumerate(es[1:], 1):
+            stmt = stmt.join(e, and_(e.image_pk == first.image_pk, e.source == first.source, e.pos == first.pos + k))
+        holds = (self._having(document_pk, e.id, TextTerm.norm == w) for e, w in zip(es, words, strict=True))
+        stmt = stmt.where(first.document_pk == document_pk, first.pos.is_not(None), *holds)
+        clause = pages.clause(first.image_pk)
+        return stmt.where(clause) if clause is not None else stmt
+
+    def search(self, document_pk: int, query: str, pages: Pages, after: str = "", limit: int = 100,
+               count: bool = True, fuzzy: tuple[list[str], list[str]] | None = None) -> tuple[list[Hit], int, bool]:
+        """Hits of `query` in ranked tiers after the cursor `after` (`tier.id`): (hits, total, whether
+        more follow). The total is bounded by the matches in one document, through the (document, term) index.
+        `fuzzy`: the query word's similar words when already known (a search across documents)."""
+        if not terms(query) or pages.none:
             return [], 0, False
-        where = self._matching(document_pk, words, pages)
+        after_tier, after_id = parse_cursor(after)
+        found: list[tuple[int, tuple[int, ...]]] = []  # (tier, entry ids of one hit)
+        total = 0
         with self.catalogue.sessions() as session:
-            rows = session.execute(
-                select(TextEntry.id, Image.ident, TextEntry.text, TextEntry.kind, TextEntry.line, TextEntry.start,
-                       TextEntry.x, TextEntry.y, TextEntry.w, TextEntry.h, Image.width, Image.height)
-                .join(Image, Image.pk == TextEntry.image_pk)
-                .where(*where, TextEntry.id > after).order_by(TextEntry.id).limit(limit + 1)).all()
-            # bounded by the matches in one document, through the (document, term) index
-            total = session.execute(select(func.count()).select_from(TextEntry).where(*where)).scalar_one()
-        hits = [_hit(row) for row in rows[:limit]]
-        return hits, total, len(rows) > limit
+            tiers = self._tiers(session, document_pk, query, pages, fuzzy)
+            for tier, parts in enumerate(tiers):
+                if not parts:
+                    continue
+                stmt = parts[0]
+                key = stmt.selected_columns[0]
+                if count:
+                    total += session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
+                if tier < after_tier or len(found) > limit:
+                    continue
+                page = stmt.where(key > after_id if tier == after_tier else true()).order_by(key)
+                found += [(tier, tuple(row)) for row in session.execute(page.limit(limit + 1 - len(found)))]
+            rows = self._entries(session, {i for _, ids in found[:limit] for i in ids})
+            runs = [[rows[i] for i in ids] for _, ids in found[:limit]]
+            around = self._neighbours(session, runs)
+        hits = [_hit(tier, run, around) for (tier, _), run in zip(found[:limit], runs, strict=True)]
+        return hits, total, len(found) > limit
+
+    @staticmethod
+    def _neighbours(session: Session, runs: list[list[Sequence[object]]]) -> dict[Place, tuple[str, int]]:
+        """The words around ALTO hits, (page, source, pos) -> (text, start): a word's line is not stored with
+        it (ten copies of each line would be a quarter of the index), its neighbours give the context."""
+        wanted = [(run[0][12], run[0][13], run[0][14], run[-1][14]) for run in runs
+                  if run[0][4] is None and run[0][5] is not None and run[0][14] is not None]
+        found: dict[Place, tuple[str, int]] = {}
+        for chunk in _chunks(wanted, 50):
+            ranges = [and_(TextEntry.image_pk == image, TextEntry.source == source,
+                           TextEntry.pos.between(first - CONTEXT, last + CONTEXT))
+                      for image, source, first, last in chunk]  # type: ignore[misc]
+            for image, source, pos, text_, start in session.execute(
+                    select(TextEntry.image_pk, TextEntry.source, TextEntry.pos, TextEntry.text, TextEntry.start)
+                    .where(or_(*ranges))):
+                found[(image, source, pos)] = (text_, start if start is not None else 0)
+        return found
+
+    def hits_with(self, document_pk: int, norms: Sequence[str], pages: Pages, limit: int, tier: int) -> list[Hit]:
+        """The first entries of a document holding any of the words `norms`, in one query (a search across
+        documents shows a few hits of each)."""
+        if not norms or pages.none:
+            return []
+        clause = pages.clause(TextEntry.image_pk)
+        stmt = select(TextEntry.id).where(TextEntry.document_pk == document_pk, *([clause] if clause is not None
+                                                                                 else []),
+                                          self._having(document_pk, TextEntry.id, TextTerm.norm.in_(norms)))
+        with self.catalogue.sessions() as session:
+            ids = list(session.execute(stmt.order_by(TextEntry.id).limit(limit)).scalars())
+            rows = self._entries(session, set(ids))
+        return [_hit(tier, [rows[i]]) for i in ids]  # no context: collection search shows none
+
+    def first_hits(self, document_pks: Sequence[int], norms: Sequence[str], limit: int,
+                   tier: int) -> dict[int, list[Hit]]:
+        """The first `limit` entries holding any of `norms` in each of several documents whose every page
+        the requester may read, in one query (a window over each document's matches)."""
+        if not norms or not document_pks:
+            return {}
+        terms_ = select(TextTerm.entry_id).where(TextTerm.document_pk.in_(document_pks), TextTerm.norm.in_(norms))
+        ranked = (select(TextEntry.id, TextEntry.document_pk,
+                         func.row_number().over(partition_by=TextEntry.document_pk, order_by=TextEntry.id).label("n"))
+                  .where(TextEntry.document_pk.in_(document_pks), TextEntry.id.in_(terms_)).subquery())
+        with self.catalogue.sessions() as session:
+            found = session.execute(select(ranked.c.id, ranked.c.document_pk).where(ranked.c.n <= limit)
+                                    .order_by(ranked.c.id)).all()
+            rows = self._entries(session, {i for i, _ in found})
+        hits: dict[int, list[Hit]] = {}
+        for entry_id, document_pk in found:
+            hits.setdefault(document_pk, []).append(_hit(tier, [rows[entry_id]]))
+        return hits
+
+    @staticmethod
+    def _entries(session: Session, ids: set[int]) -> dict[int, Sequence[object]]:
+        rows: dict[int, Sequence[object]] = {}
+        for chunk in _chunks(sorted(ids)):
+            for row in session.execute(
+                    select(TextEntry.id, Image.ident, TextEntry.text, TextEntry.kind, TextEntry.line, TextEntry.start,
+                           TextEntry.x, TextEntry.y, TextEntry.w, TextEntry.h, Image.width, Image.height,
+                           TextEntry.image_pk, TextEntry.source, TextEntry.pos)
+                    .join(Image, Image.pk == TextEntry.image_pk).where(TextEntry.id.in_(chunk))):
+                rows[int(row[0])] = row
+        return rows
 
     def complete(self, document_pk: int, prefix: str, pages: Pages, limit: int = 10) -> list[tuple[str, int]]:
         """Terms starting with `prefix` (normalised), with how many entries hold each, at most `limit`."""
@@ -223,13 +589,56 @@ class TextStore:
         return list(counts.items())
 
 
-def _hit(row: Sequence[object]) -> Hit:
-    entry_id, page, text, kind, line, start, x, y, w, h, width, height = row
-    box = (x, y, w, h) if x is not None else (0, 0, width, height)
+def _box(row: Sequence[object]) -> Box:
+    x, y, w, h, width, height = row[6:12]
+    return (x, y, w, h) if x is not None else (0, 0, width, height)  # type: ignore[return-value]
+
+
+def _union(boxes: list[Box]) -> Box:
+    x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    x1, y1 = max(b[0] + b[2] for b in boxes), max(b[1] + b[3] for b in boxes)
+    return x0, y0, x1 - x0, y1 - y0
+
+
+def _hit(tier: int, rows: list[Sequence[object]],
+         around: dict[Place, tuple[str, int]] | None = None) -> Hit:
+    """One hit of one or more consecutive entries: their words, one box per line they stand on, and the
+    words before and after it on its line (from the stored line, or from the neighbouring ALTO words)."""
+    first, last = rows[0], rows[-1]
+    lines: list[list[Box]] = []
+    for n, row in enumerate(rows):
+        if n == 0 or row[5] in (0, None):  # an ALTO word at the start of its line begins a new line
+            lines.append([])
+        lines[-1].append(_box(row))
     before = after = ""
+    line, start = first[4], first[5]
     if isinstance(line, str) and isinstance(start, int):
-        before, after = line[:start].rstrip(), line[start + len(str(text)):].lstrip()
-    return Hit(int(entry_id), str(page), str(text), str(kind), box, before, after)  # type: ignore[arg-type]
+        before = line[:start].rstrip()
+    elif around and isinstance(start, int) and start > 0:
+        image, source, pos = first[12], first[13], int(first[14])  # type: ignore[call-overload]
+        words = []
+        for p in range(pos - 1, pos - 1 - CONTEXT, -1):
+            if (image, source, p) not in around:
+                break
+            word, word_start = around[(image, source, p)]  # type: ignore[index]
+            words.append(word)
+            if word_start == 0:
+                break
+        before = " ".join(reversed(words))
+    line, start = last[4], last[5]
+    if isinstance(line, str) and isinstance(start, int):
+        after = line[start + len(str(last[2])):].lstrip()
+    elif around and isinstance(start, int) and last[14] is not None:
+        image, source, pos = last[12], last[13], int(last[14])  # type: ignore[call-overload]
+        words = []
+        for p in range(pos + 1, pos + 1 + CONTEXT):
+            found = around.get((image, source, p))  # type: ignore[arg-type]
+            if found is None or found[1] == 0:
+                break
+            words.append(found[0])
+        after = " ".join(words)
+    return Hit(int(first[0]), str(first[1]), " ".join(str(r[2]) for r in rows), str(first[3]),  # type: ignore[call-overload]
+               tuple(_union(b) for b in lines), before, after, tier)
 
 
-__all__ = ["Entry", "Hit", "Pages", "Target", "TextStore", "normalise", "terms"]
+__all__ = ["Entry", "Hit", "PageText", "Pages", "Target", "TextStore", "normalise", "parse_cursor", "terms"]

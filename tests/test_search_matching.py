@@ -1,0 +1,218 @@
+"""Matching that suits names: Daitch–Mokotoff codes, trigram typos, ranked tiers, and phrases over ALTO words."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from iiif_server.manifests.catalogue import Catalogue, Collection, Document, Image
+from iiif_server.search import store as store_module
+from iiif_server.search.importer import import_text
+from iiif_server.search.normal import similarity
+from iiif_server.search.soundex import codes
+from iiif_server.search.store import EXACT, FOLDED, PREFIX, SOUNDS, TYPO, Entry, Pages, TextStore
+
+EVERYTHING = Pages(True)
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    # the examples published with the method (Avotaynu, JewishGen) and in PostgreSQL's fuzzystrmatch docs
+    ("Auerbach", ["097400", "097500"]), ("Ohrbach", ["097400", "097500"]),
+    ("Lipshitz", ["874400"]), ("Lippszyc", ["874400", "874500"]),
+    ("Lewinsky", ["876450"]), ("Levinski", ["876450"]),
+    ("Szlamawicz", ["486740"]), ("Shlamovitz", ["486740"]),
+    ("Moskowitz", ["645740"]), ("Moskovitz", ["645740"]),
+    ("George", ["595000"]), ("John", ["160000", "460000"]), ("Schwartzenegger", ["479465"]),
+    ("Bierschbach", ["745740", "745750", "747400", "747500", "794574", "794575", "794740", "794750"]),
+    ("Peters", ["734000", "739400"]),
+])
+def test_daitch_mokotoff_published_examples(name: str, expected: list[str]) -> None:
+    assert codes(name) == expected
+
+
+def test_variants_of_the_transport_lists_meet() -> None:
+    for a, b in (("Szmul", "Schmul"), ("Goldsztajn", "Goldstein"), ("Mendelowicz", "Mendelovitch"),
+                 ("Lévy", "LEVY")):
+        assert set(codes(a)) & set(codes(b)), (a, b)
+    assert not set(codes("Levy")) & set(codes("Goldstein"))
+    assert codes("1942") == [] and codes("") == []
+
+
+def test_similarity_is_pg_trgm_s() -> None:
+    assert similarity("word", "word") == 1.0
+    # pg_trgm: similarity('goldsztajn', 'gokdsztajn') = 8 shared of 14 trigrams
+    assert similarity("goldsztajn", "gokdsztajn") == pytest.approx(8 / 14)
+    assert similarity("abc", "xyz") == 0.0
+
+
+WORDS = {  # page: words, one ALTO-like line each
+    "p1": ["Goldsztajn", "Chaja"],  # exact
+    "p2": ["GOLDSZTAJN", "Icek"],  # case folded
+    "p3": ["Goldsztajnowa", "Ruchla"],  # prefix
+    "p4": ["Goldstein", "Abram"],  # Daitch–Mokotoff
+    "p5": ["Gokdsztajn", "Moszek"],  # a typo (other code, similar trigrams)
+    "p6": ["Kowalski", "Jan"],  # nothing alike
+    "p7": ["Szmul", "Schmul", "Mendelovitch"],
+}
+
+
+@pytest.fixture
+def text_store(database_url: str) -> Iterator[tuple[TextStore, dict[str, int], int]]:
+    cat = Catalogue(database_url)
+    cat.upgrade()
+    with cat.session() as s:
+        s.add(Collection(id="c", label="c", tier="public", metadata_pairs=[]))
+        s.flush()
+        doc = Document(collection_id="c", ident="d", label="d", position=0, metadata_pairs=[])
+        s.add(doc)
+        s.flush()
+        images = {}
+        for n, page in enumerate([*WORDS, "lines"]):
+            image = Image(document_pk=doc.pk, ident=page, position=n, label=page, width=1000, height=1000,
+                          checksum="0" * 64, source_path="-", source_size=1, source_mtime=0)
+            s.add(image)
+            s.flush()
+            images[page] = image.pk
+        store = TextStore(cat)
+        for page, words in WORDS.items():
+            line = " ".join(words)
+            store.replace_page(s, doc.pk, images[page], "alto", [
+                Entry(w, "word", (100 * n, 10, 90, 20), line, line.index(w)) for n, w in enumerate(words)])
+        doc_pk = doc.pk
+    yield store, images, doc_pk
+    cat.engine.dispose()
+
+
+def found(store: TextStore, doc: int, q: str, pages: Pages = EVERYTHING) -> list[tuple[str, int]]:
+    hits, total, more = store.search(doc, q, pages)
+    assert total == len(hits) and not more
+    return [(h.text, h.tier) for h in hits]
+
+
+def test_ranked_tiers(text_store: tuple[TextStore, dict[str, int], int]) -> None:
+    store, _, doc = text_store
+    assert found(store, doc, "Goldsztajn") == [
+        ("Goldsztajn", EXACT), ("GOLDSZTAJN", FOLDED), ("Goldsztajnowa", PREFIX), ("Goldstein", SOUNDS),
+        ("Gokdsztajn", TYPO)]
+    # a name typed without capitals: nothing is exact, the rest keeps its order
+    assert [t for _, t in found(store, doc, "goldsztajn")] == [FOLDED, FOLDED, PREFIX, SOUNDS, TYPO]
+
+
+def test_spelling_variants_of_names(text_store: tuple[TextStore, dict[str, int], int]) -> None:
+    store, _, doc = text_store
+    assert ("Schmul", SOUNDS) in found(store, doc, "Szmul")
+    assert ("Goldstein", SOUNDS) in found(store, doc, "Goldsztajn")
+    assert found(store, doc, "Mendelowicz") == [("Mendelovitch", SOUNDS)]
+    assert found(store, doc, "Kowalsky") == [("Kowalski", SOUNDS)]
+    assert found(store, doc, "Nobody") == []
+    # short words are matched exactly only: a two-letter query does not flood the results
+    assert found(store, doc, "Ja") == []
+
+
+def test_hidden_pages_give_no_fuzzy_hits(text_store: tuple[TextStore, dict[str, int], int]) -> None:
+    store, images, doc = text_store
+    hidden = Pages(True, denied=(images["p4"], images["p5"]))
+    assert [t for t, _ in found(store, doc, "Goldsztajn", hidden)] == ["Goldsztajn", "GOLDSZTAJN", "Goldsztajnowa"]
+    only = Pages(False, allowed=(images["p5"],))
+    assert found(store, doc, "Goldsztajn", only) == [("Gokdsztajn", TYPO)]
+
+
+def test_paging_runs_through_the_tiers(text_store: tuple[TextStore, dict[str, int], int]) -> None:
+    store, _, doc = text_store
+    seen, after = [], ""
+    while True:
+        hits, total, more = store.search(doc, "Goldsztajn", EVERYTHING, after, limit=2)
+        assert total == 5
+        seen += [h.text for h in hits]
+        if not more:
+            break
+        after = hits[-1].cursor
+    assert seen == ["Goldsztajn", "GOLDSZTAJN", "Goldsztajnowa", "Goldstein", "Gokdsztajn"]
+
+
+def test_fuzzy_candidates_are_bounded(text_store: tuple[TextStore, dict[str, int], int],
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    store, _, doc = text_store
+    monkeypatch.setattr(store_module, "FUZZY_TERMS", 1)
+    with store.catalogue.sessions() as s:
+        sounds, typos = store.similar(s, "goldsztajn")
+    assert len(sounds) <= 1 and len(typos) <= 1
+
+
+ALTO = """<?xml version="1.0" encoding="UTF-8"?>
+<alto xmlns="http://www.loc.gov/standards/alto/ns-v4#"><Layout><Page WIDTH="1000" HEIGHT="1000"><PrintSpace>
+ <TextBlock>
+  <TextLine><String CONTENT="Transport" HPOS="10" VPOS="100" WIDTH="200" HEIGHT="30"/><SP/>
+   <String CONTENT="Abraham" HPOS="300" VPOS="102" WIDTH="150" HEIGHT="30"/><SP/>
+   <String CONTENT="Levy" HPOS="470" VPOS="98" WIDTH="100" HEIGHT="36"/></TextLine>
+  <TextLine><String CONTENT="Szmul" HPOS="820" VPOS="200" WIDTH="120" HEIGHT="30"/></TextLine>
+  <TextLine><String CONTENT="Abraham" HPOS="10" VPOS="300" WIDTH="150" HEIGHT="30"/><SP/>
+   <String CONTENT="Goldstein" HPOS="170" VPOS="300" WIDTH="200" HEIGHT="30"/></TextLine>
+ </TextBlock></PrintSpace></Page></Layout></alto>
+"""
+
+
+def test_phrase_over_alto_words_within_and_across_lines(text_store: tuple[TextStore, dict[str, int], int],
+                                                        tmp_path: Path) -> None:
+    store, _, doc = text_store
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "lines.xml").write_text(ALTO, encoding="utf-8")
+    assert import_text(store, tmp_path, "c").errors == []
+    hits, total, _ = store.search(doc, "Abraham Levy", EVERYTHING)
+    assert total == 1 and hits[0].text == "Abraham Levy" and hits[0].page == "lines"
+    assert hits[0].boxes == ((300, 98, 270, 36),)  # the union of the two words' boxes
+    assert (hits[0].before, hits[0].after) == ("Transport", "")
+    # across a line break: one box per line
+    hits, _, _ = store.search(doc, "levy szmul", EVERYTHING)
+    assert [h.boxes for h in hits] == [((470, 98, 100, 36), (820, 200, 120, 30))]
+    # the words must be consecutive and in order
+    assert store.search(doc, "Transport Levy", EVERYTHING)[0] == []
+    assert store.search(doc, "Levy Abraham", EVERYTHING)[0] == []
+    assert [h.text for h in store.search(doc, "abraham goldstein", EVERYTHING)[0]] == ["Abraham Goldstein"]
+    # the context comes from the neighbouring words: no copy of the line is stored with each word
+    from iiif_server.search.store import TextEntry
+
+    with store.catalogue.sessions() as s:
+        assert s.execute(select(TextEntry.line).where(TextEntry.source == "alto").distinct()).scalars().all() == [None]
+    hits, _, _ = store.search(doc, "Goldstein", EVERYTHING)
+    assert [(h.page, h.before, h.after) for h in hits if h.tier == EXACT] == [("p4", "", "Abram"),
+                                                                              ("lines", "Abraham", "")]
+
+
+def test_migration_0005_indexes_the_words_already_imported(database_url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from iiif_server.manifests.catalogue import MIGRATIONS
+
+    cat = Catalogue(database_url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with cat.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0004")
+    with cat.engine.begin() as conn:
+        conn.execute(text("INSERT INTO collections (id, label, tier, revision, metadata, created, updated) "
+                          "VALUES ('c', 'c', 'public', 1, '[]', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+        conn.execute(text("INSERT INTO documents (pk, collection_id, ident, label, position, metadata, created, "
+                          "updated) VALUES (1, 'c', 'd', 'd', 0, '[]', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+        conn.execute(text("INSERT INTO images (pk, document_pk, ident, position, label, width, height, checksum, "
+                          "source_path, source_page, source_size, source_mtime, created, updated) VALUES "
+                          "(1, 1, 'p', 0, 'p', 10, 10, 'x', '-', 0, 1, 0, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+        conn.execute(text("INSERT INTO text_entries (id, image_pk, document_pk, source, kind, text) "
+                          "VALUES (1, 1, 1, 'csv', 'name', 'Goldstein Szmul')"))
+        conn.execute(text("INSERT INTO text_terms (entry_id, ord, document_pk, norm) "
+                          "VALUES (1, 0, 1, 'goldstein'), (1, 1, 1, 'szmul')"))
+    cat.upgrade()
+    store = TextStore(cat)
+    assert [(h.text, h.tier) for h in store.search(1, "Goldsztajn", EVERYTHING)[0]] == [("Goldstein Szmul", SOUNDS)]
+    assert [h.tier for h in store.search(1, "Schmul", EVERYTHING)[0]] == [SOUNDS]
+    from iiif_server.search.labels import LabelTerm
+
+    with cat.sessions() as s:  # the documents' labels are indexed for catalogue search too
+        assert s.execute(select(LabelTerm.norm, LabelTerm.document_pk)).all() == [("d", 1)]
+    cat.engine.dispose()
