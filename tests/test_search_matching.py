@@ -182,7 +182,7 @@ def test_phrase_over_alto_words_within_and_across_lines(text_store: tuple[TextSt
                                                                               ("lines", "Abraham", "")]
 
 
-def test_migration_0005_indexes_the_words_already_imported(database_url: str) -> None:
+def test_migration_0006_indexes_the_words_already_imported(database_url: str) -> None:
     from alembic import command
     from alembic.config import Config
     from sqlalchemy import text

@@ -9,8 +9,8 @@
 - text_doc_terms: which documents hold a word, per collection, for collection-wide search;
 - text_label_terms: the words of documents' labels, summaries and metadata, for catalogue search.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-29
 """
 
@@ -19,8 +19,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
