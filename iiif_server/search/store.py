@@ -68,7 +68,7 @@ class TextEntry(Base):
     __tablename__ = "text_entries"
     __table_args__ = (Index("ix_text_entries_document", "document_pk", "id"),
                       Index("ix_text_entries_page_pos", "image_pk", "pos"),
-                      Index("ix_text_entries_source", "source", "document_pk"))
+                      Index("ix_text_entries_document_source", "document_pk", "source"))
 
     id: Mapped[int] = mapped_column(ENTRY_ID, primary_key=True, autoincrement=True)
     image_pk: Mapped[int] = mapped_column(ForeignKey("images.pk", ondelete="CASCADE"))
