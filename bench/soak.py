@@ -161,6 +161,7 @@ def free_port() -> int:
 
 
 def children(pid: int) -> list[int]:
+    """A process's children, by pid (from /proc: a process may end while it is read)."""
     out = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -168,9 +169,9 @@ def children(pid: int) -> list[int]:
                 with open(f"/proc/{entry}/stat") as fh:
                     if int(fh.read().rsplit(")", 1)[1].split()[1]) == pid:
                         out.append(int(entry))
-            except OSError:
+            except (OSError, IndexError, ValueError):
                 continue
-    return out
+    return sorted(out)
 
 
 def worker_pids(server: int) -> list[int]:

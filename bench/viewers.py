@@ -43,7 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-from soak import free_port, rss_mib, wait_ready, worker_pids  # noqa: E402
+from soak import children, free_port, rss_mib, wait_ready, worker_pids  # noqa: E402
 from tiles import LIGHTTPD_CONF, osd_tile_urls  # noqa: E402
 
 from iiif_server import demo  # noqa: E402
@@ -213,19 +213,6 @@ def run_wrk(tmp: Path, base: str, paths: list[str], seconds: float, args: argpar
         raise RuntimeError("wrk printed no result:\n" + out)
     n, micros, status, sock, p50, p99 = (int(g) for g in found.groups())
     return Result(n / (micros / 1e6), p50 / 1000, p99 / 1000, status + sock, max(peak.values(), default=0))
-
-
-def children(pid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as fh:
-                    if int(fh.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        out.append(int(entry))
-            except (OSError, IndexError, ValueError):
-                continue
-    return sorted(out)
 
 
 def start_ours(tmp: Path, images: Path, port: int, args: argparse.Namespace, cache_mb: int) -> Server:
