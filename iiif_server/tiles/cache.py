@@ -7,7 +7,7 @@ from a stale entry. A `Cache` protocol keeps room for a shared cache later.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable, Sized
+from collections.abc import Callable, Hashable, Sized
 from typing import Any, Protocol
 
 
@@ -18,14 +18,16 @@ class Cache(Protocol):
 
 
 class MemoryCache:
-    """Values are bytes or anything whose `len` is what it costs (an image response with its headers).
+    """Values are bytes or anything whose `len` is what it costs (an image response with its headers),
+    or whatever `cost` weighs.
 
     `largest`: the biggest value kept (default an eighth of the bound, so one huge image
     cannot flush everything else)."""
 
-    def __init__(self, max_bytes: int, largest: int | None = None) -> None:
+    def __init__(self, max_bytes: int, largest: int | None = None, cost: Callable[[Any], int] = len) -> None:
         self.max_bytes = max_bytes
         self.largest = max_bytes // 8 if largest is None else largest
+        self.cost = cost
         self.size = 0
         self._items: OrderedDict[Hashable, Any] = OrderedDict()
 
@@ -35,14 +37,22 @@ class MemoryCache:
             self._items.move_to_end(key)
         return value
 
-    def put(self, key: Hashable, value: Sized) -> None:
-        if len(value) > self.largest:
+    def put(self, key: Hashable, value: Any) -> None:
+        if self.cost(value) > self.largest:
             return
         old = self._items.pop(key, None)
         if old is not None:
-            self.size -= len(old)
+            self.size -= self.cost(old)
         self._items[key] = value
-        self.size += len(value)
+        self.size += self.cost(value)
         while self.size > self.max_bytes:
             _, dropped = self._items.popitem(last=False)
-            self.size -= len(dropped)
+            self.size -= self.cost(dropped)
+
+    def pop(self, key: Hashable) -> None:
+        dropped = self._items.pop(key, None)
+        if dropped is not None:
+            self.size -= self.cost(dropped)
+
+    def __len__(self) -> int:
+        return len(self._items)

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 
+from .cache import MemoryCache
 from .sources import SOURCES_BYTES, FileReader, Source, SourceStore
 
 RECHECK = 1.0  # seconds between full lookups of one identifier
@@ -43,10 +43,8 @@ class OpenSources:
     """identifier -> Opened, least recently used out; touched only from the event loop."""
 
     def __init__(self, budget: int = BUDGET, recheck: float = RECHECK) -> None:
-        self.budget = budget
         self.recheck = recheck
-        self._items: OrderedDict[str, Opened] = OrderedDict()
-        self._bytes = 0
+        self._items = MemoryCache(budget, largest=budget, cost=lambda opened: opened.source.nbytes)
         self.nowait = _NOWAIT is not None
 
     def get(self, identifier: str) -> Opened | None:
@@ -62,29 +60,18 @@ class OpenSources:
         try:
             st = os.stat(reader.path)
         except OSError:
-            self._drop(identifier)
+            self._items.pop(identifier)
             return None
         if (st.st_size, st.st_mtime_ns) != opened.source.stamp:
-            self._drop(identifier)
+            self._items.pop(identifier)
             return None
-        self._items.move_to_end(identifier)
         return opened
 
     def put(self, identifier: str, opened: Opened) -> None:
         """Remember a source read from a file; others (object storage) are looked up every time."""
         if not isinstance(opened.source.reader, FileReader):
             return
-        self._drop(identifier)
-        self._items[identifier] = opened
-        self._bytes += opened.source.nbytes
-        while self._bytes > self.budget and len(self._items) > 1:
-            _, gone = self._items.popitem(last=False)
-            self._bytes -= gone.source.nbytes
-
-    def _drop(self, identifier: str) -> None:
-        gone = self._items.pop(identifier, None)
-        if gone is not None:
-            self._bytes -= gone.source.nbytes
+        self._items.put(identifier, opened)
 
     def read_nowait(self, source: Source, offset: int, count: int) -> bytes | None:
         """Bytes of the source's file already in the page cache, read on the loop; None when reading

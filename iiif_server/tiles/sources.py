@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import threading
 from array import array
-from collections import OrderedDict
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
@@ -26,6 +25,7 @@ import pyvips
 import tifffile
 
 from . import jp2
+from .cache import MemoryCache
 from .request import RequestError
 
 EXTENSIONS = (".tif", ".tiff", ".ptif", ".jpg", ".jpeg", ".png", ".webp", ".jp2", ".j2k", ".jpx")
@@ -67,47 +67,35 @@ SOURCE_OVERHEAD = 2048  # bytes of a Source beyond its tile tables (levels, read
 SOURCES_BYTES = 32 << 20  # opened sources kept per store and process: a 20000x15000 scan's tables are ~80 KB
 
 
-class SourceCache:
+class SourceCache(MemoryCache):
     """Opened sources by key, least recently used out, bounded by their bytes (not their count: a
-    large scan's tile tables weigh a hundred small ones). Thread-safe."""
+    large scan's tile tables weigh a hundred small ones); a lock around the plain memory cache."""
 
     def __init__(self, budget: int = SOURCES_BYTES) -> None:
-        self.budget = budget
-        self._items: OrderedDict[Hashable, Source] = OrderedDict()
-        self._bytes = 0
+        super().__init__(budget, largest=budget, cost=lambda source: source.nbytes)
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable, stamp: object) -> Source | None:
+    def get(self, key: Hashable, stamp: object = None) -> Source | None:
+        """The source kept for `key` if it describes the file as `stamp` finds it."""
         with self._lock:
-            found = self._items.get(key)
-            if found is None or found.stamp != stamp:
-                return None
-            self._items.move_to_end(key)
-            return found
+            found: Source | None = super().get(key)
+        return found if found is not None and found.stamp == stamp else None
 
-    def put(self, key: Hashable, source: Source) -> None:
+    def put(self, key: Hashable, value: Source) -> None:
         with self._lock:
-            old = self._items.pop(key, None)
-            if old is not None:
-                self._bytes -= old.nbytes
-            self._items[key] = source
-            self._bytes += source.nbytes
-            while self._bytes > self.budget and len(self._items) > 1:
-                _, gone = self._items.popitem(last=False)
-                self._bytes -= gone.nbytes
+            super().put(key, value)
 
     def pop(self, key: Hashable) -> None:
         with self._lock:
-            gone = self._items.pop(key, None)
-            if gone is not None:
-                self._bytes -= gone.nbytes
+            super().pop(key)
 
-    def __len__(self) -> int:
-        return len(self._items)
+    @property
+    def budget(self) -> int:
+        return self.max_bytes
 
     @property
     def used(self) -> int:
-        return self._bytes
+        return self.size
 
 
 class Reader(Protocol):
