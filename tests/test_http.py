@@ -829,13 +829,8 @@ async def test_healthz_is_503_when_the_catalogue_is_unreachable(tmp_path: Path, 
 # --- the cache-hit path ------------------------------------------------------------------------------
 
 
-async def test_a_repeated_request_is_answered_from_the_cache_as_the_full_path_answers_it(
-        settings: config.Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A second GET of a public image comes from `answer_hit` (no request object, no pool), with the full
-    path's body and headers; the Link header follows each request's Host; conditional and HEAD requests
-    and errors take the full path."""
-    app = create_app(dataclasses.replace(settings, cache_mb=64, allowed_hosts=("testserver", "images.example.org")))
-    service = app.state.service
+def count_full_path(service: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The parameters of each request the full path (`ImageService.image`) answers, as it answers them."""
     full_path = service.image
     calls: list[str] = []
 
@@ -844,6 +839,17 @@ async def test_a_repeated_request_is_answered_from_the_cache_as_the_full_path_an
         return await full_path(request, version, identifier, params)
 
     monkeypatch.setattr(service, "image", counted)
+    return calls
+
+
+async def test_a_repeated_request_is_answered_from_the_cache_as_the_full_path_answers_it(
+        settings: config.Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second GET of a public image comes from `answer_hit` (no request object, no pool), with the full
+    path's body and headers; the Link header follows each request's Host; conditional and HEAD requests
+    and errors take the full path."""
+    app = create_app(dataclasses.replace(settings, cache_mb=64, allowed_hosts=("testserver", "images.example.org")))
+    service = app.state.service
+    calls = count_full_path(service, monkeypatch)
     url = "/iiif/3/pyramid/256,256,256,256/256,256/0/default.jpg"
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
         first = await c.get(url)
@@ -899,14 +905,7 @@ async def test_an_edge_tile_without_the_cache_is_the_full_paths_image(settings: 
     tile on the hit path when its bytes are in the page cache: the same bytes as the full path's render."""
     app = create_app(dataclasses.replace(settings, cache_mb=0))
     service = app.state.service
-    full_path = service.image
-    calls: list[str] = []
-
-    async def counted(request: Any, version: int, identifier: str, params: list[str]) -> Any:
-        calls.append("/".join(params))
-        return await full_path(request, version, identifier, params)
-
-    monkeypatch.setattr(service, "image", counted)
+    calls = count_full_path(service, monkeypatch)
     edge = "/iiif/3/pyramid/full/256,/0/default.jpg"  # the 256x192 level: the top of one padded stored tile
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
         first = await c.get(edge)  # the full path (and the source's first lookup)
