@@ -215,14 +215,16 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
     async def image_api_2(request: Request) -> Response:
         return await service.handle(request, 2)
 
+    listing = home_page.Listing(catalogue)
+
     async def home(request: Request) -> Response:
         policy = auth.policy
         await policy.fresh(service.run_io)
         access = await policy.access_async(request, service.run_io)
-        colls = list(await service.run_io(catalogue.collections))
+        colls = await service.run_io(listing.collections, policy.snapshot.tables.version)
         shown, images = await service.run_io(home_page.visible_parts, policy, access, colls, source)
         after = request.query_params.get("after", "")[:200]
-        cards, more = await service.run_io(home_page.cards, catalogue, policy, access, shown, after)
+        cards, more = await service.run_io(home_page.cards, listing.first_pages, policy, access, shown, after)
         return HTMLResponse(home_page.render(cards, images if not after else [], after, more),
                             headers=home_page.HEADERS)
 

@@ -12,6 +12,8 @@ this server.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -78,13 +80,45 @@ def first_pages(catalogue: Catalogue, ids: list[str]) -> dict[str, str]:
         return {cid: f"{cid}/{doc}/{page}" for cid, doc, page in session.execute(stmt).all()}
 
 
-def cards(catalogue: Catalogue, policy: Policy | None, access: Access | None, shown: list[Collection],
-          after: str) -> tuple[list[Card], str | None]:
-    """Blocking: one page of collections after the id `after`, with thumbnails; and the next page's key."""
+class Listing:
+    """The collections and their first pages as of one catalogue version, which every change to the
+    catalogue renews (`Catalogue.bump`): `/` needs them on every request, and they change far less.
+    Holds at most every collection's row and first page identifier."""
+
+    def __init__(self, catalogue: Catalogue) -> None:
+        self.catalogue = catalogue
+        self._version: int | None = None
+        self._collections: list[Collection] = []
+        self._firsts: dict[str, str | None] = {}
+        self._lock = threading.Lock()
+
+    def collections(self, version: int | None) -> list[Collection]:
+        """Blocking. `version`: the access snapshot's catalogue version (None: not known, read anew)."""
+        with self._lock:
+            if version is None or version != self._version:
+                self._collections, self._firsts, self._version = list(self.catalogue.collections()), {}, version
+            return self._collections
+
+    def first_pages(self, ids: list[str]) -> dict[str, str]:
+        """Blocking: as `first_pages`, read once per version."""
+        with self._lock:
+            missing = [i for i in ids if i not in self._firsts]
+        if missing:
+            found = first_pages(self.catalogue, missing)
+            with self._lock:
+                self._firsts.update({i: found.get(i) for i in missing})
+        with self._lock:
+            return {i: page for i in ids if (page := self._firsts.get(i)) is not None}
+
+
+def cards(firsts: Callable[[list[str]], dict[str, str]], policy: Policy | None, access: Access | None,
+          shown: list[Collection], after: str) -> tuple[list[Card], str | None]:
+    """Blocking: one page of collections after the id `after`, with thumbnails; and the next page's key.
+    `firsts`: each collection's first page identifier (`Listing.first_pages`)."""
     page = [c for c in shown if c.id > after][:PAGE + 1]
     more = page[PAGE - 1].id if len(page) > PAGE else None
     page = page[:PAGE]
-    firsts = first_pages(catalogue, [c.id for c in page])
+    firsts = firsts([c.id for c in page])
     out = []
     for c in page:
         first = firsts.get(c.id)
