@@ -56,9 +56,13 @@ def strip(page: Any) -> list[dict[str, Any]]:
 def assert_strip_shows_placeholders(session: Session, server: str, shot: str) -> None:
     """One loaded, visible placeholder per page; no thumbnail request refused."""
     page = session.page
-    wait_until(lambda: len(strip(page)) == len(PAGES_OF_DOCUMENT) and all(i["complete"] for i in strip(page)),
-               15, "the thumbnail strip's images to load", page)
-    images = strip(page)
+
+    def loaded() -> list[dict[str, Any]] | None:
+        """One reading of the strip, complete; asserted as read (Mirador may redraw the strip meanwhile)."""
+        images = strip(page)
+        return images if len(images) == len(PAGES_OF_DOCUMENT) and all(i["complete"] for i in images) else None
+
+    images = wait_until(loaded, 15, "the thumbnail strip's images to load", page)
     path = screenshot(page, shot)
     print(f"screenshot: {path}")
     for img in images:
