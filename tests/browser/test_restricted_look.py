@@ -58,9 +58,11 @@ def assert_strip_shows_placeholders(session: Session, server: str, shot: str) ->
     page = session.page
 
     def loaded() -> list[dict[str, Any]] | None:
-        """One reading of the strip, complete; asserted as read (Mirador may redraw the strip meanwhile)."""
+        """One reading of the strip, each image loaded from its own source (not Mirador's 1-pixel data: stand-in
+        while it waits to load it); asserted as read, since Mirador may redraw the strip meanwhile."""
         images = strip(page)
-        return images if len(images) == len(PAGES_OF_DOCUMENT) and all(i["complete"] for i in images) else None
+        done = all(i["complete"] and not i["src"].startswith("data:") for i in images)
+        return images if len(images) == len(PAGES_OF_DOCUMENT) and done else None
 
     images = wait_until(loaded, 15, "the thumbnail strip's images to load", page)
     path = screenshot(page, shot)
