@@ -505,6 +505,9 @@ def textured(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
         ("700,0,232,256", "232,"),  # across two tiles, unscaled
         ("768,0,232,256", "100,"),  # inside one tile, scaled
         ("full", "!200,200"),  # a thumbnail from the one-tile level
+        ("0,0,1000,700", "400,"),  # scaled from four tiles of the level below
+        ("0,0,1000,700", "max"),  # twelve tiles
+        ("100,50,700,500", "333,"),  # a region across tiles, scaled, not on the grid
     ],
 )
 def test_request_from_stored_tiles_has_the_general_paths_pixels(
@@ -523,11 +526,17 @@ def test_request_from_stored_tiles_has_the_general_paths_pixels(
 @pytest.mark.parametrize(
     ("region", "size", "qf"),
     [
-        ("0,0,1000,700", "400,", "default.jpg"),  # scaled from four tiles
-        ("0,0,1000,700", "max", "default.jpg"),  # twelve tiles
         ("768,0,232,256", "232,", "default.png"),  # another format
         ("768,0,232,256", "232,", "gray.jpg"),  # another quality
     ],
 )
-def test_requests_beyond_a_few_stored_tiles_are_rendered(textured: Source, region: str, size: str, qf: str) -> None:
+def test_other_formats_and_qualities_are_rendered(textured: Source, region: str, size: str, qf: str) -> None:
     assert from_stored(textured, plan_for(textured, region, size, "0", qf), Encoding()) is None
+
+
+def test_a_region_past_the_pixel_budget_is_left_to_libvips(textured: Source, monkeypatch: pytest.MonkeyPatch) -> None:
+    plan = plan_for(textured, "0,0,1000,700", "max")
+    monkeypatch.setattr(pipeline, "STORED_PIXELS_MAX", 1000 * 700 - 1)
+    assert from_stored(textured, plan, Encoding()) is None
+    monkeypatch.setattr(pipeline, "STORED_PIXELS_MAX", 1000 * 700)
+    assert from_stored(textured, plan, Encoding()) is not None

@@ -189,7 +189,8 @@ def _level_crop(source: Source, plan: Plan, index: int) -> tuple[int, int, int, 
     return left, top, right, bottom
 
 
-STORED_TILES_MAX = 4  # a request decoded from its stored tiles reads at most this many (a thumbnail's level)
+# decoded pixels a request may assemble from its stored tiles (12 MB of RGB); past it libvips streams the level
+STORED_PIXELS_MAX = 4 << 20
 
 
 Read = Callable[[Source, StoredTile], "bytes | None"]
@@ -207,13 +208,15 @@ def _decode_stored(source: Source, tile: StoredTile, read: Read) -> Any:
 
 def from_stored(source: Source, plan: Plan, enc: Encoding, read: Read | None = None,
                 one_tile: bool = False) -> bytes | None:
-    """A request covering a few stored tiles (edge tiles, one-tile levels, thumbnails): decode those
-    tiles with libjpeg-turbo, cut, scale as `render` does, encode. The general path's pixels, without
-    libvips opening the TIFF and running a pipeline for a few tiles.
+    """A request answered from the stored JPEG tiles it covers (edge tiles, regions, thumbnails from a
+    small level): each tile decoded by libjpeg-turbo straight into its place in one buffer, then
+    scaled and encoded as `render` and `encode` do. The general path's pixels at about two thirds of its
+    CPU: libvips reads such a TIFF's tiles one at a time under a lock, through libtiff's codec.
 
-    None where the general path must answer. With the default `read` (`read_stored`) it blocks (a
-    worker thread's job); `one_tile`: only a request inside one stored tile with no scaling (an edge tile, a quarter
-    of a millisecond of decoding and encoding)."""
+    None where the general path must answer (not JPEG tiles, rotation, mirroring, other qualities,
+    formats, more than STORED_PIXELS_MAX pixels). With the default `read` (`read_stored`) it blocks
+    (a worker thread's job); `one_tile`: only a request inside one stored tile with no scaling (an
+    edge tile, a quarter of a millisecond of decoding and encoding, done on the event loop)."""
     if simplejpeg is None or plan.format != "jpg" or plan.mirror or plan.rotation:
         return None
     if plan.quality not in ("default", "color") or not source.raw:
@@ -223,16 +226,18 @@ def from_stored(source: Source, plan: Plan, enc: Encoding, read: Read | None = N
     if tiles is None:
         return None
     left, top, right, bottom = _level_crop(source, plan, index)
+    width, height = right - left, bottom - top
     tw, th = source.tile_width, source.tile_height
     cols = range(left // tw, (right - 1) // tw + 1)
     rows = range(top // th, (bottom - 1) // th + 1)
-    scaled = (right - left, bottom - top) != (plan.out_w, plan.out_h)
-    if len(cols) * len(rows) > (1 if scaled or one_tile else STORED_TILES_MAX) or (scaled and one_tile):
-        return None  # measured: past one tile, libvips decodes and scales as fast
+    scaled = (width, height) != (plan.out_w, plan.out_h)
+    if one_tile and (scaled or len(cols) * len(rows) > 1):
+        return None
+    if width * height > STORED_PIXELS_MAX:
+        return None
     read = read or read_stored
-    grid = []
+    part = None
     for row in rows:
-        line = []
         for col in cols:
             n = row * tiles.tiles_across + col
             if n >= len(tiles.offsets) or tiles.counts[n] == 0:
@@ -240,20 +245,19 @@ def from_stored(source: Source, plan: Plan, enc: Encoding, read: Read | None = N
             pixels = _decode_stored(source, StoredTile(index, tiles.offsets[n], tiles.counts[n]), read)
             if pixels is None or pixels.shape[:2] != (th, tw):
                 return None
-            line.append(pixels)
-        grid.append(line)
-    if len({p.shape[2] for line in grid for p in line}) != 1:
+            if part is None:
+                part = numpy.empty((height, width, pixels.shape[2]), dtype=numpy.uint8)
+            elif pixels.shape[2] != part.shape[2]:
+                return None
+            x, y = col * tw, row * th  # the tile's corner in the level; copy what lies inside the crop
+            x0, y0, x1, y1 = max(left, x), max(top, y), min(right, x + tw), min(bottom, y + th)
+            part[y0 - top : y1 - top, x0 - left : x1 - left] = pixels[y0 - y : y1 - y, x0 - x : x1 - x]
+    if part is None:
         return None
-    if len(grid) == 1 and len(grid[0]) == 1:
-        whole = grid[0][0]
-    else:
-        whole = numpy.concatenate([numpy.concatenate(line, axis=1) for line in grid], axis=0)
-    x0, y0 = left - cols[0] * tw, top - rows[0] * th
-    part = numpy.ascontiguousarray(whole[y0 : y0 + bottom - top, x0 : x0 + right - left])
     if scaled:
-        img = pyvips.Image.new_from_memory(part.data, part.shape[1], part.shape[0], part.shape[2], "uchar")
+        img = pyvips.Image.new_from_memory(part.data, width, height, part.shape[2], "uchar")
         img = _scale(img.copy(interpretation="b-w" if part.shape[2] == 1 else "srgb"), plan.out_w, plan.out_h)
-        return turbo_jpeg(img, enc.jpeg_quality)
+        return turbo_jpeg(img, enc.jpeg_quality) or libvips_jpeg(img, enc.jpeg_quality)
     return _turbo_array(part, enc.jpeg_quality)
 
 
@@ -401,8 +405,9 @@ def process(source: Source, plan: Plan, enc: Encoding) -> bytes:
         if stored is not None:
             _trace.passthrough = True
             return stored
-        cut = from_stored(source, plan, enc)  # decoded, but from a few stored tiles alone
+        cut = from_stored(source, plan, enc)  # decoded, but from the stored tiles alone
         if cut is not None:
+            trimmer.after_render()
             return cut
         body = encode(render(source, plan), plan.format, enc, plan.quality == "bitonal")
         trimmer.after_render()  # the decode buffers are free now: give their pages back
