@@ -899,6 +899,49 @@ async def test_the_cache_hit_path_notices_a_replaced_file(settings: config.Setti
     app.state.catalogue.engine.dispose()
 
 
+async def test_stored_tiles_read_on_the_loop_follow_a_replaced_or_withdrawn_file(
+        settings: config.Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the response cache off, a stored tile is read on the loop through a kept descriptor: a file
+    replaced by another (an atomic rename, as ingest writes) is served from the new file at once, a
+    withdrawn one is not served, and only OPEN_FILES descriptors are kept."""
+    from iiif_server.ingest import write_access_copy
+    from iiif_server.tiles import hot
+
+    root = tmp_path / "images"
+    root.mkdir()
+
+    def write(name: str, rgb: list[int]) -> None:
+        master = tmp_path / f"{name}-{rgb[0]}.png"
+        pyvips.Image.black(512, 512, bands=3).new_from_image(rgb).cast("uchar").copy(
+            interpretation="srgb").pngsave(str(master))
+        write_access_copy(master, 0, root / f".{name}.tif", thumbnail_quality=None)
+        os.replace(root / f".{name}.tif", root / f"{name}.tif")
+
+    for name in ("a", "b", "c"):
+        write(name, [200, 0, 0])
+    monkeypatch.setattr(hot, "OPEN_FILES", 2)
+    app = create_app(dataclasses.replace(settings, images=root, cache_mb=0))
+    service = app.state.service
+    tile = "/iiif/3/{}/256,0,256,256/256,256/0/default.jpg"
+
+    def red(body: bytes) -> float:
+        return pyvips.Image.new_from_buffer(body, "")(128, 128)[0]
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
+        for name in ("a", "b", "c"):
+            for _ in range(2):  # the second one on the loop, when non-blocking reads are there
+                r = await c.get(tile.format(name))
+                assert r.status_code == 200 and red(r.content) > 150
+        assert len(service.hot._fds) <= 2
+        write("c", [0, 0, 200])
+        r = await c.get(tile.format("c"))
+        assert r.status_code == 200 and red(r.content) < 50
+        os.unlink(root / "c.tif")
+        assert (await c.get(tile.format("c"))).status_code == 404
+        assert str(root / "c.tif") not in service.hot._fds
+    app.state.catalogue.engine.dispose()
+
+
 async def test_an_edge_tile_without_the_cache_is_the_full_paths_image(settings: config.Settings,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """With the response cache off, an edge tile (inside one stored tile, unscaled) is decoded from that

@@ -8,8 +8,10 @@ single system call on an inode the last request has just used), so a replaced
 or withdrawn file is noticed at once, and the full lookup runs again every
 second. Stored tiles are read on the loop with a non-blocking `preadv`
 (`RWF_NOWAIT`: data not in the page cache makes it fail instead of wait, and
-the read goes to the pool), on a descriptor opened for that read and checked
-to name the very file the source describes. Sources in object storage are
+the read goes to the pool), on a descriptor checked once to name the very file
+the source describes and kept open for the next tiles of that file (a few
+dozen files at most; a source whose file changed is looked up again, and a
+new descriptor opened, before any read). Sources in object storage are
 not kept here (their store trusts a HEAD for a few seconds instead): nothing
 on this path ever stats an object's key.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from .cache import MemoryCache
@@ -26,6 +29,7 @@ from .sources import SOURCES_BYTES, FileReader, Source, SourceStore
 RECHECK = 1.0  # seconds between full lookups of one identifier
 BUDGET = SOURCES_BYTES  # per worker process, counted as the store counts its sources (Source.nbytes)
 _NOWAIT = getattr(os, "RWF_NOWAIT", None)
+OPEN_FILES = 32  # descriptors kept for reads on the loop, per worker process
 
 
 @dataclass
@@ -46,6 +50,7 @@ class OpenSources:
         self.recheck = recheck
         self._items = MemoryCache(budget, largest=budget, cost=lambda opened: opened.source.nbytes)
         self.nowait = _NOWAIT is not None
+        self._fds: OrderedDict[str, tuple[int, tuple[int, int]]] = OrderedDict()  # path -> (fd, its stamp)
 
     def get(self, identifier: str) -> Opened | None:
         """A source still current, or None when the I/O pool must look it up."""
@@ -60,10 +65,10 @@ class OpenSources:
         try:
             st = os.stat(reader.path)
         except OSError:
+            st = None
+        if st is None or (st.st_size, st.st_mtime_ns) != opened.source.stamp:
             self._items.pop(identifier)
-            return None
-        if (st.st_size, st.st_mtime_ns) != opened.source.stamp:
-            self._items.pop(identifier)
+            self._close(str(reader.path))  # a withdrawn file's space is freed when its last descriptor closes
             return None
         return opened
 
@@ -78,21 +83,42 @@ class OpenSources:
         would wait or the file is no longer the one described."""
         if not self.nowait or not isinstance(source.reader, FileReader):
             return None
-        try:
-            fd = os.open(source.reader.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-        except OSError:
+        fd = self._descriptor(str(source.reader.path), source.stamp)
+        if fd is None:
             return None
+        buf = bytearray(count)
         try:
-            st = os.fstat(fd)
-            if (st.st_size, st.st_mtime_ns) != source.stamp:
-                return None
-            buf = bytearray(count)
             n = os.preadv(fd, [buf], offset, _NOWAIT)
         except BlockingIOError:
             return None
         except OSError:
             self.nowait = False  # a file system without non-blocking reads: always the pool
             return None
-        finally:
-            os.close(fd)
         return bytes(buf) if n == count else None
+
+    def _descriptor(self, path: str, stamp: tuple[int, int]) -> int | None:
+        """An open descriptor of the file at `path` whose size and mtime are `stamp`."""
+        kept = self._fds.get(path)
+        if kept is not None:
+            if kept[1] == stamp:
+                self._fds.move_to_end(path)
+                return kept[0]
+            self._close(path)  # the file was replaced: its source is being looked up again
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        except OSError:
+            return None
+        st = os.fstat(fd)
+        if (st.st_size, st.st_mtime_ns) != stamp:
+            os.close(fd)
+            return None
+        self._fds[path] = (fd, stamp)
+        while len(self._fds) > OPEN_FILES:
+            _, (old, _) = self._fds.popitem(last=False)
+            os.close(old)
+        return fd
+
+    def _close(self, path: str) -> None:
+        kept = self._fds.pop(path, None)
+        if kept is not None:
+            os.close(kept[0])

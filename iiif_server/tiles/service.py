@@ -141,6 +141,33 @@ class Ready:
         return len(self.body) + READY_OVERHEAD
 
 
+@dataclass(frozen=True, slots=True)
+class Spelling:
+    """What one image URL of public material resolves to, short of its pixels."""
+
+    key: tuple[Any, tuple[int, int], str]  # the response cache's key: file, stamp, canonical request
+    plan: Plan
+    tile: StoredTile | None  # the stored tile it names exactly, if any
+    media: bytes
+    etag: str
+    link_head: str
+    link_tail: str
+
+
+SPELLING_BYTES = 600  # what one remembered URL costs (its key, plan and header values)
+SPELLINGS_BUDGET = 4 << 20  # per worker process: some 7,000 URLs
+
+
+def image_etag(stamp: tuple[int, int], canonical: str, media: str) -> str:
+    """Names the content (the file's stamp and the canonical request): no hash of the body."""
+    validator = f"{stamp[0]}:{stamp[1]}:{canonical}".encode()
+    return '"' + hashlib.blake2b(media.encode() + b"\0" + validator, digest_size=12).hexdigest() + '"'
+
+
+def canonical_tail(version: int, identifier: str, canonical: str) -> str:
+    return f"/iiif/{version}/{quote(identifier, safe='')}/{canonical}>;rel=\"canonical\""
+
+
 @dataclass(frozen=True)
 class Gate:
     tier: str
@@ -168,6 +195,7 @@ class ImageService:
         self.hosts = AllowedHosts(settings.allowed_hosts, settings.base_url)
         self.renders: SingleFlight[Any] = SingleFlight()  # concurrent identical requests share one render
         self.hot = OpenSources()
+        self.spellings = MemoryCache(SPELLINGS_BUDGET, cost=lambda _: SPELLING_BYTES)
         self.base = settings.base_url.rstrip("/") if settings.base_url else ""
         self.public_cache_header = self.public_cache.encode()
         self.passthrough_seconds = metrics.RENDER.labels("passthrough")
@@ -376,10 +404,8 @@ class ImageService:
         """A rendered (or stored) image as the cache keeps it, its header values computed once."""
         _, stamp, canonical = key
         media = FORMATS[fmt]
-        validator = f"{stamp[0]}:{stamp[1]}:{canonical}".encode()  # names the content: no hash of the body
-        etag = '"' + hashlib.blake2b(media.encode() + b"\0" + validator, digest_size=12).hexdigest() + '"'
-        tail = (f"/iiif/{version}/{quote(identifier, safe='')}/{canonical}>;rel=\"canonical\"")
-        ready = Ready(body, media.encode(), etag, f'<{PROFILE_URI[version]}>;rel="profile", <', tail)
+        ready = Ready(body, media.encode(), image_etag(stamp, canonical, media),
+                      f'<{PROFILE_URI[version]}>;rel="profile", <', canonical_tail(version, identifier, canonical))
         self.cache.put(key, ready)
         return ready
 
@@ -387,22 +413,23 @@ class ImageService:
                         params: list[str]) -> tuple[Ready, str] | None:
         """Another spelling of a cached request, or a public request for exactly one stored tile whose bytes
         are in the page cache, answered as the full path answers it (same parse, plan and canonical form),
-        with its outcome; None for anything else."""
-        try:
-            parsed = parse(version, *params)
-            if parsed.format not in self.formats:
+        with its outcome; None for anything else.
+
+        What a URL resolves to (its canonical key, the stored tile, the header values) is remembered in
+        `spellings`: the next request for it is a lookup, a read and a send. No pixels are kept there."""
+        url = (source.path, source.stamp, version, *params)
+        spelling: Spelling | None = self.spellings.get(url)
+        if spelling is None:
+            spelling = self._spell(source, version, identifier, params)
+            if spelling is None:
                 return None
-            plan = resolve(parsed, source.width, source.height, self.limits)
-        except RequestError:
-            return None  # the full path says what is wrong
-        canonical = plan.canonical(version, source.width, source.height, self.limits)
-        key = (source.path, source.stamp, canonical)
-        ready: Ready | None = self.cache.get(key)
+            self.spellings.put(url, spelling)
+        ready: Ready | None = self.cache.get(spelling.key)
         if ready is not None:
-            self.cache.put((source.path, source.stamp, version, *params), ready)
+            self.cache.put(url, ready)
             return ready, "cache_hit"
         started = time.perf_counter()
-        tile = locate_stored(source, plan, self.encoding.jpeg_quality)
+        tile = spelling.tile
         if tile is not None:
             data = self.hot.read_nowait(source, tile.offset, tile.count)
             body = assemble_stored(source, tile, data) if data is not None else None
@@ -410,16 +437,33 @@ class ImageService:
         elif source.tile_width * source.tile_height <= LOOP_TILE_PIXELS:
             # an edge tile: a quarter of a millisecond of decoding and encoding here, against ~10 ms of
             # waiting for the GIL in a pool thread while this loop serves stored tiles
-            body = from_stored(source, plan, self.encoding, self._read_nowait, one_tile=True)
+            body = from_stored(source, spelling.plan, self.encoding, self._read_nowait, one_tile=True)
             outcome, seconds = "decoded", self.decoded_seconds
         else:
             return None
         if body is None:
             return None
-        ready = self._ready(key, body, plan.format, version, identifier)
+        ready = Ready(body, spelling.media, spelling.etag, spelling.link_head, spelling.link_tail)
+        self.cache.put(spelling.key, ready)
         seconds.observe(time.perf_counter() - started)
-        self.cache.put((source.path, source.stamp, version, *params), ready)
+        self.cache.put(url, ready)
         return ready, outcome
+
+    def _spell(self, source: Source, version: int, identifier: str, params: list[str]) -> Spelling | None:
+        """What an image URL of public material resolves to; None where the full path must say why not."""
+        try:
+            parsed = parse(version, *params)
+            if parsed.format not in self.formats:
+                return None
+            plan = resolve(parsed, source.width, source.height, self.limits)
+        except RequestError:
+            return None
+        canonical = plan.canonical(version, source.width, source.height, self.limits)
+        key = (source.path, source.stamp, canonical)
+        media = FORMATS[plan.format]
+        tile = locate_stored(source, plan, self.encoding.jpeg_quality)
+        return Spelling(key, plan, tile, media.encode(), image_etag(source.stamp, canonical, media),
+                        f'<{PROFILE_URI[version]}>;rel="profile", <', canonical_tail(version, identifier, canonical))
 
     def _read_nowait(self, source: Source, tile: StoredTile) -> bytes | None:
         return self.hot.read_nowait(source, tile.offset, tile.count)
