@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 from urllib.parse import quote
@@ -279,15 +281,22 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
         *auth.routes(),
         *staff.routes(),
     ]
-    app = Starlette(routes=routes)
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        # a worker process ends without running atexit: write out what waits for its timer
+        observe.flush_logs()
+        metrics.batch.flush()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.add_middleware(ImageHits, service=service)  # innermost: inside the CORS, host and observing layers
     app.add_middleware(CORSMiddleware)
     app.add_middleware(HostCheck, hosts=AllowedHosts(settings.allowed_hosts, settings.base_url),
                        proxies=settings.proxy_networks())
     # outermost: times and logs every answer, the CORS middleware's 500s included
-    app.add_middleware(observe.ObserveMiddleware, access_log=observe.JsonLines(settings.access_log_target),
-                       audit_log=audit_log, proxies=settings.proxy_networks(),
-                       metrics_networks=settings.metrics_network_list())
+    access_log = observe.buffered_log(settings.access_log_target)
+    app.add_middleware(observe.ObserveMiddleware, access_log=access_log, audit_log=audit_log,
+                       proxies=settings.proxy_networks(), metrics_networks=settings.metrics_network_list())
     app.state.service = service
     app.state.catalogue = catalogue
     return app

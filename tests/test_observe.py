@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import shutil
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import quadrants, start_server, stop_server, write_pyramid
 
-from iiif_server import config
+from iiif_server import config, metrics, observe
 from iiif_server.app import create_app
 from iiif_server.cli import main, token_store
 from iiif_server.tiles import service as service_module
@@ -54,6 +56,7 @@ def lines(path: Path) -> list[dict[str, Any]]:
 
 
 def access_log(settings: config.Settings) -> list[dict[str, Any]]:
+    observe.flush_logs()
     return lines(Path(settings.access_log_target))
 
 
@@ -176,7 +179,6 @@ async def test_an_unhandled_error_is_logged_once_with_its_traceback(
 
 
 def test_logs_can_go_elsewhere_or_nowhere(obs_settings: config.Settings, tmp_path: Path) -> None:
-    import asyncio
     import dataclasses
 
     elsewhere = tmp_path / "var" / "access.jsonl"
@@ -189,6 +191,7 @@ def test_logs_can_go_elsewhere_or_nowhere(obs_settings: config.Settings, tmp_pat
 
     asyncio.run(go())
     app.state.catalogue.engine.dispose()
+    observe.flush_logs()
     assert [e["kind"] for e in lines(elsewhere)] == ["health"]
     assert not Path(obs_settings.access_log_target).exists()
 
@@ -200,6 +203,7 @@ def test_metrics_are_summed_over_worker_processes(root: Path, tmp_path: Path) ->
         with httpx.Client(base_url=url) as c:
             for _ in range(40):  # new connections: both workers take some
                 assert httpx.get(url + "/iiif/3/plain/full/50,/0/default.png").status_code == 200
+            time.sleep(metrics.FLUSH_SECONDS + 0.5)  # each worker hands its numbers over within FLUSH_SECONDS
             text = c.get("/metrics").text
     finally:
         stop_server(proc)
@@ -223,3 +227,47 @@ def test_ingest_writes_its_progress_for_prometheus(tmp_path: Path) -> None:
     assert metric(text, "iiif_ingest_images_failed", collection="c1") == 0
     assert metric(text, "iiif_ingest_finished_timestamp_seconds", collection="c1") > 0
     shutil.rmtree(tmp_path / "d", ignore_errors=True)
+
+
+@pytest.mark.parametrize("text", ["/iiif/3/plain/full/max/0/default.jpg", 'a "quoted" \\ path\twith\x01 control',
+                                  "/iiif/3/Żółć%2Fé/info.json"])
+def test_an_access_line_is_the_json_of_its_entry(text: str) -> None:
+    fields = ("2026-11-29T12:00:00.123Z", "2001:db8::1", "GET", text, "image", text, 200, 15578, 0.125,
+              "passthrough", None, None)
+    entry = dict(zip(("time", "client", "method", "path", "kind", "identifier", "status", "bytes", "ms",
+                      "outcome", "clearance", "token_id"), fields, strict=True))
+    line = observe.access_line(*fields)
+    assert line == observe._encode(entry)
+    assert json.loads(line) == entry
+
+
+def test_buffered_lines_are_written_when_enough_wait_or_at_flush(tmp_path: Path) -> None:
+    path = tmp_path / "a.jsonl"
+    log = observe.JsonLines(str(path), buffered=True)
+
+    async def go() -> None:
+        log.write({"n": 1})
+        assert path.read_text() == ""  # waiting for the timer
+        await asyncio.sleep(observe.FLUSH_SECONDS + 0.2)
+        assert lines(path) == [{"n": 1}]
+        for n in range(observe.BUFFER_BYTES // 8):  # about BUFFER_BYTES of lines: written without the timer
+            log.write({"n": n})
+        assert len(lines(path)) > 1
+
+    asyncio.run(go())
+    log.flush()
+    assert len(lines(path)) == 1 + observe.BUFFER_BYTES // 8
+    log.close()
+
+
+def test_a_stopped_server_has_logged_every_request(root: Path, tmp_path: Path) -> None:
+    """Workers write their access lines in batches: what waits is written when they stop."""
+    data = tmp_path / "d"
+    proc, url = start_server(["--images", str(root), "--data-dir", str(data), "--no-demo", "--workers", "2"])
+    try:
+        for _ in range(30):  # new connections: both workers take some
+            assert httpx.get(url + "/iiif/3/plain/full/50,/0/default.png").status_code == 200
+    finally:
+        stop_server(proc)
+    entries = lines(data / "logs" / "access.jsonl")
+    assert sum(e["kind"] == "image" for e in entries) == 30

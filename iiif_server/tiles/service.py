@@ -198,8 +198,6 @@ class ImageService:
         self.spellings = MemoryCache(SPELLINGS_BUDGET, cost=lambda _: SPELLING_BYTES)
         self.base = settings.base_url.rstrip("/") if settings.base_url else ""
         self.public_cache_header = self.public_cache.encode()
-        self.passthrough_seconds = metrics.RENDER.labels("passthrough")
-        self.decoded_seconds = metrics.RENDER.labels("decoded")
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Pixel work (decode, scale, encode) in the image pool."""
@@ -379,14 +377,14 @@ class ImageService:
             if body is not None:  # kept and counted as a render's result is
                 ready = self._ready(key, body, plan.format, version, identifier)
                 outcome = "passthrough"
-                metrics.RENDER.labels(outcome).observe(time.perf_counter() - started)
+                metrics.render_time(outcome, time.perf_counter() - started)
         if ready is None:
 
             async def render() -> tuple[Ready, str]:
                 started = time.perf_counter()
                 result, stored = await self.run(process_traced, source, plan, self.encoding)
                 outcome = "passthrough" if stored else "decoded"
-                metrics.RENDER.labels(outcome).observe(time.perf_counter() - started)
+                metrics.render_time(outcome, time.perf_counter() - started)
                 return self._ready(key, result, plan.format, version, identifier), outcome
 
             ready, outcome = await self.renders.run(key, render)
@@ -433,19 +431,19 @@ class ImageService:
         if tile is not None:
             data = self.hot.read_nowait(source, tile.offset, tile.count)
             body = assemble_stored(source, tile, data) if data is not None else None
-            outcome, seconds = "passthrough", self.passthrough_seconds
+            outcome = "passthrough"
         elif source.tile_width * source.tile_height <= LOOP_TILE_PIXELS:
             # an edge tile: a quarter of a millisecond of decoding and encoding here, against ~10 ms of
             # waiting for the GIL in a pool thread while this loop serves stored tiles
             body = from_stored(source, spelling.plan, self.encoding, self._read_nowait, one_tile=True)
-            outcome, seconds = "decoded", self.decoded_seconds
+            outcome = "decoded"
         else:
             return None
         if body is None:
             return None
         ready = Ready(body, spelling.media, spelling.etag, spelling.link_head, spelling.link_tail)
         self.cache.put(spelling.key, ready)
-        seconds.observe(time.perf_counter() - started)
+        metrics.render_time(outcome, time.perf_counter() - started)
         self.cache.put(url, ready)
         return ready, outcome
 
