@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -17,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import bounds, config, demo, metrics, observe, placeholder
 from . import home as home_page
-from .auth.networks import NetworkRules
+from .auth.networks import IPNetwork, NetworkRules
 from .auth.policy import Policy
 from .auth.services import AuthServices, Texts, language_map
 from .auth.snapshot import Snapshot
@@ -38,6 +40,7 @@ from .tiles.request import RequestError
 from .tiles.service import ImageService
 from .tiles.sources import FileSystemSource, SourceStore
 
+log = logging.getLogger("iiif_server")
 CORS_HEADERS = [
     (b"access-control-allow-origin", b"*"),
     (b"access-control-expose-headers", b"Link, ETag, Content-Type"),
@@ -89,16 +92,38 @@ class CORSMiddleware:
 
 
 class ImageHits:
-    """Cached responses of public images, answered before Starlette's routing and request objects
-    (`ImageService.answer_hit`); everything else goes on to the application."""
+    """Cached and stored public images (`ImageService.find_hit`), answered ahead of every other layer and
+    of Starlette's routing and request objects, doing here what those layers do for every other answer:
+    the host check, the CORS headers, the access-log line and the metrics. Everything else, and anything
+    that goes wrong here, goes on to the application."""
 
-    def __init__(self, app: ASGIApp, service: ImageService) -> None:
+    def __init__(self, app: ASGIApp, service: ImageService, hosts: AllowedHosts, access_log: observe.JsonLines,
+                 proxies: list[IPNetwork]) -> None:
         self.app = app
         self.service = service
+        self.hosts = hosts
+        self.access_log = access_log
+        self.proxies = proxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and await self.service.answer_hit(scope, send):
-            return
+        if scope["type"] == "http":
+            started = time.perf_counter()
+            try:
+                hit = await self.service.find_hit(scope)
+            except Exception:  # noqa: BLE001 - the full path answers, and logs what goes wrong there
+                log.exception("the hit path failed on %s", scope.get("path"))
+                hit = None
+            if hit is not None and (hit.host is None or self.hosts.allows(hit.host, scope.get("server"))):
+                body = hit.ready.body
+                await send({"type": "http.response.start", "status": 200,
+                            "headers": self.service.hit_headers(hit) + CORS_HEADERS})
+                await send({"type": "http.response.body", "body": body})
+                seconds = time.perf_counter() - started
+                metrics.record("image", 200, seconds, len(body), hit.outcome)
+                self.access_log.write_line(observe.access_line(
+                    observe.iso_time(time.time()), observe.client_of(scope, self.proxies), "GET", scope["path"],
+                    "image", hit.identifier, 200, len(body), round(seconds * 1000, 3), hit.outcome, None, None))
+                return
         await self.app(scope, receive, send)
 
 
@@ -289,7 +314,6 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
         metrics.batch.flush()
 
     app = Starlette(routes=routes, lifespan=lifespan)
-    app.add_middleware(ImageHits, service=service)  # innermost: inside the CORS, host and observing layers
     app.add_middleware(CORSMiddleware)
     app.add_middleware(HostCheck, hosts=AllowedHosts(settings.allowed_hosts, settings.base_url),
                        proxies=settings.proxy_networks())
@@ -297,6 +321,9 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
     access_log = observe.buffered_log(settings.access_log_target)
     app.add_middleware(observe.ObserveMiddleware, access_log=access_log, audit_log=audit_log,
                        proxies=settings.proxy_networks(), metrics_networks=settings.metrics_network_list())
+    # outside them all: public images from the cache or a stored tile, with what those layers add
+    app.add_middleware(ImageHits, service=service, hosts=AllowedHosts(settings.allowed_hosts, settings.base_url),
+                       access_log=access_log, proxies=settings.proxy_networks())
     app.state.service = service
     app.state.catalogue = catalogue
     return app

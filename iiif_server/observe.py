@@ -218,6 +218,22 @@ def access_line(time_text: str, client: str | None, method: str, path: str, kind
             f'"token_id":{_text(token_id)}}}')
 
 
+def client_of(scope: Scope, proxies: Sequence[IPNetwork]) -> str | None:
+    """The client's address as the logs name it: the peer, or the client a trusted proxy names."""
+    peer = scope.get("client")
+    if not peer:
+        return None
+    if not proxies:
+        return str(peer[0])
+    headers: dict[str, str] = {}
+    for name, value in scope.get("headers", ()):
+        if name in (b"forwarded", b"x-forwarded-for"):
+            key = name.decode()
+            headers[key] = (headers[key] + ", " if key in headers else "") + value.decode("latin-1")
+    addr = client_address(str(peer[0]), headers, proxies)
+    return str(addr) if addr is not None else None
+
+
 def _text(value: str | None) -> str:
     return "null" if value is None else _quote(value)
 
@@ -329,18 +345,7 @@ class ObserveMiddleware:
             })
 
     def client(self, scope: Scope) -> str | None:
-        peer = scope.get("client")
-        if not peer:
-            return None
-        if not self.proxies:
-            return str(peer[0])
-        headers = {}
-        for name, value in scope.get("headers", ()):
-            if name in (b"forwarded", b"x-forwarded-for"):
-                key = name.decode()
-                headers[key] = (headers[key] + ", " if key in headers else "") + value.decode("latin-1")
-        addr = client_address(str(peer[0]), headers, self.proxies)
-        return str(addr) if addr is not None else None
+        return client_of(scope, self.proxies)
 
     @staticmethod
     def path_identifier(scope: Scope) -> str | None:

@@ -881,6 +881,20 @@ async def test_a_repeated_request_is_answered_from_the_cache_as_the_full_path_an
     app.state.catalogue.engine.dispose()
 
 
+async def test_a_cached_image_is_refused_to_a_host_not_allowed(settings: config.Settings) -> None:
+    """The hit path answers ahead of the host check and does it itself: a forged Host gets the 400 the
+    full path gives, never the cached image with that host in its Link header."""
+    app = create_app(dataclasses.replace(settings, cache_mb=64, allowed_hosts=("testserver",)))
+    url = "/iiif/3/pyramid/256,256,256,256/256,256/0/default.jpg"
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
+        for _ in range(2):
+            r = await c.get(url)
+            assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "*"
+        forged = await c.get(url, headers={"Host": "evil.example"})
+        assert forged.status_code == 400 and "evil.example" not in forged.headers.get("link", "")
+    app.state.catalogue.engine.dispose()
+
+
 async def test_the_cache_hit_path_notices_a_replaced_file(settings: config.Settings, tmp_path: Path) -> None:
     root = tmp_path / "images"
     root.mkdir()

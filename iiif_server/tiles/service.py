@@ -23,7 +23,7 @@ from urllib.parse import quote, unquote_to_bytes
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
-from starlette.types import Scope, Send
+from starlette.types import Scope
 
 from .. import metrics, observe, placeholder
 from ..auth.networks import in_any, parse_address
@@ -139,6 +139,17 @@ class Ready:
 
     def __len__(self) -> int:
         return len(self.body) + READY_OVERHEAD
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A request the hit path answers: the stored response, its Link header, how it was made."""
+
+    ready: Ready
+    link: str
+    outcome: str  # cache_hit or passthrough or decoded
+    identifier: str
+    host: str | None  # the Host header, for the host check outside
 
 
 @dataclass(frozen=True, slots=True)
@@ -466,16 +477,16 @@ class ImageService:
     def _read_nowait(self, source: Source, tile: StoredTile) -> bytes | None:
         return self.hot.read_nowait(source, tile.offset, tile.count)
 
-    async def answer_hit(self, scope: Scope, send: Send) -> bool:
-        """Answer a GET of public material from the response cache, or a stored tile already in the page
-        cache, without Starlette's request machinery, thread hops or header building; False where the full
+    async def find_hit(self, scope: Scope) -> Hit | None:
+        """A GET of public material answered from the response cache, or a stored tile already in the page
+        cache, without Starlette's request machinery, thread hops or header building; None where the full
         path must answer (anything else: restricted material, a source not current in the hot memo,
-        conditional and HEAD requests, errors, renders).
+        conditional and HEAD requests, proxied requests, errors, renders).
 
         The access decision is the full path's: material whose tier is restricted never gets here, and
         what is cached under a request's own URL was stored only for public material."""
         if scope["method"] != "GET":
-            return False
+            return None
         raw: bytes = scope.get("raw_path") or scope["path"].encode()
         raw = raw.split(b"?", 1)[0]
         root = scope.get("root_path", "")
@@ -486,52 +497,55 @@ class ImageService:
         elif raw.startswith(b"/iiif/2/"):
             version = 2
         else:
-            return False
+            return None
         parts = raw[8:].split(b"/")
         if len(parts) != 5:
-            return False
-        host = forwarded = None
+            return None
+        host = forwarded = forwarded_host = None
         for name, value in scope["headers"]:
             if name == b"if-none-match":
-                return False
+                return None
             if name == b"host":
                 host = value
             elif name.startswith(b"x-forwarded-"):
                 forwarded = True
-        if forwarded and self.proxies and not self.base:
-            return False  # the base URL comes from a proxy's headers: the full path reads them
+                forwarded_host = forwarded_host or name == b"x-forwarded-host"
+        if self.proxies and (forwarded_host or (forwarded and not self.base)):
+            return None  # the base URL or the host check reads a proxy's headers: the full path does
         try:  # decode_segment's result, sparing unquote where nothing is quoted
             identifier, *params = (p.decode() if b"%" not in p else decode_segment(p) for p in parts)
         except (RequestError, UnicodeDecodeError):
-            return False
+            return None
         if self.auth is not None:
             policy = self.auth.policy
             await policy.fresh(self.run_io)
             if policy.restricted(policy.tier_of(identifier)):
-                return False
+                return None
         opened = self.hot.get(identifier)
         if opened is None:
-            return False
+            return None
         source = opened.source
         outcome = "cache_hit"
         ready: Ready | None = self.cache.get((source.path, source.stamp, version, *params))
         if ready is None:
             found = self._stored_on_loop(source, version, identifier, params)
             if found is None:
-                return False
+                return None
             ready, outcome = found
-        observe.note_identifier(identifier)
-        observe.note_outcome(outcome)
-        base = self.base or f"{scope.get('scheme', 'http')}://{host.decode('latin-1') if host else 'localhost'}"
-        await send({"type": "http.response.start", "status": 200, "headers": [
+        text_host = host.decode("latin-1") if host else None
+        base = self.base or f"{scope.get('scheme', 'http')}://{text_host or 'localhost'}"
+        return Hit(ready, ready.link_head + base + ready.link_tail, outcome, identifier, text_host)
+
+    def hit_headers(self, hit: Hit) -> list[tuple[bytes, bytes]]:
+        """The full path's headers of a public image, CORS aside."""
+        ready = hit.ready
+        return [
             (b"cache-control", self.public_cache_header),
-            (b"link", (ready.link_head + base + ready.link_tail).encode()),
+            (b"link", hit.link.encode()),
             (b"etag", ready.etag.encode()),
             (b"content-length", ready.length),
             (b"content-type", ready.media),
-        ]})
-        await send({"type": "http.response.body", "body": ready.body})
-        return True
+        ]
 
     @staticmethod
     def _conditional(request: Request, body: bytes, media: str, headers: dict[str, str],
