@@ -66,6 +66,7 @@ class Batch:
         self.in_flight = 0
         self.flushed_in_flight = 0
         self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def inc(self, child: Any, amount: float = 1) -> None:
         self.counts[child] = self.counts.get(child, 0) + amount
@@ -81,15 +82,18 @@ class Batch:
         self._schedule()
 
     def _schedule(self) -> None:
-        if self._timer is not None:
-            return
         try:
-            self._timer = asyncio.get_running_loop().call_later(FLUSH_SECONDS, self.flush)
+            loop = asyncio.get_running_loop()
         except RuntimeError:  # no event loop here: hand over at once
             self.flush()
+            return
+        if self._timer is None or self._loop is not loop:  # (a timer of a loop since closed never fires)
+            self._timer, self._loop = loop.call_later(FLUSH_SECONDS, self.flush), loop
 
     def flush(self) -> None:
-        self._timer = None
+        if self._timer is not None:
+            self._timer.cancel()  # (when called before its time: an exposition, the end of a worker)
+            self._timer = None
         counts, self.counts = self.counts, {}
         histograms, self.histograms = self.histograms, {}
         for child, amount in counts.items():

@@ -117,6 +117,7 @@ class JsonLines:
         self._pending: list[str] = []
         self._pending_bytes = 0
         self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         if target == "off":
             return
         if target == "-":
@@ -142,11 +143,14 @@ class JsonLines:
         self._pending_bytes += len(line) + 1
         if self._pending_bytes >= BUFFER_BYTES:
             self.flush()
-        elif self._timer is None:
-            try:
-                self._timer = asyncio.get_running_loop().call_later(FLUSH_SECONDS, self.flush)
-            except RuntimeError:  # no event loop: nothing would flush it later
-                self.flush()
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop: nothing would flush it later
+            self.flush()
+            return
+        if self._timer is None or self._loop is not loop:  # (a timer of a loop since closed never fires)
+            self._timer, self._loop = loop.call_later(FLUSH_SECONDS, self.flush), loop
 
     def flush(self) -> None:
         if self._timer is not None:
