@@ -15,7 +15,7 @@ from iiif_server import config, demo, observe
 from iiif_server.app import create_app
 from iiif_server.ingest import write_access_copy
 from iiif_server.tiles.edges import add_edges
-from iiif_server.tiles.pipeline import locate_stored
+from iiif_server.tiles.pipeline import WHOLE, Encoding, locate_stored, process, was_passthrough
 from iiif_server.tiles.request import Limits, parse, resolve
 from iiif_server.tiles.sources import FileSystemSource
 from iiif_server.tiles.thumbnail import add_thumbnail
@@ -65,20 +65,25 @@ def copies(root: Path, width: int, height: int, grey: bool = False, quality: int
 
 
 async def answers(root: Path, tmp: Path, paths: list[str], **settings: object) -> list[tuple[bytes, str | None]]:
-    """Body and outcome of each GET, response cache off, each URL asked twice (the first opens the source)."""
+    """Body and outcome of each GET, response cache off. Each URL is asked twice: the full path answers the
+    first (it opens the source), the event loop's hit path the second; both must agree."""
     app = create_app(config.Settings(data_dir=tmp, images=root, demo=False, cache_mb=0, **settings))  # type: ignore
-    seen: list[str | None] = []
+    app.state.service.hot.recheck = 0  # every first request a full lookup: the full path
+    seen: list[str] = []
     original = observe.note_outcome
     observe.note_outcome = seen.append  # type: ignore[assignment]
     out = []
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
             for path in paths:
-                await c.get(path)
                 seen.clear()
-                r = await c.get(path)
-                assert r.status_code == 200, (path, r.text)
-                out.append((r.content, seen[-1] if seen else None))
+                first = await c.get(path)
+                app.state.service.hot.recheck = 60
+                second = await c.get(path)
+                app.state.service.hot.recheck = 0
+                assert first.status_code == second.status_code == 200, (path, first.text)
+                assert first.content == second.content and len(seen) == 2 and seen[0] == seen[1], (path, seen)
+                out.append((second.content, seen[-1]))
     finally:
         observe.note_outcome = original
         app.state.catalogue.engine.dispose()
@@ -163,6 +168,18 @@ def test_the_page_describes_this_pyramid(tmp_path: Path) -> None:
         fh.seek(at)
         fh.write(b"size=1100x701")
     assert FileSystemSource(stored).open("q").edges is None
+
+
+def test_a_worker_threads_process_sends_the_stored_stream(tmp_path: Path) -> None:
+    """`process` (the pool's path, when the bytes are not in the page cache) sends it as stored too."""
+    plain, stored = copies(tmp_path, 1100, 700)
+    source = FileSystemSource(stored).open("p")
+    plan = resolve(parse(2, "1024,512,76,188", "76,", "0", "default.jpg"), 1100, 700, Limits())
+    tile = locate_stored(source, plan)
+    assert tile is not None and tile.level == WHOLE
+    body = process(source, plan, Encoding())
+    assert was_passthrough()
+    assert body == process(FileSystemSource(plain).open("p"), plan, Encoding()) and not was_passthrough()
 
 
 def test_no_page_where_no_level_has_edges(tmp_path: Path) -> None:
