@@ -48,7 +48,8 @@ class EdgeLevel:
 
 @dataclass(frozen=True)
 class EdgeTiles:
-    """Where the edge tiles' streams sit in the file: two strips a tile, packed (8 bytes a strip)."""
+    """Where the edge tiles' streams sit in the file: two strips a tile, packed (16 bytes a strip, not ~70
+    as tuples: every cached source of a scan carries a few hundred)."""
 
     quality: int
     offsets: array[int]
@@ -57,8 +58,8 @@ class EdgeTiles:
 
     @property
     def nbytes(self) -> int:
-        return self.offsets.itemsize * len(self.offsets) + self.counts.itemsize * len(self.counts) + 64 * len(
-            self.levels)
+        arrays = self.offsets.itemsize * len(self.offsets) + self.counts.itemsize * len(self.counts)
+        return arrays + 64 * len(self.levels)
 
 
 def layout(width: int, height: int, tw: int, th: int, factors: list[int]) -> tuple[EdgeLevel, ...]:
