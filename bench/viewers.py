@@ -15,8 +15,9 @@ Modes: "cold" (response caches off: `--cache-mb 0`, IIPImage `MAX_IMAGE_CACHE_SI
 "warm" (256 MB on both). Each run is preceded by a warm-up of `--warmup` seconds. A bare Starlette
 app on uvicorn returning a fixed 20 KB body from memory gives the ceiling of any Python handler
 here. Prints a Markdown table: requests/s, p50, p99, the largest worker's peak RSS, and ratios.
-Our server reads a copy of the portraits that carries the stored thumbnail page ingest adds
-(tiles/thumbnail.py; `--no-thumbnails`: the plain files); IIPImage reads the plain files.
+Our server reads a copy of the images that carries the pages ingest adds, the stored thumbnail
+(tiles/thumbnail.py) and the edge tiles (tiles/edges.py) (`--no-thumbnails`: the plain files);
+IIPImage reads the plain files.
 Needs `apt-get install wrk iipimage-server lighttpd` (installed when missing and running as root).
 
     python bench/viewers.py [--images DIR] [--no-thumbnails] [--seconds 8] [--warmup 2] [--modes cold,warm]
@@ -47,7 +48,8 @@ from soak import children, free_port, rss_mib, wait_ready, worker_pids  # noqa: 
 from tiles import LIGHTTPD_CONF, osd_tile_urls  # noqa: E402
 
 from iiif_server import demo  # noqa: E402
-from iiif_server.ingest import write_access_copy  # noqa: E402
+from iiif_server.ingest import SERVED_QUALITY, write_access_copy  # noqa: E402
+from iiif_server.tiles.edges import add_edges  # noqa: E402
 from iiif_server.tiles.thumbnail import add_thumbnail  # noqa: E402
 
 BIG = "scan"
@@ -137,18 +139,21 @@ def make_images(images: Path, portraits: int) -> list[str]:
 
 
 def with_thumbnails(images: Path) -> Path:
-    """A copy of the image set whose portraits carry a stored thumbnail page (tiles/thumbnail.py), the
-    rest hard links; IIPImage keeps the plain files (it would list the page as a pyramid level)."""
+    """A copy of the image set whose files carry the pages ingest appends: the stored thumbnail
+    (tiles/thumbnail.py, the portraits) and the edge tiles (tiles/edges.py, every file), the rest hard
+    links; IIPImage keeps the plain files (it would list the pages as pyramid levels)."""
     out = images.with_name(images.name + "-thumbnails")
-    done = out / ".thumbnails-complete"
+    done = out / ".thumbnails-edges-complete"  # named after what the copy holds: an older copy is redone
     if done.exists():
         return out
     shutil.rmtree(out, ignore_errors=True)
     shutil.copytree(images, out, copy_function=os.link)
-    for path in sorted((out / "portraits").glob("*.tif")):
+    for path in [out / f"{BIG}.tif", *sorted((out / "portraits").glob("*.tif"))]:
         tmp = path.with_name("." + path.name)
         shutil.copyfile(path, tmp)
-        add_thumbnail(tmp)
+        if path.parent.name == "portraits":
+            add_thumbnail(tmp)
+        add_edges(tmp, SERVED_QUALITY)
         os.replace(tmp, path)
     done.write_text("")
     return out
@@ -311,7 +316,7 @@ def main() -> int:
     parser.add_argument("--workloads", default="tiles-w,tiles-wh,regions,portraits")
     parser.add_argument("--no-peer", action="store_true", help="only this server (and the ceiling)")
     parser.add_argument("--no-thumbnails", dest="thumbnails", action="store_false",
-                        help="serve the portraits without the stored !200,200 thumbnail ingest adds")
+                        help="serve the plain files, without the stored thumbnail and edge tiles ingest adds")
     args = parser.parse_args()
     names = {"tiles-w": "tiles w,", "tiles-wh": "tiles w,h", "regions": "regions", "portraits": "portraits"}
     chosen = [names[n] for n in args.workloads.split(",")]
@@ -337,7 +342,8 @@ def main() -> int:
         load = os.getloadavg()
         print(f"images ready in {time.monotonic() - t0:.0f} s; {args.workers} workers each, wrk -t{args.threads} "
               f"-c{args.connections}, {args.seconds:g} s per run after {args.warmup:g} s warm-up; "
-              f"load average {load[0]:.1f}; stored thumbnails: {'yes' if args.thumbnails else 'no'}", flush=True)
+              f"load average {load[0]:.1f}; stored thumbnails and edge tiles: {'yes' if args.thumbnails else 'no'}",
+              flush=True)
         ceiling_srv = start_ceiling(tmp, free_port(), args)
         running.append(ceiling_srv)
         ceiling = measure(tmp, ceiling_srv, ["/t"], args)

@@ -265,7 +265,9 @@ def write_access_copy(master: Path, page: int, out: Path, quality: int = ACCESS_
 
     With `thumbnail_quality` (the server's JPEG quality) the copy also holds the `full/!200,200`
     thumbnail as the server renders it, sent as stored (tiles/thumbnail.py): a wall of thumbnails
-    is then read, not decoded."""
+    is then read, not decoded; and viewers' tiles at the right and bottom edges, each as the server
+    renders it, likewise sent as stored (tiles/edges.py)."""
+    from .tiles.edges import add_edges
     from .tiles.pipeline import WHITE, Encoding, no_metadata, to_srgb8
     from .tiles.thumbnail import add_thumbnail
 
@@ -277,6 +279,7 @@ def write_access_copy(master: Path, page: int, out: Path, quality: int = ACCESS_
                      **access_options(quality, subsample), **no_metadata("tiffsave"))
         if thumbnail_quality is not None:
             add_thumbnail(out, encoding=Encoding(jpeg_quality=thumbnail_quality))
+            add_edges(out, thumbnail_quality)
         os.chmod(out, 0o644)
     except BaseException:
         out.unlink(missing_ok=True)

@@ -206,9 +206,11 @@ def test_access_copies_are_tiled_pyramidal_jpeg_tiffs_at_collection_document_pag
     found = {p.relative_to(mixed.root / "family").with_suffix("").as_posix() for p in mixed.root.rglob("*.tif")}
     assert found == expected
     with tifffile.TiffFile(mixed.root / "family" / "map" / "map.tif") as tif:
-        pages = [p for p in tif.pages if p.is_tiled]  # the pyramid; the thumbnail page is one strip
+        pages = [p for p in tif.pages if p.is_tiled]  # the pyramid; then the thumbnail and the edge tiles in strips
         assert len(pages) >= 3
-        assert [(p.shape[:2], p.is_tiled) for p in tif.pages[len(pages):]] == [((145, 200), False)]
+        appended = tif.pages[len(pages):]
+        assert [(p.shape[:2], p.is_tiled) for p in appended[:1]] == [((145, 200), False)]
+        assert [p.description.split(" q=")[0] for p in appended] == ["iiif-server thumbnail", "iiif-server edges"]
         for page in pages:
             assert page.is_tiled and page.compression == 7 and page.bitspersample == 8
         for bigger, smaller in zip(pages, pages[1:], strict=False):

@@ -71,7 +71,10 @@ from iiif_server import config
 from iiif_server.app import create_app, image_source
 from iiif_server.storage import upload
 from iiif_server.tiles import hot
+from iiif_server.tiles.edges import add_edges
 from iiif_server.tiles.objectsource import ObjectStoreSource
+from iiif_server.tiles.pipeline import raw_tile
+from iiif_server.tiles.request import Limits, parse, resolve
 from iiif_server.tiles.sources import FileSystemSource, Source
 
 BUCKET = "images"
@@ -221,6 +224,29 @@ async def test_rendered_regions_read_blocks_not_whole_objects(weed: seaweed.Weed
         r = await c.get("/iiif/3/big/3000,3000,300,300/300,/0/default.jpg")  # off the grid, full resolution
         assert r.status_code == 200
     assert source.blocks.fetched < size / 3, (source.blocks.fetched, size)
+    app.state.catalogue.engine.dispose()
+
+
+async def test_an_edge_tile_stored_at_ingest_is_one_ranged_get_of_its_stream(weed: seaweed.Weed,
+                                                                              tmp_path: Path) -> None:
+    """The edges page (tiles/edges.py) read from object storage: the same streams, each one GET."""
+    path = tmp_path / "edged.tif"
+    quadrants(1100, 700).tiffsave(str(path), tile=True, tile_width=256, tile_height=256, pyramid=True,
+                                  compression="jpeg", Q=85)
+    add_edges(path, 85)
+    upload(weed.store(BUCKET, "edges"), path, "edged.tif")
+    app = create_app(s3_settings_for(weed, tmp_path / "data", "edges"))
+    source = app.state.service.source
+    local = FileSystemSource(tmp_path).open("edged")
+    url = "/iiif/2/edged/1024,512,76,188/76,/0/default.jpg"
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
+        assert (await c.get("/iiif/2/edged/info.json")).status_code == 200
+        assert source.open("edged").edges == local.edges
+        fetches = source.blocks.fetches
+        r = await c.get(url)
+        assert r.status_code == 200 and source.blocks.fetches - fetches == 1
+    plan = resolve(parse(2, *url.split("/")[4:]), 1100, 700, Limits())
+    assert r.content == raw_tile(local, plan)
     app.state.catalogue.engine.dispose()
 
 

@@ -22,6 +22,7 @@ try:  # libjpeg-turbo through a thin binding: ~3x faster than libvips' jpegsave 
 except ImportError:  # pragma: no cover - the server still works, only slower
     simplejpeg = None
 
+from .edges import find
 from .memory import trimmer
 from .request import FORMATS, Plan, RequestError
 from .sources import FileReader, Source, adobe_transform, declares_rgb
@@ -121,7 +122,7 @@ def locate_stored(source: Source, plan: Plan, jpeg_quality: int = Encoding.jpeg_
         return None
     tw, th = source.tile_width, source.tile_height
     if (plan.out_w, plan.out_h) != (tw, th):
-        return None
+        return _edge(source, plan, jpeg_quality)
     for index, level in enumerate(source.levels):
         d = level.factor
         if plan.w != tw * d or plan.h != th * d or index not in source.raw:
@@ -130,13 +131,22 @@ def locate_stored(source: Source, plan: Plan, jpeg_quality: int = Encoding.jpeg_
             return None
         col, row = plan.x // (tw * d), plan.y // (th * d)
         if (col + 1) * tw > level.width or (row + 1) * th > level.height:
-            return None  # edge tiles are padded in the file
+            return _edge(source, plan, jpeg_quality)  # edge tiles are padded in the file
         tiles = source.raw[index]
         n = row * tiles.tiles_across + col
         if n >= len(tiles.offsets) or tiles.counts[n] == 0:
             return None
         return StoredTile(index, tiles.offsets[n], tiles.counts[n])
-    return None
+    return _edge(source, plan, jpeg_quality)
+
+
+def _edge(source: Source, plan: Plan, jpeg_quality: int) -> StoredTile | None:
+    """An edge tile stored as the server renders it (tiles/edges.py), at the server's JPEG quality."""
+    edges = source.edges
+    if edges is None or edges.quality != jpeg_quality:
+        return None
+    found = find(edges, plan, source.width, source.height, source.tile_width, source.tile_height)
+    return None if found is None else StoredTile(WHOLE, *found)
 
 
 def assemble_stored(source: Source, tile: StoredTile, data: bytes) -> bytes | None:

@@ -26,6 +26,7 @@ import tifffile
 
 from . import jp2
 from .cache import MemoryCache
+from .edges import EdgeTiles, layout, read_description
 from .request import RequestError
 
 EXTENSIONS = (".tif", ".tiff", ".ptif", ".jpg", ".jpeg", ".png", ".webp", ".jp2", ".j2k", ".jpx")
@@ -160,6 +161,7 @@ class Source:
     untiled: bool = False  # pixels only by decoding a whole level: see untiled.py
     # complete JPEG streams stored for one output size (tiles/thumbnail.py): (w, h) -> (offset, count, quality)
     stored: dict[tuple[int, int], tuple[int, int, int]] = field(default_factory=dict)
+    edges: EdgeTiles | None = None  # viewers' edge tiles stored as sent (tiles/edges.py)
 
     def __post_init__(self) -> None:
         if self.reader is None:
@@ -169,7 +171,8 @@ class Source:
     def nbytes(self) -> int:
         """Roughly what keeping this source costs: its stored-tile tables and a fixed part."""
         return SOURCE_OVERHEAD + sum(raw.offsets.itemsize * len(raw.offsets) + raw.counts.itemsize * len(raw.counts)
-                                     + len(raw.tables) for raw in self.raw.values())
+                                     + len(raw.tables) for raw in self.raw.values()) + (
+                                         self.edges.nbytes if self.edges else 0)
 
     @property
     def scale_factors(self) -> list[int]:
@@ -390,6 +393,8 @@ def _open_tiff(path: PurePath, stamp: tuple[int, int], reader: Reader) -> Source
         for page, page_no, sub_no in candidates:
             pw, ph = int(page.imagewidth), int(page.imagelength)
             prev = levels[-1]
+            if (page.description or "").startswith("iiif-server "):
+                break  # a page tiles/thumbnail.py or tiles/edges.py appended, never a level
             # a pyramid level halves the previous one (rounded either way)
             if not (abs(pw - prev.width / 2) <= 1 and abs(ph - prev.height / 2) <= 1):
                 break
@@ -402,15 +407,16 @@ def _open_tiff(path: PurePath, stamp: tuple[int, int], reader: Reader) -> Source
         tag = first.tags.get("Orientation")
         orientation = int(tag.value) if tag is not None else 1
         stored = _stored_streams(pages)
+        edges = _edge_streams(pages, w, h, tw, th, [levels[i].factor for i in sorted(raw)])
     if orientation not in range(1, 9):
         orientation = 1
     if orientation != 1:
-        raw, stored = {}, {}
+        raw, stored, edges = {}, {}, None
         if orientation in _SWAPPING:
             w, h = h, w
             levels = [Level(lv.height, lv.width, lv.factor, lv.page, lv.subifd) for lv in levels]
     return Source(path, stamp, w, h, tuple(levels), tw, th, orientation, raw, reader, untiled=not tiled,
-                  stored=stored)
+                  stored=stored, edges=edges)
 
 
 def _stored_streams(pages: Any) -> dict[tuple[int, int], tuple[int, int, int]]:
@@ -428,6 +434,21 @@ def _stored_streams(pages: Any) -> dict[tuple[int, int], tuple[int, int, int]]:
             out[(int(page.imagewidth), int(page.imagelength))] = (int(page.dataoffsets[0]),
                                                                  int(page.databytecounts[0]), quality)
     return out
+
+
+def _edge_streams(pages: Any, width: int, height: int, tw: int, th: int, factors: list[int]) -> EdgeTiles | None:
+    """The edge tiles' page (tiles/edges.py), when it describes this very pyramid."""
+    for page in pages[1:]:
+        fields = read_description(page.description or "") if page.compression == 7 else None
+        if fields is None:
+            continue
+        levels = layout(width, height, tw, th, factors)
+        count = sum(lv.count for lv in levels)
+        if (fields["tile"] != f"{tw}x{th}" or fields["size"] != f"{width}x{height}" or fields["tiles"] != str(count)
+                or len(page.dataoffsets) != 2 * count or len(page.databytecounts) != 2 * count):
+            return None
+        return EdgeTiles(int(fields["q"]), array("Q", page.dataoffsets), array("Q", page.databytecounts), levels)
+    return None
 
 
 def _markers(stream: bytes) -> tuple[int | None, bytes]:

@@ -41,7 +41,7 @@ def add_thumbnail(path: Path, box: int = THUMBNAIL_BOX, encoding: Encoding | Non
     body = encode(img, "jpg", encoding)
     # the stream's own chroma subsampling (as encode chose it), in the TIFF's terms
     subsampling = (1, 1) if grey or encoding.jpeg_quality >= 90 else (2, 2)
-    append_jpeg_page(path, body, plan.out_w, plan.out_h, 1 if grey else 3, subsampling,
+    append_jpeg_page(path, [body], plan.out_w, plan.out_h, plan.out_h, 1 if grey else 3, subsampling,
                      describe(encoding.jpeg_quality))
     return size
 
@@ -61,11 +61,12 @@ def quality_of(description: str) -> int | None:
     return int(description[len(DESCRIPTION):])
 
 
-def append_jpeg_page(path: Path, jpeg: bytes, width: int, height: int, bands: int,
+def append_jpeg_page(path: Path, strips: list[bytes], width: int, height: int, rows_per_strip: int, bands: int,
                      subsampling: tuple[int, int], description: bytes) -> None:
-    """Append a reduced-resolution page holding one complete JPEG stream as its only strip.
+    """Append a reduced-resolution, JPEG-compressed page whose strips are complete JPEG streams.
 
-    Classic TIFF only (access copies stay far below 4 GB); the last directory is linked to the new one."""
+    Equal strips are written once (two entries may point at the same bytes). Classic TIFF only
+    (access copies stay far below 4 GB); the last directory is linked to the new one."""
     with open(path, "r+b") as f:
         head = f.read(8)
         order = {b"II": "<", b"MM": ">"}.get(head[:2])
@@ -79,10 +80,23 @@ def append_jpeg_page(path: Path, jpeg: bytes, width: int, height: int, bands: in
             f.seek(link)
             (offset,) = struct.unpack(order + "I", f.read(4))
         end = f.seek(0, os.SEEK_END)
-        data = end + (end & 1)
-        bits = data + len(jpeg) + (len(jpeg) & 1)  # BitsPerSample of three bands lives outside the entry
-        text = bits + 8  # the description (NUL-terminated ASCII), padded to an even length
-        ifd = text + len(description) + (len(description) & 1)
+        out = bytearray(b"\0" * (end & 1))  # every offset below is even
+        at: dict[bytes, int] = {}
+        for strip in strips:
+            if strip not in at:
+                at[strip] = end + len(out)
+                out += strip + b"\0" * (len(strip) & 1)
+        offsets = [at[strip] for strip in strips]
+        counts = [len(strip) for strip in strips]
+        n = len(strips)
+        tables = end + len(out)  # StripOffsets and StripByteCounts live outside their entries past one strip
+        if n > 1:
+            out += struct.pack(f"{order}{n}I", *offsets) + struct.pack(f"{order}{n}I", *counts)
+        bits = end + len(out)  # BitsPerSample of three bands lives outside the entry
+        out += struct.pack(order + "4H", 8, 8, 8, 0)
+        text = end + len(out)  # the description (NUL-terminated ASCII), padded to an even length
+        out += description + b"\0" * (len(description) & 1)
+        ifd = end + len(out)
         short, long_ = 3, 4
         entries = [
             (254, long_, 1, 1),  # NewSubfileType: reduced resolution
@@ -92,23 +106,20 @@ def append_jpeg_page(path: Path, jpeg: bytes, width: int, height: int, bands: in
             (259, short, 1, 7),  # JPEG
             (262, short, 1, 6 if bands == 3 else 1),  # YCbCr or grey
             (270, 2, len(description), text),  # ImageDescription
-            (273, long_, 1, data),
+            (273, long_, n, offsets[0] if n == 1 else tables),
             (277, short, 1, bands),
-            (278, long_, 1, height),
-            (279, long_, 1, len(jpeg)),
+            (278, long_, 1, rows_per_strip),
+            (279, long_, n, counts[0] if n == 1 else tables + 4 * n),
             (284, short, 1, 1),
         ]
         if bands == 3:
-            entries.append((530, short, 2, subsampling[0] | subsampling[1] << 16 if order == "<" else 0))
-        out = bytearray(b"\0" * (data - end)) + jpeg + b"\0" * (len(jpeg) & 1)
-        out += struct.pack(order + "4H", 8, 8, 8, 0)
-        out += description + b"\0" * (len(description) & 1)
+            entries.append((530, short, 2, 0))
         out += struct.pack(order + "H", len(entries))
         for tag, kind, count, value in entries:
-            if kind == short and count == 1:
-                out += struct.pack(order + "HHIHH", tag, kind, count, value, 0)
-            elif tag == 530:
+            if tag == 530:
                 out += struct.pack(order + "HHIHH", tag, kind, count, *subsampling)
+            elif kind == short and count == 1:
+                out += struct.pack(order + "HHIHH", tag, kind, count, value, 0)
             else:
                 out += struct.pack(order + "HHII", tag, kind, count, value)
         out += struct.pack(order + "I", 0)
