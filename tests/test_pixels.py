@@ -464,7 +464,7 @@ async def test_small_output_is_read_from_a_small_pyramid_level(
     monkeypatch.setattr(pipeline, "read_stored", reading)
     r = await client.get(f"/iiif/3/pyramid/{path}")
     assert r.status_code == 200, r.text
-    assert used == [level]
+    assert used and set(used) == {level}  # one level (through libvips once, or tile by tile)
 
 
 def test_pick_level_never_upscales_by_more_than_a_pixel(pyramid: Source) -> None:
