@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 from pathlib import Path
@@ -69,23 +70,21 @@ async def answers(root: Path, tmp: Path, paths: list[str], **settings: object) -
     first (it opens the source), the event loop's hit path the second; both must agree."""
     app = create_app(config.Settings(data_dir=tmp, images=root, demo=False, cache_mb=0, **settings))  # type: ignore
     app.state.service.hot.recheck = 0  # every first request a full lookup: the full path
-    seen: list[str] = []
-    original = observe.note_outcome
-    observe.note_outcome = seen.append  # type: ignore[assignment]
+    log = tmp / "logs" / "access.jsonl"
     out = []
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
             for path in paths:
-                seen.clear()
                 first = await c.get(path)
                 app.state.service.hot.recheck = 60
                 second = await c.get(path)
                 app.state.service.hot.recheck = 0
                 assert first.status_code == second.status_code == 200, (path, first.text)
-                assert first.content == second.content and len(seen) == 2 and seen[0] == seen[1], (path, seen)
+                observe.flush_logs()
+                seen = [json.loads(line)["outcome"] for line in log.read_text().splitlines()[-2:]]
+                assert first.content == second.content and seen[0] == seen[1], (path, seen)
                 out.append((second.content, seen[-1]))
     finally:
-        observe.note_outcome = original
         app.state.catalogue.engine.dispose()
     return out
 
