@@ -35,7 +35,7 @@ from .search.pages import AcrossService
 from .search.routes import SearchService
 from .search.routes import services as search_services
 from .search.store import TextStore
-from .tiles import untiled
+from .tiles import memory, untiled
 from .tiles.request import RequestError
 from .tiles.service import ImageService
 from .tiles.sources import FileSystemSource, SourceStore
@@ -234,6 +234,7 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
     search = SearchService(text, auth.policy, service.base_url, service.run_io)
     search_across = AcrossService(text, auth.policy, service.base_url, service.run_io)
     pyvips.cache_set_max(0)  # our own caches decide what stays; libvips' cache would pin files
+    memory.map_large_blocks()  # a render's large buffers go back to the system when freed
     untiled.decodes.budget = settings.untiled_memory_mb << 20
 
     async def image_api_3(request: Request) -> Response:

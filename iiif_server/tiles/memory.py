@@ -17,6 +17,11 @@ import time
 from collections.abc import Callable
 
 TRIM_INTERVAL = 0.5  # seconds: a trim walks every arena, so not after each render
+# glibc maps allocations from this size up on their own and unmaps them when freed. Left alone it raises
+# the threshold to the largest block freed so far (up to 32 MiB): a render's buffers of a few MiB
+# (libvips' output, encoded images) then come from the arenas, where they fragment and stay.
+MAP_FROM = 1 << 20
+_M_MMAP_THRESHOLD = -3  # mallopt's parameter number in glibc's malloc.h
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
@@ -28,6 +33,17 @@ def _malloc_trim() -> Callable[[int], int] | None:
     trim.argtypes = [ctypes.c_size_t]
     trim.restype = ctypes.c_int
     return trim  # type: ignore[no-any-return]
+
+
+def map_large_blocks(size: int = MAP_FROM) -> bool:
+    """Have glibc map blocks of `size` bytes and more on their own, always (per process); False elsewhere."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, size))
 
 
 class Trimmer:

@@ -206,14 +206,39 @@ STORED_PIXELS_MAX = 4 << 20
 Read = Callable[[Source, StoredTile], "bytes | None"]
 
 
-def _decode_stored(source: Source, tile: StoredTile, read: Read) -> Any:
-    """One stored tile as an array (height x width x bands), or None."""
+def _decode_stored(source: Source, tile: StoredTile, read: Read, out: Any = None) -> Any:
+    """One stored tile as an array (height x width x bands), or None; decoded into `out` when given
+    (a writable buffer of at least the tile's size)."""
     data = read(source, tile)
     stream = assemble_stored(source, tile, data) if data is not None else None
     if stream is None:
         return None
     grey = simplejpeg.decode_jpeg_header(stream)[2] == "Gray"
-    return simplejpeg.decode_jpeg(stream, colorspace="GRAY" if grey else "RGB")
+    return simplejpeg.decode_jpeg(stream, colorspace="GRAY" if grey else "RGB", buffer=out)
+
+
+class Scratch(threading.local):
+    """A thread's buffers for decoding stored tiles, kept between requests: a few MiB allocated and freed
+    per region fragmented glibc's arenas, and random regions grew a worker by 200 MiB over 200,000
+    requests (bench/soak.py). At most STORED_PIXELS_MAX x 3 bytes per image thread."""
+
+    def __init__(self) -> None:
+        self.tile = numpy.empty(0, dtype=numpy.uint8) if simplejpeg is not None else None
+        self.region = self.tile
+
+    def tile_buffer(self, size: int) -> Any:
+        if self.tile.size < size:
+            self.tile = numpy.empty(size, dtype=numpy.uint8)
+        return self.tile[:size]
+
+    def region_array(self, height: int, width: int, bands: int) -> Any:
+        size = height * width * bands
+        if self.region.size < size:
+            self.region = numpy.empty(size, dtype=numpy.uint8)
+        return self.region[:size].reshape(height, width, bands)
+
+
+_scratch = Scratch()
 
 
 def from_stored(source: Source, plan: Plan, enc: Encoding, read: Read | None = None,
@@ -246,17 +271,19 @@ def from_stored(source: Source, plan: Plan, enc: Encoding, read: Read | None = N
     if width * height > STORED_PIXELS_MAX:
         return None
     read = read or read_stored
+    scratch = _scratch
     part = None
     for row in rows:
         for col in cols:
             n = row * tiles.tiles_across + col
             if n >= len(tiles.offsets) or tiles.counts[n] == 0:
                 return None
-            pixels = _decode_stored(source, StoredTile(index, tiles.offsets[n], tiles.counts[n]), read)
+            out = scratch.tile_buffer(tw * th * 3)
+            pixels = _decode_stored(source, StoredTile(index, tiles.offsets[n], tiles.counts[n]), read, out)
             if pixels is None or pixels.shape[:2] != (th, tw):
                 return None
             if part is None:
-                part = numpy.empty((height, width, pixels.shape[2]), dtype=numpy.uint8)
+                part = scratch.region_array(height, width, pixels.shape[2])
             elif pixels.shape[2] != part.shape[2]:
                 return None
             x, y = col * tw, row * th  # the tile's corner in the level; copy what lies inside the crop
