@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -454,14 +455,14 @@ async def test_small_output_is_read_from_a_small_pyramid_level(
         return original(self, level_index)
 
     monkeypatch.setattr(Source, "image", recording)
-    # requests from a few stored tiles read that tile, not the level through libvips
-    real_read = pipeline.read_stored
+    # requests answered from stored tiles decode those tiles, not the level through libvips
+    real_decode = pipeline._decode_stored
 
-    def reading(source: Source, tile: pipeline.StoredTile) -> bytes | None:
+    def decoding(source: Source, tile: pipeline.StoredTile, *args: Any) -> Any:
         used.append(tile.level)
-        return real_read(source, tile)
+        return real_decode(source, tile, *args)
 
-    monkeypatch.setattr(pipeline, "read_stored", reading)
+    monkeypatch.setattr(pipeline, "_decode_stored", decoding)
     r = await client.get(f"/iiif/3/pyramid/{path}")
     assert r.status_code == 200, r.text
     assert used and set(used) == {level}  # one level (through libvips once, or tile by tile)

@@ -270,7 +270,22 @@ def from_stored(source: Source, plan: Plan, enc: Encoding, read: Read | None = N
         return None
     if width * height > STORED_PIXELS_MAX:
         return None
-    read = read or read_stored
+    if read is None and isinstance(source.reader, FileReader) and len(cols) * len(rows) > 1:
+        with source.reader.current(source.stamp) as pread:
+            if pread is None:
+                return None
+            return _from_tiles(source, plan, enc, lambda _, tile: pread(tile.offset, tile.count), index, tiles,
+                               (left, top, right, bottom), scaled)
+    return _from_tiles(source, plan, enc, read or read_stored, index, tiles, (left, top, right, bottom), scaled)
+
+
+def _from_tiles(source: Source, plan: Plan, enc: Encoding, read: Read, index: int, tiles: Any,
+                crop: tuple[int, int, int, int], scaled: bool) -> bytes | None:
+    left, top, right, bottom = crop
+    width, height = right - left, bottom - top
+    tw, th = source.tile_width, source.tile_height
+    cols = range(left // tw, (right - 1) // tw + 1)
+    rows = range(top // th, (bottom - 1) // th + 1)
     scratch = _scratch
     part = None
     for row in rows:

@@ -16,7 +16,8 @@ from __future__ import annotations
 import os
 import threading
 from array import array
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any, BinaryIO, Protocol
@@ -123,6 +124,17 @@ class FileReader:
         fd = os.open(self.path, os.O_RDONLY)
         try:
             return os.pread(fd, size, offset)
+        finally:
+            os.close(fd)
+
+    @contextmanager
+    def current(self, stamp: tuple[int, int]) -> Iterator[Callable[[int, int], bytes] | None]:
+        """A reader of the file at one open, if it is still the one `stamp` describes (many tiles of one
+        request: one open instead of one per tile)."""
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            st = os.fstat(fd)
+            yield (lambda offset, size: os.pread(fd, size, offset)) if (st.st_size, st.st_mtime_ns) == stamp else None
         finally:
             os.close(fd)
 
