@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import time
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,32 @@ ERRORS = Counter("iiif_unhandled_errors", "exceptions that reached the top of a 
 FLUSH_SECONDS = 0.5
 
 
+class Later:
+    """Runs `action` once, `delay` seconds after the first `soon()` since it last ran, on the running event
+    loop; at once where there is no loop (nothing would run it later)."""
+
+    def __init__(self, action: Callable[[], None], delay: float) -> None:
+        self.action = action
+        self.delay = delay
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def soon(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.action()
+            return
+        if self._timer is None or self._loop is not loop:  # (a timer of a loop since closed never fires)
+            self._timer, self._loop = loop.call_later(self.delay, self.action), loop
+
+    def cancel(self) -> None:
+        """`action` is running now: no need to run it later."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
 class Batch:
     """Per-request metrics added up in plain numbers on the event loop and handed to prometheus_client at
     most every FLUSH_SECONDS (and before every exposition of this process): across workers each increment
@@ -65,8 +91,7 @@ class Batch:
         self.histograms: dict[Any, list[float]] = {}  # Histogram child -> per-bucket counts, then the sum
         self.in_flight = 0
         self.flushed_in_flight = 0
-        self._timer: asyncio.TimerHandle | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._later = Later(self.flush, FLUSH_SECONDS)
 
     def inc(self, child: Any, amount: float = 1) -> None:
         self.counts[child] = self.counts.get(child, 0) + amount
@@ -82,18 +107,10 @@ class Batch:
         self._schedule()
 
     def _schedule(self) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # no event loop here: hand over at once
-            self.flush()
-            return
-        if self._timer is None or self._loop is not loop:  # (a timer of a loop since closed never fires)
-            self._timer, self._loop = loop.call_later(FLUSH_SECONDS, self.flush), loop
+        self._later.soon()
 
     def flush(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()  # (when called before its time: an exposition, the end of a worker)
-            self._timer = None
+        self._later.cancel()  # (when called before its time: an exposition, the end of a worker)
         counts, self.counts = self.counts, {}
         histograms, self.histograms = self.histograms, {}
         for child, amount in counts.items():

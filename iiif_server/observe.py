@@ -12,7 +12,6 @@ else the network), what (identifier), when. Tokens themselves are never written 
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import datetime as dt
 import json
@@ -116,8 +115,7 @@ class JsonLines:
         self.buffered = buffered
         self._pending: list[str] = []
         self._pending_bytes = 0
-        self._timer: asyncio.TimerHandle | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._later = metrics.Later(self.flush, FLUSH_SECONDS)
         if target == "off":
             return
         if target == "-":
@@ -143,19 +141,11 @@ class JsonLines:
         self._pending_bytes += len(line) + 1
         if self._pending_bytes >= BUFFER_BYTES:
             self.flush()
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # no event loop: nothing would flush it later
-            self.flush()
-            return
-        if self._timer is None or self._loop is not loop:  # (a timer of a loop since closed never fires)
-            self._timer, self._loop = loop.call_later(FLUSH_SECONDS, self.flush), loop
+        else:
+            self._later.soon()
 
     def flush(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._later.cancel()
         if self._pending:
             text = "\n".join(self._pending) + "\n"
             self._pending, self._pending_bytes = [], 0
