@@ -26,7 +26,7 @@ from .auth.snapshot import Snapshot
 from .auth.tiers import Tiers
 from .auth.tokens import TokenStore, load_secret
 from .console.routes import Console
-from .hosts import AllowedHosts, HostCheck
+from .hosts import HostCheck
 from .manifests import presentation
 from .manifests.catalogue import Catalogue
 from .manifests.catalogue import open_catalogue as catalogue_at
@@ -97,11 +97,11 @@ class ImageHits:
     the host check, the CORS headers, the access-log line and the metrics. Everything else, and anything
     that goes wrong here, goes on to the application."""
 
-    def __init__(self, app: ASGIApp, service: ImageService, hosts: AllowedHosts, access_log: observe.JsonLines,
+    def __init__(self, app: ASGIApp, service: ImageService, access_log: observe.JsonLines,
                  proxies: list[IPNetwork]) -> None:
         self.app = app
         self.service = service
-        self.hosts = hosts
+        self.hosts = service.hosts
         self.access_log = access_log
         self.proxies = proxies
 
@@ -316,15 +316,13 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
 
     app = Starlette(routes=routes, lifespan=lifespan)
     app.add_middleware(CORSMiddleware)
-    app.add_middleware(HostCheck, hosts=AllowedHosts(settings.allowed_hosts, settings.base_url),
-                       proxies=settings.proxy_networks())
+    app.add_middleware(HostCheck, hosts=service.hosts, proxies=settings.proxy_networks())
     # outermost: times and logs every answer, the CORS middleware's 500s included
     access_log = observe.buffered_log(settings.access_log_target)
     app.add_middleware(observe.ObserveMiddleware, access_log=access_log, audit_log=audit_log,
                        proxies=settings.proxy_networks(), metrics_networks=settings.metrics_network_list())
     # outside them all: public images from the cache or a stored tile, with what those layers add
-    app.add_middleware(ImageHits, service=service, hosts=AllowedHosts(settings.allowed_hosts, settings.base_url),
-                       access_log=access_log, proxies=settings.proxy_networks())
+    app.add_middleware(ImageHits, service=service, access_log=access_log, proxies=settings.proxy_networks())
     app.state.service = service
     app.state.catalogue = catalogue
     return app

@@ -95,7 +95,7 @@ class Batch:
 
     def inc(self, child: Any, amount: float = 1) -> None:
         self.counts[child] = self.counts.get(child, 0) + amount
-        self._schedule()
+        self._later.soon()
 
     def observe(self, child: Any, value: float) -> None:
         bounds = child._upper_bounds  # prometheus_client's own (ends with +Inf); buckets are not cumulative there
@@ -104,9 +104,6 @@ class Batch:
             counts = self.histograms[child] = [0.0] * (len(bounds) + 1)
         counts[bisect_left(bounds, value)] += 1
         counts[-1] += value
-        self._schedule()
-
-    def _schedule(self) -> None:
         self._later.soon()
 
     def flush(self) -> None:

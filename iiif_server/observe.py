@@ -123,8 +123,6 @@ class JsonLines:
         else:
             os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
             self.fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-        if buffered:
-            _buffered.add(self)
 
     def write(self, entry: dict[str, Any]) -> None:
         if self.fd is not None:
@@ -167,7 +165,6 @@ class JsonLines:
 
     def close(self) -> None:
         self.flush()
-        _buffered.discard(self)
         if self.fd is not None and self.target != "-":
             os.close(self.fd)
         self.fd = None
@@ -175,9 +172,6 @@ class JsonLines:
 
 BUFFER_BYTES = 64 * 1024  # one append of a batch is one write: lines of several workers still never mix
 FLUSH_SECONDS = 0.5
-_buffered: weakref.WeakSet[JsonLines] = weakref.WeakSet()
-
-
 _shared: weakref.WeakValueDictionary[str, JsonLines] = weakref.WeakValueDictionary()
 
 
@@ -193,8 +187,8 @@ def buffered_log(target: str) -> JsonLines:
 
 
 def flush_logs() -> None:
-    """Write out every buffered log's waiting lines (at exit; tests reading a log)."""
-    for lines in list(_buffered):
+    """Write out the waiting lines of this process's buffered logs (at exit; tests reading a log)."""
+    for lines in list(_shared.values()):
         lines.flush()
 
 

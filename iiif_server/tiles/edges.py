@@ -134,7 +134,7 @@ def add_edges(path: Path, quality: int) -> int | None:
     from .pipeline import Encoding, process
     from .request import Limits, parse, resolve
     from .sources import open_source
-    from .thumbnail import append_jpeg_page
+    from .thumbnail import append_jpeg_page, subsampling
 
     st = path.stat()
     source = open_source(path, (st.st_size, st.st_mtime_ns))
@@ -153,9 +153,8 @@ def add_edges(path: Path, quality: int) -> int | None:
                 done[size] = process(source, plan, encoding)  # what the server answers for it today
             strips.append(done[size])
     grey = pyvips.Image.new_from_buffer(strips[0], "").bands == 1  # a header read
-    subsampling = (1, 1) if grey or quality >= 90 else (2, 2)
     count = len(strips) // 2
     # nominally a column of full tiles, one a strip: a shape TIFF readers list without complaint (never decoded)
-    append_jpeg_page(path, strips, tw, th * len(strips), th, 1 if grey else 3, subsampling,
+    append_jpeg_page(path, strips, tw, th * len(strips), th, 1 if grey else 3, subsampling(grey, quality),
                      describe(quality, tw, th, w, h, count))
     return count

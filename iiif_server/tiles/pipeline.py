@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -241,6 +242,16 @@ class Scratch(threading.local):
 _scratch = Scratch()
 
 
+@contextmanager
+def _tile_reader(source: Source, read: Read | None, tiles: int) -> Iterator[Read | None]:
+    """`read`, or the default: the file opened once for a request of several tiles (None if it changed)."""
+    if read is None and tiles > 1 and isinstance(source.reader, FileReader):
+        with source.reader.current(source.stamp) as pread:
+            yield None if pread is None else (lambda _, tile: pread(tile.offset, tile.count))
+    else:
+        yield read or read_stored
+
+
 def from_stored(source: Source, plan: Plan, enc: Encoding, read: Read | None = None,
                 one_tile: bool = False) -> bytes | None:
     """A request answered from the stored JPEG tiles it covers (edge tiles, regions, thumbnails from a
@@ -270,40 +281,26 @@ def from_stored(source: Source, plan: Plan, enc: Encoding, read: Read | None = N
         return None
     if width * height > STORED_PIXELS_MAX:
         return None
-    if read is None and isinstance(source.reader, FileReader) and len(cols) * len(rows) > 1:
-        with source.reader.current(source.stamp) as pread:
-            if pread is None:
-                return None
-            return _from_tiles(source, plan, enc, lambda _, tile: pread(tile.offset, tile.count), index, tiles,
-                               (left, top, right, bottom), scaled)
-    return _from_tiles(source, plan, enc, read or read_stored, index, tiles, (left, top, right, bottom), scaled)
-
-
-def _from_tiles(source: Source, plan: Plan, enc: Encoding, read: Read, index: int, tiles: Any,
-                crop: tuple[int, int, int, int], scaled: bool) -> bytes | None:
-    left, top, right, bottom = crop
-    width, height = right - left, bottom - top
-    tw, th = source.tile_width, source.tile_height
-    cols = range(left // tw, (right - 1) // tw + 1)
-    rows = range(top // th, (bottom - 1) // th + 1)
-    scratch = _scratch
     part = None
-    for row in rows:
-        for col in cols:
-            n = row * tiles.tiles_across + col
-            if n >= len(tiles.offsets) or tiles.counts[n] == 0:
-                return None
-            out = scratch.tile_buffer(tw * th * 3)
-            pixels = _decode_stored(source, StoredTile(index, tiles.offsets[n], tiles.counts[n]), read, out)
-            if pixels is None or pixels.shape[:2] != (th, tw):
-                return None
-            if part is None:
-                part = scratch.region_array(height, width, pixels.shape[2])
-            elif pixels.shape[2] != part.shape[2]:
-                return None
-            x, y = col * tw, row * th  # the tile's corner in the level; copy what lies inside the crop
-            x0, y0, x1, y1 = max(left, x), max(top, y), min(right, x + tw), min(bottom, y + th)
-            part[y0 - top : y1 - top, x0 - left : x1 - left] = pixels[y0 - y : y1 - y, x0 - x : x1 - x]
+    with _tile_reader(source, read, len(cols) * len(rows)) as read_tile:
+        if read_tile is None:
+            return None
+        for row in rows:
+            for col in cols:
+                n = row * tiles.tiles_across + col
+                if n >= len(tiles.offsets) or tiles.counts[n] == 0:
+                    return None
+                out = _scratch.tile_buffer(tw * th * 3)
+                pixels = _decode_stored(source, StoredTile(index, tiles.offsets[n], tiles.counts[n]), read_tile, out)
+                if pixels is None or pixels.shape[:2] != (th, tw):
+                    return None
+                if part is None:
+                    part = _scratch.region_array(height, width, pixels.shape[2])
+                elif pixels.shape[2] != part.shape[2]:
+                    return None
+                x, y = col * tw, row * th  # the tile's corner in the level; copy what lies inside the crop
+                x0, y0, x1, y1 = max(left, x), max(top, y), min(right, x + tw), min(bottom, y + th)
+                part[y0 - top : y1 - top, x0 - left : x1 - left] = pixels[y0 - y : y1 - y, x0 - x : x1 - x]
     if part is None:
         return None
     if scaled:

@@ -175,6 +175,11 @@ def image_etag(stamp: tuple[int, int], canonical: str, media: str) -> str:
     return '"' + hashlib.blake2b(media.encode() + b"\0" + validator, digest_size=12).hexdigest() + '"'
 
 
+def profile_head(version: int) -> str:
+    """The Link header up to the base URL: the profile, then the canonical link's opening."""
+    return f'<{PROFILE_URI[version]}>;rel="profile", <'
+
+
 def canonical_tail(version: int, identifier: str, canonical: str) -> str:
     return f"/iiif/{version}/{quote(identifier, safe='')}/{canonical}>;rel=\"canonical\""
 
@@ -413,8 +418,8 @@ class ImageService:
         """A rendered (or stored) image as the cache keeps it, its header values computed once."""
         _, stamp, canonical = key
         media = FORMATS[fmt]
-        ready = Ready(body, media.encode(), image_etag(stamp, canonical, media),
-                      f'<{PROFILE_URI[version]}>;rel="profile", <', canonical_tail(version, identifier, canonical))
+        ready = Ready(body, media.encode(), image_etag(stamp, canonical, media), profile_head(version),
+                      canonical_tail(version, identifier, canonical))
         self.cache.put(key, ready)
         return ready
 
@@ -472,7 +477,7 @@ class ImageService:
         media = FORMATS[plan.format]
         tile = locate_stored(source, plan, self.encoding.jpeg_quality)
         return Spelling(key, plan, tile, media.encode(), image_etag(source.stamp, canonical, media),
-                        f'<{PROFILE_URI[version]}>;rel="profile", <', canonical_tail(version, identifier, canonical))
+                        profile_head(version), canonical_tail(version, identifier, canonical))
 
     def _read_nowait(self, source: Source, tile: StoredTile) -> bytes | None:
         return self.hot.read_nowait(source, tile.offset, tile.count)

@@ -140,14 +140,8 @@ class FileReader:
 
     def read_current(self, offset: int, size: int, stamp: tuple[int, int]) -> bytes | None:
         """These bytes if the file is still the one `stamp` describes (offsets of a replaced file point anywhere)."""
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            st = os.fstat(fd)
-            if (st.st_size, st.st_mtime_ns) != stamp:
-                return None
-            return os.pread(fd, size, offset)
-        finally:
-            os.close(fd)
+        with self.current(stamp) as pread:
+            return None if pread is None else pread(offset, size)
 
     def load(self, **options: Any) -> pyvips.Image:
         return pyvips.Image.new_from_file(str(self.path), **{"access": "random", **options})

@@ -39,11 +39,14 @@ def add_thumbnail(path: Path, box: int = THUMBNAIL_BOX, encoding: Encoding | Non
     img = render(source, plan)
     grey = img.bands == 1
     body = encode(img, "jpg", encoding)
-    # the stream's own chroma subsampling (as encode chose it), in the TIFF's terms
-    subsampling = (1, 1) if grey or encoding.jpeg_quality >= 90 else (2, 2)
-    append_jpeg_page(path, [body], plan.out_w, plan.out_h, plan.out_h, 1 if grey else 3, subsampling,
-                     describe(encoding.jpeg_quality))
+    append_jpeg_page(path, [body], plan.out_w, plan.out_h, plan.out_h, 1 if grey else 3,
+                     subsampling(grey, encoding.jpeg_quality), describe(encoding.jpeg_quality))
     return size
+
+
+def subsampling(grey: bool, quality: int) -> tuple[int, int]:
+    """The chroma subsampling `encode` gives a JPEG at this quality, in the TIFF's terms."""
+    return (1, 1) if grey or quality >= 90 else (2, 2)
 
 
 DESCRIPTION = "iiif-server thumbnail q="
