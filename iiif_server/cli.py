@@ -20,6 +20,7 @@ OPTION_TYPES: dict[str, Any] = {
     "workers": click.IntRange(1, 64),
     "base_url": str,
     "trusted_proxies": str,
+    "proxy_hops": click.IntRange(0, 16),
     "max_width": click.IntRange(1),
     "max_height": click.IntRange(1),
     "max_area": click.IntRange(1),
@@ -141,7 +142,10 @@ def serve(create_images: bool, config_file: str | None, **cli: Any) -> None:
 
     import uvicorn
 
-    settings = config.load(cli, config_file)
+    try:
+        settings = config.load(cli, config_file)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     if settings.images is not None and not settings.images.is_dir():
         if not create_images:  # an unmounted share must not look like an empty, healthy archive
             raise click.ClickException(f"the image folder {settings.images} does not exist: mount it, "

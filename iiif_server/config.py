@@ -36,6 +36,7 @@ class Settings:
     workers: int = 1
     base_url: str | None = None
     trusted_proxies: tuple[str, ...] = ()
+    proxy_hops: int = 0
     max_width: int = 12000
     max_height: int = 12000
     max_area: int = 50_000_000
@@ -117,8 +118,15 @@ class Settings:
     def metrics_network_list(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         return [ipaddress.ip_network(cidr, strict=False) for cidr in self.metrics_networks]
 
-    def proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-        return [ipaddress.ip_network(cidr, strict=False) for cidr in self.trusted_proxies]
+    def proxy_networks(self) -> Any:
+        """The trusted proxies (auth.networks.Proxies): their addresses and the hop count."""
+        from .auth.networks import Proxies
+
+        return Proxies(tuple(ipaddress.ip_network(cidr, strict=False) for cidr in self.trusted_proxies),
+                       self.proxy_hops)
+
+    def __post_init__(self) -> None:
+        check_proxies(self.trusted_proxies, self.proxy_hops, self.networks)
 
     def to_env(self) -> dict[str, str]:
         """These settings as environment variables (for worker processes)."""
@@ -142,8 +150,11 @@ HELP = {
     "port": "port to listen on",
     "workers": "server processes",
     "base_url": "public base URL used in info.json ids, e.g. https://images.example.org",
-    "trusted_proxies": "comma-separated CIDRs whose X-Forwarded-Proto is believed (and X-Forwarded-Host, for names "
-    "in --allowed-hosts only)",
+    "trusted_proxies": "comma-separated addresses of the reverse proxies whose X-Forwarded-For / Forwarded, "
+    "X-Forwarded-Proto (and X-Forwarded-Host, for names in --allowed-hosts only) are believed; ranges only with "
+    "--proxy-hops",
+    "proxy_hops": "how many proxies stand in front when their addresses vary (a range in --trusted-proxies): the "
+    "client is that many addresses from the right of X-Forwarded-For; 0: list each proxy's own address",
     "max_width": "largest output width (info.json maxWidth)",
     "max_height": "largest output height (info.json maxHeight)",
     "max_area": "largest output area in pixels (info.json maxArea)",
@@ -199,6 +210,31 @@ HELP = {
     "untiled_memory_mb": "memory per process for decoded levels of untiled images (JPEG, PNG, stripped TIFF), in "
     "MB: a level that does not fit is refused with advice to ingest",
 }
+
+
+def check_proxies(proxies: tuple[str, ...], hops: int, networks: tuple[str, ...]) -> None:
+    """Refuse a proxy setting that would let a client write its own address (ValueError saying why)."""
+    if hops < 0:
+        raise ValueError("proxy_hops must be 0 or more")
+    trusted = [ipaddress.ip_network(cidr, strict=False) for cidr in proxies]
+    if hops == 0:
+        for net in trusted:
+            if net.num_addresses > 1:
+                raise ValueError(
+                    f"trusted proxy {net} is a range: any client inside it could write X-Forwarded-For and pass "
+                    "for any address (a reading room, the staff network). List each proxy's own address, or, "
+                    "when their addresses vary, set --proxy-hops to the number of proxies in front")
+    for rule in networks:
+        tier, _, cidr = rule.partition("=")
+        try:
+            clients = ipaddress.ip_network(cidr.strip(), strict=False)
+        except ValueError:
+            continue  # said where the rules are parsed
+        for net in trusted:
+            if clients.version == net.version and clients.overlaps(net):
+                raise ValueError(
+                    f"network rule {rule.strip()} overlaps trusted proxy {net}: a client there could pass for any "
+                    "address. Trust the proxies' own addresses only, outside every client network")
 
 
 def check_origin(origin: str) -> str:

@@ -78,7 +78,7 @@ class HostCheck:
     def __init__(self, app: ASGIApp, hosts: AllowedHosts, proxies: Sequence[IPNetwork]) -> None:
         self.app = app
         self.hosts = hosts
-        self.proxies = list(proxies)
+        self.proxies = proxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":

@@ -267,7 +267,7 @@ class ObserveMiddleware:
         self.app = app
         self.access_log = access_log
         self.audit_log = audit_log
-        self.proxies = list(proxies)
+        self.proxies = proxies
         self.metrics_networks = list(metrics_networks)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

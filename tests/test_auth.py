@@ -44,7 +44,7 @@ READING_ROOM_V6 = "2001:db8:1::5"
 MAPPED_V4 = "::ffff:192.0.2.5"
 PROXY = "10.0.0.1"
 NETWORKS = ("reading-room=192.0.2.0/24", "reading-room=2001:db8:1::/48")
-PROXIES = ("10.0.0.0/8",)
+PROXIES = (PROXY, "10.9.9.9")  # each proxy by its own address
 WIDTH, HEIGHT = 400, 300  # landscape
 
 PUBLIC = "maps/d1/p1"  # public collection

@@ -23,10 +23,10 @@ def test_environment_overrides_toml_and_cli_overrides_environment(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     toml = tmp_path / "s.toml"
-    toml.write_text('port = 9001\nmax_area = 1000\ntrusted_proxies = ["10.0.0.0/8"]\nbase_url = "https://x.org"\n')
+    toml.write_text('port = 9001\nmax_area = 1000\ntrusted_proxies = ["10.0.0.5"]\nbase_url = "https://x.org"\n')
     monkeypatch.setenv("IIIF_SERVER_PORT", "9002")
     s = config.load({}, toml)
-    assert (s.port, s.max_area, s.trusted_proxies, s.base_url) == (9002, 1000, ("10.0.0.0/8",), "https://x.org")
+    assert (s.port, s.max_area, s.trusted_proxies, s.base_url) == (9002, 1000, ("10.0.0.5",), "https://x.org")
     s = config.load({"port": 9003}, toml)
     assert s.port == 9003
 
@@ -45,7 +45,7 @@ def test_bad_proxy_cidr_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_settings_survive_the_trip_through_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    s = config.Settings(data_dir=tmp_path, images=tmp_path / "i", trusted_proxies=("::1/128", "10.0.0.0/8"),
+    s = config.Settings(data_dir=tmp_path, images=tmp_path / "i", trusted_proxies=("::1/128", "10.0.0.0/8"), proxy_hops=1,
                         demo=False, workers=3, base_url="https://a.b")
     for key, value in s.to_env().items():
         monkeypatch.setenv(key, value)

@@ -19,7 +19,17 @@ import pytest
 from bulk import fill
 from sqlalchemy import event
 from starlette.routing import Route
-from test_auth import OUTSIDE, SECRET, World, bearer, image_url, make_world, settle, tiff_bytes  # noqa: F401
+from test_auth import (  # noqa: F401
+    OUTSIDE,
+    PROXY,
+    SECRET,
+    World,
+    bearer,
+    image_url,
+    make_world,
+    settle,
+    tiff_bytes,
+)
 
 from iiif_server.console.session import COOKIE, Sessions
 from iiif_server.manifests.catalogue import Catalogue
@@ -145,6 +155,24 @@ async def test_the_staff_network_signs_in_without_a_token_and_only_from_there(wo
     assert (await stolen.get("/staff/")).status_code == 303
     entry = [e for e in audit_lines(world) if e.get("action") == "sign-in"][0]
     assert entry["via"] == "network" and entry["client"] == STAFF_NET
+
+
+async def test_a_client_beside_the_proxy_cannot_sign_in_as_the_staff_network(world: World) -> None:
+    """The one-click network sign-in opens the whole console: a forwarded address counts only when the
+    proxy itself forwards it."""
+    spoof = {"X-Forwarded-For": STAFF_NET}
+    neighbour = world.client(peer="10.0.0.7", base_url=BASE)  # beside the proxy, not the proxy
+    form = await neighbour.get("/staff/login", headers=spoof)
+    assert 'value="network"' not in form.text
+    r = await neighbour.post("/staff/login", data={"csrf": hidden(form.text, "csrf"), "via": "network"},
+                             headers=spoof)
+    assert r.status_code == 401
+    assert (await neighbour.get("/staff/", headers=spoof)).status_code == 303
+    proxied = world.client(peer=PROXY, base_url=BASE)
+    form = await proxied.get("/staff/login", headers=spoof)
+    r = await proxied.post("/staff/login", data={"csrf": hidden(form.text, "csrf"), "via": "network"},
+                           headers=spoof)
+    assert r.status_code == 303
 
 
 async def test_a_session_ends_when_its_token_is_revoked_or_it_idles() -> None:

@@ -3,10 +3,32 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class Proxies:
+    """The reverse proxies whose forwarding headers are read, and how they are read.
+
+    `hops` 0: each proxy is listed by its own address, and the chain is walked from the right past them.
+    `hops` N: exactly N proxies stand in front (their addresses may vary within the listed ranges): the
+    client is the N-th address from the right, whatever a client wrote to its left."""
+
+    networks: tuple[IPNetwork, ...] = ()
+    hops: int = 0
+
+    def __iter__(self) -> Iterator[IPNetwork]:
+        return iter(self.networks)
+
+    def __len__(self) -> int:
+        return len(self.networks)
+
+    def __bool__(self) -> bool:
+        return bool(self.networks)
 
 
 def parse_address(text: str) -> IPAddress | None:
@@ -52,9 +74,15 @@ def _walk(chain: Sequence[str], addr: IPAddress, proxies: Sequence[IPNetwork]) -
     return addr
 
 
+def _counted(chain: Sequence[str], hops: int) -> IPAddress | None:
+    """The address `hops` places from the right: the one the outermost proxy wrote."""
+    return parse_address(chain[-hops]) if len(chain) >= hops else None
+
+
 def client_address(peer: str | None, headers: dict[str, str], proxies: Sequence[IPNetwork]) -> IPAddress | None:
     """The client's address: the peer, or, when the peer is a trusted proxy, the right-most
-    address in the forwarding chain that is not itself a trusted proxy.
+    address in the forwarding chain that is not itself a trusted proxy (or, with a hop count,
+    the address that many places from the right: see `Proxies`).
 
     A proxy writes one of `Forwarded` and `X-Forwarded-For` and passes the other on as
     the client sent it; which one is the proxy's cannot be told. So when both are
@@ -65,7 +93,11 @@ def client_address(peer: str | None, headers: dict[str, str], proxies: Sequence[
         return addr
     chains = [forwarded_for(headers.get("forwarded", "")),
               [part for part in headers.get("x-forwarded-for", "").split(",") if part.strip()]]
-    found = {_walk(chain, addr, proxies) for chain in chains if chain} or {addr}
+    hops = getattr(proxies, "hops", 0)
+    if hops:
+        found = {_counted(chain, hops) for chain in chains if chain} or {None}
+    else:
+        found = {_walk(chain, addr, proxies) for chain in chains if chain} or {addr}
     return found.pop() if len(found) == 1 else None
 
 

@@ -15,12 +15,14 @@ from typing import Any
 
 from starlette.requests import Request
 
+from ..names import fold
 from .networks import IPNetwork, NetworkRules, client_address
-from .snapshot import Snapshot
+from .snapshot import Snapshot, Tables
 from .tiers import Tiers
 from .tokens import Grant, TokenStore
 
 COOKIE = "iiif_access"
+TIER_MEMO = 65_536  # identifiers whose tier is remembered per process until the catalogue changes
 
 
 class Verdict(Enum):
@@ -63,11 +65,14 @@ class Policy:
                  default_tier: str | None = None) -> None:
         self.tiers = tiers
         self.networks = networks
-        self.proxies = list(proxies)
+        self.proxies = proxies
         self.tokens = tokens
         self.snapshot = snapshot
         # longest prefix first, so the most specific rule wins
         self.path_rules = sorted(path_rules, key=lambda rule: len(rule[0]), reverse=True)
+        self.folded_rules = [(fold(prefix), tier) for prefix, tier in self.path_rules]
+        self._memo: dict[str, tuple[str, bool]] = {}
+        self._memo_of: Tables | None = None
         self.degraded = degraded or {}
         self.hidden = set(hidden)
         self.default_tier = default_tier  # None: auto (see `fallback_tier`)
@@ -98,14 +103,34 @@ class Policy:
         return Access(network_tier, grant)
 
     def tier_of(self, identifier: str) -> str:
-        """In memory: the snapshot's tier for catalogued collections, else the path rules."""
+        """In memory: the snapshot's tier for catalogued collections, else the path rules, else the fallback;
+        raised to the tier of anything the same spelling may open on a file system that folds case or
+        Unicode form (a catalogued name or a rule's prefix spelled otherwise)."""
+        return self._decided(identifier)[0]
+
+    def raised(self, identifier: str) -> bool:
+        """Whether the tier comes from another spelling (`tier_of`), not from this one's own."""
+        return self._decided(identifier)[1]
+
+    def _decided(self, identifier: str) -> tuple[str, bool]:
+        tables = self.snapshot.tables
+        if tables is not self._memo_of or len(self._memo) >= TIER_MEMO:
+            self._memo, self._memo_of = {}, tables
+        found = self._memo.get(identifier)
+        if found is None:
+            found = self._memo[identifier] = self._tier_of(identifier)
+        return found
+
+    def _tier_of(self, identifier: str) -> tuple[str, bool]:
         tier = self.snapshot.tier(identifier)
-        if tier is not None:
-            return tier
-        for prefix, rule_tier in self.path_rules:
-            if identifier == prefix or identifier.startswith(prefix.rstrip("/") + "/"):
-                return rule_tier
-        return self.fallback_tier()
+        if tier is None:
+            tier = next((rule_tier for prefix, rule_tier in self.path_rules if under(identifier, prefix)),
+                        None) or self.fallback_tier()
+        folded = fold(identifier)
+        aliases = self.snapshot.alias_tiers(identifier) + [
+            rule_tier for prefix, rule_tier in self.folded_rules if under(folded, prefix)]
+        highest = max([tier, *aliases], key=self.tiers.rank)
+        return highest, self.tiers.rank(highest) > self.tiers.rank(tier)
 
     def fallback_tier(self) -> str:
         """Images outside the catalogue that no path rule names. Auto: the lowest tier while the catalogue
@@ -133,6 +158,10 @@ class Policy:
     def visible(self, access: Access, tier: str, collection: str | None) -> bool:
         """Whether a manifest or collection entry of this tier is shown at all."""
         return tier not in self.hidden or self.tiers.allows(access.clearance(self.tiers, collection), tier)
+
+
+def under(identifier: str, prefix: str) -> bool:
+    return identifier == prefix or identifier.startswith(prefix.rstrip("/") + "/")
 
 
 def collection_of(identifier: str) -> str | None:

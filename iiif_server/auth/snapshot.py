@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import select
 
 from ..manifests.catalogue import Catalogue, Collection, Document, Image
+from ..names import fold
 from .tokens import TokenRow
 
 MAX_AGE = 1.0  # seconds a change may take to reach every replica
@@ -34,6 +35,18 @@ class Tables:
     images: dict[tuple[str, str, str], str] = field(default_factory=dict)
     revoked: dict[str, bool] = field(default_factory=dict)  # token id -> revoked
     used: frozenset[str] = frozenset()  # every tier the catalogue gives
+    # folded key -> the exact keys spelled so, with their tiers (see `Snapshot.alias_tiers`)
+    folded: dict[tuple[str, ...], tuple[tuple[tuple[str, ...], str], ...]] = field(default_factory=dict)
+
+
+def fold_keys(*maps: dict[Any, str]) -> dict[tuple[str, ...], tuple[tuple[tuple[str, ...], str], ...]]:
+    """Collections, document and page overrides by their folded spelling."""
+    out: dict[tuple[str, ...], list[tuple[tuple[str, ...], str]]] = {}
+    for entries in maps:
+        for key, tier in entries.items():
+            exact = key if isinstance(key, tuple) else (key,)
+            out.setdefault(tuple(fold(part) for part in exact), []).append((exact, tier))
+    return {key: tuple(found) for key, found in out.items()}
 
 
 def load(catalogue: Catalogue, version: int) -> Tables:
@@ -46,7 +59,8 @@ def load(catalogue: Catalogue, version: int) -> Tables:
             .join(Document, Image.document_pk == Document.pk).where(Image.tier.is_not(None)))}
         revoked = {i: r is not None for i, r in session.execute(select(TokenRow.id, TokenRow.revoked))}
     used = frozenset(collections.values()) | frozenset(documents.values()) | frozenset(images.values())
-    return Tables(version, collections, documents, images, revoked, used)
+    return Tables(version, collections, documents, images, revoked, used,
+                  fold_keys(collections, documents, images))
 
 
 class Snapshot:
@@ -107,6 +121,18 @@ class Snapshot:
             if found := tables.documents.get((parts[0], parts[1])):
                 return found
         return collection
+
+    def alias_tiers(self, identifier: str) -> list[str]:
+        """Tiers of catalogued collections and overrides spelled otherwise than `identifier` but alike once
+        case and Unicode form are folded: on a share that folds names (SMB, macOS) the file this spelling
+        opens may be theirs, so the spelling is never given less than they have."""
+        parts = tuple(identifier.split("/"))
+        folded = self.tables.folded
+        if not folded:
+            return []
+        keys = tuple(fold(part) for part in parts[:3])
+        return [tier for n in range(1, len(keys) + 1) for exact, tier in folded.get(keys[:n], ())
+                if exact != parts[:n]]
 
     def token(self, ident: str) -> bool | None:
         """True for a known, unrevoked token, False for a revoked one, None when not (yet) known here."""

@@ -31,6 +31,7 @@ import obstore
 import pyvips
 from obstore.exceptions import PreconditionError
 
+from ..names import on_disk
 from ..storage import Location
 from .cache import MemoryCache
 from .request import RequestError
@@ -217,12 +218,16 @@ class ObjectStoreSource:
         return True
 
     def _lookup(self, base: str) -> tuple[str | None, dict[str, Any] | None]:
-        """The object for a key without extension: HEADs in EXTENSIONS order (.tif first, the access copies)."""
+        """The object for a key without extension: HEADs in EXTENSIONS order (.tif first, the access copies,
+        whose too long names are stored as ingest stores them: names.on_disk)."""
+        folder, _, last = base.rpartition("/")
+        folder = "/".join(on_disk(part) for part in folder.split("/")) + "/" if folder else ""
         for ext in EXTENSIONS:
-            if len((self.prefix + base + ext).encode()) > MAX_KEY:
+            key = folder + (on_disk(last, ext) if ext == ".tif" else last + ext)
+            if len((self.prefix + key).encode()) > MAX_KEY:
                 continue
             try:
-                return base + ext, obstore.head(self.store, base + ext)  # type: ignore[return-value]
+                return key, obstore.head(self.store, key)  # type: ignore[return-value]
             except FileNotFoundError:  # obstore raises the builtin for a 404
                 continue
             except ValueError:  # a key the client refuses to form (e.g. with DEL): no such object can exist

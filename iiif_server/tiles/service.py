@@ -333,6 +333,10 @@ class ImageService:
         tier = policy.tier_of(identifier)
         if not policy.restricted(tier):
             return None
+        if policy.raised(identifier):
+            # restricted only as another spelling of restricted material: the spelling itself must name a
+            # file, else it answers as unknown, as it would on a file system that does not fold names
+            await self.open(identifier)
         access = await policy.access_async(request, self.run_io)
         collection = collection_of(identifier)
         if not policy.visible(access, tier, collection):

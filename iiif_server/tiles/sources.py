@@ -14,7 +14,9 @@ bucket in objectsource.py; the geometry parsing and the pipeline are the same.
 from __future__ import annotations
 
 import os
+import stat
 import threading
+import unicodedata
 from array import array
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
@@ -25,6 +27,7 @@ from typing import Any, BinaryIO, Protocol
 import pyvips
 import tifffile
 
+from ..names import fits, on_disk
 from . import jp2
 from .cache import MemoryCache
 from .edges import EdgeTiles, layout, read_description
@@ -271,17 +274,23 @@ class FileSystemSource:
         return self.root.is_dir() and os.access(self.root, os.R_OK | os.X_OK)
 
     def find(self, identifier: str) -> Path:
+        """The file of an identifier spelled exactly as it is stored, reached through no link: another
+        spelling a file system folds to it (case, Unicode form) or an alias link is an unknown identifier."""
         parts = check_identifier(identifier)
-        base = self.root.joinpath(*parts)
+        folder = self.root.joinpath(*(on_disk(part) for part in parts[:-1]))
         for ext in EXTENSIONS:
-            candidate = base.with_name(base.name + ext)
-            try:
-                real = candidate.resolve(strict=True)
-            except (OSError, RuntimeError):
+            name = on_disk(parts[-1], ext) if ext == ".tif" else parts[-1] + ext  # ingest writes .tif only
+            if not fits(name):
                 continue
-            if not real.is_relative_to(self.root) or not real.is_file():
-                continue  # a symlink leaving the root is treated as absent
-            return real
+            candidate = folder / name
+            try:
+                st = os.stat(candidate)
+                if not stat.S_ISREG(st.st_mode) or os.path.realpath(candidate) != str(candidate):
+                    continue  # a link on the way, inside the root or out of it: not this name's file
+            except (OSError, ValueError):
+                continue
+            if spelled_as_stored(self.root, candidate):
+                return candidate
         raise unknown(identifier)
 
     def open(self, identifier: str) -> Source:
@@ -325,6 +334,35 @@ class FileSystemSource:
 
     def describe(self) -> str:
         return str(self.root)
+
+
+def spelled_as_stored(root: Path, path: Path) -> bool:
+    """Whether every name from `root` down to `path` is stored as spelled. Only a folder that folds
+    names (a probe with the name's other case or normal form finds the same entry) is listed."""
+    parts = path.relative_to(root).parts
+    for n, name in enumerate(parts):
+        folder = root.joinpath(*parts[:n])
+        variants = {name.lower(), name.upper(), unicodedata.normalize("NFC", name),
+                    unicodedata.normalize("NFD", name)} - {name}
+        if not variants:
+            continue
+        try:
+            st = os.lstat(folder / name)
+        except OSError:
+            return False
+        for variant in variants:
+            try:
+                other = os.lstat(folder / variant) if fits(variant) else None
+            except OSError:
+                continue
+            if other is not None and (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino):
+                try:
+                    if name not in os.listdir(folder):
+                        return False
+                except OSError:
+                    return False
+                break
+    return True
 
 
 def open_source(path: PurePath, stamp: tuple[int, int], reader: Reader | None = None) -> Source:
