@@ -307,12 +307,14 @@ def render_report(report: Any, src: Path, collection: str) -> tuple[str, dict[st
     """The human report (one line per file, never wrapped) and the same as JSON data."""
     import datetime as dt
 
-    data = {"collection": collection, "source": str(src), "finished": dt.datetime.now(dt.UTC).isoformat(),
+    from .names import shown
+
+    data = {"collection": collection, "source": shown(src), "finished": dt.datetime.now(dt.UTC).isoformat(),
             **report.as_dict()}
-    lines = [f"ingest of {src} into {collection}, finished {data['finished']}"]
-    lines += [f"failed {path}: {reason}" for path, reason in report.failed]
-    lines += [f"skipped {path}: {reason}" for path, reason in report.skipped]
-    lines += [f"not done {path}" for path in report.not_done]
+    lines = [f"ingest of {shown(src)} into {collection}, finished {data['finished']}"]
+    lines += [f"failed {shown(path)}: {reason}" for path, reason in report.failed]
+    lines += [f"skipped {shown(path)}: {reason}" for path, reason in report.skipped]
+    lines += [f"not done {shown(path)}" for path in report.not_done]
     lines.append(f"{report.converted} converted, {report.unchanged} unchanged, {len(report.failed)} failed, "
                  f"{len(report.skipped)} skipped, {len(report.not_done)} not done")
     return "\n".join(lines) + "\n", data

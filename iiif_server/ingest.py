@@ -40,6 +40,7 @@ from sqlalchemy import delete, func, select
 from .auth.snapshot import MAX_AGE
 from .manifests.catalogue import TIERS, UNPLACED, Catalogue, Collection, Document, Image, effective_tier, sort_key
 from .manifests.presentation import CANVAS_LIMIT
+from .names import copy_path, on_disk, readable, shown
 from .storage import ObjectTarget
 
 ACCESS_TILE = 256
@@ -124,9 +125,9 @@ class Report:
             "converted": self.converted, "unchanged": self.unchanged, "failed": len(self.failed),
             "skipped": len(self.skipped), "not_done": len(self.not_done),
             "stopped_by": signal.Signals(self.stopped).name if self.stopped else None,
-            "failures": [{"path": str(p), "reason": r} for p, r in self.failed],
-            "skipped_files": [{"path": str(p), "reason": r} for p, r in self.skipped],
-            "not_done_masters": [str(p) for p in self.not_done],
+            "failures": [{"path": shown(p), "reason": r} for p, r in self.failed],
+            "skipped_files": [{"path": shown(p), "reason": r} for p, r in self.skipped],
+            "not_done_masters": [shown(p) for p in self.not_done],
         }
 
 
@@ -234,16 +235,28 @@ def page_count(path: Path) -> int:
     return pages
 
 
-def open_master(path: Path, page: int) -> Any:
+def open_master(path: Path, page: int, access: str = "sequential") -> Any:
     import pyvips
 
     options = {"page": page} if page else {}  # only multi-page loaders take `page`
     try:
-        return pyvips.Image.new_from_file(str(path), access="sequential", fail=True, **options)
+        return pyvips.Image.new_from_file(str(path), access=access, fail=True, **options)
     except pyvips.Error as exc:
         if not _unknown_format(exc):
             raise
         return _pillow_load(path, page)
+
+
+def open_upright(path: Path, page: int) -> Any:
+    """A master turned as its EXIF or TIFF orientation says (a phone's or camera's capture of a page).
+
+    Turning reads the pixels out of order, which a sequential decode cannot: such a master is opened
+    for random access (libvips keeps a large one in a temporary file, not in memory)."""
+    img = open_master(path, page)
+    orientation = int(img.get("orientation")) if img.get_typeof("orientation") else 1
+    if orientation in range(2, 9):
+        img = open_master(path, page, access="random")
+    return img.autorot()
 
 
 def access_options(quality: int = ACCESS_QUALITY, subsample: bool = ACCESS_SUBSAMPLE) -> dict[str, Any]:
@@ -271,7 +284,7 @@ def write_access_copy(master: Path, page: int, out: Path, quality: int = ACCESS_
     from .tiles.pipeline import WHITE, Encoding, no_metadata, to_srgb8
     from .tiles.thumbnail import add_thumbnail
 
-    img = to_srgb8(open_master(master, page).autorot())
+    img = to_srgb8(open_upright(master, page))
     if img.hasalpha():
         img = img.flatten(background=WHITE)
     try:
@@ -333,47 +346,84 @@ class SourceDocument:
 
 
 def scan_source(src: Path, exclude: Iterable[Path] = ()) -> tuple[dict[str, SourceDocument], Report]:
-    """Documents (by name) and a report holding every file that cannot be a page, with why."""
+    """Documents (by name) and a report holding every file that cannot be a page, with why.
+
+    Nothing on disk stops the scan: a link (never followed), a pipe or device, a folder that cannot be
+    read, a name that is not UTF-8 is one line of the report."""
     report = Report()
-    excluded = {p.resolve() for p in exclude}
+    excluded = {os.path.realpath(p) for p in exclude}
     documents: dict[str, SourceDocument] = {}
     owners: dict[str, Path] = {}  # NFC name -> the entry that took it
 
-    def claim(name: str, entry: Path) -> bool:
+    def claim(name: str, entry: os.DirEntry[str]) -> bool:
         problem = name_problem(name)
         if problem is None and name in owners:
-            problem = f"document name {name!r} is already taken by {owners[name]}"
+            problem = f"document name {shown(name)!r} is already taken by {shown(owners[name])}"
         if problem is None:
-            owners[name] = entry
+            owners[name] = Path(entry.path)
             return True
-        files = [entry] if entry.is_file() else [p for p in sorted(entry.rglob("*")) if p.is_file()]
-        report.failed.extend((f, problem) for f in files or [entry])
+        report.failed.extend((f, problem) for f in _files_below(entry, report) or [Path(entry.path)])
         return False
 
-    entries = sorted(os.scandir(src), key=lambda e: natural_key(nfc(e.name)))
-    for entry in entries:
+    for entry in sorted(_listing(src, report), key=lambda e: natural_key(nfc(e.name))):
         path = Path(entry.path)
         if entry.name.startswith(".") or entry.name.lower() in IGNORED:
             report.skipped.append((path, "hidden or system file"))
-        elif path.resolve() in excluded:
+        elif os.path.realpath(path) in excluded:
             continue
-        elif entry.is_dir():
+        elif (problem := entry_problem(entry)) is not None:
+            report.failed.extend((f, problem) for f in _files_below(entry, report) or [path])
+        elif entry.is_dir(follow_symlinks=False):
             name = nfc(entry.name)
-            if claim(name, path):
+            if claim(name, entry):
                 doc = SourceDocument(name, path)
                 _walk(path, doc, report, excluded)
                 if any(m.stem for m in doc.masters):
                     documents[name] = doc
-        elif entry.is_file():
+        else:
             name = nfc(Path(entry.name).stem)
-            if claim(name, path) and (master := _master(path, name, report)) is not None:
+            if claim(name, entry) and (master := _master(path, name, report)) is not None:
                 documents[name] = SourceDocument(name, path, [master])
     return documents, report
 
 
+def entry_problem(entry: os.DirEntry[str]) -> str | None:
+    """Why a folder entry can be neither a document folder nor a master, None when it can be one."""
+    try:
+        if entry.is_symlink():
+            return "a symbolic link, not followed: copy the file or folder into the source instead"
+        if not entry.is_dir(follow_symlinks=False) and not entry.is_file(follow_symlinks=False):
+            return "not a file or folder (a pipe, socket or device)"
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror}"
+    if not readable(entry.name):
+        return "its name is not valid UTF-8 (written by an old system, e.g. in Latin-1): rename it"
+    return None
+
+
+def _listing(folder: Path, report: Report) -> list[os.DirEntry[str]]:
+    """A folder's entries; one that cannot be listed is reported, not fatal."""
+    try:
+        with os.scandir(folder) as entries:
+            return list(entries)
+    except OSError as exc:
+        report.failed.append((folder, f"folder cannot be read: {exc.strerror}"))
+        return []
+
+
+def _files_below(entry: os.DirEntry[str], report: Report) -> list[Path]:
+    """Every file in a folder that will not be ingested (links not followed), to report each one."""
+    if entry.is_symlink() or not entry.is_dir(follow_symlinks=False):
+        return [Path(entry.path)]
+    out: list[Path] = []
+    for child in _listing(Path(entry.path), Report()):
+        out.extend(_files_below(child, report))
+    return out
+
+
 def _master(path: Path, stem: str, report: Report) -> Master | None:
     try:
-        st = path.stat()
+        st = path.stat(follow_symlinks=False)
     except OSError as exc:
         report.failed.append((path, f"unreadable: {exc.strerror}"))
         return None
@@ -383,25 +433,29 @@ def _master(path: Path, stem: str, report: Report) -> Master | None:
     return Master(path, stem, st.st_size, st.st_mtime)
 
 
-def _walk(folder: Path, doc: SourceDocument, report: Report, excluded: set[Path]) -> None:
+def _walk(folder: Path, doc: SourceDocument, report: Report, excluded: set[str]) -> None:
     """A document folder's pages in natural order of their path; nested folders' names join the page id."""
     found: list[tuple[list[object], Path, str]] = []
-    for base, dirs, files in os.walk(folder):
-        for d in [d for d in dirs if d.startswith(".")]:
-            dirs.remove(d)
-            report.skipped.append((Path(base) / d, "hidden folder"))
-        for name in files:
-            path = Path(base) / name
-            if name.startswith(".") or name.lower() in IGNORED:
-                report.skipped.append((path, "hidden or system file"))
-            elif path.resolve() not in excluded:
+    pending = [folder]
+    while pending:
+        base = pending.pop()
+        for entry in _listing(base, report):
+            path = Path(entry.path)
+            if entry.name.startswith(".") or entry.name.lower() in IGNORED:
+                report.skipped.append((path, "hidden folder" if entry.is_dir(follow_symlinks=False)
+                                       else "hidden or system file"))
+            elif (problem := entry_problem(entry)) is not None:
+                report.failed.extend((f, problem) for f in _files_below(entry, report) or [path])
+            elif entry.is_dir(follow_symlinks=False):
+                pending.append(path)
+            elif os.path.realpath(path) not in excluded:
                 rel = [nfc(part) for part in path.relative_to(folder).parts]
                 found.append((natural_key("/".join(rel)), path, "_".join([*rel[:-1], Path(rel[-1]).stem])))
     taken: dict[str, Path] = {}
     for _, path, stem in sorted(found, key=lambda f: f[0]):
         problem = name_problem(stem)
         if problem is None and stem in taken:  # e.g. p1.tif beside p1.jpg: never let one overwrite the other
-            problem = f"page id {stem!r} is already taken by {taken[stem]}"
+            problem = f"page id {stem!r} is already taken by {shown(taken[stem])}"
         if problem is not None:
             report.failed.append((path, problem))
             doc.masters.append(Master(path, "", 0, 0.0))  # keeps its place in the order
@@ -542,13 +596,13 @@ class Ingest:
         self._visible_at = 0.0  # monotonic time from which copies may be renamed into place
 
     def access_path(self, document: str, page: str) -> Path:
-        return self.image_root / self.collection / document / f"{page}.tif"
+        return self.image_root / copy_path(self.collection, document, page)
 
     def _copies(self, document: str) -> set[str]:
         """The file names of a document's access copies, in the folder or the bucket."""
         if self.target is not None:
-            return self.target.names(f"{self.collection}/{document}/")
-        return _copies(self.image_root / self.collection / document)
+            return self.target.names(copy_path(self.collection, document) + "/")
+        return _copies(self.image_root / copy_path(self.collection, document))
 
     def _place(self, staged: str, final: Path) -> None:
         """Make a committed copy visible: a rename in the folder, or one upload to the bucket."""
@@ -732,7 +786,7 @@ class Ingest:
                 if copies is None and rows:  # one listing per document folder, not one stat per page
                     copies = self._copies(ident)
                 same = all(size == master.size and mtime == master.mtime for _, _, size, mtime, *_ in rows)
-                if rows and same and all(f"{i}.tif" in (copies or set()) for _, i, *_ in rows):
+                if rows and same and all(on_disk(i, ".tif") in (copies or set()) for _, i, *_ in rows):
                     slot.unchanged = True
                     report.unchanged += len(rows)
                 else:
@@ -770,7 +824,8 @@ class Ingest:
             while queue or inflight:
                 while queue and self.stopped is None and len(inflight) < 2 * self.workers:
                     ident, slot = queue.pop()
-                    copies_exist = bool(slot.known) and {f"{i}.tif" for i, *_ in slot.known} <= self._copies(ident)
+                    copies_exist = bool(slot.known) and {on_disk(i, ".tif") for i, *_ in slot.known} <= self._copies(
+                        ident)
                     known_checksum = slot.known[0][3] if slot.known else None
                     future = pool.submit(process_master, str(slot.master.path), slot.master.stem, str(staging),
                                          known_checksum, copies_exist, self.quality, self.subsample,
@@ -824,7 +879,7 @@ class Ingest:
 
     def _commit(self, doc: SourceDocument, slots: list[Slot], report: Report, journal: Any) -> None:
         """One document's pages, positions and activity in one transaction; then its copies appear."""
-        renames: list[tuple[str, Path, str]] = []
+        renames: list[tuple[str, Path, str, str]] = []  # staged, final, checksum, page id
         converted = unchanged = 0
         with self.catalogue.session() as session:
             self.catalogue.lock_activities(session)  # before any write: see Catalogue.lock_activities
@@ -869,7 +924,7 @@ class Ingest:
                                                                                      out.checksum)
                         img.width, img.height, img.checksum = page.width, page.height, out.checksum
                         assert page.staged is not None
-                        renames.append((page.staged, self.access_path(doc.ident, ident), out.checksum))
+                        renames.append((page.staged, self.access_path(doc.ident, ident), out.checksum, ident))
                     if img.position != position + n:
                         changed = True
                         img.position, img.label = position + n, str(position + n + 1)
@@ -894,8 +949,8 @@ class Ingest:
                         self.catalogue.record(session, "Update", "Manifest", self.collection, None, coll_tier)
                     self.catalogue.touch(session, self.collection)
             if journal is not None and renames:  # what to finish if this process dies after the commit
-                for staged, final, checksum in renames:
-                    journal.write(f"{staged}\t{final}\t{checksum}\n")
+                for staged, final, checksum, page_ident in renames:
+                    journal.write(f"{staged}\t{final}\t{checksum}\t{doc.ident}\t{page_ident}\n")
                 journal.flush()
                 os.fsync(journal.fileno())
         report.converted += converted
@@ -904,7 +959,7 @@ class Ingest:
             delay = self._visible_at - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            for staged, final, _ in renames:
+            for staged, final, *_ in renames:
                 self._place(staged, final)
 
     def _recover(self, coll_dir: Path) -> None:
@@ -932,10 +987,11 @@ class Ingest:
         except OSError:
             return
         for line in lines:
-            staged, final, checksum = (line.split("\t") + ["", ""])[:3]
+            staged, final, checksum, document, page = (line.split("\t") + [""] * 4)[:5]
             if not staged or not os.path.exists(staged):
                 continue
-            document, page = Path(final).parent.name, Path(final).stem
+            if not document:  # a journal of an earlier version: the names are the ids
+                document, page = Path(final).parent.name, Path(final).stem
             with self.catalogue.sessions() as session:
                 stored = session.scalar(select(Image.checksum).join(Document, Image.document_pk == Document.pk).where(
                     Document.collection_id == self.collection, Document.ident == document, Image.ident == page))

@@ -58,3 +58,19 @@ def copy_path(*segments: str) -> str:
     names = [on_disk(part) for part in folders]
     names.append(on_disk(last, ".tif") if len(segments) == 3 else on_disk(last))
     return "/".join(names)
+
+
+def readable(name: str) -> bool:
+    """Whether a name read from disk is valid UTF-8 (undecodable bytes come as lone surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def shown(path: object) -> str:
+    """A path as a report line shows it: bytes that are not UTF-8 as U+FFFD, control characters escaped
+    (a newline in a name never splits a line)."""
+    text = encoded(str(path)).decode("utf-8", "replace")
+    return "".join(f"\\x{ord(c):02x}" if ord(c) < 32 or ord(c) == 0x7F else c for c in text)

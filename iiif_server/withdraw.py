@@ -26,6 +26,7 @@ from sqlalchemy import delete, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from .manifests.catalogue import Activity, Catalogue, Collection, Document, Image, effective_tier, now
+from .names import copy_path
 
 TRASH = ".withdrawn-"
 
@@ -38,10 +39,11 @@ class Withdrawn:
 
 
 def _move_away(path: Path) -> Path | None:
-    """Rename a copy or folder to a hidden name beside it: unservable at once."""
+    """Rename a copy or folder to a hidden name beside it: unservable at once. The name is random, not
+    derived from the old one, so that it fits whatever the old name's length."""
     if not path.exists():
         return None
-    hidden = path.with_name(f"{TRASH}{secrets.token_hex(4)}-{path.name}")
+    hidden = path.with_name(f"{TRASH}{secrets.token_hex(8)}")
     os.replace(path, hidden)
     return hidden
 
@@ -114,7 +116,7 @@ def withdraw(catalogue: Catalogue, copies: Path | FolderCopies | ObjectCopies, t
             img = session.scalar(select(Image).where(Image.document_pk == doc.pk, Image.ident == parts[2]))
             if img is None:
                 raise KeyError(f"no page {parts[2]!r} in {coll.id}/{doc.ident}")
-        finish = copies.take_away("/".join(parts) + (".tif" if len(parts) == 3 else ""))
+        finish = copies.take_away(copy_path(*parts))
         if img is not None and doc is not None:
             result = _page(catalogue, session, coll, doc, img)
         elif doc is not None:

@@ -45,8 +45,8 @@ def test_bad_proxy_cidr_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_settings_survive_the_trip_through_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    s = config.Settings(data_dir=tmp_path, images=tmp_path / "i", trusted_proxies=("::1/128", "10.0.0.0/8"), proxy_hops=1,
-                        demo=False, workers=3, base_url="https://a.b")
+    s = config.Settings(data_dir=tmp_path, images=tmp_path / "i", trusted_proxies=("::1/128", "10.0.0.0/8"),
+                        proxy_hops=1, demo=False, workers=3, base_url="https://a.b")
     for key, value in s.to_env().items():
         monkeypatch.setenv(key, value)
     assert config.load({}) == s
