@@ -42,16 +42,8 @@ from sqlalchemy.engine import Engine
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from iiif_server.manifests.catalogue import (  # noqa: E402
-    MIGRATIONS,
-    Activity,
-    Catalogue,
-    Collection,
-    Document,
-    Image,
-    State,
-    sort_key,
-)
+from iiif_server.db.catalogue import MIGRATIONS, Catalogue  # noqa: E402
+from iiif_server.db.models import Activity, Collection, Document, Image, State, sort_key  # noqa: E402
 from iiif_server.manifests.presentation import Urls  # noqa: E402
 
 GENERATOR = 1  # bump when the synthetic data changes shape: kept databases are then rebuilt
@@ -889,7 +881,7 @@ class Bench:
         import pyvips
 
         from iiif_server import config
-        from iiif_server.app import create_app
+        from iiif_server.web.app import create_app
 
         cid = "portraits"
         doc = self.middle_document(cid)

@@ -29,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from bulk import fill  # noqa: E402
 
 from iiif_server import config  # noqa: E402
-from iiif_server.app import create_app  # noqa: E402
 from iiif_server.auth.tokens import TokenStore  # noqa: E402
-from iiif_server.cli import write_report  # noqa: E402
-from iiif_server.manifests.catalogue import Catalogue, make_engine  # noqa: E402
+from iiif_server.db.catalogue import Catalogue, make_engine  # noqa: E402
+from iiif_server.ingest.report import write_report  # noqa: E402
+from iiif_server.web.app import create_app  # noqa: E402
 
 SECRET = "a-benchmark-signing-key-that-is-long-enough-0123456789"
 

@@ -57,7 +57,7 @@ def main() -> int:
     spec.loader.exec_module(local)
     from sqlalchemy import text
 
-    from iiif_server.manifests.catalogue import make_engine
+    from iiif_server.db.catalogue import make_engine
 
     engine = make_engine(database)
     with engine.begin() as conn:

@@ -29,9 +29,9 @@ from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from iiif_server import config  # noqa: E402
-from iiif_server.app import create_app  # noqa: E402
+from iiif_server.db.catalogue import Catalogue  # noqa: E402
 from iiif_server.manifests import discovery  # noqa: E402
-from iiif_server.manifests.catalogue import Catalogue  # noqa: E402
+from iiif_server.web.app import create_app  # noqa: E402
 
 COLLECTIONS = 200
 

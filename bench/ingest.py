@@ -26,8 +26,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from access_quality import page  # noqa: E402
 
 from iiif_server.auth.snapshot import MAX_AGE  # noqa: E402
-from iiif_server.ingest import ACCESS_QUALITY, Ingest, write_access_copy  # noqa: E402
-from iiif_server.manifests.catalogue import Catalogue  # noqa: E402
+from iiif_server.db.catalogue import Catalogue  # noqa: E402
+from iiif_server.ingest.convert import ACCESS_QUALITY, write_access_copy  # noqa: E402
+from iiif_server.ingest.run import Ingest  # noqa: E402
 
 PAGES = 12_000_000  # 1.5 M documents of ~8 pages
 WIDTH, HEIGHT = 4000, 3000

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pyvips
 
-from iiif_server.ingest import Ingest
-from iiif_server.manifests.catalogue import Catalogue
+from iiif_server.db.catalogue import Catalogue
+from iiif_server.ingest.run import Ingest
 
 
 def main() -> None:

@@ -23,9 +23,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from iiif_server import config  # noqa: E402
-from iiif_server.app import create_app  # noqa: E402
+from iiif_server.db.catalogue import Catalogue  # noqa: E402
+from iiif_server.db.models import Collection, Document, Image  # noqa: E402
 from iiif_server.manifests import presentation  # noqa: E402
-from iiif_server.manifests.catalogue import Catalogue, Collection, Document, Image  # noqa: E402
+from iiif_server.web.app import create_app  # noqa: E402
 
 PER_DOCUMENT = 100
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pyvips
 
 from iiif_server import config
-from iiif_server.app import create_app
+from iiif_server.web.app import create_app
 
 
 async def main() -> None:

@@ -44,11 +44,12 @@ from sqlalchemy import insert, text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from iiif_server import config  # noqa: E402
-from iiif_server.app import create_app  # noqa: E402
-from iiif_server.manifests.catalogue import Catalogue, Collection, Document, Image  # noqa: E402
+from iiif_server.db.catalogue import Catalogue  # noqa: E402
+from iiif_server.db.labels import reindex_all  # noqa: E402
+from iiif_server.db.models import Collection, Document, Image  # noqa: E402
 from iiif_server.search.importer import parse_alto  # noqa: E402
-from iiif_server.search.labels import reindex_all  # noqa: E402
 from iiif_server.search.store import Entry, PageText, TextStore  # noqa: E402
+from iiif_server.web.app import create_app  # noqa: E402
 
 SEED = 20261129
 PAGES_PER_DOCUMENT = 50
@@ -139,7 +140,7 @@ def fresh_database(args: argparse.Namespace, workdir: Path) -> str:
         for suffix in ("", "-wal", "-shm"):
             Path(str(path) + suffix).unlink(missing_ok=True)
         return f"sqlite:///{path}"
-    from iiif_server.manifests.catalogue import make_engine
+    from iiif_server.db.catalogue import make_engine
 
     engine = make_engine(args.database)
     with engine.begin() as conn:

@@ -44,8 +44,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from iiif_server import demo  # noqa: E402
-from iiif_server.ingest import write_access_copy  # noqa: E402
+from iiif_server.ingest import demo  # noqa: E402
+from iiif_server.ingest.convert import write_access_copy  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
 from tiles import osd_tile_urls  # noqa: E402

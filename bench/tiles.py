@@ -39,7 +39,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from iiif_server import demo  # noqa: E402
+from iiif_server.ingest import demo  # noqa: E402
 
 IDENTIFIER = "scan"
 

@@ -22,7 +22,7 @@ import httpx
 import pyvips
 
 from iiif_server import config
-from iiif_server.app import create_app
+from iiif_server.web.app import create_app
 
 
 def rss() -> int:

@@ -47,10 +47,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 from soak import children, free_port, rss_mib, wait_ready, worker_pids  # noqa: E402
 from tiles import LIGHTTPD_CONF, osd_tile_urls  # noqa: E402
 
-from iiif_server import demo  # noqa: E402
-from iiif_server.ingest import SERVED_QUALITY, write_access_copy  # noqa: E402
-from iiif_server.tiles.edges import add_edges  # noqa: E402
-from iiif_server.tiles.thumbnail import add_thumbnail  # noqa: E402
+from iiif_server.ingest import demo  # noqa: E402
+from iiif_server.ingest.convert import SERVED_QUALITY, write_access_copy  # noqa: E402
+from iiif_server.tiles.prepare import add_edges, add_thumbnail  # noqa: E402
 
 BIG = "scan"
 BIG_SIZE = (6000, 8000)

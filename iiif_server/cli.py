@@ -10,7 +10,8 @@ from typing import Any
 
 import click
 
-from . import config
+from iiif_server import config
+from iiif_server.ingest.report import render_report, write_report
 
 OPTION_TYPES: dict[str, Any] = {
     "data_dir": click.Path(file_okay=False),
@@ -94,7 +95,7 @@ def open_catalogue(settings: config.Settings) -> Any:
     """The catalogue, migrated; imports only what the catalogue needs (commands start fast)."""
     from sqlalchemy.exc import DatabaseError
 
-    from .manifests.catalogue import open_catalogue as open_it
+    from iiif_server.db.catalogue import open_catalogue as open_it
 
     catalogue = open_it(settings.database_url, settings.tiers)
     try:
@@ -117,7 +118,7 @@ def prepare_checked() -> None:
     """`serve`'s preparation (migrations, demo) in a child process; a bad catalogue is one line."""
     from sqlalchemy.exc import DatabaseError
 
-    from .app import prepare
+    from iiif_server.web.app import prepare
 
     settings = config.load({}, None)
     try:
@@ -160,17 +161,17 @@ def serve(create_images: bool, config_file: str | None, **cli: Any) -> None:
         sys.exit(1)  # the child said why
     click.echo(f"serving {settings.image_location} on http://{settings.host}:{settings.port}/ "
                f"with {settings.workers} worker(s)")
-    from .metrics import multiprocess_dir
+    from iiif_server.runtime.metrics import multiprocess_dir
 
     try:
         import httptools  # noqa: F401 - uvicorn[standard]'s fast parser, bounded by our subclass
-        http = "iiif_server.limits:LimitedHttpToolsProtocol"
+        http = "iiif_server.web.limits:LimitedHttpToolsProtocol"
     except ImportError:
         http = "h11"
     # the workers' metric files go to a fresh folder, set before any worker imports prometheus_client
     with multiprocess_dir():
         uvicorn.run(
-            "iiif_server.app:app_from_env",
+            "iiif_server.web.app:app_from_env",
             factory=True,
             host=settings.host,
             port=settings.port,
@@ -214,14 +215,16 @@ def ingest(src: Path, collection_id: str, label: str | None, tier: str | None, m
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from .ingest import ACCESS_QUALITY, CsvError, Ingest
+    from iiif_server.ingest.convert import ACCESS_QUALITY
+    from iiif_server.ingest.metadata import CsvError
+    from iiif_server.ingest.run import Ingest
 
     settings = config.load(cli, config_file)
     console = Console(stderr=True, soft_wrap=True)  # a path is never split over two lines in a log
     try:
         target = None
         if settings.image_url:  # copies bound for object storage: staged in the data folder, then uploaded
-            from .storage import ObjectTarget
+            from iiif_server.storage import ObjectTarget
 
             target = ObjectTarget(settings.image_url, settings, settings.data_dir / "staging")
         root = target.staging if target is not None else settings.image_root
@@ -237,7 +240,7 @@ def ingest(src: Path, collection_id: str, label: str | None, tier: str | None, m
 
         tracker = None
         if metrics_file is not None:
-            from .metrics import IngestProgress
+            from iiif_server.runtime.metrics import IngestProgress
 
             tracker = IngestProgress(metrics_file, collection_id)
 
@@ -287,8 +290,8 @@ def text_import(src: Path, collection_id: str, config_file: str | None, **cli: A
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from .search.importer import import_text
-    from .search.store import TextStore
+    from iiif_server.search.importer import import_text
+    from iiif_server.search.store import TextStore
 
     settings = config.load(cli, config_file)
     console = Console(stderr=True, soft_wrap=True)
@@ -303,36 +306,8 @@ def text_import(src: Path, collection_id: str, config_file: str | None, **cli: A
     sys.exit(1 if report.errors else 0)
 
 
-def render_report(report: Any, src: Path, collection: str) -> tuple[str, dict[str, Any]]:
-    """The human report (one line per file, never wrapped) and the same as JSON data."""
-    import datetime as dt
-
-    from .names import shown
-
-    data = {"collection": collection, "source": shown(src), "finished": dt.datetime.now(dt.UTC).isoformat(),
-            **report.as_dict()}
-    lines = [f"ingest of {shown(src)} into {collection}, finished {data['finished']}"]
-    lines += [f"failed {shown(path)}: {reason}" for path, reason in report.failed]
-    lines += [f"skipped {shown(path)}: {reason}" for path, reason in report.skipped]
-    lines += [f"not done {shown(path)}" for path in report.not_done]
-    lines.append(f"{report.converted} converted, {report.unchanged} unchanged, {len(report.failed)} failed, "
-                 f"{len(report.skipped)} skipped, {len(report.not_done)} not done")
-    return "\n".join(lines) + "\n", data
 
 
-def write_report(folder: Path, collection: str, text: str, data: dict[str, Any]) -> Path:
-    """`<collection>-<time>.txt` and `.json` side by side; returns the .txt path."""
-    import datetime as dt
-    import json
-
-    from .ingest_runs import record
-
-    folder.mkdir(parents=True, exist_ok=True)
-    stem = folder / f"ingest-{collection}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%fZ}"
-    stem.with_suffix(".json").write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    stem.with_suffix(".txt").write_text(text, encoding="utf-8")
-    record(folder, stem.with_suffix(".json"), data)  # the console's history of runs reads this index
-    return stem.with_suffix(".txt")
 
 
 @main.command()
@@ -375,13 +350,13 @@ def remove(target: str, yes: bool, config_file: str | None, **cli: Any) -> None:
     """Withdraw COLLECTION, COLLECTION/DOCUMENT or COLLECTION/DOCUMENT/PAGE: its catalogue rows and
     access copies go (masters are never touched), harvesters get Delete activities, and every replica
     stops serving it on its next request. Safe while serving."""
-    from .withdraw import ObjectCopies, withdraw
+    from iiif_server.ingest.withdraw import ObjectCopies, withdraw
 
     settings = config.load(cli, config_file)
     if not yes:
         click.confirm(f"withdraw {target} and delete its access copies?", abort=True)
     if settings.image_url is not None:
-        from .storage import open_store
+        from iiif_server.storage import open_store
 
         copies: Any = ObjectCopies(open_store(settings.image_url, settings))
     else:
@@ -394,7 +369,7 @@ def remove(target: str, yes: bool, config_file: str | None, **cli: Any) -> None:
 
 
 def token_store(settings: config.Settings) -> Any:
-    from .auth.tokens import TokenStore, load_secret
+    from iiif_server.auth.tokens import TokenStore, load_secret
 
     secret = load_secret(settings.secret_key, settings.secret_key_file, settings.data_dir)
     return TokenStore(open_catalogue(settings), secret)

@@ -120,7 +120,7 @@ class Settings:
 
     def proxy_networks(self) -> Any:
         """The trusted proxies (auth.networks.Proxies): their addresses and the hop count."""
-        from .auth.networks import Proxies
+        from iiif_server.auth.networks import Proxies
 
         return Proxies(tuple(ipaddress.ip_network(cidr, strict=False) for cidr in self.trusted_proxies),
                        self.proxy_hops)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .config import Settings
+    from iiif_server.config import Settings
 
 SCHEME = "s3://"
 # a tile request waits for storage, not for minutes of retries

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import insert
 
-from iiif_server.manifests.catalogue import Catalogue, Collection, Image, now, sort_key
-from iiif_server.manifests.catalogue import Document as DocumentRow
+from iiif_server.db.catalogue import Catalogue
+from iiif_server.db.models import Collection, Image, now, sort_key
+from iiif_server.db.models import Document as DocumentRow
 
 
 def fill(catalogue: Catalogue, cid: str, documents: int, pages: int, tier: str = "public",

@@ -16,7 +16,7 @@ import pytest
 import pyvips
 
 from iiif_server import config
-from iiif_server.app import create_app
+from iiif_server.web.app import create_app
 
 FIXTURES = Path(__file__).parent / "fixtures"
 VALIDATOR_ID = "67352ccc-d1b0-11e1-89ae-279075081939"
@@ -113,7 +113,7 @@ POSTGRES_ENV = "IIIF_SERVER_TEST_DATABASE"
 def _reset_postgres(url: str) -> None:
     from sqlalchemy import text
 
-    from iiif_server.manifests.catalogue import make_engine
+    from iiif_server.db.catalogue import make_engine
 
     engine = make_engine(url)
     with engine.begin() as conn:
@@ -143,7 +143,7 @@ def fresh_postgres(why: str) -> str:
 
 @pytest.fixture
 def catalogue(database_url: str):  # type: ignore[no-untyped-def]
-    from iiif_server.manifests.catalogue import Catalogue
+    from iiif_server.db.catalogue import Catalogue
 
     cat = Catalogue(database_url)
     cat.upgrade()

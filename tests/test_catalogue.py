@@ -7,15 +7,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, select
 
-from iiif_server.manifests.catalogue import (
-    Activity,
-    Base,
-    Catalogue,
-    Collection,
-    Document,
-    Image,
-    effective_tier,
-)
+from iiif_server.db.catalogue import Catalogue
+from iiif_server.db.models import Activity, Base, Collection, Document, Image, effective_tier
 
 
 def add_collection(cat: Catalogue, cid: str = "family", tier: str = "public", docs: int = 2, pages: int = 2) -> None:

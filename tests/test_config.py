@@ -62,7 +62,7 @@ def test_serve_help_documents_every_setting_and_its_variable() -> None:
 async def test_max_age_sets_the_public_cache_lifetime(image_root: Path, tmp_path: Path) -> None:
     import httpx
 
-    from iiif_server.app import create_app
+    from iiif_server.web.app import create_app
 
     app = create_app(config.Settings(data_dir=tmp_path, images=image_root, demo=False, max_age=60))
     transport = httpx.ASGITransport(app=app)

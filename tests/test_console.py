@@ -32,7 +32,7 @@ from test_auth import (  # noqa: F401
 )
 
 from iiif_server.console.session import COOKIE, Sessions
-from iiif_server.manifests.catalogue import Catalogue
+from iiif_server.db.catalogue import Catalogue
 
 BASE = "https://testserver"  # the session cookie is Secure: the test client sends it over https only
 STAFF_NET = "198.51.100.7"

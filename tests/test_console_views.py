@@ -19,11 +19,12 @@ from sqlalchemy import event
 from test_auth import OUTSIDE, World, bearer, image_url, tiff_bytes  # noqa: F401
 from test_console import BASE, audit_lines, console_routes, sign_in, world  # noqa: F401
 
-from iiif_server import ingest_runs
-from iiif_server.auth.tokens import TokenRow, Usage
-from iiif_server.cli import write_report
+from iiif_server.auth.tokens import Usage
 from iiif_server.console import audit, tail
 from iiif_server.console.session import COOKIE, Sessions
+from iiif_server.db.models import TokenRow
+from iiif_server.ingest import runs as ingest_runs
+from iiif_server.ingest.report import write_report
 
 
 def text_of(html: str) -> str:

@@ -13,9 +13,10 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from iiif_server import config
-from iiif_server.app import create_app
+from iiif_server.db.catalogue import Catalogue
+from iiif_server.db.models import Activity, Collection, Document, now
 from iiif_server.manifests import discovery
-from iiif_server.manifests.catalogue import Activity, Catalogue, Collection, Document, now
+from iiif_server.web.app import create_app
 
 BASE = "http://testserver"
 STREAM = "/iiif/discovery/activity/all-changes"

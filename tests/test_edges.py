@@ -12,14 +12,15 @@ import pytest
 import pyvips
 import tifffile
 
-from iiif_server import config, demo, observe
-from iiif_server.app import create_app
-from iiif_server.ingest import write_access_copy
-from iiif_server.tiles.edges import add_edges
+from iiif_server import config
+from iiif_server.ingest import demo
+from iiif_server.ingest.convert import write_access_copy
+from iiif_server.runtime import observe
+from iiif_server.tiles.files import FileSystemSource
 from iiif_server.tiles.pipeline import WHOLE, Encoding, locate_stored, process, was_passthrough
+from iiif_server.tiles.prepare import add_edges, add_thumbnail
 from iiif_server.tiles.request import Limits, parse, resolve
-from iiif_server.tiles.sources import FileSystemSource
-from iiif_server.tiles.thumbnail import add_thumbnail
+from iiif_server.web.app import create_app
 
 
 def viewer_tiles(width: int, height: int, factors: list[int], version: int, tile: int = 256) -> list[str]:

@@ -24,7 +24,7 @@ import pytest
 from test_auth import OUTSIDE, PROXY, READING_ROOM_V4, ROOM, World, image_url, make_tiff, make_world
 
 from iiif_server import config
-from iiif_server.manifests.catalogue import Catalogue
+from iiif_server.db.catalogue import Catalogue
 
 PAGE = quote("maps/d1/p1", safe="")  # a public page of test_auth's catalogue
 INFO = f"/iiif/3/{PAGE}/info.json"

@@ -17,7 +17,7 @@ from test_auth import READING_ROOM_V4, World, bearer, tiff_bytes  # noqa: F401
 from test_console import world  # noqa: F401
 
 from iiif_server import config
-from iiif_server.manifests.catalogue import Collection
+from iiif_server.db.models import Collection
 
 
 def counted(world: World) -> None:

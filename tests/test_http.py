@@ -20,10 +20,10 @@ import pyvips
 from conftest import VALIDATOR_ID, quadrants
 
 from iiif_server import config
-from iiif_server.app import create_app
 from iiif_server.tiles import service as service_module
 from iiif_server.tiles.pipeline import writable_formats
 from iiif_server.tiles.sources import Source
+from iiif_server.web.app import create_app
 
 PROFILE_3 = "http://iiif.io/api/image/3/level2.json"
 PROFILE_2 = "http://iiif.io/api/image/2/level2.json"
@@ -918,7 +918,7 @@ async def test_stored_tiles_read_on_the_loop_follow_a_replaced_or_withdrawn_file
     """With the response cache off, a stored tile is read on the loop through a kept descriptor: a file
     replaced by another (an atomic rename, as ingest writes) is served from the new file at once, a
     withdrawn one is not served, and only OPEN_FILES descriptors are kept."""
-    from iiif_server.ingest import write_access_copy
+    from iiif_server.ingest.convert import write_access_copy
     from iiif_server.tiles import hot
 
     root = tmp_path / "images"

@@ -17,13 +17,16 @@ from conftest import quadrants
 from sqlalchemy import select
 
 from iiif_server import config
-from iiif_server.app import create_app
 from iiif_server.cli import main
-from iiif_server.ingest import CsvError, Ingest, natural_key, read_metadata_csv, scan_source
-from iiif_server.manifests.catalogue import Activity, Catalogue, Document, Image
+from iiif_server.db.catalogue import Catalogue
+from iiif_server.db.models import Activity, Document, Image
+from iiif_server.ingest.metadata import CsvError, read_metadata_csv
+from iiif_server.ingest.run import Ingest
+from iiif_server.ingest.scan import natural_key, scan_source
+from iiif_server.tiles.files import FileSystemSource
 from iiif_server.tiles.pipeline import Encoding, encode, render
 from iiif_server.tiles.request import Limits, parse, resolve
-from iiif_server.tiles.sources import FileSystemSource
+from iiif_server.web.app import create_app
 
 RED, GREEN, BLUE = [255, 0, 0], [0, 255, 0], [0, 0, 255]
 

@@ -13,8 +13,9 @@ from click.testing import CliRunner
 from PIL import Image as PILImage
 
 from iiif_server.cli import main
-from iiif_server.ingest import ACCESS_QUALITY, Ingest, open_master
-from iiif_server.manifests.catalogue import Catalogue
+from iiif_server.db.catalogue import Catalogue
+from iiif_server.ingest.convert import ACCESS_QUALITY, open_master
+from iiif_server.ingest.run import Ingest
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

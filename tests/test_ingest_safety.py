@@ -21,9 +21,10 @@ from PIL import Image as PILImage
 from sqlalchemy import select
 
 from iiif_server import config
-from iiif_server.app import create_app
-from iiif_server.ingest import Ingest
-from iiif_server.manifests.catalogue import Catalogue, Document, Image
+from iiif_server.db.catalogue import Catalogue
+from iiif_server.db.models import Document, Image
+from iiif_server.ingest.run import Ingest
+from iiif_server.web.app import create_app
 
 LEVY = "Dossier Lévy 1942"
 

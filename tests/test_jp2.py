@@ -13,9 +13,9 @@ from conftest import BLUE, GREEN, RED, WHITE, quadrants
 from PIL import Image as PILImage
 
 from iiif_server import config
-from iiif_server.app import create_app
 from iiif_server.tiles import jp2
-from iiif_server.tiles.sources import FileSystemSource
+from iiif_server.tiles.files import FileSystemSource
+from iiif_server.web.app import create_app
 
 
 def write_jp2(img: pyvips.Image, path: Path, resolutions: int = 6) -> None:

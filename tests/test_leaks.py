@@ -31,7 +31,7 @@ from test_auth import (
     posted_message,
 )
 
-from iiif_server.manifests.catalogue import Catalogue
+from iiif_server.db.catalogue import Catalogue
 
 VIEWER = "https://viewer.example.org"  # configured in the world's settings
 ELSEWHERE = "http://127.0.0.1:9999"  # "a page on another port of the same host"

@@ -13,8 +13,8 @@ from conftest import quadrants, start_server, stop_server
 from test_leaks import raw_request
 
 from iiif_server import config
-from iiif_server.bounds import Bounds
 from iiif_server.cli import main
+from iiif_server.runtime.bounds import Bounds
 
 DEFAULTS = {"max_head_bytes": 32768, "max_url_bytes": 8192, "max_header_fields": 100, "head_timeout": 10,
             "max_form_bytes": 16384, "form_timeout": 10, "keep_alive_timeout": 5}
@@ -85,8 +85,8 @@ def test_the_server_enforces_the_configured_limits(tight_server: str) -> None:
 
 def test_the_protocol_reads_the_bounds_of_its_process(tmp_path: Path) -> None:
     """The app sets this process's bounds from its settings; a connection made afterwards uses them."""
-    from iiif_server import bounds
-    from iiif_server.app import create_app
+    from iiif_server.runtime import bounds
+    from iiif_server.web.app import create_app
 
     before = bounds.current()
     try:

@@ -13,9 +13,10 @@ from conftest import presentation_schema
 from iiif_prezi3 import Manifest
 
 from iiif_server import config
-from iiif_server.app import create_app
 from iiif_server.auth.tokens import TokenStore
-from iiif_server.manifests.catalogue import Catalogue, Collection, Document, Image
+from iiif_server.db.catalogue import Catalogue
+from iiif_server.db.models import Collection, Document, Image
+from iiif_server.web.app import create_app
 
 SECRET = "s" * 40
 LAYOUT = {  # collection tier, {document: (tier, pages)}

@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 import pyvips
 
-from iiif_server import demo
-from iiif_server.ingest import write_access_copy
+from iiif_server.ingest import demo
+from iiif_server.ingest.convert import write_access_copy
 from iiif_server.tiles import memory
+from iiif_server.tiles.files import FileSystemSource
 from iiif_server.tiles.pipeline import Encoding, process
 from iiif_server.tiles.request import Limits, parse, resolve
-from iiif_server.tiles.sources import FileSystemSource
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads /proc")
 

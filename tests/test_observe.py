@@ -16,10 +16,11 @@ import pytest
 from click.testing import CliRunner
 from conftest import quadrants, start_server, stop_server, write_pyramid
 
-from iiif_server import config, metrics, observe
-from iiif_server.app import create_app
+from iiif_server import config
 from iiif_server.cli import main, token_store
+from iiif_server.runtime import metrics, observe
 from iiif_server.tiles import service as service_module
+from iiif_server.web.app import create_app
 
 SECRET = "a-test-signing-key-that-is-long-enough-0123456789"
 OUTSIDE = ("203.0.113.7", 40000)

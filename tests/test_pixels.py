@@ -19,9 +19,10 @@ import pyvips
 from conftest import BLUE, GREEN, RED, WHITE
 
 from iiif_server.tiles import pipeline
+from iiif_server.tiles.files import FileSystemSource
 from iiif_server.tiles.pipeline import Encoding, encode, from_stored, pick_level, raw_tile, render
 from iiif_server.tiles.request import Limits, parse, resolve
-from iiif_server.tiles.sources import FileSystemSource, Source
+from iiif_server.tiles.sources import Source
 
 JPEG_TOLERANCE = 12
 PNG_TOLERANCE = 1
@@ -483,7 +484,7 @@ def test_pick_level_never_upscales_by_more_than_a_pixel(pyramid: Source) -> None
 @pytest.fixture(scope="module", params=["srgb", "b-w"])
 def textured(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Source:
     """A 1000x700 scan with detail everywhere: edge tiles on every level, a one-tile smallest level."""
-    from iiif_server import demo
+    from iiif_server.ingest import demo
 
     root = tmp_path_factory.mktemp(f"textured-{request.param}")
     img = demo.scan(1000, 700, seed=5)

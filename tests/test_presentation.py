@@ -15,11 +15,12 @@ from conftest import presentation_schema, quadrants
 from sqlalchemy import select
 
 from iiif_server import config
-from iiif_server.app import create_app
-from iiif_server.ingest import Ingest
+from iiif_server.db.catalogue import Catalogue, PageRow
+from iiif_server.db.models import Collection, Document
+from iiif_server.ingest.run import Ingest
 from iiif_server.manifests import discovery
-from iiif_server.manifests.catalogue import Catalogue, Collection, Document, PageRow
 from iiif_server.manifests.presentation import Urls, canvas_dict, canvas_model
+from iiif_server.web.app import create_app
 
 BASE = "http://testserver"
 LANGUAGE = "nl"

@@ -16,7 +16,7 @@ import pytest
 import pyvips
 from test_auth import HEIGHT, ROOM, STAFF, WIDTH, World, image_url, make_tiff, make_world
 
-from iiif_server.manifests.catalogue import Catalogue
+from iiif_server.db.catalogue import Catalogue
 
 BROWSER_IMAGE = {"Accept": "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"}
 

@@ -68,14 +68,15 @@ from test_traversal import (  # noqa: F401
 )
 
 from iiif_server import config
-from iiif_server.app import create_app, image_source
 from iiif_server.storage import upload
 from iiif_server.tiles import hot
-from iiif_server.tiles.edges import add_edges
-from iiif_server.tiles.objectsource import ObjectStoreSource
+from iiif_server.tiles.files import FileSystemSource
+from iiif_server.tiles.objectstore import ObjectStoreSource
 from iiif_server.tiles.pipeline import raw_tile
+from iiif_server.tiles.prepare import add_edges
 from iiif_server.tiles.request import Limits, parse, resolve
-from iiif_server.tiles.sources import FileSystemSource, Source
+from iiif_server.tiles.sources import Source
+from iiif_server.web.app import create_app, image_source
 
 BUCKET = "images"
 

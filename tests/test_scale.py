@@ -17,13 +17,14 @@ from bulk import fill
 from conftest import presentation_schema
 
 from iiif_server import config
-from iiif_server.app import create_app
 from iiif_server.auth.tokens import TokenStore
+from iiif_server.db.catalogue import Catalogue, DocumentEntry, PageRow
+from iiif_server.db.models import Collection, Image
+from iiif_server.db.models import Document as DocumentRow
 from iiif_server.manifests import routes
 from iiif_server.manifests.cache import Document, DocumentCache
-from iiif_server.manifests.catalogue import Catalogue, Collection, DocumentEntry, Image, PageRow
-from iiif_server.manifests.catalogue import Document as DocumentRow
 from iiif_server.manifests.presentation import Urls, manifest_ref, manifest_ref_model
+from iiif_server.web.app import create_app
 
 BASE = "http://testserver"
 SECRET = "s" * 40
@@ -181,7 +182,7 @@ def test_ingest_into_a_large_collection_reads_only_its_own_documents_and_keeps_n
     from conftest import quadrants
     from sqlalchemy import event, select
 
-    from iiif_server.ingest import Ingest
+    from iiif_server.ingest.run import Ingest
 
     cat = Catalogue(database_url)
     cat.upgrade()

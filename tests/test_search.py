@@ -11,13 +11,14 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from iiif_server import config
-from iiif_server.app import create_app
 from iiif_server.auth.tokens import TokenStore
 from iiif_server.cli import main
-from iiif_server.manifests.catalogue import Catalogue, Collection, Document, Image
+from iiif_server.db.catalogue import Catalogue
+from iiif_server.db.models import Collection, Document, Image, TextEntry
 from iiif_server.search import routes as search_routes
 from iiif_server.search.importer import import_text
-from iiif_server.search.store import Entry, TextEntry, TextStore, normalise
+from iiif_server.search.store import Entry, TextStore, normalise
+from iiif_server.web.app import create_app
 
 SECRET = "s" * 40
 LAYOUT = {  # document: (tier, {page: tier})

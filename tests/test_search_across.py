@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 from test_search import setup  # noqa: F401 - the shared fixture
 
-from iiif_server.manifests.catalogue import Document
+from iiif_server.db.models import Document
 from iiif_server.search import across
 
 
@@ -68,7 +68,7 @@ async def test_top_collection_search_ranks_and_pages_by_keyset(setup, monkeypatc
 
 async def test_collection_search_of_an_unknown_or_hidden_collection_is_404(setup) -> None:  # noqa: F811  # type: ignore[no-untyped-def]
     client, _, cat = setup
-    from iiif_server.manifests.catalogue import Collection
+    from iiif_server.db.models import Collection
 
     with cat.session() as s:
         s.add(Collection(id="closed", label="Closed", tier="staff", metadata_pairs=[]))
@@ -155,8 +155,8 @@ async def test_the_search_page_lists_documents_whose_text_holds_the_words(setup)
 
 async def test_a_query_of_several_words_walks_the_rarest_word(setup) -> None:  # noqa: F811  # type: ignore[no-untyped-def]
     client, _, cat = setup
-    from iiif_server.search.labels import LabelTerm
-    from iiif_server.search.store import TextDocTerm, TextStore
+    from iiif_server.db.models import LabelTerm, TextDocTerm
+    from iiif_server.search.store import TextStore
 
     with cat.session() as s:
         for doc in s.execute(select(Document).where(Document.collection_id == "transports")).scalars():

@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from iiif_server.manifests.catalogue import Catalogue, Collection, Document, Image
+from iiif_server.db.catalogue import Catalogue
+from iiif_server.db.models import Collection, Document, Image
 from iiif_server.search import store as store_module
 from iiif_server.search.importer import import_text
-from iiif_server.search.normal import similarity
 from iiif_server.search.soundex import codes
 from iiif_server.search.store import EXACT, FOLDED, PREFIX, SOUNDS, TYPO, Entry, Pages, TextStore
+from iiif_server.words import similarity
 
 EVERYTHING = Pages(True)
 
@@ -173,7 +174,7 @@ def test_phrase_over_alto_words_within_and_across_lines(text_store: tuple[TextSt
     assert store.search(doc, "Levy Abraham", EVERYTHING)[0] == []
     assert [h.text for h in store.search(doc, "abraham goldstein", EVERYTHING)[0]] == ["Abraham Goldstein"]
     # the context comes from the neighbouring words: no copy of the line is stored with each word
-    from iiif_server.search.store import TextEntry
+    from iiif_server.db.models import TextEntry
 
     with store.catalogue.sessions() as s:
         assert s.execute(select(TextEntry.line).where(TextEntry.source == "alto").distinct()).scalars().all() == [None]
@@ -187,7 +188,7 @@ def test_migration_0006_indexes_the_words_already_imported(database_url: str) ->
     from alembic.config import Config
     from sqlalchemy import text
 
-    from iiif_server.manifests.catalogue import MIGRATIONS
+    from iiif_server.db.catalogue import MIGRATIONS
 
     cat = Catalogue(database_url)
     cfg = Config()
@@ -211,7 +212,7 @@ def test_migration_0006_indexes_the_words_already_imported(database_url: str) ->
     store = TextStore(cat)
     assert [(h.text, h.tier) for h in store.search(1, "Goldsztajn", EVERYTHING)[0]] == [("Goldstein Szmul", SOUNDS)]
     assert [h.tier for h in store.search(1, "Schmul", EVERYTHING)[0]] == [SOUNDS]
-    from iiif_server.search.labels import LabelTerm
+    from iiif_server.db.models import LabelTerm
 
     with cat.sessions() as s:  # the documents' labels are indexed for catalogue search too
         assert s.execute(select(LabelTerm.norm, LabelTerm.document_pk)).all() == [("d", 1)]

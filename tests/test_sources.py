@@ -20,10 +20,11 @@ import pyvips
 from conftest import BLUE, GREEN, RED, WHITE, write_pyramid
 
 from iiif_server import config
-from iiif_server.app import create_app
+from iiif_server.tiles.files import FileSystemSource
 from iiif_server.tiles.pipeline import Encoding, no_metadata, process, raw_tile, render
 from iiif_server.tiles.request import Limits, RequestError, parse, resolve
-from iiif_server.tiles.sources import FileSystemSource, Source, adobe_transform
+from iiif_server.tiles.sources import Source, adobe_transform
+from iiif_server.web.app import create_app
 
 TOL = 12  # JPEG in, JPEG out
 QUADRANTS = (RED, GREEN, BLUE, WHITE)

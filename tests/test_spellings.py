@@ -23,9 +23,10 @@ import pytest
 from conftest import quadrants
 
 from iiif_server import config
-from iiif_server.app import create_app
 from iiif_server.auth.tokens import TokenStore
-from iiif_server.manifests.catalogue import Catalogue, Collection, Document, Image
+from iiif_server.db.catalogue import Catalogue
+from iiif_server.db.models import Collection, Document, Image
+from iiif_server.web.app import create_app
 
 SECRET = "a-test-signing-key-that-is-long-enough-0123456789"
 REQUIRE = "IIIF_SERVER_REQUIRE_FUSE"

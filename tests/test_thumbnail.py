@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import pyvips
 
-from iiif_server import demo
+from iiif_server.ingest import demo
+from iiif_server.tiles.files import FileSystemSource
 from iiif_server.tiles.pipeline import Encoding, encode, locate_stored, raw_tile, render
+from iiif_server.tiles.prepare import add_thumbnail
 from iiif_server.tiles.request import Limits, parse, resolve
-from iiif_server.tiles.sources import FileSystemSource
-from iiif_server.tiles.thumbnail import add_thumbnail
 
 
 def access_copy(root: Path, name: str, width: int, height: int, grey: bool = False) -> Path:

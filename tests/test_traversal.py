@@ -19,7 +19,7 @@ import pytest
 from conftest import quadrants, start_server, stop_server
 
 from iiif_server import config
-from iiif_server.app import create_app
+from iiif_server.web.app import create_app
 
 SECRET_SIZE = (321, 123)
 

@@ -11,10 +11,10 @@ import pytest
 import pyvips
 
 from iiif_server import config
-from iiif_server.app import create_app
 from iiif_server.tiles import untiled
-from iiif_server.tiles.sources import FileSystemSource
+from iiif_server.tiles.files import FileSystemSource
 from iiif_server.tiles.untiled import Decodes, TooLarge
+from iiif_server.web.app import create_app
 
 
 def write_jpeg(path: Path, width: int, height: int) -> None:

@@ -13,9 +13,10 @@ from sqlalchemy import func, select
 
 from iiif_server import cli as cli_module
 from iiif_server import config
-from iiif_server.app import create_app
-from iiif_server.ingest import Ingest
-from iiif_server.manifests.catalogue import Activity, Catalogue, Collection, Document, Image
+from iiif_server.db.catalogue import Catalogue
+from iiif_server.db.models import Activity, Collection, Document, Image
+from iiif_server.ingest.run import Ingest
+from iiif_server.web.app import create_app
 
 BASE = "http://testserver"
 

@@ -21,8 +21,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from .. import bounds
-from .policy import COOKIE, Access, Policy, Verdict, collection_of
+from iiif_server.auth.policy import COOKIE, Access, Policy, Verdict, collection_of
+from iiif_server.runtime import bounds
 
 AUTH2_CONTEXT = "http://iiif.io/api/auth/2/context.json"
 AUTH1_CONTEXT = "http://iiif.io/api/auth/1/context.json"

@@ -18,9 +18,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from ..manifests.catalogue import Catalogue, Collection, Document, Image
-from ..names import fold
-from .tokens import TokenRow
+from iiif_server.db.catalogue import Catalogue
+from iiif_server.db.models import Collection, Document, Image, TokenRow
+from iiif_server.names import fold
 
 MAX_AGE = 1.0  # seconds a change may take to reach every replica
 

@@ -18,16 +18,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from itsdangerous import BadData, URLSafeSerializer
-from sqlalchemy import JSON, DateTime, String, Text, or_, select, update
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import or_, select, update
 
-from ..manifests.catalogue import Base, Catalogue, now
+from iiif_server.db.catalogue import Catalogue
+from iiif_server.db.models import TokenRow, now
 
 if TYPE_CHECKING:
-    from .snapshot import Snapshot
+    from iiif_server.auth.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +36,6 @@ USE_SECONDS = 60.0  # how stale a token's "last used" may be: uses are written a
 KIOSK = "kiosk"  # tokens handed out by the kiosk service; valid only from their network
 
 
-class TokenRow(Base):
-    __tablename__ = "tokens"
-
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    holder: Mapped[str] = mapped_column(Text)
-    tier: Mapped[str] = mapped_column(String(50))
-    collections: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    issued: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=now)
-    expires: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    revoked: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
-    last_used: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
 
 @dataclass(frozen=True)

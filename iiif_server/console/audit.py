@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import tail
+from iiif_server.console import tail
 
 SCAN = 8 * 1024 * 1024  # bytes a filtered page may read before it stops and offers to search on
 COLUMNS = ("time", "event", "action", "holder", "token_id", "network", "client", "target", "tier", "detail")

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
-from ..auth.tokens import TokenRow
-from ..manifests.catalogue import Catalogue, Collection, Document, Image
+from iiif_server.db.catalogue import Catalogue
+from iiif_server.db.models import Collection, Document, Image, TokenRow
 
 TOP = "\U0010ffff"  # above every character: the end of an identifier prefix range
 

@@ -16,16 +16,18 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from .. import ingest_runs, observe
-from ..auth.networks import IPNetwork, client_address
-from ..auth.policy import COOKIE as ACCESS_COOKIE
-from ..auth.policy import Policy
-from ..auth.services import _form, _secure, set_cookie
-from ..bounds import current as request_bounds
-from ..manifests.catalogue import Catalogue, effective_tier
-from ..withdraw import ObjectCopies, withdraw
-from . import audit, queries, tail
-from .session import COOKIE, LOGIN_COOKIE, NETWORK, Sessions, StaffSession
+from iiif_server.auth.networks import IPNetwork, client_address
+from iiif_server.auth.policy import COOKIE as ACCESS_COOKIE
+from iiif_server.auth.policy import Policy
+from iiif_server.auth.services import _form, _secure, set_cookie
+from iiif_server.console import audit, queries, tail
+from iiif_server.console.session import COOKIE, LOGIN_COOKIE, NETWORK, Sessions, StaffSession
+from iiif_server.db.catalogue import Catalogue
+from iiif_server.db.models import effective_tier
+from iiif_server.ingest import runs as ingest_runs
+from iiif_server.ingest.withdraw import ObjectCopies, withdraw
+from iiif_server.runtime import observe
+from iiif_server.runtime.bounds import current as request_bounds
 
 TEMPLATES = Path(__file__).parent / "templates"
 PAGE = 50  # documents per page of a collection

@@ -12,7 +12,7 @@ from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
 
-from ..compression import ENCODINGS, MIN_SIZE, compress
+from iiif_server.runtime.compression import ENCODINGS, MIN_SIZE, compress
 
 
 def content_etag(body: bytes) -> str:

@@ -14,8 +14,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from .catalogue import Activity
-from .presentation import Urls, nav_date
+from iiif_server.db.models import Activity
+from iiif_server.manifests.presentation import Urls, nav_date
 
 CONTEXT = "http://iiif.io/api/discovery/1/context.json"
 PAGE_SIZE = 1000

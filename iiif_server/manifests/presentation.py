@@ -31,9 +31,9 @@ from iiif_prezi3 import (
     ServiceV3,
 )
 
-from .catalogue import Collection as CollectionRow
-from .catalogue import Document as DocumentRow
-from .catalogue import DocumentEntry, PageRow
+from iiif_server.db.catalogue import DocumentEntry, PageRow
+from iiif_server.db.models import Collection as CollectionRow
+from iiif_server.db.models import Document as DocumentRow
 
 CONTEXT = "http://iiif.io/api/presentation/3/context.json"
 THUMBNAIL_MAX = 256

@@ -15,19 +15,21 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from .. import observe, placeholder
-from ..auth.policy import Access
-from ..compression import accepted
-from ..singleflight import SingleFlight
-from ..tiles.service import etag_matches
-from . import discovery, presentation
-from .cache import Document, DocumentCache
-from .catalogue import Catalogue, DocumentEntry, PageRow, effective_tier
-from .catalogue import Collection as CollectionRow
-from .presentation import CANVAS_LIMIT, Part, ServicesFor, ThumbFor
+from iiif_server.auth.policy import Access
+from iiif_server.db.catalogue import Catalogue, DocumentEntry, PageRow
+from iiif_server.db.models import Collection as CollectionRow
+from iiif_server.db.models import effective_tier
+from iiif_server.manifests import discovery, presentation
+from iiif_server.manifests.cache import Document, DocumentCache
+from iiif_server.manifests.presentation import CANVAS_LIMIT, Part, ServicesFor, ThumbFor
+from iiif_server.runtime import observe
+from iiif_server.runtime.compression import accepted
+from iiif_server.runtime.singleflight import SingleFlight
+from iiif_server.tiles import placeholder
+from iiif_server.tiles.service import etag_matches
 
 if TYPE_CHECKING:
-    from ..auth.services import AuthServices
+    from iiif_server.auth.services import AuthServices
 
 JSON_LD = 'application/ld+json;profile="{}"'
 CACHE_BYTES = 64 * 1024 * 1024

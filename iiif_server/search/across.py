@@ -17,11 +17,11 @@ from typing import Any
 from sqlalchemy import Select, exists, func, select, tuple_
 from sqlalchemy.orm import Session, aliased
 
-from ..auth.policy import Access, Policy
-from ..manifests.catalogue import Collection, Document, Image
-from .labels import LabelTerm, described_words
-from .normal import terms
-from .store import PHRASE_MAX, Hit, Target, TextDocTerm, TextStore
+from iiif_server.auth.policy import Access, Policy
+from iiif_server.db.labels import described_words
+from iiif_server.db.models import Collection, Document, Image, LabelTerm, TextDocTerm
+from iiif_server.search.store import PHRASE_MAX, Hit, Target, TextStore
+from iiif_server.words import terms
 
 DOCUMENTS_PAGE = 20  # manifests per page of a collection search
 HITS_PER_DOCUMENT = 3
@@ -123,7 +123,7 @@ class Across:
     def search(self, query: str, collections: Sequence[str], policy: Policy, access: Access,
                after: tuple[int, str, int] | None) -> tuple[list[DocumentHits], str | None]:
         """A page of documents with hits the requester may see, and the cursor of the next page (None: no more)."""
-        from .routes import readable
+        from iiif_server.search.routes import readable
 
         words = terms(query)[:PHRASE_MAX]
         if not words or not collections:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .store import Entry, PageText, TextStore
+from iiif_server.search.store import Entry, PageText, TextStore
 
 HEADER = ("document", "page", "text")
 BATCH = 5000  # entries written per transaction

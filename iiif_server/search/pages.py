@@ -24,14 +24,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from ..auth.policy import Access, Policy
-from ..manifests.catalogue import Collection, Document, effective_tier
-from ..manifests.presentation import Urls
-from ..manifests.routes import not_found
-from . import across
-from .across import Across, Described, DocumentHits
-from .routes import CONTEXT_2, PRIVATE, readable
-from .store import Hit, TextStore
+from iiif_server.auth.policy import Access, Policy
+from iiif_server.db.models import Collection, Document, effective_tier
+from iiif_server.manifests.presentation import Urls
+from iiif_server.manifests.routes import not_found
+from iiif_server.search import across
+from iiif_server.search.across import Across, Described, DocumentHits
+from iiif_server.search.routes import CONTEXT_2, PRIVATE, readable
+from iiif_server.search.store import Hit, TextStore
 
 Run = Callable[..., Awaitable[Any]]
 HTML_HEADERS = {"Cache-Control": "private, max-age=0", "Vary": "Accept, Authorization, Cookie"}

@@ -16,11 +16,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..auth.policy import Access, Policy
-from ..manifests.catalogue import effective_tier
-from ..manifests.presentation import Urls
-from ..manifests.routes import not_found
-from .store import Hit, Pages, Target, TextStore, parse_cursor
+from iiif_server.auth.policy import Access, Policy
+from iiif_server.db.models import effective_tier
+from iiif_server.manifests.presentation import Urls
+from iiif_server.manifests.routes import not_found
+from iiif_server.search.store import Hit, Pages, Target, TextStore, parse_cursor
 
 Run = Callable[..., Awaitable[Any]]
 PAGE_SIZE = 100

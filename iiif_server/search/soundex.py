@@ -9,7 +9,7 @@ a vowel between two groups keeps both. Codes are cut or padded with zeros to six
 
 from __future__ import annotations
 
-from .normal import normalise
+from iiif_server.words import normalise
 
 # group: one reading (start, before a vowel, other) or several; "" = not coded
 _Reading = tuple[str, str, str]

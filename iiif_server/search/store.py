@@ -22,13 +22,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from sqlalchemy import (
-    BigInteger,
-    ForeignKey,
-    Index,
-    Integer,
     Select,
-    String,
-    Text,
     and_,
     delete,
     func,
@@ -38,17 +32,15 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
-from ..manifests.catalogue import Base, Catalogue, Collection, Document, Image
-from . import soundex
-from .normal import normalise, similarity, terms
+from iiif_server.db.bulk import bulk_insert, insert_ignore
+from iiif_server.db.catalogue import Catalogue
+from iiif_server.db.models import Collection, Document, Image, TextCode, TextEntry, TextTerm, TextVocab
+from iiif_server.search import soundex
+from iiif_server.words import normalise, similarity, terms
 
-# SQLite makes only INTEGER PRIMARY KEY an alias of the rowid (autoincrement)
-ENTRY_ID = BigInteger().with_variant(Integer(), "sqlite")
-# byte order, so that a prefix is a range (PostgreSQL's default collation is not)
-TERM_TYPE = String(200).with_variant(String(200, collation="C"), "postgresql")
 TOP = "\U0010ffff"  # above every character: [p, p + TOP) holds every term starting with p
 SCAN_LIMIT = 5000  # term rows an autocomplete reads at most
 FUZZY_MIN = 3  # shorter words get no prefix or fuzzy tiers (every word would match)
@@ -64,61 +56,14 @@ PHRASE, ALL_WORDS = range(2)  # the tiers of a query of several words
 _RAW = re.compile(r"\w+")
 
 
-class TextEntry(Base):
-    __tablename__ = "text_entries"
-    __table_args__ = (Index("ix_text_entries_document", "document_pk", "id"),
-                      Index("ix_text_entries_page_pos", "image_pk", "pos"),
-                      Index("ix_text_entries_document_source", "document_pk", "source"))
-
-    id: Mapped[int] = mapped_column(ENTRY_ID, primary_key=True, autoincrement=True)
-    image_pk: Mapped[int] = mapped_column(ForeignKey("images.pk", ondelete="CASCADE"))
-    document_pk: Mapped[int] = mapped_column(ForeignKey("documents.pk", ondelete="CASCADE"))
-    source: Mapped[str] = mapped_column(String(200))  # alto, csv:<name>: a re-import replaces its own source only
-    kind: Mapped[str] = mapped_column(String(20))  # word, line, entry, or the CSV's kind
-    text: Mapped[str] = mapped_column(Text)
-    line: Mapped[str | None] = mapped_column(Text, default=None)  # the line a word stands in
-    start: Mapped[int | None] = mapped_column(Integer, default=None)  # where the word starts in it
-    pos: Mapped[int | None] = mapped_column(Integer, default=None)  # place among the page's entries of its source
-    x: Mapped[int | None] = mapped_column(Integer, default=None)
-    y: Mapped[int | None] = mapped_column(Integer, default=None)
-    w: Mapped[int | None] = mapped_column(Integer, default=None)
-    h: Mapped[int | None] = mapped_column(Integer, default=None)
 
 
-class TextTerm(Base):
-    __tablename__ = "text_terms"
-    __table_args__ = (Index("ix_text_terms_document_norm", "document_pk", "norm", "entry_id"),)
-
-    entry_id: Mapped[int] = mapped_column(ForeignKey("text_entries.id", ondelete="CASCADE"), primary_key=True)
-    ord: Mapped[int] = mapped_column(Integer, primary_key=True)
-    document_pk: Mapped[int] = mapped_column(Integer)
-    norm: Mapped[str] = mapped_column(TERM_TYPE)
 
 
-class TextVocab(Base):
-    """Every distinct word once (never shrinks: a word no longer on any page finds nothing)."""
-
-    __tablename__ = "text_vocab"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    norm: Mapped[str] = mapped_column(TERM_TYPE, unique=True)
 
 
-class TextCode(Base):
-    __tablename__ = "text_codes"
-
-    code: Mapped[str] = mapped_column(String(6), primary_key=True)
-    norm: Mapped[str] = mapped_column(TERM_TYPE, primary_key=True)
 
 
-class TextDocTerm(Base):
-    """Which documents of a collection hold a word: the first step of a collection-wide search."""
-
-    __tablename__ = "text_doc_terms"
-
-    norm: Mapped[str] = mapped_column(TERM_TYPE, primary_key=True)
-    collection_id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    document_pk: Mapped[int] = mapped_column(Integer, primary_key=True)
 
 
 @dataclass(frozen=True)
@@ -220,39 +165,8 @@ def _terms(text: str) -> tuple[str, ...]:
     return tuple(terms(text))
 
 
-def bulk_insert(conn: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[object, ...]],
-                ignore: bool = False) -> None:
-    """Many rows at driver speed: PostgreSQL's COPY (into a temporary table first when existing keys are
-    to be left alone), SQLite's executemany of one prepared INSERT."""
-    if not rows:
-        return
-    names = ", ".join(columns)
-    if conn.dialect.name == "postgresql":
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        target = table
-        if ignore:
-            target = f"_new_{table}"
-            cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {target} (LIKE {table}) ON COMMIT DELETE ROWS")
-        with cursor.copy(f"COPY {target} ({names}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        if ignore:
-            cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {target} ON CONFLICT DO NOTHING")
-            cursor.execute(f"DELETE FROM {target}")
-        return
-    marks = ", ".join("?" for _ in columns)
-    conn.exec_driver_sql(f"INSERT {'OR IGNORE ' if ignore else ''}INTO {table} ({names}) VALUES ({marks})", list(rows))
 
 
-def insert_ignore(conn: Connection, table: type[Base], rows: Sequence[dict[str, object]]) -> None:
-    """Insert rows, leaving alone those whose key is already there (another import's words)."""
-    if not rows:
-        return
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    conn.execute(dialect_insert(table).on_conflict_do_nothing(), list(rows))
 
 
 class TextStore:

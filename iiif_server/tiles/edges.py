@@ -21,11 +21,8 @@ import math
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
-import pyvips
-
-from .request import Plan, _proportional
+from iiif_server.tiles.request import Plan, _proportional
 
 DESCRIPTION = "iiif-server edges "
 
@@ -127,34 +124,3 @@ def find(edges: EdgeTiles, plan: Plan, width: int, height: int, tw: int, th: int
     return None
 
 
-def add_edges(path: Path, quality: int) -> int | None:
-    """Append the edge tiles' page to a JPEG pyramidal TIFF, encoded at the server's JPEG `quality`;
-    the number of edge tiles, or None when there are none (no stored JPEG tiles, or every level a
-    multiple of the tile)."""
-    from .pipeline import Encoding, process
-    from .request import Limits, parse, resolve
-    from .sources import open_source
-    from .thumbnail import append_jpeg_page, subsampling
-
-    st = path.stat()
-    source = open_source(path, (st.st_size, st.st_mtime_ns))
-    w, h, tw, th = source.width, source.height, source.tile_width, source.tile_height
-    levels = layout(w, h, tw, th, [source.levels[i].factor for i in sorted(source.raw)])
-    if not levels:
-        return None
-    encoding = Encoding(jpeg_quality=quality)
-    strips: list[bytes] = []
-    for factor, x, y, rw, rh in tiles(levels, w, h, tw, th):
-        done: dict[tuple[int, int], bytes] = {}
-        for size in sizes(factor, rw, rh):
-            if size not in done:
-                plan = resolve(parse(3, f"{x},{y},{rw},{rh}", f"{size[0]},{size[1]}", "0", "default.jpg"), w, h,
-                               Limits())
-                done[size] = process(source, plan, encoding)  # what the server answers for it today
-            strips.append(done[size])
-    grey = pyvips.Image.new_from_buffer(strips[0], "").bands == 1  # a header read
-    count = len(strips) // 2
-    # nominally a column of full tiles, one a strip: a shape TIFF readers list without complaint (never decoded)
-    append_jpeg_page(path, strips, tw, th * len(strips), th, 1 if grey else 3, subsampling(grey, quality),
-                     describe(quality, tw, th, w, h, count))
-    return count

@@ -23,8 +23,8 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from .cache import MemoryCache
-from .sources import SOURCES_BYTES, FileReader, Source, SourceStore
+from iiif_server.tiles.cache import MemoryCache
+from iiif_server.tiles.sources import SOURCES_BYTES, FileReader, Source, SourceStore
 
 RECHECK = 1.0  # seconds between full lookups of one identifier
 BUDGET = SOURCES_BYTES  # per worker process, counted as the store counts its sources (Source.nbytes)

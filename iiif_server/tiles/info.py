@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .request import Limits, max_size
-from .sources import Source
+from iiif_server.tiles.request import Limits, max_size
+from iiif_server.tiles.sources import Source
 
 CONTEXT = {3: "http://iiif.io/api/image/3/context.json", 2: "http://iiif.io/api/image/2/context.json"}
 PROFILE_URI = {3: "http://iiif.io/api/image/3/level2.json", 2: "http://iiif.io/api/image/2/level2.json"}

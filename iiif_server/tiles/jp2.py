@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import pyvips
 
 if TYPE_CHECKING:
-    from .sources import Reader
+    from iiif_server.tiles.sources import Reader
 
 SUFFIXES = (".jp2", ".j2k", ".j2c", ".jpx")
 LIBVIPS_DECODES = bool(pyvips.type_find("VipsOperation", "jp2kload"))

@@ -23,10 +23,10 @@ try:  # libjpeg-turbo through a thin binding: ~3x faster than libvips' jpegsave 
 except ImportError:  # pragma: no cover - the server still works, only slower
     simplejpeg = None
 
-from .edges import find
-from .memory import trimmer
-from .request import FORMATS, Plan, RequestError
-from .sources import FileReader, Source, adobe_transform, declares_rgb
+from iiif_server.tiles.edges import find
+from iiif_server.tiles.memory import trimmer
+from iiif_server.tiles.request import FORMATS, Plan, RequestError
+from iiif_server.tiles.sources import FileReader, Source, adobe_transform, declares_rgb
 
 WHITE = [255.0]
 # outputs up to this many pixels are encoded from one uncompressed buffer (3 MB at most);

@@ -25,16 +25,17 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.types import Scope
 
-from .. import metrics, observe, placeholder
-from ..auth.networks import in_any, parse_address
-from ..auth.policy import Access, Verdict, collection_of
-from ..config import Settings
-from ..hosts import AllowedHosts
-from ..singleflight import SingleFlight
-from .cache import MemoryCache
-from .hot import Opened, OpenSources, open_checked
-from .info import PROFILE_URI, info_document
-from .pipeline import (
+from iiif_server.auth.networks import in_any, parse_address
+from iiif_server.auth.policy import Access, Verdict, collection_of
+from iiif_server.config import Settings
+from iiif_server.runtime import metrics, observe
+from iiif_server.runtime.hosts import AllowedHosts
+from iiif_server.runtime.singleflight import SingleFlight
+from iiif_server.tiles import placeholder
+from iiif_server.tiles.cache import MemoryCache
+from iiif_server.tiles.hot import Opened, OpenSources, open_checked
+from iiif_server.tiles.info import PROFILE_URI, info_document
+from iiif_server.tiles.pipeline import (
     Encoding,
     StoredTile,
     assemble_stored,
@@ -45,11 +46,11 @@ from .pipeline import (
     was_passthrough,
     writable_formats,
 )
-from .request import FORMATS, Limits, Plan, RequestError, parse, resolve
-from .sources import Source, SourceStore, check_identifier, unknown
+from iiif_server.tiles.request import FORMATS, Limits, Plan, RequestError, parse, resolve
+from iiif_server.tiles.sources import Source, SourceStore, check_identifier, unknown
 
 if TYPE_CHECKING:
-    from ..auth.services import AuthServices
+    from iiif_server.auth.services import AuthServices
 
 RESTRICTED_HEADERS = {"Cache-Control": "private, max-age=0", "Vary": "Accept, Authorization, Cookie"}
 REFUSED_HEADERS = {"Cache-Control": "private, no-store", "Vary": "Accept, Authorization, Cookie"}

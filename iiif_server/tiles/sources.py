@@ -14,9 +14,7 @@ bucket in objectsource.py; the geometry parsing and the pipeline are the same.
 from __future__ import annotations
 
 import os
-import stat
 import threading
-import unicodedata
 from array import array
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
@@ -27,11 +25,10 @@ from typing import Any, BinaryIO, Protocol
 import pyvips
 import tifffile
 
-from ..names import fits, on_disk
-from . import jp2
-from .cache import MemoryCache
-from .edges import EdgeTiles, layout, read_description
-from .request import RequestError
+from iiif_server.tiles import jp2
+from iiif_server.tiles.cache import MemoryCache
+from iiif_server.tiles.edges import EdgeTiles, layout, read_description
+from iiif_server.tiles.request import RequestError
 
 EXTENSIONS = (".tif", ".tiff", ".ptif", ".jpg", ".jpeg", ".png", ".webp", ".jp2", ".j2k", ".jpx")
 MAX_IDENTIFIER = 1024
@@ -187,7 +184,7 @@ class Source:
     def scale_factors(self) -> list[int]:
         levels = self.levels
         if self.untiled:  # offer only the levels a worker may decode (untiled.py): viewers then never ask for more
-            from .untiled import fits
+            from iiif_server.tiles.untiled import fits
 
             levels = tuple(lv for lv in levels if fits(lv)) or levels
         factors = [lv.factor for lv in levels]
@@ -213,7 +210,7 @@ class Source:
         if level.shrink is not None and level.shrink > 1:
             options["shrink"] = level.shrink
         if self.untiled:  # one bounded decode in memory, shared by concurrent requests
-            from .untiled import decodes
+            from iiif_server.tiles.untiled import decodes
 
             img = decodes.level(self, level_index, options)
         else:
@@ -263,106 +260,8 @@ def check_identifier(identifier: str) -> list[str]:
     return parts
 
 
-class FileSystemSource:
-    """Images in a folder; the identifier is the path below it, no extension."""
-
-    def __init__(self, root: Path, budget: int = SOURCES_BYTES) -> None:
-        self.root = root.resolve()
-        self._cache = SourceCache(budget)
-
-    def readable(self) -> bool:
-        return self.root.is_dir() and os.access(self.root, os.R_OK | os.X_OK)
-
-    def find(self, identifier: str) -> Path:
-        """The file of an identifier spelled exactly as it is stored, reached through no link: another
-        spelling a file system folds to it (case, Unicode form) or an alias link is an unknown identifier."""
-        parts = check_identifier(identifier)
-        folder = self.root.joinpath(*(on_disk(part) for part in parts[:-1]))
-        for ext in EXTENSIONS:
-            name = on_disk(parts[-1], ext) if ext == ".tif" else parts[-1] + ext  # ingest writes .tif only
-            if not fits(name):
-                continue
-            candidate = folder / name
-            try:
-                st = os.stat(candidate)
-                if not stat.S_ISREG(st.st_mode) or os.path.realpath(candidate) != str(candidate):
-                    continue  # a link on the way, inside the root or out of it: not this name's file
-            except (OSError, ValueError):
-                continue
-            if spelled_as_stored(self.root, candidate):
-                return candidate
-        raise unknown(identifier)
-
-    def open(self, identifier: str) -> Source:
-        path = self.find(identifier)
-        st = path.stat()
-        stamp = (st.st_size, st.st_mtime_ns)
-        cached = self._cache.get(path, stamp)
-        if cached is not None:
-            return cached
-        source = open_source(path, stamp)
-        self._cache.put(path, source)
-        return source
-
-    def identifiers(self) -> Iterator[str]:
-        """Identifiers of the images under the root, in path order."""
-        for dirpath, dirnames, filenames in os.walk(self.root):
-            dirnames.sort()
-            for name in sorted(filenames):
-                stem, ext = os.path.splitext(name)
-                if ext.lower() in EXTENSIONS and not name.startswith("."):
-                    rel = os.path.relpath(os.path.join(dirpath, stem), self.root)
-                    yield rel.replace(os.sep, "/")
-
-    def has_images(self) -> bool:
-        return next(self.identifiers(), None) is not None
-
-    def loose_images(self, catalogued: set[str]) -> Iterator[str]:
-        seen = 0
-        for dirpath, dirnames, filenames in os.walk(self.root):
-            rel = os.path.relpath(dirpath, self.root)
-            if rel == ".":
-                dirnames[:] = [d for d in dirnames if d not in catalogued]
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for name in sorted(filenames):
-                seen += 1
-                if seen > SCAN_LIMIT:
-                    return
-                stem, ext = os.path.splitext(name)
-                if ext.lower() in EXTENSIONS and not name.startswith("."):
-                    yield os.path.normpath(os.path.join(rel, stem)).replace(os.sep, "/")
-
-    def describe(self) -> str:
-        return str(self.root)
 
 
-def spelled_as_stored(root: Path, path: Path) -> bool:
-    """Whether every name from `root` down to `path` is stored as spelled. Only a folder that folds
-    names (a probe with the name's other case or normal form finds the same entry) is listed."""
-    parts = path.relative_to(root).parts
-    for n, name in enumerate(parts):
-        folder = root.joinpath(*parts[:n])
-        variants = {name.lower(), name.upper(), unicodedata.normalize("NFC", name),
-                    unicodedata.normalize("NFD", name)} - {name}
-        if not variants:
-            continue
-        try:
-            st = os.lstat(folder / name)
-        except OSError:
-            return False
-        for variant in variants:
-            try:
-                other = os.lstat(folder / variant) if fits(variant) else None
-            except OSError:
-                continue
-            if other is not None and (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino):
-                try:
-                    if name not in os.listdir(folder):
-                        return False
-                except OSError:
-                    return False
-                break
-    return True
 
 
 def open_source(path: PurePath, stamp: tuple[int, int], reader: Reader | None = None) -> Source:
@@ -465,7 +364,7 @@ def _open_tiff(path: PurePath, stamp: tuple[int, int], reader: Reader) -> Source
 
 def _stored_streams(pages: Any) -> dict[tuple[int, int], tuple[int, int, int]]:
     """Reduced-resolution pages held as one self-contained JPEG strip (tiles/thumbnail.py writes them)."""
-    from .thumbnail import quality_of
+    from iiif_server.tiles.thumbnail import quality_of
 
     out = {}
     for page in pages[1:]:

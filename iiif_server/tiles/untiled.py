@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 import pyvips
 
-from .request import RequestError
+from iiif_server.tiles.request import RequestError
 
 if TYPE_CHECKING:
-    from .sources import Level, Source
+    from iiif_server.tiles.sources import Level, Source
 
 log = logging.getLogger("iiif_server")
 

@@ -16,7 +16,7 @@ import pytest
 from bulk import fill
 from conftest import quadrants, start_server, stop_server
 
-from iiif_server.manifests.catalogue import Catalogue
+from iiif_server.db.catalogue import Catalogue
 
 from .conftest import Session, screenshot, shows_image, wait_until
 

@@ -35,7 +35,7 @@ from .test_viewers import CONFIRM, HEADING, LOGIN_LABEL, NOTE, sign_in
 
 pytestmark = pytest.mark.browser
 
-PLACEHOLDER_SIZE = 256  # iiif_server.placeholder.SIZE
+PLACEHOLDER_SIZE = 256  # iiif_server.tiles.placeholder.SIZE
 SIGNED_IN = "Signed in"  # the start of the logout service's label
 STRIP_IMAGES = """() => [...document.querySelectorAll('.mirador-thumb-navigation img')].map(i => {
   const r = i.getBoundingClientRect();

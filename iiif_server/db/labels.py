@@ -11,21 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import ForeignKey, delete, event, inspect, select
+from sqlalchemy import delete, event, inspect, select
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Mapped, Mapper, mapped_column
+from sqlalchemy.orm import Mapper
 
-from ..manifests.catalogue import Base, Document
-from .normal import terms
-from .store import TERM_TYPE, insert_ignore
-
-
-class LabelTerm(Base):
-    __tablename__ = "text_label_terms"
-
-    norm: Mapped[str] = mapped_column(TERM_TYPE, primary_key=True)
-    document_pk: Mapped[int] = mapped_column(ForeignKey("documents.pk", ondelete="CASCADE"), primary_key=True,
-                                             index=True)
+from iiif_server.db.bulk import insert_ignore
+from iiif_server.db.models import Document, LabelTerm
+from iiif_server.words import terms
 
 
 def described_words(label: str | None, summary: str | None, metadata: Any) -> set[str]:

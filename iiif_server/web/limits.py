@@ -16,7 +16,7 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from .bounds import current
+from iiif_server.runtime.bounds import current
 
 
 class Refused(Exception):

@@ -14,22 +14,15 @@ run gives. Masters are never modified.
 
 from __future__ import annotations
 
-import csv
-import ctypes
-import datetime as dt
 import fcntl
-import hashlib
 import multiprocessing
 import os
-import re
 import shutil
 import signal
-import sys
 import threading
 import time
-import unicodedata
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,523 +30,102 @@ from typing import Any
 
 from sqlalchemy import delete, func, select
 
-from .auth.snapshot import MAX_AGE
-from .manifests.catalogue import TIERS, UNPLACED, Catalogue, Collection, Document, Image, effective_tier, sort_key
-from .manifests.presentation import CANVAS_LIMIT
-from .names import copy_path, on_disk, readable, shown
-from .storage import ObjectTarget
+from iiif_server.auth.snapshot import MAX_AGE
+from iiif_server.db.catalogue import Catalogue
+from iiif_server.db.models import UNPLACED, Collection, Document, Image, effective_tier, sort_key
+from iiif_server.ingest.convert import (
+    ACCESS_QUALITY,
+    ACCESS_SUBSAMPLE,
+    SERVED_QUALITY,
+    Outcome,
+    PageOut,
+    _init_worker,
+    access_options,
+    process_master,
+)
+from iiif_server.ingest.metadata import CsvError, CsvRow, _same, csv_ids, read_metadata_csv
+from iiif_server.ingest.report import Report
+from iiif_server.ingest.scan import Master, SourceDocument, check_collection_id, nfc, safe_ident, scan_source
+from iiif_server.manifests.presentation import CANVAS_LIMIT
+from iiif_server.names import copy_path, on_disk
+from iiif_server.storage import ObjectTarget
 
-ACCESS_TILE = 256
-# Access copies: JPEG at quality 88 with 4:2:0 chroma: 0.22-0.30 MB per megapixel on synthetic scanned
-# pages, a third of quality 90's (bench/access_quality.py; README "Access copies are sized on purpose").
-# libvips' TIFF writer ties the chroma to the quality: YCbCr 4:2:0 below 90, RGB-coded JPEG (no
-# subsampling, ~3x the bytes) from 90; its `rgbjpeg` below 90 subsamples G and B, so it is never used.
-ACCESS_QUALITY = 88
-SERVED_QUALITY = 85  # the server's default JPEG quality (config.Settings.jpeg_quality): stored thumbnails use it
-ACCESS_SUBSAMPLE = True
-MAX_PILLOW_PIXELS = 1 << 30  # masters decoded by Pillow are held whole in memory (3-4 bytes a pixel, twice)
-MAX_NAME = 200  # characters of a document or page identifier (the catalogue's column)
 STAGING = ".ingest-"  # hidden: no identifier can name what lies below it
-IGNORED = {"thumbs.db", "desktop.ini"}  # files that operating systems drop into folders
 STOP_GRACE = 120.0  # seconds a stopped run waits for the pages in flight before it kills them
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-_CSV_KNOWN = {"id", "label", "date", "tier", "summary", "rights"}
-# Presentation 3.0 `rights`: a Creative Commons or RightsStatements.org URI (the validator wants http)
-_RIGHTS = re.compile(r"https?://(creativecommons\.org/(licenses|publicdomain)|rightsstatements\.org/vocab)/\S+")
 
 
-def natural_key(name: str) -> list[object]:
-    """`p2` before `p10`: digit runs compare as numbers."""
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
 
 
-def nfc(name: str) -> str:
-    return unicodedata.normalize("NFC", name)
 
 
-def safe_ident(name: str) -> str:
-    """The ASCII-only segment earlier versions made of a name (kept to find their documents)."""
-    ident = _UNSAFE.sub("_", name).strip("._") or "_"
-    return ident[:200]
 
 
-def check_collection_id(ident: str) -> str:
-    if not ident or safe_ident(ident) != ident:
-        raise ValueError(f"collection id {ident!r} may hold only letters, digits, '.', '_' and '-'")
-    return ident
 
 
-def name_problem(name: str) -> str | None:
-    """Why a name on disk cannot be an identifier segment, None when it can."""
-    if len(name) > MAX_NAME:
-        return f"name longer than {MAX_NAME} characters"
-    if any(ord(c) < 32 or c in "\\\x7f" for c in name):
-        return "name holds a control character or a backslash"
-    if name.startswith(".") or not name.strip():
-        return "name is empty or hidden"
-    return None
 
 
-@dataclass
-class PageOut:
-    ident: str
-    width: int
-    height: int
-    staged: str | None  # the hidden copy written by the worker, None when unchanged
 
 
-@dataclass
-class Outcome:
-    path: Path
-    checksum: str = ""
-    pages: list[PageOut] = field(default_factory=list)
-    converted: bool = False
-    error: str | None = None
 
 
-@dataclass
-class Report:
-    converted: int = 0
-    unchanged: int = 0
-    failed: list[tuple[Path, str]] = field(default_factory=list)
-    skipped: list[tuple[Path, str]] = field(default_factory=list)  # hidden and system files, not masters
-    not_done: list[Path] = field(default_factory=list)  # masters a stopped run did not convert
-    stopped: int | None = None  # the signal that stopped the run
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "converted": self.converted, "unchanged": self.unchanged, "failed": len(self.failed),
-            "skipped": len(self.skipped), "not_done": len(self.not_done),
-            "stopped_by": signal.Signals(self.stopped).name if self.stopped else None,
-            "failures": [{"path": shown(p), "reason": r} for p, r in self.failed],
-            "skipped_files": [{"path": shown(p), "reason": r} for p, r in self.skipped],
-            "not_done_masters": [shown(p) for p in self.not_done],
-        }
 
 
 # -- worker side (runs in a process pool) ------------------------------------
 
 
-def _init_worker(parent: int) -> None:
-    """Workers die with their coordinator, and leave stopping to it."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the coordinator decides
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
-    if os.getppid() != parent:  # the coordinator died before the watch was set
-        os._exit(1)
-
-    def watch() -> None:  # elsewhere, or if prctl failed: notice the coordinator's death within a second
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()
-    import pyvips
-
-    pyvips.concurrency_set(1)  # parallelism comes from the processes
-    pyvips.cache_set_max(0)
 
 
-def describe(exc: BaseException) -> str:
-    """One line saying why: libvips' own first detail line (the cause), else the message."""
-    for text in (getattr(exc, "detail", None), str(exc)):
-        lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
-        if lines:
-            return lines[0]
-    return type(exc).__name__
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
-class Unsupported(Exception):
-    """No reader knows the file's format."""
 
 
-def _unknown_format(exc: Exception) -> bool:
-    return "not a known file format" in str(exc) or "not a known file format" in str(getattr(exc, "detail", ""))
 
 
-def _pillow_pages(path: Path) -> int:
-    from PIL import Image as PILImage
-    from PIL import UnidentifiedImageError
-
-    try:
-        with PILImage.open(path) as im:
-            return int(getattr(im, "n_frames", 1))
-    except UnidentifiedImageError as exc:
-        raise Unsupported("unsupported format: not a known file format") from exc
 
 
-def _pillow_load(path: Path, page: int) -> Any:
-    """Formats the installed libvips lacks (BMP, TGA, PCX; JPEG 2000 when it has no OpenJPEG) through Pillow.
-
-    Pillow's wheels bundle OpenJPEG: JP2 and J2K masters, 8 or 16 bits, any number of resolution
-    levels (the full one is decoded). 16-bit colour comes scaled to 8 bits; 16-bit grey is kept
-    as grey16 here and scaled by `to_srgb8`, as Pillow's own conversion would clip it."""
-    import numpy as np
-    import pyvips
-    from PIL import Image as PILImage
-
-    PILImage.MAX_IMAGE_PIXELS = MAX_PILLOW_PIXELS  # archival masters are large; above this Pillow refuses
-    with PILImage.open(path) as im:
-        im.seek(page)
-        if im.mode.startswith("I;16"):
-            grey = np.asarray(im).astype("=u2", copy=False)
-            return pyvips.Image.new_from_memory(grey.tobytes(), im.width, im.height, 1, "ushort").copy(
-                interpretation="grey16")
-        mode = "RGBA" if "A" in im.getbands() or "transparency" in im.info else "RGB"
-        rgb = im if im.mode == mode else im.convert(mode)
-        pixels = pyvips.Image.new_from_memory(rgb.tobytes(), rgb.width, rgb.height, len(rgb.mode), "uchar")
-        return pixels.copy(interpretation="srgb")
 
 
-def page_count(path: Path) -> int:
-    """Pages of a master: a multi-page TIFF has several, a pyramid (or a JPEG 2000's levels) only one."""
-    import pyvips
-
-    try:
-        img = pyvips.Image.new_from_file(str(path), access="sequential")
-    except pyvips.Error as exc:
-        if not _unknown_format(exc):
-            raise
-        return _pillow_pages(path)
-    pages = int(img.get("n-pages")) if img.get_typeof("n-pages") else 1
-    if pages > 1 and img.get("vips-loader").startswith(("tiff", "jp2k")):  # JPEG 2000: its resolution levels
-        second = pyvips.Image.new_from_file(str(path), page=1, access="sequential")
-        if abs(second.width - img.width / 2) <= 1 and abs(second.height - img.height / 2) <= 1:
-            return 1  # the later pages are pyramid levels
-    return pages
 
 
-def open_master(path: Path, page: int, access: str = "sequential") -> Any:
-    import pyvips
-
-    options = {"page": page} if page else {}  # only multi-page loaders take `page`
-    try:
-        return pyvips.Image.new_from_file(str(path), access=access, fail=True, **options)
-    except pyvips.Error as exc:
-        if not _unknown_format(exc):
-            raise
-        return _pillow_load(path, page)
 
 
-def open_upright(path: Path, page: int) -> Any:
-    """A master turned as its EXIF or TIFF orientation says (a phone's or camera's capture of a page).
-
-    Turning reads the pixels out of order, which a sequential decode cannot: such a master is opened
-    for random access (libvips keeps a large one in a temporary file, not in memory)."""
-    img = open_master(path, page)
-    orientation = int(img.get("orientation")) if img.get_typeof("orientation") else 1
-    if orientation in range(2, 9):
-        img = open_master(path, page, access="random")
-    return img.autorot()
 
 
-def access_options(quality: int = ACCESS_QUALITY, subsample: bool = ACCESS_SUBSAMPLE) -> dict[str, Any]:
-    """tiffsave's JPEG options, or ValueError for what its writer cannot do."""
-    if not 1 <= quality <= 100:
-        raise ValueError(f"quality {quality} is not between 1 and 100")
-    if subsample and quality >= 90:
-        raise ValueError(f"libvips writes 4:2:0 chroma only below quality 90: use a quality up to 89, "
-                         f"or no subsampling (RGB JPEG, about 3x the bytes), not quality {quality}")
-    if not subsample and quality < 90:
-        raise ValueError(f"libvips writes JPEG without chroma subsampling only from quality 90, not {quality}")
-    return {"compression": "jpeg", "Q": quality}
 
 
-def write_access_copy(master: Path, page: int, out: Path, quality: int = ACCESS_QUALITY,
-                      subsample: bool = ACCESS_SUBSAMPLE, thumbnail_quality: int | None = SERVED_QUALITY
-                      ) -> tuple[int, int]:
-    """Convert one page to a tiled, pyramidal JPEG TIFF at `out` (a hidden staging path).
-
-    With `thumbnail_quality` (the server's JPEG quality) the copy also holds the `full/!200,200`
-    thumbnail as the server renders it, sent as stored (tiles/thumbnail.py): a wall of thumbnails
-    is then read, not decoded; and viewers' tiles at the right and bottom edges, each as the server
-    renders it, likewise sent as stored (tiles/edges.py)."""
-    from .tiles.edges import add_edges
-    from .tiles.pipeline import WHITE, Encoding, no_metadata, to_srgb8
-    from .tiles.thumbnail import add_thumbnail
-
-    img = to_srgb8(open_upright(master, page))
-    if img.hasalpha():
-        img = img.flatten(background=WHITE)
-    try:
-        img.tiffsave(str(out), tile=True, tile_width=ACCESS_TILE, tile_height=ACCESS_TILE, pyramid=True,
-                     **access_options(quality, subsample), **no_metadata("tiffsave"))
-        if thumbnail_quality is not None:
-            add_thumbnail(out, encoding=Encoding(jpeg_quality=thumbnail_quality))
-            add_edges(out, thumbnail_quality)
-        os.chmod(out, 0o644)
-    except BaseException:
-        out.unlink(missing_ok=True)
-        raise
-    return img.width, img.height
 
 
-def page_idents(stem: str, count: int) -> list[str]:
-    return [stem] if count == 1 else [f"{stem}-{n}" for n in range(1, count + 1)]
 
 
-def process_master(master: str, stem: str, staging: str, known_checksum: str | None, copies_exist: bool,
-                   quality: int = ACCESS_QUALITY, subsample: bool = ACCESS_SUBSAMPLE,
-                   thumbnail_quality: int | None = SERVED_QUALITY) -> Outcome:
-    path = Path(master)
-    try:
-        checksum = sha256(path)
-        if checksum == known_checksum and copies_exist:  # touched, not changed
-            return Outcome(path, checksum)
-        pages = []
-        for n, ident in enumerate(page_idents(stem, page_count(path))):
-            out = Path(staging) / f"{uuid.uuid4().hex}.tif"
-            pages.append(PageOut(ident, *write_access_copy(path, n, out, quality, subsample, thumbnail_quality),
-                                 staged=str(out)))
-        return Outcome(path, checksum, pages, converted=True)
-    except Unsupported as exc:
-        return Outcome(path, error=str(exc))
-    except Exception as exc:  # a corrupt master is reported, never fatal to the batch
-        reason = describe(exc)
-        reason = f"unsupported format: {reason}" if _unknown_format(exc) else f"unreadable: {reason}"
-        return Outcome(path, error=reason)
 
 
 # -- coordinator side ----------------------------------------------------------
 
 
-@dataclass
-class Master:
-    path: Path
-    stem: str  # the page identifier (of its first page)
-    size: int
-    mtime: float
 
 
-@dataclass
-class SourceDocument:
-    name: str  # the folder's (or loose file's) name, NFC
-    path: Path
-    masters: list[Master] = field(default_factory=list)
-    ident: str = ""  # the catalogue identifier: the name, or an earlier version's mangled one
 
 
-def scan_source(src: Path, exclude: Iterable[Path] = ()) -> tuple[dict[str, SourceDocument], Report]:
-    """Documents (by name) and a report holding every file that cannot be a page, with why.
-
-    Nothing on disk stops the scan: a link (never followed), a pipe or device, a folder that cannot be
-    read, a name that is not UTF-8 is one line of the report."""
-    report = Report()
-    excluded = {os.path.realpath(p) for p in exclude}
-    documents: dict[str, SourceDocument] = {}
-    owners: dict[str, Path] = {}  # NFC name -> the entry that took it
-
-    def claim(name: str, entry: os.DirEntry[str]) -> bool:
-        problem = name_problem(name)
-        if problem is None and name in owners:
-            problem = f"document name {shown(name)!r} is already taken by {shown(owners[name])}"
-        if problem is None:
-            owners[name] = Path(entry.path)
-            return True
-        report.failed.extend((f, problem) for f in _files_below(entry, report) or [Path(entry.path)])
-        return False
-
-    for entry in sorted(_listing(src, report), key=lambda e: natural_key(nfc(e.name))):
-        path = Path(entry.path)
-        if entry.name.startswith(".") or entry.name.lower() in IGNORED:
-            report.skipped.append((path, "hidden or system file"))
-        elif os.path.realpath(path) in excluded:
-            continue
-        elif (problem := entry_problem(entry)) is not None:
-            report.failed.extend((f, problem) for f in _files_below(entry, report) or [path])
-        elif entry.is_dir(follow_symlinks=False):
-            name = nfc(entry.name)
-            if claim(name, entry):
-                doc = SourceDocument(name, path)
-                _walk(path, doc, report, excluded)
-                if any(m.stem for m in doc.masters):
-                    documents[name] = doc
-        else:
-            name = nfc(Path(entry.name).stem)
-            if claim(name, entry) and (master := _master(path, name, report)) is not None:
-                documents[name] = SourceDocument(name, path, [master])
-    return documents, report
 
 
-def entry_problem(entry: os.DirEntry[str]) -> str | None:
-    """Why a folder entry can be neither a document folder nor a master, None when it can be one."""
-    try:
-        if entry.is_symlink():
-            return "a symbolic link, not followed: copy the file or folder into the source instead"
-        if not entry.is_dir(follow_symlinks=False) and not entry.is_file(follow_symlinks=False):
-            return "not a file or folder (a pipe, socket or device)"
-    except OSError as exc:
-        return f"cannot be read: {exc.strerror}"
-    if not readable(entry.name):
-        return "its name is not valid UTF-8 (written by an old system, e.g. in Latin-1): rename it"
-    return None
 
 
-def _listing(folder: Path, report: Report) -> list[os.DirEntry[str]]:
-    """A folder's entries; one that cannot be listed is reported, not fatal."""
-    try:
-        with os.scandir(folder) as entries:
-            return list(entries)
-    except OSError as exc:
-        report.failed.append((folder, f"folder cannot be read: {exc.strerror}"))
-        return []
 
 
-def _files_below(entry: os.DirEntry[str], report: Report) -> list[Path]:
-    """Every file in a folder that will not be ingested (links not followed), to report each one."""
-    if entry.is_symlink() or not entry.is_dir(follow_symlinks=False):
-        return [Path(entry.path)]
-    out: list[Path] = []
-    for child in _listing(Path(entry.path), Report()):
-        out.extend(_files_below(child, report))
-    return out
 
 
-def _master(path: Path, stem: str, report: Report) -> Master | None:
-    try:
-        st = path.stat(follow_symlinks=False)
-    except OSError as exc:
-        report.failed.append((path, f"unreadable: {exc.strerror}"))
-        return None
-    if st.st_size == 0:
-        report.failed.append((path, "empty file"))
-        return None
-    return Master(path, stem, st.st_size, st.st_mtime)
 
 
-def _walk(folder: Path, doc: SourceDocument, report: Report, excluded: set[str]) -> None:
-    """A document folder's pages in natural order of their path; nested folders' names join the page id."""
-    found: list[tuple[list[object], Path, str]] = []
-    pending = [folder]
-    while pending:
-        base = pending.pop()
-        for entry in _listing(base, report):
-            path = Path(entry.path)
-            if entry.name.startswith(".") or entry.name.lower() in IGNORED:
-                report.skipped.append((path, "hidden folder" if entry.is_dir(follow_symlinks=False)
-                                       else "hidden or system file"))
-            elif (problem := entry_problem(entry)) is not None:
-                report.failed.extend((f, problem) for f in _files_below(entry, report) or [path])
-            elif entry.is_dir(follow_symlinks=False):
-                pending.append(path)
-            elif os.path.realpath(path) not in excluded:
-                rel = [nfc(part) for part in path.relative_to(folder).parts]
-                found.append((natural_key("/".join(rel)), path, "_".join([*rel[:-1], Path(rel[-1]).stem])))
-    taken: dict[str, Path] = {}
-    for _, path, stem in sorted(found, key=lambda f: f[0]):
-        problem = name_problem(stem)
-        if problem is None and stem in taken:  # e.g. p1.tif beside p1.jpg: never let one overwrite the other
-            problem = f"page id {stem!r} is already taken by {shown(taken[stem])}"
-        if problem is not None:
-            report.failed.append((path, problem))
-            doc.masters.append(Master(path, "", 0, 0.0))  # keeps its place in the order
-            continue
-        taken[stem] = path
-        if (master := _master(path, stem, report)) is not None:
-            doc.masters.append(master)
-        else:
-            doc.masters.append(Master(path, "", 0, 0.0))
 
 
-@dataclass(frozen=True)
-class CsvRow:
-    line: int
-    ident: str
-    label: str | None
-    date: dt.datetime | None
-    tier: str | None
-    summary: str | None
-    rights: str | None
-    metadata: list[list[str]]
 
 
-def parse_date(text: str) -> dt.datetime:
-    for fmt in ("%Y-%m-%d", "%Y-%m", "%Y"):
-        try:
-            return dt.datetime.strptime(text, fmt).replace(tzinfo=dt.UTC)
-        except ValueError:
-            continue
-    return _utc(dt.datetime.fromisoformat(text))  # a time without a zone is UTC, not this machine's zone
 
 
-def rights_uri(text: str) -> str:
-    """A rights URI as Presentation 3.0 wants it (http), or ValueError."""
-    if not _RIGHTS.fullmatch(text):
-        raise ValueError(text)
-    return "http://" + text.split("://", 1)[1]
 
 
-def read_metadata_csv(path: Path, known: Iterable[str], tiers: tuple[str, ...] = TIERS,
-                      aliases: dict[str, str] | None = None) -> tuple[list[CsvRow], list[str]]:
-    """Rows and errors (with line numbers); the caller applies all rows or none.
-
-    An `id` is the folder name as it is on disk (any Unicode normal form) or the document's id;
-    `aliases` maps names to ids where they differ (documents stored before names were kept)."""
-    known_ids = set(known)
-    aliases = aliases or {}
-    rows: list[CsvRow] = []
-    errors: list[str] = []
-    seen: dict[str, int] = {}
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        try:
-            if not reader.fieldnames or "id" not in reader.fieldnames:
-                return [], [f"{path}:1: the header needs an 'id' column"]
-            extra = [name for name in reader.fieldnames if name not in _CSV_KNOWN]
-            for record in reader:
-                line = reader.line_num
-                if None in record or any(v is None for v in record.values()):
-                    errors.append(f"{path}:{line}: wrong number of fields")
-                    continue
-                ident = nfc(record["id"].strip())
-                if not ident:
-                    errors.append(f"{path}:{line}: empty id")
-                    continue
-                if ident not in known_ids:
-                    errors.append(f"{path}:{line}: no document {ident!r} in this collection")
-                    continue
-                ident = aliases.get(ident, ident)
-                if ident in seen:
-                    errors.append(f"{path}:{line}: document {ident!r} is already on line {seen[ident]}")
-                    continue
-                seen[ident] = line
-                date = None
-                if (record.get("date") or "").strip():
-                    try:
-                        date = parse_date(record["date"].strip())
-                    except ValueError:
-                        errors.append(f"{path}:{line}: date {record['date']!r} is not YYYY, YYYY-MM or YYYY-MM-DD")
-                        continue
-                tier = (record.get("tier") or "").strip() or None
-                if tier is not None and tier not in tiers:
-                    errors.append(f"{path}:{line}: tier {tier!r} is not one of {', '.join(tiers)}")
-                    continue
-                rights = (record.get("rights") or "").strip() or None
-                if rights is not None:
-                    try:
-                        rights = rights_uri(rights)
-                    except ValueError:
-                        errors.append(f"{path}:{line}: rights {rights!r} is not a Creative Commons or "
-                                      "RightsStatements.org URI")
-                        continue
-                metadata = [[name, record[name].strip()] for name in extra if record[name].strip()]
-                rows.append(CsvRow(line, ident, (record.get("label") or "").strip() or None, date, tier,
-                                   (record.get("summary") or "").strip() or None, rights, metadata))
-        except (csv.Error, UnicodeDecodeError) as exc:  # not CSV, or not UTF-8: said, not a traceback
-            errors.append(f"{path}:{reader.line_num + 1}: unreadable: {describe(exc)}")
-    return rows, errors
 
 
 @dataclass
@@ -1055,27 +627,9 @@ def batches(items: list[str], size: int = 500) -> Iterator[list[str]]:
         yield items[n : n + size]
 
 
-def csv_ids(path: Path) -> list[str]:
-    """The document ids a metadata CSV names (its errors are reported when it is read in full)."""
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            return [(row.get("id") or "").strip() for row in csv.DictReader(fh) if row.get("id")]
-    except (csv.Error, UnicodeDecodeError, AttributeError):
-        return []
 
 
-def _same(old: object, new: object) -> bool:
-    """Equal catalogue values; SQLite gives back datetimes without their (UTC) zone."""
-    if isinstance(old, dt.datetime) and isinstance(new, dt.datetime):
-        return _utc(old) == _utc(new)
-    return old == new
 
 
-def _utc(value: dt.datetime) -> dt.datetime:
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
-class CsvError(Exception):
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__("\n".join(errors))
-        self.errors = errors

@@ -21,10 +21,11 @@ from urllib.parse import quote, urlsplit
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
 
-from .auth.policy import Access, Policy
-from .manifests.catalogue import Catalogue, Collection, Document, Image
-from .manifests.presentation import CANVAS_LIMIT
-from .tiles.sources import SourceStore
+from iiif_server.auth.policy import Access, Policy
+from iiif_server.db.catalogue import Catalogue
+from iiif_server.db.models import Collection, Document, Image
+from iiif_server.manifests.presentation import CANVAS_LIMIT
+from iiif_server.tiles.sources import SourceStore
 
 LIMIT = 1000  # images listed
 PAGE = 48  # collections per page

@@ -25,8 +25,9 @@ from typing import Any
 from sqlalchemy import delete, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
-from .manifests.catalogue import Activity, Catalogue, Collection, Document, Image, effective_tier, now
-from .names import copy_path
+from iiif_server.db.catalogue import Catalogue
+from iiif_server.db.models import Activity, Collection, Document, Image, effective_tier, now
+from iiif_server.names import copy_path
 
 TRASH = ".withdrawn-"
 

@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING, Any
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import metrics
-from .auth.networks import IPNetwork, client_address, in_any, parse_address
+from iiif_server.auth.networks import IPNetwork, client_address, in_any, parse_address
+from iiif_server.runtime import metrics
 
 if TYPE_CHECKING:
-    from .auth.policy import Access, Verdict
+    from iiif_server.auth.policy import Access, Verdict
 
 log = logging.getLogger("iiif_server")
 

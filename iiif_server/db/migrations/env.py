@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from iiif_server.auth import tokens  # noqa: F401 - registers the tokens table
-from iiif_server.manifests.catalogue import Base
+from iiif_server.db.models import Base
 
 connection = context.config.attributes["connection"]
 context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)

@@ -16,8 +16,19 @@ Create Date: 2026-11-29
 
 from __future__ import annotations
 
+import re
+
 import sqlalchemy as sa
 from alembic import op
+
+# as the schema had them at this revision (a migration never changes with the code after it)
+SORT_KEY_TYPE = sa.String(400).with_variant(sa.String(400, collation="C"), "postgresql")
+_DIGITS = re.compile(r"\d+")
+
+
+def sort_key(name: str) -> str:
+    return _DIGITS.sub(lambda m: m.group().lstrip("0").rjust(20, "0"), name.casefold())[:400]
+
 
 revision = "0003"
 down_revision = "0002"
@@ -26,8 +37,6 @@ depends_on = None
 
 
 def upgrade() -> None:
-    from iiif_server.manifests.catalogue import SORT_KEY_TYPE, sort_key
-
     with op.batch_alter_table("documents") as batch:
         batch.add_column(sa.Column("sort_key", SORT_KEY_TYPE, nullable=False, server_default=""))
     with op.batch_alter_table("collections") as batch:

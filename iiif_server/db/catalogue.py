@@ -7,8 +7,6 @@ through the database) and records a Change Discovery activity.
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,16 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
-    BigInteger,
-    DateTime,
-    Float,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Text,
-    UniqueConstraint,
     create_engine,
     event,
     func,
@@ -34,127 +22,30 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
-TIERS = ("public", "reading-room", "staff")
+from iiif_server.db.models import TIERS, UNPLACED, Activity, Collection, Document, Image, State, effective_tier, now
+
 ACTIVITY_LOCK = 0x11F5AC7  # PostgreSQL advisory lock key: one recording transaction at a time
 MIGRATIONS = Path(__file__).parent / "migrations"
-# byte order in both engines (PostgreSQL's default collation would ignore punctuation)
-SORT_KEY_TYPE = String(400).with_variant(String(400, collation="C"), "postgresql")
-_DIGITS = re.compile(r"\d+")
-UNPLACED = -1  # position of a document stored by an ingest that has not yet put it in order
 
 
-def sort_key(name: str) -> str:
-    """Natural order as one string: `p2` before `p10` (digit runs padded), case folded."""
-    return _DIGITS.sub(lambda m: m.group().lstrip("0").rjust(20, "0"), name.casefold())[:400]
 
 
-def now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
-class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
-class Described:
-    """Descriptive fields shared by collections and documents."""
-
-    label: Mapped[str] = mapped_column(Text, default="")
-    summary: Mapped[str | None] = mapped_column(Text, default=None)
-    metadata_pairs: Mapped[list[Any]] = mapped_column("metadata", JSON, default=list)
-    rights: Mapped[str | None] = mapped_column(String(500), default=None)
-    required_statement: Mapped[str | None] = mapped_column(Text, default=None)
-    nav_date: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
-    created: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=now)
-    updated: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=now, onupdate=now)
 
 
-class Collection(Described, Base):
-    __tablename__ = "collections"
-
-    id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    tier: Mapped[str] = mapped_column(String(50), default="public")
-    revision: Mapped[int] = mapped_column(Integer, default=1)
-    document_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    image_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    documents: Mapped[list[Document]] = relationship(
-        back_populates="collection", order_by="Document.position", cascade="all, delete-orphan"
-    )
 
 
-class Document(Described, Base):
-    __tablename__ = "documents"
-    __table_args__ = (
-        UniqueConstraint("collection_id", "ident"),
-        Index("ix_documents_position", "collection_id", "position"),
-        Index("ix_documents_sort_key", "collection_id", "sort_key"),
-        Index("ix_documents_tier_set", "collection_id", sqlite_where=text("tier IS NOT NULL"),
-              postgresql_where=text("tier IS NOT NULL")),
-    )
-
-    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    collection_id: Mapped[str] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
-    ident: Mapped[str] = mapped_column(String(200))
-    sort_key: Mapped[str] = mapped_column(SORT_KEY_TYPE, default="", server_default="")
-    position: Mapped[int] = mapped_column(Integer, default=0)
-    tier: Mapped[str | None] = mapped_column(String(50), default=None)
-    collection: Mapped[Collection] = relationship(back_populates="documents")
-    images: Mapped[list[Image]] = relationship(
-        back_populates="document", order_by="Image.position", cascade="all, delete-orphan"
-    )
 
 
-class Image(Base):
-    __tablename__ = "images"
-    __table_args__ = (
-        UniqueConstraint("document_pk", "ident"),
-        Index("ix_images_position", "document_pk", "position"),
-        Index("ix_images_tier_set", "document_pk", sqlite_where=text("tier IS NOT NULL"),
-              postgresql_where=text("tier IS NOT NULL")),
-    )
-
-    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    document_pk: Mapped[int] = mapped_column(ForeignKey("documents.pk", ondelete="CASCADE"))
-    ident: Mapped[str] = mapped_column(String(200))
-    position: Mapped[int] = mapped_column(Integer, default=0)
-    label: Mapped[str] = mapped_column(Text, default="")
-    width: Mapped[int] = mapped_column(Integer)
-    height: Mapped[int] = mapped_column(Integer)
-    checksum: Mapped[str] = mapped_column(String(64))
-    source_path: Mapped[str] = mapped_column(Text)
-    source_page: Mapped[int] = mapped_column(Integer, default=0)
-    source_size: Mapped[int] = mapped_column(BigInteger)
-    source_mtime: Mapped[float] = mapped_column(Float)
-    tier: Mapped[str | None] = mapped_column(String(50), default=None)
-    created: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=now)
-    updated: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=now, onupdate=now)
-    document: Mapped[Document] = relationship(back_populates="images")
 
 
-class Activity(Base):
-    """One Change Discovery activity; `tier` is the object's tier when it happened."""
-
-    __tablename__ = "activities"
-    __table_args__ = (Index("ix_activities_tier_id", "tier", "id"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    type: Mapped[str] = mapped_column(String(20))  # Create, Update, Delete
-    object_type: Mapped[str] = mapped_column(String(20))  # Manifest, Collection
-    collection_id: Mapped[str] = mapped_column(String(200), index=True)
-    document_ident: Mapped[str | None] = mapped_column(String(200), default=None)
-    tier: Mapped[str] = mapped_column(String(50))
-    end_time: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=now)
 
 
-class State(Base):
-    """Catalogue-wide counters; `version` changes with every catalogue change."""
-
-    __tablename__ = "catalogue_state"
-
-    key: Mapped[str] = mapped_column(String(50), primary_key=True)
-    value: Mapped[int] = mapped_column(Integer, default=0)
 
 
 @dataclass(frozen=True)
@@ -231,12 +122,6 @@ def open_catalogue(url: str, tiers: tuple[str, ...] = TIERS) -> Catalogue:
     return Catalogue(url, tiers)
 
 
-def effective_tier(*tiers: str | None) -> str:
-    """The most specific tier that is set: image, else document, else collection."""
-    for tier in tiers:
-        if tier:
-            return tier
-    return "public"
 
 
 class Catalogue:
@@ -245,7 +130,7 @@ class Catalogue:
         self.tiers = tiers  # the configured tiers, lowest first
         self.engine = make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
-        from ..search.labels import watch  # documents' words for catalogue search, kept on every write
+        from iiif_server.db.labels import watch
 
         watch()
 

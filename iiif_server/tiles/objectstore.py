@@ -31,11 +31,11 @@ import obstore
 import pyvips
 from obstore.exceptions import PreconditionError
 
-from ..names import on_disk
-from ..storage import Location
-from .cache import MemoryCache
-from .request import RequestError
-from .sources import (
+from iiif_server.names import on_disk
+from iiif_server.storage import Location
+from iiif_server.tiles.cache import MemoryCache
+from iiif_server.tiles.request import RequestError
+from iiif_server.tiles.sources import (
     EXTENSIONS,
     SCAN_LIMIT,
     SOURCES_BYTES,

@@ -17,28 +17,31 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import bounds, config, demo, metrics, observe, placeholder
-from . import home as home_page
-from .auth.networks import IPNetwork, NetworkRules
-from .auth.policy import Policy
-from .auth.services import AuthServices, Texts, language_map
-from .auth.snapshot import Snapshot
-from .auth.tiers import Tiers
-from .auth.tokens import TokenStore, load_secret
-from .console.routes import Console
-from .hosts import HostCheck
-from .manifests import presentation
-from .manifests.catalogue import Catalogue
-from .manifests.catalogue import open_catalogue as catalogue_at
-from .manifests.routes import PresentationService
-from .search.pages import AcrossService
-from .search.routes import SearchService
-from .search.routes import services as search_services
-from .search.store import TextStore
-from .tiles import memory, untiled
-from .tiles.request import RequestError
-from .tiles.service import ImageService
-from .tiles.sources import FileSystemSource, SourceStore
+from iiif_server import config
+from iiif_server.auth.networks import IPNetwork, NetworkRules
+from iiif_server.auth.policy import Policy
+from iiif_server.auth.services import AuthServices, Texts, language_map
+from iiif_server.auth.snapshot import Snapshot
+from iiif_server.auth.tiers import Tiers
+from iiif_server.auth.tokens import TokenStore, load_secret
+from iiif_server.console.routes import Console
+from iiif_server.db.catalogue import Catalogue
+from iiif_server.db.catalogue import open_catalogue as catalogue_at
+from iiif_server.ingest import demo
+from iiif_server.manifests import presentation
+from iiif_server.manifests.routes import PresentationService
+from iiif_server.runtime import bounds, metrics, observe
+from iiif_server.runtime.hosts import HostCheck
+from iiif_server.search.pages import AcrossService
+from iiif_server.search.routes import SearchService
+from iiif_server.search.routes import services as search_services
+from iiif_server.search.store import TextStore
+from iiif_server.tiles import memory, placeholder, untiled
+from iiif_server.tiles.files import FileSystemSource
+from iiif_server.tiles.request import RequestError
+from iiif_server.tiles.service import ImageService
+from iiif_server.tiles.sources import SourceStore
+from iiif_server.web import home as home_page
 
 log = logging.getLogger("iiif_server")
 CORS_HEADERS = [
@@ -136,8 +139,8 @@ def image_source(settings: config.Settings) -> SourceStore:
     url = settings.image_url
     if url is None:
         return FileSystemSource(settings.image_root)
-    from .storage import open_store
-    from .tiles.objectsource import ObjectStoreSource
+    from iiif_server.storage import open_store
+    from iiif_server.tiles.objectstore import ObjectStoreSource
 
     return ObjectStoreSource(open_store(url, settings), url, settings.s3_ttl, settings.s3_cache_mb << 20)
 
@@ -204,8 +207,8 @@ def console(settings: config.Settings, catalogue: Catalogue, auth: AuthServices,
             service: ImageService) -> Console:
     """The staff console under /staff/ (iiif_server/console)."""
     secret = load_secret(settings.secret_key, settings.secret_key_file, settings.data_dir)
-    from .tiles.objectsource import ObjectStoreSource
-    from .withdraw import ObjectCopies
+    from iiif_server.ingest.withdraw import ObjectCopies
+    from iiif_server.tiles.objectstore import ObjectStoreSource
 
     source = service.source
     copies = ObjectCopies(source.store) if isinstance(source, ObjectStoreSource) else settings.image_root

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pyvips
 
 if TYPE_CHECKING:
-    from .manifests.catalogue import Catalogue
+    from iiif_server.db.catalogue import Catalogue
 
 SCAN_SIZE = (6000, 8000)
 TILE = 256
@@ -71,7 +71,7 @@ portrait-grey,Portrait (generated),1941-02,Portrait
 
 def install(catalogue: Catalogue, image_root: Path, data_dir: Path) -> None:
     """Ingest the generated demo collection `demo` (only into an empty catalogue)."""
-    from .ingest import Ingest
+    from iiif_server.ingest.run import Ingest
 
     with tempfile.TemporaryDirectory(dir=data_dir, prefix=".demo-") as tmp:
         masters = Path(tmp) / "masters"

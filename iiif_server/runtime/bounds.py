@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import Settings
+from iiif_server.config import Settings
 
 # the defaults are the settings' (config.Settings): request line and headers together (nginx: 4 buffers of
 # 8 KiB), URL, header fields, seconds from a head's first byte to its end, a sign-in form's body and the

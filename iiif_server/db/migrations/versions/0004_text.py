@@ -15,6 +15,10 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+# as the schema had them at this revision (a migration never changes with the code after it)
+ENTRY_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+TERM_TYPE = sa.String(200).with_variant(sa.String(200, collation="C"), "postgresql")
+
 revision = "0004"
 down_revision = "0003"
 branch_labels = None
@@ -22,8 +26,6 @@ depends_on = None
 
 
 def upgrade() -> None:
-    from iiif_server.search.store import ENTRY_ID, TERM_TYPE
-
     op.create_table(
         "text_entries",
         sa.Column("id", ENTRY_ID, primary_key=True, autoincrement=True),

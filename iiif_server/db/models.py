@@ -1,0 +1,245 @@
+"""The catalogue's tables, every one of them, in one place: collections -> documents -> images, the Change
+Discovery activities, the catalogue's counters, access tokens, and the text and word tables of search.
+
+Reading and writing them is `Catalogue`'s business (catalogue.py); these are the shapes only, with the
+small pure helpers their columns need (sort keys, the tier a row falls back to).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+TIERS = ("public", "reading-room", "staff")
+
+
+# byte order in both engines (PostgreSQL's default collation would ignore punctuation)
+SORT_KEY_TYPE = String(400).with_variant(String(400, collation="C"), "postgresql")
+
+
+_DIGITS = re.compile(r"\d+")
+
+
+UNPLACED = -1  # position of a document stored by an ingest that has not yet put it in order
+
+
+def sort_key(name: str) -> str:
+    """Natural order as one string: `p2` before `p10` (digit runs padded), case folded."""
+    return _DIGITS.sub(lambda m: m.group().lstrip("0").rjust(20, "0"), name.casefold())[:400]
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Described:
+    """Descriptive fields shared by collections and documents."""
+
+    label: Mapped[str] = mapped_column(Text, default="")
+    summary: Mapped[str | None] = mapped_column(Text, default=None)
+    metadata_pairs: Mapped[list[Any]] = mapped_column("metadata", JSON, default=list)
+    rights: Mapped[str | None] = mapped_column(String(500), default=None)
+    required_statement: Mapped[str | None] = mapped_column(Text, default=None)
+    nav_date: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    created: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=now)
+    updated: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=now, onupdate=now)
+
+
+class Collection(Described, Base):
+    __tablename__ = "collections"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    tier: Mapped[str] = mapped_column(String(50), default="public")
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    document_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    image_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    documents: Mapped[list[Document]] = relationship(
+        back_populates="collection", order_by="Document.position", cascade="all, delete-orphan"
+    )
+
+
+class Document(Described, Base):
+    __tablename__ = "documents"
+    __table_args__ = (
+        UniqueConstraint("collection_id", "ident"),
+        Index("ix_documents_position", "collection_id", "position"),
+        Index("ix_documents_sort_key", "collection_id", "sort_key"),
+        Index("ix_documents_tier_set", "collection_id", sqlite_where=text("tier IS NOT NULL"),
+              postgresql_where=text("tier IS NOT NULL")),
+    )
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    collection_id: Mapped[str] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+    ident: Mapped[str] = mapped_column(String(200))
+    sort_key: Mapped[str] = mapped_column(SORT_KEY_TYPE, default="", server_default="")
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    tier: Mapped[str | None] = mapped_column(String(50), default=None)
+    collection: Mapped[Collection] = relationship(back_populates="documents")
+    images: Mapped[list[Image]] = relationship(
+        back_populates="document", order_by="Image.position", cascade="all, delete-orphan"
+    )
+
+
+class Image(Base):
+    __tablename__ = "images"
+    __table_args__ = (
+        UniqueConstraint("document_pk", "ident"),
+        Index("ix_images_position", "document_pk", "position"),
+        Index("ix_images_tier_set", "document_pk", sqlite_where=text("tier IS NOT NULL"),
+              postgresql_where=text("tier IS NOT NULL")),
+    )
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    document_pk: Mapped[int] = mapped_column(ForeignKey("documents.pk", ondelete="CASCADE"))
+    ident: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    label: Mapped[str] = mapped_column(Text, default="")
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    checksum: Mapped[str] = mapped_column(String(64))
+    source_path: Mapped[str] = mapped_column(Text)
+    source_page: Mapped[int] = mapped_column(Integer, default=0)
+    source_size: Mapped[int] = mapped_column(BigInteger)
+    source_mtime: Mapped[float] = mapped_column(Float)
+    tier: Mapped[str | None] = mapped_column(String(50), default=None)
+    created: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=now)
+    updated: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=now, onupdate=now)
+    document: Mapped[Document] = relationship(back_populates="images")
+
+
+class Activity(Base):
+    """One Change Discovery activity; `tier` is the object's tier when it happened."""
+
+    __tablename__ = "activities"
+    __table_args__ = (Index("ix_activities_tier_id", "tier", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    type: Mapped[str] = mapped_column(String(20))  # Create, Update, Delete
+    object_type: Mapped[str] = mapped_column(String(20))  # Manifest, Collection
+    collection_id: Mapped[str] = mapped_column(String(200), index=True)
+    document_ident: Mapped[str | None] = mapped_column(String(200), default=None)
+    tier: Mapped[str] = mapped_column(String(50))
+    end_time: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
+class State(Base):
+    """Catalogue-wide counters; `version` changes with every catalogue change."""
+
+    __tablename__ = "catalogue_state"
+
+    key: Mapped[str] = mapped_column(String(50), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+def effective_tier(*tiers: str | None) -> str:
+    """The most specific tier that is set: image, else document, else collection."""
+    for tier in tiers:
+        if tier:
+            return tier
+    return "public"
+
+
+class TokenRow(Base):
+    __tablename__ = "tokens"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    holder: Mapped[str] = mapped_column(Text)
+    tier: Mapped[str] = mapped_column(String(50))
+    collections: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    issued: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=now)
+    expires: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    revoked: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    last_used: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+# SQLite makes only INTEGER PRIMARY KEY an alias of the rowid (autoincrement)
+ENTRY_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+
+# byte order, so that a prefix is a range (PostgreSQL's default collation is not)
+TERM_TYPE = String(200).with_variant(String(200, collation="C"), "postgresql")
+
+
+class TextEntry(Base):
+    __tablename__ = "text_entries"
+    __table_args__ = (Index("ix_text_entries_document", "document_pk", "id"),
+                      Index("ix_text_entries_page_pos", "image_pk", "pos"),
+                      Index("ix_text_entries_document_source", "document_pk", "source"))
+
+    id: Mapped[int] = mapped_column(ENTRY_ID, primary_key=True, autoincrement=True)
+    image_pk: Mapped[int] = mapped_column(ForeignKey("images.pk", ondelete="CASCADE"))
+    document_pk: Mapped[int] = mapped_column(ForeignKey("documents.pk", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(200))  # alto, csv:<name>: a re-import replaces its own source only
+    kind: Mapped[str] = mapped_column(String(20))  # word, line, entry, or the CSV's kind
+    text: Mapped[str] = mapped_column(Text)
+    line: Mapped[str | None] = mapped_column(Text, default=None)  # the line a word stands in
+    start: Mapped[int | None] = mapped_column(Integer, default=None)  # where the word starts in it
+    pos: Mapped[int | None] = mapped_column(Integer, default=None)  # place among the page's entries of its source
+    x: Mapped[int | None] = mapped_column(Integer, default=None)
+    y: Mapped[int | None] = mapped_column(Integer, default=None)
+    w: Mapped[int | None] = mapped_column(Integer, default=None)
+    h: Mapped[int | None] = mapped_column(Integer, default=None)
+
+
+class TextTerm(Base):
+    __tablename__ = "text_terms"
+    __table_args__ = (Index("ix_text_terms_document_norm", "document_pk", "norm", "entry_id"),)
+
+    entry_id: Mapped[int] = mapped_column(ForeignKey("text_entries.id", ondelete="CASCADE"), primary_key=True)
+    ord: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document_pk: Mapped[int] = mapped_column(Integer)
+    norm: Mapped[str] = mapped_column(TERM_TYPE)
+
+
+class TextVocab(Base):
+    """Every distinct word once (never shrinks: a word no longer on any page finds nothing)."""
+
+    __tablename__ = "text_vocab"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    norm: Mapped[str] = mapped_column(TERM_TYPE, unique=True)
+
+
+class TextCode(Base):
+    __tablename__ = "text_codes"
+
+    code: Mapped[str] = mapped_column(String(6), primary_key=True)
+    norm: Mapped[str] = mapped_column(TERM_TYPE, primary_key=True)
+
+
+class TextDocTerm(Base):
+    """Which documents of a collection hold a word: the first step of a collection-wide search."""
+
+    __tablename__ = "text_doc_terms"
+
+    norm: Mapped[str] = mapped_column(TERM_TYPE, primary_key=True)
+    collection_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    document_pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
+class LabelTerm(Base):
+    __tablename__ = "text_label_terms"
+
+    norm: Mapped[str] = mapped_column(TERM_TYPE, primary_key=True)
+    document_pk: Mapped[int] = mapped_column(ForeignKey("documents.pk", ondelete="CASCADE"), primary_key=True,
+                                             index=True)

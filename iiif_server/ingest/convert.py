@@ -1,0 +1,242 @@
+"""The worker side of ingest: one master -> its pages' access copies (tiled, pyramidal JPEG TIFF with the
+stored thumbnail and edge tiles), in a process of its own; no catalogue, no network, nothing shared."""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import signal
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ACCESS_TILE = 256
+
+
+# Access copies: JPEG at quality 88 with 4:2:0 chroma: 0.22-0.30 MB per megapixel on synthetic scanned
+# pages, a third of quality 90's (bench/access_quality.py; README "Access copies are sized on purpose").
+# libvips' TIFF writer ties the chroma to the quality: YCbCr 4:2:0 below 90, RGB-coded JPEG (no
+# subsampling, ~3x the bytes) from 90; its `rgbjpeg` below 90 subsamples G and B, so it is never used.
+ACCESS_QUALITY = 88
+
+
+SERVED_QUALITY = 85  # the server's default JPEG quality (config.Settings.jpeg_quality): stored thumbnails use it
+
+
+ACCESS_SUBSAMPLE = True
+
+
+MAX_PILLOW_PIXELS = 1 << 30  # masters decoded by Pillow are held whole in memory (3-4 bytes a pixel, twice)
+
+
+@dataclass
+class PageOut:
+    ident: str
+    width: int
+    height: int
+    staged: str | None  # the hidden copy written by the worker, None when unchanged
+
+
+@dataclass
+class Outcome:
+    path: Path
+    checksum: str = ""
+    pages: list[PageOut] = field(default_factory=list)
+    converted: bool = False
+    error: str | None = None
+
+
+def _init_worker(parent: int) -> None:
+    """Workers die with their coordinator, and leave stopping to it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the coordinator decides
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the coordinator died before the watch was set
+        os._exit(1)
+
+    def watch() -> None:  # elsewhere, or if prctl failed: notice the coordinator's death within a second
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+    import pyvips
+
+    pyvips.concurrency_set(1)  # parallelism comes from the processes
+    pyvips.cache_set_max(0)
+
+
+def describe(exc: BaseException) -> str:
+    """One line saying why: libvips' own first detail line (the cause), else the message."""
+    for text in (getattr(exc, "detail", None), str(exc)):
+        lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
+        if lines:
+            return lines[0]
+    return type(exc).__name__
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Unsupported(Exception):
+    """No reader knows the file's format."""
+
+
+def _unknown_format(exc: Exception) -> bool:
+    return "not a known file format" in str(exc) or "not a known file format" in str(getattr(exc, "detail", ""))
+
+
+def _pillow_pages(path: Path) -> int:
+    from PIL import Image as PILImage
+    from PIL import UnidentifiedImageError
+
+    try:
+        with PILImage.open(path) as im:
+            return int(getattr(im, "n_frames", 1))
+    except UnidentifiedImageError as exc:
+        raise Unsupported("unsupported format: not a known file format") from exc
+
+
+def _pillow_load(path: Path, page: int) -> Any:
+    """Formats the installed libvips lacks (BMP, TGA, PCX; JPEG 2000 when it has no OpenJPEG) through Pillow.
+
+    Pillow's wheels bundle OpenJPEG: JP2 and J2K masters, 8 or 16 bits, any number of resolution
+    levels (the full one is decoded). 16-bit colour comes scaled to 8 bits; 16-bit grey is kept
+    as grey16 here and scaled by `to_srgb8`, as Pillow's own conversion would clip it."""
+    import numpy as np
+    import pyvips
+    from PIL import Image as PILImage
+
+    PILImage.MAX_IMAGE_PIXELS = MAX_PILLOW_PIXELS  # archival masters are large; above this Pillow refuses
+    with PILImage.open(path) as im:
+        im.seek(page)
+        if im.mode.startswith("I;16"):
+            grey = np.asarray(im).astype("=u2", copy=False)
+            return pyvips.Image.new_from_memory(grey.tobytes(), im.width, im.height, 1, "ushort").copy(
+                interpretation="grey16")
+        mode = "RGBA" if "A" in im.getbands() or "transparency" in im.info else "RGB"
+        rgb = im if im.mode == mode else im.convert(mode)
+        pixels = pyvips.Image.new_from_memory(rgb.tobytes(), rgb.width, rgb.height, len(rgb.mode), "uchar")
+        return pixels.copy(interpretation="srgb")
+
+
+def page_count(path: Path) -> int:
+    """Pages of a master: a multi-page TIFF has several, a pyramid (or a JPEG 2000's levels) only one."""
+    import pyvips
+
+    try:
+        img = pyvips.Image.new_from_file(str(path), access="sequential")
+    except pyvips.Error as exc:
+        if not _unknown_format(exc):
+            raise
+        return _pillow_pages(path)
+    pages = int(img.get("n-pages")) if img.get_typeof("n-pages") else 1
+    if pages > 1 and img.get("vips-loader").startswith(("tiff", "jp2k")):  # JPEG 2000: its resolution levels
+        second = pyvips.Image.new_from_file(str(path), page=1, access="sequential")
+        if abs(second.width - img.width / 2) <= 1 and abs(second.height - img.height / 2) <= 1:
+            return 1  # the later pages are pyramid levels
+    return pages
+
+
+def open_master(path: Path, page: int, access: str = "sequential") -> Any:
+    import pyvips
+
+    options = {"page": page} if page else {}  # only multi-page loaders take `page`
+    try:
+        return pyvips.Image.new_from_file(str(path), access=access, fail=True, **options)
+    except pyvips.Error as exc:
+        if not _unknown_format(exc):
+            raise
+        return _pillow_load(path, page)
+
+
+def open_upright(path: Path, page: int) -> Any:
+    """A master turned as its EXIF or TIFF orientation says (a phone's or camera's capture of a page).
+
+    Turning reads the pixels out of order, which a sequential decode cannot: such a master is opened
+    for random access (libvips keeps a large one in a temporary file, not in memory)."""
+    img = open_master(path, page)
+    orientation = int(img.get("orientation")) if img.get_typeof("orientation") else 1
+    if orientation in range(2, 9):
+        img = open_master(path, page, access="random")
+    return img.autorot()
+
+
+def access_options(quality: int = ACCESS_QUALITY, subsample: bool = ACCESS_SUBSAMPLE) -> dict[str, Any]:
+    """tiffsave's JPEG options, or ValueError for what its writer cannot do."""
+    if not 1 <= quality <= 100:
+        raise ValueError(f"quality {quality} is not between 1 and 100")
+    if subsample and quality >= 90:
+        raise ValueError(f"libvips writes 4:2:0 chroma only below quality 90: use a quality up to 89, "
+                         f"or no subsampling (RGB JPEG, about 3x the bytes), not quality {quality}")
+    if not subsample and quality < 90:
+        raise ValueError(f"libvips writes JPEG without chroma subsampling only from quality 90, not {quality}")
+    return {"compression": "jpeg", "Q": quality}
+
+
+def write_access_copy(master: Path, page: int, out: Path, quality: int = ACCESS_QUALITY,
+                      subsample: bool = ACCESS_SUBSAMPLE, thumbnail_quality: int | None = SERVED_QUALITY
+                      ) -> tuple[int, int]:
+    """Convert one page to a tiled, pyramidal JPEG TIFF at `out` (a hidden staging path).
+
+    With `thumbnail_quality` (the server's JPEG quality) the copy also holds the `full/!200,200`
+    thumbnail as the server renders it, sent as stored (tiles/thumbnail.py): a wall of thumbnails
+    is then read, not decoded; and viewers' tiles at the right and bottom edges, each as the server
+    renders it, likewise sent as stored (tiles/edges.py)."""
+    from iiif_server.tiles.pipeline import WHITE, Encoding, no_metadata, to_srgb8
+    from iiif_server.tiles.prepare import add_edges, add_thumbnail
+
+    img = to_srgb8(open_upright(master, page))
+    if img.hasalpha():
+        img = img.flatten(background=WHITE)
+    try:
+        img.tiffsave(str(out), tile=True, tile_width=ACCESS_TILE, tile_height=ACCESS_TILE, pyramid=True,
+                     **access_options(quality, subsample), **no_metadata("tiffsave"))
+        if thumbnail_quality is not None:
+            add_thumbnail(out, encoding=Encoding(jpeg_quality=thumbnail_quality))
+            add_edges(out, thumbnail_quality)
+        os.chmod(out, 0o644)
+    except BaseException:
+        out.unlink(missing_ok=True)
+        raise
+    return img.width, img.height
+
+
+def page_idents(stem: str, count: int) -> list[str]:
+    return [stem] if count == 1 else [f"{stem}-{n}" for n in range(1, count + 1)]
+
+
+def process_master(master: str, stem: str, staging: str, known_checksum: str | None, copies_exist: bool,
+                   quality: int = ACCESS_QUALITY, subsample: bool = ACCESS_SUBSAMPLE,
+                   thumbnail_quality: int | None = SERVED_QUALITY) -> Outcome:
+    path = Path(master)
+    try:
+        checksum = sha256(path)
+        if checksum == known_checksum and copies_exist:  # touched, not changed
+            return Outcome(path, checksum)
+        pages = []
+        for n, ident in enumerate(page_idents(stem, page_count(path))):
+            out = Path(staging) / f"{uuid.uuid4().hex}.tif"
+            pages.append(PageOut(ident, *write_access_copy(path, n, out, quality, subsample, thumbnail_quality),
+                                 staged=str(out)))
+        return Outcome(path, checksum, pages, converted=True)
+    except Unsupported as exc:
+        return Outcome(path, error=str(exc))
+    except Exception as exc:  # a corrupt master is reported, never fatal to the batch
+        reason = describe(exc)
+        reason = f"unsupported format: {reason}" if _unknown_format(exc) else f"unreadable: {reason}"
+        return Outcome(path, error=reason)
