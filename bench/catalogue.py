@@ -968,7 +968,6 @@ class Bench:
             ("activities(first page)", lambda: catalogue.activities(1, 1000, True)),
             ("activities(middle page)", lambda: catalogue.activities(middle + 1, middle + 1000)),
             ("activities(last page)", lambda: catalogue.activities(top // 1000 * 1000 + 1, top // 1000 * 1000 + 1000)),
-            (f"image_tier('portraits/{pdoc}/{pdoc}')", lambda: catalogue.image_tier(f"portraits/{pdoc}/{pdoc}")),
             ("counts()", lambda: catalogue.counts()),
             ("collections()", lambda: catalogue.collections()),
         ]

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from iiif_server import config
+from iiif_server.errors import BadTarget, NotFound
 from iiif_server.ingest.report import render_report, write_report
 
 OPTION_TYPES: dict[str, Any] = {
@@ -337,8 +338,8 @@ def set_tier(target: str, tier: str, config_file: str | None, **cli: Any) -> Non
         catalogue.set_tier(target, tier)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
-    except KeyError as exc:
-        raise click.ClickException(str(exc.args[0])) from exc
+    except (NotFound, BadTarget) as exc:
+        raise click.ClickException(exc.message) from exc
     click.echo(f"{target}: {tier}")
 
 
@@ -363,13 +364,14 @@ def remove(target: str, yes: bool, config_file: str | None, **cli: Any) -> None:
         copies = settings.image_root
     try:
         done = withdraw(open_catalogue(settings), copies, target)
-    except KeyError as exc:
-        raise click.ClickException(str(exc.args[0])) from exc
+    except (NotFound, BadTarget) as exc:
+        raise click.ClickException(exc.message) from exc
     click.echo(f"withdrawn {done.target}: {done.documents} document(s), {done.pages} page(s)")
 
 
 def token_store(settings: config.Settings) -> Any:
-    from iiif_server.auth.tokens import TokenStore, load_secret
+    from iiif_server.auth.tokens import TokenStore
+    from iiif_server.runtime.base import load_secret
 
     secret = load_secret(settings.secret_key, settings.secret_key_file, settings.data_dir)
     return TokenStore(open_catalogue(settings), secret)

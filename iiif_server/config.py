@@ -118,13 +118,6 @@ class Settings:
     def metrics_network_list(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         return [ipaddress.ip_network(cidr, strict=False) for cidr in self.metrics_networks]
 
-    def proxy_networks(self) -> Any:
-        """The trusted proxies (auth.networks.Proxies): their addresses and the hop count."""
-        from iiif_server.auth.networks import Proxies
-
-        return Proxies(tuple(ipaddress.ip_network(cidr, strict=False) for cidr in self.trusted_proxies),
-                       self.proxy_hops)
-
     def __post_init__(self) -> None:
         check_proxies(self.trusted_proxies, self.proxy_hops, self.networks)
 

@@ -141,6 +141,15 @@ def fresh_postgres(why: str) -> str:
     return url
 
 
+def page_tier(catalogue: object, identifier: str) -> str | None:
+    """The tier every replica's access check gives `identifier` now (the snapshot, as the tile path reads it)."""
+    from iiif_server.auth.snapshot import Snapshot
+
+    snapshot = Snapshot(catalogue)  # type: ignore[arg-type]
+    snapshot.refresh(force=True)
+    return snapshot.tier(identifier)
+
+
 @pytest.fixture
 def catalogue(database_url: str):  # type: ignore[no-untyped-def]
     from iiif_server.db.catalogue import Catalogue

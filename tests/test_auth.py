@@ -236,8 +236,7 @@ async def make_world(catalogue: Catalogue, tmp_path: Path, tiff_bytes: bytes,
     for c in w.clients:
         await c.aclose()
     for app in w.apps:
-        app.state.service.pool.shutdown(wait=False)
-        app.state.service.io_pool.shutdown(wait=False)
+        app.state.runtime.shutdown()
         app.state.catalogue.engine.dispose()
     for other in w.catalogues:
         other.engine.dispose()

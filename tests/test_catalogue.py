@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from conftest import page_tier
 from sqlalchemy import inspect, select
 
 from iiif_server.db.catalogue import Catalogue
 from iiif_server.db.models import Activity, Base, Collection, Document, Image, effective_tier
+from iiif_server.errors import BadTarget, NotFound
 
 
 def add_collection(cat: Catalogue, cid: str = "family", tier: str = "public", docs: int = 2, pages: int = 2) -> None:
@@ -52,13 +54,13 @@ def test_pages_come_in_document_then_page_order(catalogue: Catalogue) -> None:
 
 def test_tier_is_inherited_from_document_then_collection(catalogue: Catalogue) -> None:
     add_collection(catalogue, tier="reading-room")
-    assert catalogue.image_tier("family/d0/p0") == "reading-room"
+    assert page_tier(catalogue, "family/d0/p0") == "reading-room"
     catalogue.set_tier("family/d0", "public")
-    assert catalogue.image_tier("family/d0/p0") == "public"
+    assert page_tier(catalogue, "family/d0/p0") == "public"
     catalogue.set_tier("family/d0/p1", "staff")
-    assert catalogue.image_tier("family/d0/p1") == "staff"
-    assert catalogue.image_tier("family/d1/p0") == "reading-room"
-    assert catalogue.image_tier("family/nope/p0") is None
+    assert page_tier(catalogue, "family/d0/p1") == "staff"
+    assert page_tier(catalogue, "family/d1/p0") == "reading-room"
+    assert page_tier(catalogue, "family/nope/p0") == "reading-room"  # unknown under a collection: its tier
     assert effective_tier(None, None, "staff") == "staff"
 
 
@@ -90,9 +92,11 @@ def test_bad_tier_and_unknown_targets_are_refused(catalogue: Catalogue) -> None:
     add_collection(catalogue)
     with pytest.raises(ValueError, match="unknown tier"):
         catalogue.set_tier("family", "secret")
-    for target in ("nope", "family/nope", "family/d0/nope", "family/d0/p0/extra"):
-        with pytest.raises(KeyError):
+    for target in ("nope", "family/nope", "family/d0/nope"):
+        with pytest.raises(NotFound):
             catalogue.set_tier(target, "staff")
+    with pytest.raises(BadTarget):
+        catalogue.set_tier("family/d0/p0/extra", "staff")
     with catalogue.sessions() as s:
         assert s.scalars(select(Activity)).all() == []
 

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from bulk import fill
+from conftest import page_tier
 from sqlalchemy import event
 from starlette.routing import Route
 from test_auth import (  # noqa: F401
@@ -115,7 +116,7 @@ async def test_no_console_route_answers_without_a_staff_session(world: World) ->
             assert "maps" not in r.text and "Partner" not in r.text, (path, r.text)
             assert r.headers["cache-control"] == "no-store"
     # nothing happened
-    assert world.catalogue.image_tier("maps/d1/p1") == "public"
+    assert page_tier(world.catalogue, "maps/d1/p1") == "public"
     assert [t.revoked for t in world.store.list() if t.id == tid] == [None]
     assert (world.settings.images / "maps" / "d1" / "p1.tif").exists()
     assert not [e for e in audit_lines(world) if e.get("action") in ("set-tier", "withdraw", "token-revoke")]
@@ -221,7 +222,7 @@ async def test_forms_without_the_session_csrf_value_are_refused(world: World) ->
         assert r.status_code == 403
         r = await client.post(path, data={**data, "csrf": csrf}, headers={"Sec-Fetch-Site": "cross-site"})
         assert r.status_code == 403
-    assert world.catalogue.image_tier("maps/d1/p1") == "public"
+    assert page_tier(world.catalogue, "maps/d1/p1") == "public"
     assert (world.settings.images / "maps" / "d1" / "p1.tif").exists()
     assert not [t for t in world.store.list() if t.holder == "Mallory"]
     assert (await client.get("/staff/")).status_code == 200  # still signed in
@@ -274,8 +275,8 @@ async def test_collection_and_page_tiers_change_too(world: World) -> None:
             ).status_code == 303
     assert (await client.post("/staff/tier", data={"csrf": csrf, "target": "maps/d1/p1", "tier": "staff"})
             ).status_code == 303
-    assert world.catalogue.image_tier("letters/d1/p1") == "public"
-    assert world.catalogue.image_tier("maps/d1/p1") == "staff"
+    assert page_tier(world.catalogue, "letters/d1/p1") == "public"
+    assert page_tier(world.catalogue, "maps/d1/p1") == "staff"
     assert (await client.post("/staff/tier", data={"csrf": csrf, "target": "maps/nope", "tier": "staff"})
             ).status_code == 404
     assert (await client.post("/staff/tier", data={"csrf": csrf, "target": "maps", "tier": "secret"})

@@ -25,6 +25,7 @@ from test_auth import OUTSIDE, PROXY, READING_ROOM_V4, ROOM, World, image_url, m
 
 from iiif_server import config
 from iiif_server.db.catalogue import Catalogue
+from iiif_server.runtime.addresses import trusted_proxies
 
 PAGE = quote("maps/d1/p1", safe="")  # a public page of test_auth's catalogue
 INFO = f"/iiif/3/{PAGE}/info.json"
@@ -90,7 +91,7 @@ def test_a_range_of_trusted_proxies_is_refused_without_a_hop_count(proxies: tupl
     """Inside a trusted range, every machine could write X-Forwarded-For: <a staff address>."""
     with pytest.raises(ValueError, match="is a range"):
         config.Settings(trusted_proxies=proxies)
-    assert config.Settings(trusted_proxies=proxies, proxy_hops=1).proxy_networks().hops == 1
+    assert trusted_proxies(config.Settings(trusted_proxies=proxies, proxy_hops=1)).hops == 1
 
 
 @pytest.mark.parametrize(("proxies", "hops", "rule"), [

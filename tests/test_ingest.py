@@ -13,7 +13,7 @@ import pytest
 import pyvips
 import tifffile
 from click.testing import CliRunner
-from conftest import quadrants
+from conftest import page_tier, quadrants
 from sqlalchemy import select
 
 from iiif_server import config
@@ -559,7 +559,7 @@ def test_cli_set_tier_changes_a_tier_refuses_an_unknown_tier_and_fails_on_an_unk
     cat = Catalogue(database_url)
     try:
         assert cat.document("family", "letter").tier == "staff"
-        assert cat.image_tier("family/letter/p1") == "staff"
+        assert page_tier(cat, "family/letter/p1") == "staff"
         _, public = cat.activities(0, 1000, public_only=True)
         assert (public[-1].type, public[-1].document_ident) == ("Delete", "letter")
     finally:

@@ -45,8 +45,7 @@ async def served(root: Path, catalogue: Catalogue, tmp_path: Path, identifier: s
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
             return await c.get(f"/iiif/3/{quote(identifier, safe='')}/{rest}")
     finally:
-        app.state.service.pool.shutdown(wait=False)
-        app.state.service.io_pool.shutdown(wait=False)
+        app.state.runtime.shutdown()
         app.state.catalogue.engine.dispose()
 
 

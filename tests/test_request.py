@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from iiif_server.errors import RequestError
 from iiif_server.tiles.request import (
     FORMATS,
     QUALITIES,
@@ -15,7 +16,6 @@ from iiif_server.tiles.request import (
     Limits,
     Plan,
     Region,
-    RequestError,
     Size,
     max_size,
     parse,

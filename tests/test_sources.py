@@ -20,9 +20,10 @@ import pyvips
 from conftest import BLUE, GREEN, RED, WHITE, write_pyramid
 
 from iiif_server import config
+from iiif_server.errors import RequestError
 from iiif_server.tiles.files import FileSystemSource
 from iiif_server.tiles.pipeline import Encoding, no_metadata, process, raw_tile, render
-from iiif_server.tiles.request import Limits, RequestError, parse, resolve
+from iiif_server.tiles.request import Limits, parse, resolve
 from iiif_server.tiles.sources import Source, adobe_transform
 from iiif_server.web.app import create_app
 

@@ -122,8 +122,7 @@ async def serve(backing: Path, mount: Path, tmp_path: Path) -> AsyncIterator[tup
     app = create_app(settings)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
         yield c, token
-    app.state.service.pool.shutdown(wait=False)
-    app.state.service.io_pool.shutdown(wait=False)
+    app.state.runtime.shutdown()
     app.state.catalogue.engine.dispose()
     catalogue.engine.dispose()
 

@@ -11,9 +11,10 @@ import pytest
 import pyvips
 
 from iiif_server import config
+from iiif_server.errors import TooLarge
 from iiif_server.tiles import untiled
 from iiif_server.tiles.files import FileSystemSource
-from iiif_server.tiles.untiled import Decodes, TooLarge
+from iiif_server.tiles.untiled import Decodes
 from iiif_server.web.app import create_app
 
 

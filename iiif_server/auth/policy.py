@@ -15,11 +15,12 @@ from typing import Any
 
 from starlette.requests import Request
 
-from iiif_server.auth.networks import IPNetwork, NetworkRules, client_address
+from iiif_server.auth.networks import NetworkRules
 from iiif_server.auth.snapshot import Snapshot, Tables
 from iiif_server.auth.tiers import Tiers
 from iiif_server.auth.tokens import Grant, TokenStore
 from iiif_server.names import fold
+from iiif_server.runtime.addresses import IPNetwork, client_address
 
 COOKIE = "iiif_access"
 TIER_MEMO = 65_536  # identifiers whose tier is remembered per process until the catalogue changes

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import secrets
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from itsdangerous import BadData, URLSafeSerializer
@@ -55,31 +52,6 @@ class Grant:
     @property
     def seconds_left(self) -> int:
         return max(0, int((self.expires - dt.datetime.now(dt.UTC)).total_seconds()))
-
-
-def load_secret(secret: str | None, secret_file: Path | None, data_dir: Path) -> str:
-    """The signing key: given, read from a file, or created once in the data directory."""
-    if secret:
-        return secret
-    path = secret_file or data_dir / "secret.key"
-    if path.exists():
-        key = path.read_text().strip()
-        if len(key) < 32:
-            raise ValueError(f"the key in {path} is shorter than 32 characters")
-        return key
-    if secret_file is not None:
-        raise FileNotFoundError(f"secret key file {path} does not exist")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".secret-")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(secrets.token_urlsafe(48) + "\n")
-    try:
-        os.link(tmp, path)  # never replaces a key another process wrote first
-    except FileExistsError:
-        pass
-    finally:
-        os.unlink(tmp)
-    return path.read_text().strip()
 
 
 class Usage:

@@ -6,7 +6,6 @@ import asyncio
 import datetime as dt
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -16,7 +15,6 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from iiif_server.auth.networks import IPNetwork, client_address
 from iiif_server.auth.policy import COOKIE as ACCESS_COOKIE
 from iiif_server.auth.policy import Policy
 from iiif_server.auth.services import _form, _secure, set_cookie
@@ -24,9 +22,11 @@ from iiif_server.console import audit, queries, tail
 from iiif_server.console.session import COOKIE, LOGIN_COOKIE, NETWORK, Sessions, StaffSession
 from iiif_server.db.catalogue import Catalogue
 from iiif_server.db.models import effective_tier
+from iiif_server.errors import BadTarget, NotFound, Target
 from iiif_server.ingest import runs as ingest_runs
 from iiif_server.ingest.withdraw import ObjectCopies, withdraw
 from iiif_server.runtime import observe
+from iiif_server.runtime.addresses import IPNetwork, client_address
 from iiif_server.runtime.bounds import current as request_bounds
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -48,28 +48,6 @@ HEADERS = {
 
 Handler = Callable[[Request, StaffSession], Awaitable[Response]]
 FormHandler = Callable[[Request, StaffSession, dict[str, str]], Awaitable[Response]]
-
-
-@dataclass(frozen=True)
-class Target:
-    """A collection, document or page, as `collection[/document[/page]]`."""
-
-    parts: tuple[str, ...]
-
-    @classmethod
-    def parse(cls, text: str) -> Target | None:
-        parts = tuple(text.strip().strip("/").split("/"))
-        if not 1 <= len(parts) <= 3 or not all(parts):
-            return None
-        return cls(parts)
-
-    @property
-    def text(self) -> str:
-        return "/".join(self.parts)
-
-    @property
-    def level(self) -> str:
-        return ("collection", "document", "page")[len(self.parts) - 1]
 
 
 class Console:
@@ -358,7 +336,7 @@ class Console:
         return who
 
     async def confirm_tier(self, request: Request, session: StaffSession) -> Response:
-        target = Target.parse(request.query_params.get("target", ""))
+        target = _target(request.query_params.get("target", ""))
         tier = request.query_params.get("tier", "")
         if target is None or tier not in self.policy.tiers.names:
             return self.render(request, session, "message.html", 400, title="Unknown",
@@ -370,7 +348,7 @@ class Console:
         return self.render(request, session, "confirm_tier.html", change=change, audience=self.audience(tier))
 
     async def change_tier(self, request: Request, session: StaffSession, form: dict[str, str]) -> Response:
-        target = Target.parse(form.get("target", ""))
+        target = _target(form.get("target", ""))
         tier = form.get("tier", "")
         if target is None or tier not in self.policy.tiers.names:
             return self.render(request, session, "message.html", 400, title="Unknown",
@@ -378,7 +356,7 @@ class Console:
         before = await self.run(self.describe, target, tier)
         try:
             await self.run(self.catalogue.set_tier, target.text, tier)
-        except KeyError:
+        except NotFound:
             return self.render(request, session, "message.html", 404, title="Not found",
                                message=f"There is no {target.text}.")
         self.audit(request, session, "set-tier", target.text, tier=tier,
@@ -442,7 +420,7 @@ class Console:
     # -- withdrawals ----------------------------------------------------------------------------------
 
     async def confirm_withdraw(self, request: Request, session: StaffSession) -> Response:
-        target = Target.parse(request.query_params.get("target", ""))
+        target = _target(request.query_params.get("target", ""))
         if target is None:
             return self.render(request, session, "message.html", 400, title="Unknown",
                                message="Choose a collection, document or page.")
@@ -453,19 +431,19 @@ class Console:
         return self.render(request, session, "withdraw.html", change=change)
 
     async def withdraw(self, request: Request, session: StaffSession, form: dict[str, str]) -> Response:
-        target = Target.parse(form.get("target", ""))
+        target = _target(form.get("target", ""))
         reason = form.get("reason", "").strip()[:2000]
         if target is None or not reason:
             return self.render(request, session, "message.html", 400, title="Not withdrawn",
                                message="Name what to withdraw and give a reason.")
         try:
             done = await self.run(withdraw, self.catalogue, self.copies, target.text)
-        except KeyError:
+        except NotFound:
             return self.render(request, session, "message.html", 404, title="Not found",
                                message=f"There is no {target.text}.")
         self.audit(request, session, "withdraw", done.target, reason=reason, documents=done.documents,
                    pages=done.pages)
-        parent = Target(target.parts[:-1]) if len(target.parts) > 1 else None
+        parent = target.parent
         back = _view_of(parent) if parent else "/staff/"
         return self.render(request, session, "message.html", title="Withdrawn",
                            message=f"{done.target} is withdrawn ({counted(done.documents, 'document')}, "
@@ -536,6 +514,13 @@ def counted(n: int, noun: str) -> str:
 
 def keeping(n: int, noun: str) -> str:
     return f"1 {noun} keeps a tier of its own" if n == 1 else f"{n} {noun}s keep a tier of their own"
+
+
+def _target(text: str) -> Target | None:
+    try:
+        return Target.parse(text)
+    except BadTarget:
+        return None
 
 
 def _view_of(target: Target) -> str:

@@ -24,7 +24,10 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from iiif_server.db.ingest import IngestWrites
 from iiif_server.db.models import TIERS, UNPLACED, Activity, Collection, Document, Image, State, effective_tier, now
+from iiif_server.db.withdrawals import Withdrawals
+from iiif_server.errors import NotFound, Target
 
 ACTIVITY_LOCK = 0x11F5AC7  # PostgreSQL advisory lock key: one recording transaction at a time
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -124,7 +127,7 @@ def open_catalogue(url: str, tiers: tuple[str, ...] = TIERS) -> Catalogue:
 
 
 
-class Catalogue:
+class Catalogue(IngestWrites, Withdrawals):
     def __init__(self, url: str, tiers: tuple[str, ...] = TIERS) -> None:
         self.url = url
         self.tiers = tiers  # the configured tiers, lowest first
@@ -396,52 +399,37 @@ class Catalogue:
             rows = session.scalars(query.order_by(Activity.id)).all()
         return top, rows
 
-    def image_tier(self, identifier: str) -> str | None:
-        """Effective tier of `collection/document/page`, None when not catalogued."""
-        parts = identifier.split("/")
-        if len(parts) != 3:
-            return None
-        with self.sessions() as session:
-            row = session.execute(
-                select(Image.tier, Document.tier, Collection.tier)
-                .join(Document, Image.document_pk == Document.pk)
-                .join(Collection, Document.collection_id == Collection.id)
-                .where(Collection.id == parts[0], Document.ident == parts[1], Image.ident == parts[2])
-            ).first()
-        return effective_tier(*row) if row else None
-
     # -- writes ----------------------------------------------------------------
 
     def set_tier(self, target: str, tier: str) -> str:
-        """Set the tier of `collection`, `collection/document` or `collection/document/page`."""
+        """Set the tier of `collection`, `collection/document` or `collection/document/page` (NotFound when there
+        is no such thing, BadTarget when it is not of that form)."""
         if tier not in self.tiers:
             raise ValueError(f"unknown tier {tier!r}; use one of {', '.join(self.tiers)}")
-        parts = target.split("/")
+        found = Target.parse(target)
         with self.session() as session:
             self.lock_activities(session)
-            coll = session.get(Collection, parts[0])
+            coll = session.get(Collection, found.collection)
             if coll is None:
-                raise KeyError(f"no collection {parts[0]!r}")
-            if len(parts) == 1:
+                raise NotFound(f"no collection {found.collection!r}")
+            if found.document is None:
                 self.change_collection_tier(session, coll, tier)
             else:
                 doc = session.scalar(
-                    select(Document).where(Document.collection_id == coll.id, Document.ident == parts[1])
+                    select(Document).where(Document.collection_id == coll.id, Document.ident == found.document)
                 )
                 if doc is None:
-                    raise KeyError(f"no document {parts[1]!r} in {coll.id!r}")
-                if len(parts) == 2:
+                    raise NotFound(f"no document {found.document!r} in {coll.id!r}")
+                if found.page is None:
                     old = effective_tier(doc.tier, coll.tier)
                     doc.tier = tier
                     self.record_tier_change(session, "Manifest", coll.id, doc.ident, old, tier)
-                elif len(parts) == 3:
-                    img = session.scalar(select(Image).where(Image.document_pk == doc.pk, Image.ident == parts[2]))
+                else:
+                    img = session.scalar(select(Image).where(Image.document_pk == doc.pk, Image.ident == found.page))
                     if img is None:
-                        raise KeyError(f"no page {parts[2]!r} in {coll.id}/{doc.ident}")
+                        raise NotFound(f"no page {found.page!r} in {coll.id}/{doc.ident}")
                     img.tier = tier
                     self.record(session, "Update", "Manifest", coll.id, doc.ident,
                                 effective_tier(doc.tier, coll.tier))
-                else:
-                    raise KeyError(f"{target!r} is not collection[/document[/page]]")
             self.touch(session, coll.id)
         return tier

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from iiif_server.db.ingest import DocumentFields, utc
 from iiif_server.db.models import TIERS
 from iiif_server.ingest.convert import describe
 from iiif_server.ingest.scan import nfc
@@ -22,15 +23,10 @@ _RIGHTS = re.compile(r"https?://(creativecommons\.org/(licenses|publicdomain)|ri
 
 
 @dataclass(frozen=True)
-class CsvRow:
-    line: int
-    ident: str
-    label: str | None
-    date: dt.datetime | None
-    tier: str | None
-    summary: str | None
-    rights: str | None
-    metadata: list[list[str]]
+class CsvRow(DocumentFields):
+    """A document's fields as one line of the CSV gives them."""
+
+    line: int = 0
 
 
 def parse_date(text: str) -> dt.datetime:
@@ -39,7 +35,7 @@ def parse_date(text: str) -> dt.datetime:
             return dt.datetime.strptime(text, fmt).replace(tzinfo=dt.UTC)
         except ValueError:
             continue
-    return _utc(dt.datetime.fromisoformat(text))  # a time without a zone is UTC, not this machine's zone
+    return utc(dt.datetime.fromisoformat(text))  # a time without a zone is UTC, not this machine's zone
 
 
 def rights_uri(text: str) -> str:
@@ -103,8 +99,9 @@ def read_metadata_csv(path: Path, known: Iterable[str], tiers: tuple[str, ...] =
                                       "RightsStatements.org URI")
                         continue
                 metadata = [[name, record[name].strip()] for name in extra if record[name].strip()]
-                rows.append(CsvRow(line, ident, (record.get("label") or "").strip() or None, date, tier,
-                                   (record.get("summary") or "").strip() or None, rights, metadata))
+                rows.append(CsvRow(ident=ident, label=(record.get("label") or "").strip() or None, date=date,
+                                   tier=tier, summary=(record.get("summary") or "").strip() or None, rights=rights,
+                                   metadata=metadata, line=line))
         except (csv.Error, UnicodeDecodeError) as exc:  # not CSV, or not UTF-8: said, not a traceback
             errors.append(f"{path}:{reader.line_num + 1}: unreadable: {describe(exc)}")
     return rows, errors
@@ -117,17 +114,6 @@ def csv_ids(path: Path) -> list[str]:
             return [(row.get("id") or "").strip() for row in csv.DictReader(fh) if row.get("id")]
     except (csv.Error, UnicodeDecodeError, AttributeError):
         return []
-
-
-def _same(old: object, new: object) -> bool:
-    """Equal catalogue values; SQLite gives back datetimes without their (UTC) zone."""
-    if isinstance(old, dt.datetime) and isinstance(new, dt.datetime):
-        return _utc(old) == _utc(new)
-    return old == new
-
-
-def _utc(value: dt.datetime) -> dt.datetime:
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 class CsvError(Exception):

@@ -22,17 +22,15 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, select
-
 from iiif_server.auth.snapshot import MAX_AGE
 from iiif_server.db.catalogue import Catalogue
-from iiif_server.db.models import UNPLACED, Collection, Document, Image, effective_tier, sort_key
+from iiif_server.db.ingest import PageSpec
 from iiif_server.ingest.convert import (
     ACCESS_QUALITY,
     ACCESS_SUBSAMPLE,
@@ -43,10 +41,9 @@ from iiif_server.ingest.convert import (
     access_options,
     process_master,
 )
-from iiif_server.ingest.metadata import CsvError, CsvRow, _same, csv_ids, read_metadata_csv
+from iiif_server.ingest.metadata import CsvError, CsvRow, csv_ids, read_metadata_csv
 from iiif_server.ingest.report import Report
 from iiif_server.ingest.scan import Master, SourceDocument, check_collection_id, nfc, safe_ident, scan_source
-from iiif_server.manifests.presentation import CANVAS_LIMIT
 from iiif_server.names import copy_path, on_disk
 from iiif_server.storage import ObjectTarget
 
@@ -54,78 +51,10 @@ STAGING = ".ingest-"  # hidden: no identifier can name what lies below it
 STOP_GRACE = 120.0  # seconds a stopped run waits for the pages in flight before it kills them
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 # -- worker side (runs in a process pool) ------------------------------------
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 # -- coordinator side ----------------------------------------------------------
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 @dataclass
@@ -227,122 +156,23 @@ class Ingest:
         if not legacy:
             return
         real = self.catalogue.existing_documents(self.collection, [d.name for d in legacy.values()])
-        with self.catalogue.sessions() as session:
-            for batch in batches(sorted(legacy)):
-                rows = session.execute(
-                    select(Document.ident, func.min(Image.source_path))
-                    .join(Image, Image.document_pk == Document.pk)
-                    .where(Document.collection_id == self.collection, Document.ident.in_(batch))
-                    .group_by(Document.ident)).all()
-                for ident, source in rows:
-                    doc = legacy[ident]
-                    inside = source == str(doc.path) or (source or "").startswith(str(doc.path) + os.sep)
-                    if doc.name not in real and inside:  # the same folder, ingested before Unicode names
-                        doc.ident = ident
+        for ident, source in self.catalogue.legacy_sources(self.collection, list(legacy)).items():
+            doc = legacy[ident]
+            inside = source == str(doc.path) or (source or "").startswith(str(doc.path) + os.sep)
+            if doc.name not in real and inside:  # the same folder, ingested before Unicode names
+                doc.ident = ident
 
     def _prepare(self, csv_rows: list[CsvRow], by_ident: dict[str, SourceDocument]) -> set[str]:
-        """Collection, CSV fields and tiers, in one transaction before any copy exists.
-
-        New documents named in the CSV are created here (unplaced, without pages) with their tier,
-        so that the access snapshot knows it before any of their copies is visible. Returns them."""
-        created_docs: set[str] = set()
-        with self.catalogue.session() as session:
-            self.catalogue.lock_activities(session)  # before any write: see Catalogue.lock_activities
-            created, changed = self._ensure_collection(session)
-            coll = session.get(Collection, self.collection)
-            assert coll is not None
-            docs = {d.ident: d for batch in batches(sorted(r.ident for r in csv_rows)) for d in session.scalars(
-                select(Document).where(Document.collection_id == coll.id, Document.ident.in_(batch)))}
-            listed = False  # a change the collection's listing shows
-            for row in csv_rows:
-                doc = docs.get(row.ident)
-                if doc is None:  # its Create activity comes with its first pages
-                    source = by_ident.get(row.ident)
-                    label = row.label or (source.name if source else row.ident)
-                    session.add(Document(collection_id=coll.id, ident=row.ident, label=label, position=UNPLACED,
-                                         metadata_pairs=row.metadata, sort_key=sort_key(row.ident), tier=row.tier,
-                                         nav_date=row.date, summary=row.summary, rights=row.rights))
-                    self.catalogue.count_items(session, coll.id, 1, 0)
-                    created_docs.add(row.ident)
-                    changed = True
-                    continue
-                old_tier = effective_tier(doc.tier, coll.tier)
-                wanted = {"label": row.label, "nav_date": row.date, "summary": row.summary, "rights": row.rights,
-                          "metadata_pairs": row.metadata or None, "tier": row.tier}
-                changes = {name: value for name, value in wanted.items()
-                           if value is not None and not _same(getattr(doc, name), value)}
-                if not changes:
-                    continue
-                for name, value in changes.items():
-                    setattr(doc, name, value)
-                new_tier = effective_tier(doc.tier, coll.tier)
-                if doc.images:  # a document without pages has had no Create yet
-                    if old_tier != new_tier:
-                        self.catalogue.record_tier_change(session, "Manifest", coll.id, doc.ident, old_tier, new_tier)
-                    else:
-                        self.catalogue.record(session, "Update", "Manifest", coll.id, doc.ident, new_tier)
-                    listed = True
-                changed = True
-            if listed and not created:
-                self._record_collection_update(session, coll)
-            if changed:
-                self.catalogue.touch(session, coll.id)
+        """Collection, CSV fields and tiers, committed before any copy exists (Catalogue.prepare_ingest)."""
+        names = {ident: doc.name for ident, doc in by_ident.items()}
+        created = self.catalogue.prepare_ingest(self.collection, self.label, self.tier, csv_rows, names)
         # every replica's access snapshot holds the new tiers before a copy may appear
         self._visible_at = time.monotonic() + MAX_AGE + 0.1
-        return created_docs
-
-    def _ensure_collection(self, session: Any) -> tuple[bool, bool]:
-        """Create the collection, or apply a new label or tier to it: (created, changed)."""
-        coll = session.get(Collection, self.collection)
-        if coll is None:
-            coll = Collection(id=self.collection, label=self.label or self.collection, tier=self.tier or "public",
-                              metadata_pairs=[])
-            session.add(coll)
-            session.flush()
-            self.catalogue.record(session, "Create", "Collection", coll.id, None, coll.tier)
-            self.catalogue.record(session, "Create", "Manifest", coll.id, None, coll.tier)
-            return True, True
-        changed = False
-        if self.label and coll.label != self.label:
-            coll.label = self.label
-            self._record_collection_update(session, coll)
-            changed = True
-        if self.tier and coll.tier != self.tier:
-            # as set-tier: the collection, its manifest and the documents that inherit the tier
-            self.catalogue.change_collection_tier(session, coll, self.tier)
-            changed = True
-        return False, changed
-
-    def _whole_manifest(self, session: Any) -> bool:
-        """Whether the collection is small enough to have a whole-collection manifest (CANVAS_LIMIT)."""
-        pages = session.scalar(select(Collection.image_count).where(Collection.id == self.collection))
-        return (pages or 0) <= CANVAS_LIMIT
-
-    def _record_collection_update(self, session: Any, coll: Collection) -> None:
-        self.catalogue.record(session, "Update", "Collection", coll.id, None, coll.tier)
-        self.catalogue.record(session, "Update", "Manifest", coll.id, None, coll.tier)
-
-    def _known_images(self, documents: list[str]) -> dict[str, list[tuple[int, str, int, float, str, int]]]:
-        """What the catalogue holds for the source's documents only, never the whole collection:
-        source path -> (page, ident, size, mtime, checksum, position), by page."""
-        known: dict[str, list[tuple[int, str, int, float, str, int]]] = {}
-        with self.catalogue.sessions() as session:
-            for batch in batches(documents):
-                rows = session.execute(
-                    select(Image.source_path, Image.source_page, Image.ident, Image.source_size, Image.source_mtime,
-                           Image.checksum, Image.position)
-                    .join(Document, Image.document_pk == Document.pk)
-                    .where(Document.collection_id == self.collection, Document.ident.in_(batch))
-                ).all()
-                for path, page, ident, size, mtime, checksum, position in rows:
-                    known.setdefault(path, []).append((page, ident, size, mtime, checksum, position))
-        for pages in known.values():
-            pages.sort()
-        return known
+        return created
 
     def _plan(self, by_ident: dict[str, SourceDocument], report: Report) -> dict[str, list[Slot]]:
         """Each master: unchanged (size and mtime as catalogued, copies present: no file is read) or a job."""
-        known = self._known_images(list(by_ident))
+        known = self.catalogue.known_pages(self.collection, list(by_ident))
         plan: dict[str, list[Slot]] = {}
         for ident, doc in by_ident.items():
             copies: set[str] | None = None
@@ -451,80 +281,48 @@ class Ingest:
 
     def _commit(self, doc: SourceDocument, slots: list[Slot], report: Report, journal: Any) -> None:
         """One document's pages, positions and activity in one transaction; then its copies appear."""
+        pages: list[PageSpec] = []
         renames: list[tuple[str, Path, str, str]] = []  # staged, final, checksum, page id
         converted = unchanged = 0
-        with self.catalogue.session() as session:
-            self.catalogue.lock_activities(session)  # before any write: see Catalogue.lock_activities
-            coll_tier = session.scalar(select(Collection.tier).where(Collection.id == self.collection))
-            row = session.scalar(select(Document).where(
-                Document.collection_id == self.collection, Document.ident == doc.ident))
-            if row is None:
-                row = Document(collection_id=self.collection, ident=doc.ident, label=doc.name, position=UNPLACED,
-                               metadata_pairs=[], sort_key=sort_key(doc.ident))
-                session.add(row)
-                session.flush()
-                self.catalogue.count_items(session, self.collection, 1, 0)
-            existing = {img.ident: img for img in row.images}
-            first_pages = not existing
-            used: dict[str, Path] = {}
-            position = added = 0
-            changed = False
-            for slot in slots:
-                out = slot.outcome
-                if not slot.master.stem or (out is not None and out.error is not None):
-                    position += 1  # a failed master keeps its place: the pages after it keep theirs
-                    continue
-                if out is not None and out.converted:
-                    pages: list[tuple[str, PageOut | None]] = [(p.ident, p) for p in out.pages]
-                else:
-                    pages = [(ident, None) for ident, *_ in slot.known]
-                clash = next((i for i, _ in pages if i in used), None)
-                if clash is not None:
-                    report.failed.append((slot.master.path, f"page id {clash!r} is already taken by {used[clash]}"))
-                    position += len(pages)
-                    continue
-                for n, (ident, page) in enumerate(pages):
-                    used[ident] = slot.master.path
-                    img = existing.get(ident)
-                    if img is None:
-                        img = Image(document_pk=row.pk, ident=ident)
-                        session.add(img)
-                        added += 1
-                        changed = True
-                    if page is not None and out is not None:
-                        changed = changed or (img.width, img.height, img.checksum) != (page.width, page.height,
-                                                                                     out.checksum)
-                        img.width, img.height, img.checksum = page.width, page.height, out.checksum
-                        assert page.staged is not None
-                        renames.append((page.staged, self.access_path(doc.ident, ident), out.checksum, ident))
-                    if img.position != position + n:
-                        changed = True
-                        img.position, img.label = position + n, str(position + n + 1)
-                    if out is not None:
-                        img.source_path, img.source_page = str(slot.master.path), n
-                        img.source_size, img.source_mtime = slot.master.size, slot.master.mtime
-                position += len(pages)
-                if out is not None and out.converted:
-                    converted += len(pages)
-                elif out is not None:
-                    unchanged += len(pages)
-            if not existing and not added:  # every master failed: no document
-                session.delete(row)
-                self.catalogue.count_items(session, self.collection, -1, 0)
+        used: dict[str, Path] = {}
+        position = 0
+        for slot in slots:
+            out = slot.outcome
+            if not slot.master.stem or (out is not None and out.error is not None):
+                position += 1  # a failed master keeps its place: the pages after it keep theirs
+                continue
+            if out is not None and out.converted:
+                items: list[tuple[str, PageOut | None]] = [(p.ident, p) for p in out.pages]
             else:
-                session.flush()
-                self.catalogue.count_items(session, self.collection, 0, added)
-                if changed:
-                    self.catalogue.record(session, "Create" if first_pages else "Update", "Manifest",
-                                          self.collection, doc.ident, effective_tier(row.tier, coll_tier))
-                    if not first_pages and self._whole_manifest(session):  # it shows these pages too
-                        self.catalogue.record(session, "Update", "Manifest", self.collection, None, coll_tier)
-                    self.catalogue.touch(session, self.collection)
-            if journal is not None and renames:  # what to finish if this process dies after the commit
+                items = [(ident, None) for ident, *_ in slot.known]
+            clash = next((i for i, _ in items if i in used), None)
+            if clash is not None:
+                report.failed.append((slot.master.path, f"page id {clash!r} is already taken by {used[clash]}"))
+                position += len(items)
+                continue
+            for n, (ident, page) in enumerate(items):
+                used[ident] = slot.master.path
+                copy = None
+                if page is not None and out is not None:
+                    assert page.staged is not None
+                    copy = (page.width, page.height, out.checksum)
+                    renames.append((page.staged, self.access_path(doc.ident, ident), out.checksum, ident))
+                source = (str(slot.master.path), n, slot.master.size, slot.master.mtime) if out is not None else None
+                pages.append(PageSpec(ident, position + n, copy, source))
+            position += len(items)
+            if out is not None and out.converted:
+                converted += len(items)
+            elif out is not None:
+                unchanged += len(items)
+
+        def journal_renames() -> None:  # what to finish if this process dies after the commit
+            if journal is not None and renames:
                 for staged, final, checksum, page_ident in renames:
                     journal.write(f"{staged}\t{final}\t{checksum}\t{doc.ident}\t{page_ident}\n")
                 journal.flush()
                 os.fsync(journal.fileno())
+
+        self.catalogue.commit_document(self.collection, doc.ident, doc.name, pages, journal_renames)
         report.converted += converted
         report.unchanged += unchanged
         if renames:
@@ -564,36 +362,15 @@ class Ingest:
                 continue
             if not document:  # a journal of an earlier version: the names are the ids
                 document, page = Path(final).parent.name, Path(final).stem
-            with self.catalogue.sessions() as session:
-                stored = session.scalar(select(Image.checksum).join(Document, Image.document_pk == Document.pk).where(
-                    Document.collection_id == self.collection, Document.ident == document, Image.ident == page))
-            if stored == checksum:  # committed: the copy belongs there
+            if self.catalogue.page_checksum(self.collection, document, page) == checksum:  # committed: it goes there
                 self._place(staged, Path(final))
 
     # -- after the conversions ------------------------------------------------------------------
 
     def _finish(self, csv_new: set[str], report: Report, where: Path) -> None:
         """Put new documents in order, drop CSV documents that got no page, record the collection's change."""
-        with self.catalogue.session() as session:
-            self.catalogue.lock_activities(session)  # before any write: see Catalogue.lock_activities
-            empty = []  # documents the CSV created whose masters all failed: unplaced, never announced
-            for batch in batches(sorted(csv_new)):
-                empty += session.scalars(select(Document).where(
-                    Document.collection_id == self.collection, Document.ident.in_(batch),
-                    Document.position == UNPLACED, ~Document.images.any())).all()
-            for doc in empty:
-                report.failed.append((where, f"document {doc.ident!r} has no pages"))
-                session.execute(delete(Document).where(Document.pk == doc.pk))
-                self.catalogue.count_items(session, self.collection, -1, 0)
-            before = session.scalar(select(func.max(Document.position)).where(
-                Document.collection_id == self.collection, Document.position >= 0))
-            placed = self.catalogue.place_documents(session, self.collection)  # new ones, and any a crash left
-            if placed and before is not None:  # new documents joined a collection that listed some
-                coll = session.get(Collection, self.collection)
-                assert coll is not None
-                self._record_collection_update(session, coll)
-            if placed or empty:
-                self.catalogue.touch(session, self.collection)
+        for ident in self.catalogue.finish_ingest(self.collection, csv_new):
+            report.failed.append((where, f"document {ident!r} has no pages"))
 
 
 def _moved(slots: list[Slot]) -> bool:
@@ -619,17 +396,5 @@ def _copies(folder: Path) -> set[str]:
         if name.startswith(STAGING):
             (folder / name).unlink(missing_ok=True)
     return set(names)
-
-
-def batches(items: list[str], size: int = 500) -> Iterator[list[str]]:
-    """Slices small enough for an IN list on any engine."""
-    for n in range(0, len(items), size):
-        yield items[n : n + size]
-
-
-
-
-
-
 
 

@@ -18,25 +18,14 @@ import os
 import secrets
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, insert, literal, select, update
-from sqlalchemy.orm import Session
-
 from iiif_server.db.catalogue import Catalogue
-from iiif_server.db.models import Activity, Collection, Document, Image, effective_tier, now
-from iiif_server.names import copy_path
+from iiif_server.db.withdrawals import Withdrawn
+from iiif_server.errors import Target
 
 TRASH = ".withdrawn-"
-
-
-@dataclass(frozen=True)
-class Withdrawn:
-    target: str
-    documents: int
-    pages: int
 
 
 def _move_away(path: Path) -> Path | None:
@@ -94,85 +83,10 @@ def clean_debris(folder: Path) -> None:
 
 
 def withdraw(catalogue: Catalogue, copies: Path | FolderCopies | ObjectCopies, target: str) -> Withdrawn:
-    """Withdraw `collection`, `collection/document` or `collection/document/page` (KeyError when unknown);
-    `copies` is the image root (a folder) or where the copies are."""
+    """Withdraw `collection`, `collection/document` or `collection/document/page` (NotFound when unknown,
+    BadTarget when not of that form); `copies` is the image root (a folder) or where the copies are."""
     if isinstance(copies, Path):
         copies = FolderCopies(copies)
-    parts = target.strip("/").split("/")
-    if not 1 <= len(parts) <= 3 or not all(parts):
-        raise KeyError(f"{target!r} is not collection[/document[/page]]")
-    with catalogue.session() as session:
-        catalogue.lock_activities(session)  # before any write: see Catalogue.lock_activities
-        coll = session.get(Collection, parts[0])
-        if coll is None:
-            raise KeyError(f"no collection {parts[0]!r}")
-        doc = None
-        if len(parts) >= 2:
-            doc = session.scalar(select(Document).where(Document.collection_id == coll.id,
-                                                        Document.ident == parts[1]))
-            if doc is None:
-                raise KeyError(f"no document {parts[1]!r} in {coll.id!r}")
-        img = None
-        if len(parts) == 3 and doc is not None:
-            img = session.scalar(select(Image).where(Image.document_pk == doc.pk, Image.ident == parts[2]))
-            if img is None:
-                raise KeyError(f"no page {parts[2]!r} in {coll.id}/{doc.ident}")
-        finish = copies.take_away(copy_path(*parts))
-        if img is not None and doc is not None:
-            result = _page(catalogue, session, coll, doc, img)
-        elif doc is not None:
-            result = _document(catalogue, session, coll, doc)
-        else:
-            result = _collection(catalogue, session, coll)
+    result, finish = catalogue.withdraw(Target.parse(target), copies.take_away)
     finish()  # committed: the copies can go
     return result
-
-
-def _page(catalogue: Catalogue, session: Session, coll: Collection, doc: Document, img: Image) -> Withdrawn:
-    remaining = session.scalar(select(func.count()).where(Image.document_pk == doc.pk)) or 0
-    if remaining <= 1:  # the last page: the document goes with it
-        return _document(catalogue, session, coll, doc, f"{coll.id}/{doc.ident}/{img.ident}")
-    session.delete(img)
-    catalogue.count_items(session, coll.id, 0, -1)
-    catalogue.record(session, "Update", "Manifest", coll.id, doc.ident, effective_tier(doc.tier, coll.tier))
-    catalogue.touch(session, coll.id)
-    return Withdrawn(f"{coll.id}/{doc.ident}/{img.ident}", 0, 1)
-
-
-def _document(catalogue: Catalogue, session: Session, coll: Collection, doc: Document,
-              target: str | None = None) -> Withdrawn:
-    pages = session.scalar(select(func.count()).where(Image.document_pk == doc.pk)) or 0
-    tier = effective_tier(doc.tier, coll.tier)
-    position = doc.position
-    session.execute(delete(Image).where(Image.document_pk == doc.pk))
-    session.execute(delete(Document).where(Document.pk == doc.pk))
-    if position >= 0:  # keep positions dense: the documents after it move up one
-        session.execute(update(Document).where(Document.collection_id == coll.id, Document.position > position)
-                  .values(position=Document.position - 1).execution_options(synchronize_session=False))
-    catalogue.count_items(session, coll.id, -1, -pages)
-    catalogue.record(session, "Delete", "Manifest", coll.id, doc.ident, tier)
-    catalogue.record(session, "Update", "Collection", coll.id, None, coll.tier)
-    catalogue.touch(session, coll.id)
-    return Withdrawn(target or f"{coll.id}/{doc.ident}", 1, pages)
-
-
-def _collection(catalogue: Catalogue, session: Session, coll: Collection) -> Withdrawn:
-    documents, pages = coll.document_count, coll.image_count
-    stamp = now()
-    # a Delete for every document's manifest, set-based: harvesters must drop each one
-    tier = func.coalesce(Document.tier, literal(coll.tier))
-    rows = select(literal("Delete"), literal("Manifest"), Document.collection_id, Document.ident, tier,
-                  literal(stamp)).where(Document.collection_id == coll.id)
-    session.execute(insert(Activity).from_select(
-        ["type", "object_type", "collection_id", "document_ident", "tier", "end_time"], rows))
-    public = session.scalar(select(func.count()).select_from(Document).where(
-        Document.collection_id == coll.id, tier == "public")) or 0
-    catalogue.count_public(session, public)
-    catalogue.record(session, "Delete", "Manifest", coll.id, None, coll.tier)
-    catalogue.record(session, "Delete", "Collection", coll.id, None, coll.tier)
-    session.execute(delete(Image).where(Image.document_pk.in_(
-        select(Document.pk).where(Document.collection_id == coll.id))))
-    session.execute(delete(Document).where(Document.collection_id == coll.id))
-    session.execute(delete(Collection).where(Collection.id == coll.id))
-    catalogue.bump(session)
-    return Withdrawn(coll.id, documents, pages)

@@ -32,12 +32,13 @@ from iiif_prezi3 import (
 )
 
 from iiif_server.db.catalogue import DocumentEntry, PageRow
+from iiif_server.db.ingest import WHOLE_MANIFEST_PAGES
 from iiif_server.db.models import Collection as CollectionRow
 from iiif_server.db.models import Document as DocumentRow
 
 CONTEXT = "http://iiif.io/api/presentation/3/context.json"
 THUMBNAIL_MAX = 256
-CANVAS_LIMIT = 5000  # pages of a whole-collection manifest (about 1 KB of JSON each); above, none is served
+CANVAS_LIMIT = WHOLE_MANIFEST_PAGES  # pages of a whole-collection manifest (about 1 KB of JSON each); above, none
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from iiif_server.auth.networks import IPNetwork, in_any, parse_address
+from iiif_server.runtime.addresses import IPNetwork, in_any, parse_address
 
 LOOPBACK = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
 

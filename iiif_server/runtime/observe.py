@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from iiif_server.auth.networks import IPNetwork, client_address, in_any, parse_address
 from iiif_server.runtime import metrics
+from iiif_server.runtime.addresses import IPNetwork, client_address, in_any, parse_address
 
 if TYPE_CHECKING:
     from iiif_server.auth.policy import Access, Verdict

@@ -31,10 +31,10 @@ import obstore
 import pyvips
 from obstore.exceptions import PreconditionError
 
+from iiif_server.errors import RequestError
 from iiif_server.names import on_disk
 from iiif_server.storage import Location
 from iiif_server.tiles.cache import MemoryCache
-from iiif_server.tiles.request import RequestError
 from iiif_server.tiles.sources import (
     EXTENSIONS,
     SCAN_LIMIT,

@@ -23,9 +23,10 @@ try:  # libjpeg-turbo through a thin binding: ~3x faster than libvips' jpegsave 
 except ImportError:  # pragma: no cover - the server still works, only slower
     simplejpeg = None
 
+from iiif_server.errors import RequestError
 from iiif_server.tiles.edges import find
 from iiif_server.tiles.memory import trimmer
-from iiif_server.tiles.request import FORMATS, Plan, RequestError
+from iiif_server.tiles.request import FORMATS, Plan
 from iiif_server.tiles.sources import FileReader, Source, adobe_transform, declares_rgb
 
 WHITE = [255.0]

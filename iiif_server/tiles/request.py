@@ -12,6 +12,8 @@ import math
 import re
 from dataclasses import dataclass
 
+from iiif_server.errors import RequestError
+
 FORMATS = {
     "jpg": "image/jpeg",
     "png": "image/png",
@@ -33,15 +35,6 @@ _SIZE_WH = re.compile(rf"^(!?)({_INT})?,({_INT})?\Z")
 _SIZE_PCT = re.compile(rf"^pct:({_NUM})\Z")
 _ROTATION = re.compile(rf"^(!?)({_NUM})\Z")
 _MAX_DIGITS = 9  # no dimension above 999,999,999: keeps arithmetic small
-
-
-class RequestError(Exception):
-    """A request the server cannot answer; `status` is the HTTP status."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,10 @@ hold up the cheap requests.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote_to_bytes
@@ -25,11 +22,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.types import Scope
 
-from iiif_server.auth.networks import in_any, parse_address
 from iiif_server.auth.policy import Access, Verdict, collection_of
-from iiif_server.config import Settings
+from iiif_server.errors import RequestError
 from iiif_server.runtime import metrics, observe
-from iiif_server.runtime.hosts import AllowedHosts
+from iiif_server.runtime.base import Runtime
 from iiif_server.runtime.singleflight import SingleFlight
 from iiif_server.tiles import placeholder
 from iiif_server.tiles.cache import MemoryCache
@@ -46,7 +42,7 @@ from iiif_server.tiles.pipeline import (
     was_passthrough,
     writable_formats,
 )
-from iiif_server.tiles.request import FORMATS, Limits, Plan, RequestError, parse, resolve
+from iiif_server.tiles.request import FORMATS, Limits, Plan, parse, resolve
 from iiif_server.tiles.sources import Source, SourceStore, check_identifier, unknown
 
 if TYPE_CHECKING:
@@ -61,7 +57,6 @@ DENIED = {
 LD_JSON = 'application/ld+json;profile="{}"'
 MAX_ERROR_TEXT = 200
 log = logging.getLogger("iiif_server")
-FORWARDED_PROTOS = ("http", "https")
 
 
 class AccessRefused(RequestError):
@@ -195,7 +190,9 @@ class Gate:
 class ImageService:
     """Everything the Image API needs, built once per process."""
 
-    def __init__(self, settings: Settings, source: SourceStore, auth: AuthServices | None = None) -> None:
+    def __init__(self, runtime: Runtime, source: SourceStore, auth: AuthServices | None = None) -> None:
+        settings = runtime.settings
+        self.runtime = runtime
         self.auth = auth
         self.public_cache = f"public, max-age={settings.max_age}"
         self.settings = settings
@@ -206,45 +203,11 @@ class ImageService:
         for fmt, why in self.broken_formats.items():
             log.error("libvips cannot encode %s: %s", fmt, why)
         self.cache = MemoryCache(settings.cache_mb * 1024 * 1024)
-        self.pool = ThreadPoolExecutor(settings.thread_count, thread_name_prefix="iiif-image")
-        self.io_pool = ThreadPoolExecutor(min(32, max(4, settings.thread_count)), thread_name_prefix="iiif-io")
-        self.proxies = settings.proxy_networks()
-        self.hosts = AllowedHosts(settings.allowed_hosts, settings.base_url)
         self.renders: SingleFlight[Any] = SingleFlight()  # concurrent identical requests share one render
         self.hot = OpenSources()
         self.spellings = MemoryCache(SPELLINGS_BUDGET, cost=lambda _: SPELLING_BYTES)
-        self.base = settings.base_url.rstrip("/") if settings.base_url else ""
         self.public_cache_header = self.public_cache.encode()
-
-    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Pixel work (decode, scale, encode) in the image pool."""
-        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
-
-    async def run_io(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """File-system and metadata work, kept apart from slow pixel work."""
-        return await asyncio.get_running_loop().run_in_executor(self.io_pool, fn, *args)
-
-    def base_url(self, request: Request) -> str:
-        return self.base_of(request.scope, request.headers.get)
-
-    def base_of(self, scope: Scope, header: Callable[[str], str | None]) -> str:
-        """The URL the client used up to the path: the configured base URL, else the request's scheme and
-        Host (a trusted proxy's X-Forwarded-Proto and -Host). `header`: a request header by lower-case name."""
-        if self.base:
-            return self.base
-        scheme, host = scope.get("scheme", "http"), header("host") or "localhost"
-        if self.proxies and self._from_trusted_proxy(scope):
-            proto = (header("x-forwarded-proto") or "").split(",")[0].strip().lower()
-            scheme = proto if proto in FORWARDED_PROTOS else scheme
-            host = self.hosts.forwarded(header("x-forwarded-host") or "") or host
-        return f"{scheme}://{host}"
-
-    def _from_trusted_proxy(self, scope: Scope) -> bool:
-        client = scope.get("client")
-        if not self.proxies or not client:
-            return False
-        peer = parse_address(client[0])
-        return peer is not None and in_any(peer, self.proxies)
+        self.run, self.run_io, self.base_url = runtime.run, runtime.run_io, runtime.base_url
 
     def service_id(self, request: Request, version: int, identifier: str) -> str:
         return f"{self.base_url(request)}/iiif/{version}/{quote(identifier, safe='')}"
@@ -520,7 +483,7 @@ class ImageService:
             elif name.startswith(b"x-forwarded-"):
                 forwarded = True
                 forwarded_host = forwarded_host or name == b"x-forwarded-host"
-        if self.proxies and (forwarded_host or (forwarded and not self.base)):
+        if self.runtime.proxies and (forwarded_host or (forwarded and not self.runtime.base)):
             return None  # the base URL or the host check reads a proxy's headers: the full path does
         try:  # decode_segment's result, sparing unquote where nothing is quoted
             identifier, *params = (p.decode() if b"%" not in p else decode_segment(p) for p in parts)
@@ -543,7 +506,7 @@ class ImageService:
                 return None
             ready, outcome = found
         text_host = host.decode("latin-1") if host else None
-        base = self.base or f"{scope.get('scheme', 'http')}://{text_host or 'localhost'}"
+        base = self.runtime.base or f"{scope.get('scheme', 'http')}://{text_host or 'localhost'}"
         return Hit(ready, ready.link_head + base + ready.link_tail, outcome, identifier, text_host)
 
     def hit_headers(self, hit: Hit) -> list[tuple[bytes, bytes]]:

@@ -25,10 +25,10 @@ from typing import Any, BinaryIO, Protocol
 import pyvips
 import tifffile
 
+from iiif_server.errors import RequestError
 from iiif_server.tiles import jp2
 from iiif_server.tiles.cache import MemoryCache
 from iiif_server.tiles.edges import EdgeTiles, layout, read_description
-from iiif_server.tiles.request import RequestError
 
 EXTENSIONS = (".tif", ".tiff", ".ptif", ".jpg", ".jpeg", ".png", ".webp", ".jp2", ".j2k", ".jpx")
 MAX_IDENTIFIER = 1024

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyvips
 
-from iiif_server.tiles.request import RequestError
+from iiif_server.errors import TooLarge
 
 if TYPE_CHECKING:
     from iiif_server.tiles.sources import Level, Source
@@ -30,10 +30,6 @@ DEFAULT_BUDGET = 512 << 20  # bytes of decoded untiled levels per worker process
 ESTIMATE_BYTES_PER_PIXEL = 3  # 8-bit RGB, what scans are; the real size is accounted after the decode
 _SAMPLE_BYTES = {"uchar": 1, "char": 1, "ushort": 2, "short": 2, "uint": 4, "int": 4, "float": 4,
                  "double": 8, "complex": 8, "dpcomplex": 16}
-
-
-class TooLarge(RequestError):
-    """An untiled level whose decode would not fit the worker's budget."""
 
 
 class Decodes:

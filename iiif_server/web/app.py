@@ -18,19 +18,22 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from iiif_server import config
-from iiif_server.auth.networks import IPNetwork, NetworkRules
+from iiif_server.auth.networks import NetworkRules
 from iiif_server.auth.policy import Policy
 from iiif_server.auth.services import AuthServices, Texts, language_map
 from iiif_server.auth.snapshot import Snapshot
 from iiif_server.auth.tiers import Tiers
-from iiif_server.auth.tokens import TokenStore, load_secret
+from iiif_server.auth.tokens import TokenStore
 from iiif_server.console.routes import Console
 from iiif_server.db.catalogue import Catalogue
 from iiif_server.db.catalogue import open_catalogue as catalogue_at
+from iiif_server.errors import RequestError
 from iiif_server.ingest import demo
+from iiif_server.ingest.withdraw import ObjectCopies
 from iiif_server.manifests import presentation
 from iiif_server.manifests.routes import PresentationService
 from iiif_server.runtime import bounds, metrics, observe
+from iiif_server.runtime.base import Runtime
 from iiif_server.runtime.hosts import HostCheck
 from iiif_server.search.pages import AcrossService
 from iiif_server.search.routes import SearchService
@@ -38,7 +41,7 @@ from iiif_server.search.routes import services as search_services
 from iiif_server.search.store import TextStore
 from iiif_server.tiles import memory, placeholder, untiled
 from iiif_server.tiles.files import FileSystemSource
-from iiif_server.tiles.request import RequestError
+from iiif_server.tiles.objectstore import ObjectStoreSource
 from iiif_server.tiles.service import ImageService
 from iiif_server.tiles.sources import SourceStore
 from iiif_server.web import home as home_page
@@ -100,13 +103,12 @@ class ImageHits:
     the host check, the CORS headers, the access-log line and the metrics. Everything else, and anything
     that goes wrong here, goes on to the application."""
 
-    def __init__(self, app: ASGIApp, service: ImageService, access_log: observe.JsonLines,
-                 proxies: list[IPNetwork]) -> None:
+    def __init__(self, app: ASGIApp, service: ImageService, access_log: observe.JsonLines) -> None:
         self.app = app
         self.service = service
-        self.hosts = service.hosts
+        self.hosts = service.runtime.hosts
         self.access_log = access_log
-        self.proxies = proxies
+        self.proxies = service.runtime.proxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -140,7 +142,6 @@ def image_source(settings: config.Settings) -> SourceStore:
     if url is None:
         return FileSystemSource(settings.image_root)
     from iiif_server.storage import open_store
-    from iiif_server.tiles.objectstore import ObjectStoreSource
 
     return ObjectStoreSource(open_store(url, settings), url, settings.s3_ttl, settings.s3_cache_mb << 20)
 
@@ -171,8 +172,9 @@ def institution(settings: config.Settings) -> presentation.Institution:
     )
 
 
-def access_control(settings: config.Settings, catalogue: Catalogue, service: ImageService) -> AuthServices:
+def access_control(runtime: Runtime, catalogue: Catalogue, source: SourceStore) -> AuthServices:
     """The policy (tiers, networks, tokens) and the IIIF auth services, from the settings."""
+    settings = runtime.settings
     tiers = Tiers(settings.tiers)
     path_rules = []
     for rule in settings.path_tiers:
@@ -183,62 +185,64 @@ def access_control(settings: config.Settings, catalogue: Catalogue, service: Ima
         tier, _, pixels = rule.partition("=")
         degraded[tiers.check(tier.strip())] = int(pixels)
     default_tier = None if settings.default_tier == "auto" else tiers.check(settings.default_tier)
-    secret = load_secret(settings.secret_key, settings.secret_key_file, settings.data_dir)
     snapshot = Snapshot(catalogue)
-    policy = Policy(tiers, NetworkRules.parse(settings.networks, tiers.names), settings.proxy_networks(),
-                    TokenStore(catalogue, secret, snapshot), snapshot, path_rules, degraded, settings.hidden_tiers,
-                    default_tier)
+    policy = Policy(tiers, NetworkRules.parse(settings.networks, tiers.names), runtime.proxies,
+                    TokenStore(catalogue, runtime.secret, snapshot), snapshot, path_rules, degraded,
+                    settings.hidden_tiers, default_tier)
     texts = Texts(language=settings.language)
     if settings.auth_heading:
         texts = replace(texts, heading=language_map(settings.auth_heading, settings.language))
     if settings.auth_note:
         texts = replace(texts, note=language_map(settings.auth_note, settings.language))
+
     def exists(identifier: str) -> bool:
         try:
-            service.source.find(identifier)
+            source.find(identifier)
         except RequestError:
             return False
         return True
 
-    return AuthServices(policy, texts, service.base_url, service.run_io, settings.viewer_origins, exists)
+    return AuthServices(policy, texts, runtime.base_url, runtime.run_io, settings.viewer_origins, exists)
 
 
-def console(settings: config.Settings, catalogue: Catalogue, auth: AuthServices, audit_log: observe.JsonLines,
-            service: ImageService) -> Console:
+def console(runtime: Runtime, catalogue: Catalogue, auth: AuthServices, audit_log: observe.JsonLines,
+            source: SourceStore) -> Console:
     """The staff console under /staff/ (iiif_server/console)."""
-    secret = load_secret(settings.secret_key, settings.secret_key_file, settings.data_dir)
-    from iiif_server.ingest.withdraw import ObjectCopies
-    from iiif_server.tiles.objectstore import ObjectStoreSource
-
-    source = service.source
+    settings = runtime.settings
     copies = ObjectCopies(source.store) if isinstance(source, ObjectStoreSource) else settings.image_root
-    return Console(catalogue, auth.policy, secret, audit_log, service.base_url, service.run_io, copies,
-                   settings.proxy_networks(), reports=settings.data_dir / "reports")
+    return Console(catalogue, auth.policy, runtime.secret, audit_log, runtime.base_url, runtime.run_io, copies,
+                   runtime.proxies, reports=settings.data_dir / "reports")
+
+
+def setup_process(settings: config.Settings) -> None:
+    """What is one per process, not per app: request bounds the protocol reads, libvips' cache (ours decide
+    what stays), malloc's handling of large blocks, and the budget of decoded untiled levels."""
+    bounds.configure(bounds.Bounds.from_settings(settings))
+    observe.setup_logging()
+    pyvips.cache_set_max(0)  # libvips' cache would pin files
+    memory.map_large_blocks()  # a render's large buffers go back to the system when freed
+    untiled.decodes.budget = settings.untiled_memory_mb << 20
 
 
 def create_app(settings: config.Settings | None = None, migrate: bool = True) -> Starlette:
     """The application; `migrate=False` where `prepare` already ran (uvicorn workers)."""
     settings = settings or config.load()
-    bounds.configure(bounds.Bounds.from_settings(settings))  # this process's request limits (the protocol's too)
+    setup_process(settings)
+    runtime = Runtime(settings)
     source = image_source(settings)
-    service = ImageService(settings, source)
     catalogue = open_catalogue(settings)
     if migrate:
         catalogue.upgrade()
-    observe.setup_logging()
     metrics.time_queries(catalogue.engine)
-    auth = access_control(settings, catalogue, service)
-    service.auth = auth
+    auth = access_control(runtime, catalogue, source)
+    service = ImageService(runtime, source, auth)
     audit_log = observe.JsonLines(settings.audit_log_target)
-    staff = console(settings, catalogue, auth, audit_log, service)
-    documents = PresentationService(catalogue, institution(settings), service.base_url, service.run_io, auth)
+    staff = console(runtime, catalogue, auth, audit_log, source)
+    documents = PresentationService(catalogue, institution(settings), runtime.base_url, runtime.run_io, auth)
     text = TextStore(catalogue)
     documents.document_services = lambda base, c, d, pk: search_services(base, c, d) if text.has_text(pk) else None
-    search = SearchService(text, auth.policy, service.base_url, service.run_io)
-    search_across = AcrossService(text, auth.policy, service.base_url, service.run_io)
-    pyvips.cache_set_max(0)  # our own caches decide what stays; libvips' cache would pin files
-    memory.map_large_blocks()  # a render's large buffers go back to the system when freed
-    untiled.decodes.budget = settings.untiled_memory_mb << 20
+    search = SearchService(text, auth.policy, runtime.base_url, runtime.run_io)
+    search_across = AcrossService(text, auth.policy, runtime.base_url, runtime.run_io)
 
     async def image_api_3(request: Request) -> Response:
         return await service.handle(request, 3)
@@ -250,26 +254,26 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
 
     async def home(request: Request) -> Response:
         policy = auth.policy
-        await policy.fresh(service.run_io)
-        access = await policy.access_async(request, service.run_io)
-        colls = await service.run_io(listing.collections, policy.snapshot.tables.version)
-        shown, images = await service.run_io(home_page.visible_parts, policy, access, colls, source)
+        await policy.fresh(runtime.run_io)
+        access = await policy.access_async(request, runtime.run_io)
+        colls = await runtime.run_io(listing.collections, policy.snapshot.tables.version)
+        shown, images = await runtime.run_io(home_page.visible_parts, policy, access, colls, source)
         after = request.query_params.get("after", "")[:200]
-        cards, more = await service.run_io(home_page.cards, listing.first_pages, policy, access, shown, after)
+        cards, more = await runtime.run_io(home_page.cards, listing.first_pages, policy, access, shown, after)
         return HTMLResponse(home_page.render(cards, images if not after else [], after, more),
                             headers=home_page.HEADERS)
 
     async def viewer(request: Request) -> Response:
         """A collection in Mirador: its first document open, the collection in Mirador's catalogue."""
         policy = auth.policy
-        await policy.fresh(service.run_io)
-        access = await policy.access_async(request, service.run_io)
+        await policy.fresh(runtime.run_io)
+        access = await policy.access_async(request, runtime.run_io)
         cid = request.path_params["cid"]
-        coll = await service.run_io(catalogue.collection, cid)
+        coll = await runtime.run_io(catalogue.collection, cid)
         if coll is None or not policy.visible(access, coll.tier, coll.id):
             return PlainTextResponse("not found\n", status_code=404, headers=home_page.HEADERS)
-        base = service.base_url(request)
-        first = await service.run_io(home_page.first_document, catalogue, cid)
+        base = runtime.base_url(request)
+        first = await runtime.run_io(home_page.first_document, catalogue, cid)
         manifest = (f"{base}/iiif/presentation/{quote(cid, safe='')}/{quote(first, safe='')}/manifest"
                     if first is not None else None)
         body = home_page.render_viewer(coll, manifest, f"{base}/iiif/presentation/{quote(cid, safe='')}/collection",
@@ -285,11 +289,11 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
         problem = None
         if "jpg" not in service.formats:
             problem = "libvips cannot encode JPEG: " + service.broken_formats.get("jpg", "no JPEG saver")
-        elif not await service.run_io(source.readable):
+        elif not await runtime.run_io(source.readable):
             problem = "image root unreadable"
         else:
             try:
-                await service.run_io(catalogue.version)
+                await runtime.run_io(catalogue.version)
             except Exception as exc:  # noqa: BLE001 - any driver error means the same to a health check
                 problem = f"catalogue unreachable: {type(exc).__name__}"
         if problem:
@@ -319,21 +323,17 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
 
     app = Starlette(routes=routes, lifespan=lifespan)
     app.add_middleware(CORSMiddleware)
-    app.add_middleware(HostCheck, hosts=service.hosts, proxies=settings.proxy_networks())
+    app.add_middleware(HostCheck, hosts=runtime.hosts, proxies=runtime.proxies)
     # outermost: times and logs every answer, the CORS middleware's 500s included
     access_log = observe.buffered_log(settings.access_log_target)
     app.add_middleware(observe.ObserveMiddleware, access_log=access_log, audit_log=audit_log,
-                       proxies=settings.proxy_networks(), metrics_networks=settings.metrics_network_list())
+                       proxies=runtime.proxies, metrics_networks=settings.metrics_network_list())
     # outside them all: public images from the cache or a stored tile, with what those layers add
-    app.add_middleware(ImageHits, service=service, access_log=access_log, proxies=settings.proxy_networks())
+    app.add_middleware(ImageHits, service=service, access_log=access_log)
+    app.state.runtime = runtime
     app.state.service = service
     app.state.catalogue = catalogue
     return app
-
-
-def prepare_from_env() -> None:
-    """`prepare` for a child process of `serve`: settings come from the environment."""
-    prepare(config.load())
 
 
 def app_from_env() -> Starlette:
