@@ -14,72 +14,35 @@ from iiif_server import config
 from iiif_server.errors import BadTarget, NotFound
 from iiif_server.ingest.report import render_report, write_report
 
-OPTION_TYPES: dict[str, Any] = {
-    "data_dir": click.Path(file_okay=False),
-    "images": str,  # a folder or an s3:// URL
-    "host": str,
-    "port": int,
-    "workers": click.IntRange(1, 64),
-    "base_url": str,
-    "trusted_proxies": str,
-    "proxy_hops": click.IntRange(0, 16),
-    "max_width": click.IntRange(1),
-    "max_height": click.IntRange(1),
-    "max_area": click.IntRange(1),
-    "threads": click.IntRange(0, 256),
-    "cache_mb": click.IntRange(0),
-    "jpeg_quality": click.IntRange(1, 100),
-    "max_age": click.IntRange(0),
-    "demo": None,  # a --demo/--no-demo flag
-    "database": str,
-    "language": str,
-    "attribution": str,
-    "provider": str,
-    "provider_homepage": str,
-    "homepage": str,
-    "tiers": str,
-    "networks": str,
-    "path_tiers": str,
-    "default_tier": str,
-    "degraded": str,
-    "hidden_tiers": str,
-    "secret_key": str,
-    "secret_key_file": click.Path(dir_okay=False),
-    "auth_heading": str,
-    "auth_note": str,
-    "access_log": str,
-    "audit_log": str,
-    "metrics_networks": str,
-    "viewer_origins": str,
-    "viewer_url": str,
-    "allowed_hosts": str,
-    "max_head_bytes": click.IntRange(1024),
-    "max_url_bytes": click.IntRange(256),
-    "max_header_fields": click.IntRange(1),
-    "head_timeout": click.IntRange(1),
-    "max_form_bytes": click.IntRange(1024),
-    "form_timeout": click.IntRange(1),
-    "keep_alive_timeout": click.IntRange(1),
-    "s3_endpoint": str,
-    "s3_region": str,
-    "s3_access_key_id": str,
-    "s3_secret_access_key": str,
-    "s3_ttl": click.IntRange(0),
-    "s3_cache_mb": click.IntRange(1),
-    "untiled_memory_mb": click.IntRange(1),
-}
 STORAGE = ("data_dir", "images", "database", "s3_endpoint", "s3_region", "s3_access_key_id",
            "s3_secret_access_key")
 
 
+def option_type(name: str) -> Any:
+    """The click type of a setting's option, from its declaration (config.Settings); None for a flag pair."""
+    f = config.FIELDS[name]
+    kind, meta = str(f.type), f.metadata
+    if kind == "bool":
+        return None
+    if kind == "int":
+        if meta.get("minimum") is None and meta.get("maximum") is None:
+            return int
+        return click.IntRange(meta.get("minimum"), meta.get("maximum"))
+    if meta.get("path") == "folder":
+        return click.Path(file_okay=False)
+    if meta.get("path") == "file":
+        return click.Path(dir_okay=False)
+    return str
+
+
 def settings_options(names: tuple[str, ...] | None = None) -> Callable[[Any], Any]:
-    """One option per setting, documented from config.HELP with its variable."""
+    """One option per setting, made from its declaration (config.Settings), documented with its variable."""
 
     def decorate(fn: Any) -> Any:
-        for name in reversed(names or tuple(OPTION_TYPES)):
-            kind = OPTION_TYPES[name]
-            flag = "--" + name.replace("_", "-")
-            help_text = f"{config.HELP[name]} [env {config.ENV_PREFIX}{name.upper()}]"
+        for name in reversed(names or tuple(config.FIELDS)):
+            kind = option_type(name)
+            flag = config.option_name(name)
+            help_text = f"{config.FIELDS[name].metadata['help']} [env {config.env_name(name)}]"
             if kind is None:
                 fn = click.option(f"{flag}/--no-{flag[2:]}", name, default=None, help=help_text)(fn)
             else:

@@ -1,8 +1,10 @@
-"""Settings: one typed place, filled from defaults < TOML file < environment < CLI.
+"""Settings: each declared once, below, filled from defaults < TOML file < environment < command line.
 
-Every setting has an environment variable `IIIF_SERVER_<NAME>` (upper case);
-a TOML file (`--config` or `IIIF_SERVER_CONFIG`) may hold the same names in
-lower case at its top level.
+A declaration (`setting(default, help, minimum=..., maximum=...)` on a field of `Settings`) gives the
+setting's type, default, bounds and help; its command-line option (`--name-with-dashes`), environment
+variable (`IIIF_SERVER_<NAME>`) and TOML key (the name, lower case, at the file's top level) follow
+from its name. The command line (cli.py) and the settings reference of the documentation are made
+from these declarations, and every source is checked against the same bounds.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import dataclasses
 import ipaddress
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,60 +30,149 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("iiif-server", appauthor=False))
 
 
+def setting(default: Any = None, help: str = "", *, factory: Callable[[], Any] | None = None,
+            minimum: int | None = None, maximum: int | None = None, secret: bool = False,
+            path: str | None = None) -> Any:
+    """One setting's declaration: its default, what it does, its bounds (integers), whether its value is a
+    secret (never shown), and for a path whether it names a `folder` or a `file`."""
+    meta = {"help": help, "minimum": minimum, "maximum": maximum, "secret": secret, "path": path}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta, repr=not secret)
+
+
 @dataclass(frozen=True)
 class Settings:
-    data_dir: Path = field(default_factory=default_data_dir)
-    images: Path | str | None = None  # a folder, or an s3://bucket/prefix URL (a str)
-    host: str = "127.0.0.1"
-    port: int = 8000
-    workers: int = 1
-    base_url: str | None = None
-    trusted_proxies: tuple[str, ...] = ()
-    proxy_hops: int = 0
-    max_width: int = 12000
-    max_height: int = 12000
-    max_area: int = 50_000_000
-    threads: int = 0
-    cache_mb: int = 256
-    jpeg_quality: int = 85
-    max_age: int = 86400
-    demo: bool = True
-    database: str | None = None
-    language: str = "en"
-    attribution: str | None = None
-    provider: str | None = None
-    provider_homepage: str | None = None
-    homepage: str | None = None
-    tiers: tuple[str, ...] = ("public", "reading-room", "staff")
-    networks: tuple[str, ...] = ()
-    path_tiers: tuple[str, ...] = ()
-    default_tier: str = "auto"
-    degraded: tuple[str, ...] = ()
-    hidden_tiers: tuple[str, ...] = ("staff",)
-    secret_key: str | None = None
-    secret_key_file: Path | None = None
-    auth_heading: str | None = None
-    auth_note: str | None = None
-    access_log: str | None = None
-    audit_log: str | None = None
-    metrics_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
-    viewer_origins: tuple[str, ...] = ()
-    viewer_url: str = DEFAULT_VIEWER_URL
-    allowed_hosts: tuple[str, ...] = ()
-    max_head_bytes: int = 32 * 1024
-    max_url_bytes: int = 8 * 1024
-    max_header_fields: int = 100
-    head_timeout: int = 10
-    max_form_bytes: int = 16 * 1024
-    form_timeout: int = 10
-    keep_alive_timeout: int = 5
-    s3_endpoint: str | None = None
-    s3_region: str | None = None
-    s3_access_key_id: str | None = None
-    s3_secret_access_key: str | None = field(default=None, repr=False)
-    s3_ttl: int = 10
-    s3_cache_mb: int = 128
-    untiled_memory_mb: int = 512
+    data_dir: Path = setting(
+        help="folder for everything the server writes (default: the user's data directory)",
+        factory=default_data_dir, path="folder")
+    # a folder, or an s3://bucket/prefix URL (a str)
+    images: Path | str | None = setting(
+        None,
+        'image root: a folder, or s3://BUCKET/PREFIX in S3-compatible storage (default: '
+        'DATA_DIR/images)')
+    host: str = setting("127.0.0.1", 'address to listen on')
+    port: int = setting(8000, 'port to listen on')
+    workers: int = setting(1, 'server processes', minimum=1, maximum=64)
+    base_url: str | None = setting(None, 'public base URL used in info.json ids, e.g. https://images.example.org')
+    trusted_proxies: tuple[str, ...] = setting(
+        (),
+        'comma-separated addresses of the reverse proxies whose X-Forwarded-For / Forwarded, '
+        'X-Forwarded-Proto (and X-Forwarded-Host, for names in --allowed-hosts only) are believed; '
+        'ranges only with --proxy-hops')
+    proxy_hops: int = setting(
+        0,
+        'how many proxies stand in front when their addresses vary (a range in --trusted-proxies): '
+        "the client is that many addresses from the right of X-Forwarded-For; 0: list each proxy's "
+        'own address', minimum=0, maximum=16)
+    max_width: int = setting(12000, 'largest output width (info.json maxWidth)', minimum=1)
+    max_height: int = setting(12000, 'largest output height (info.json maxHeight)', minimum=1)
+    max_area: int = setting(50_000_000, 'largest output area in pixels (info.json maxArea)', minimum=1)
+    threads: int = setting(0, 'image worker threads per process (0: twice the cores)', minimum=0, maximum=256)
+    cache_mb: int = setting(256, 'in-memory cache of encoded responses per process, in MB', minimum=0)
+    jpeg_quality: int = setting(85, 'JPEG quality of generated images (1-100)', minimum=1, maximum=100)
+    max_age: int = setting(
+        86400,
+        'Cache-Control max-age of public images and info.json, in seconds (how long shared caches may '
+        'keep a public copy after a tier change)', minimum=0)
+    demo: bool = setting(
+        True,
+        'on first start with an empty default image root, ingest a generated demo collection (1/0)')
+    database: str | None = setting(
+        None,
+        'catalogue database URL, e.g. postgresql://user@host/db (default: SQLite in DATA_DIR)')
+    language: str = setting("en", 'language of labels and texts in Presentation documents')
+    attribution: str | None = setting(None, 'required statement (attribution) shown by viewers for every manifest')
+    provider: str | None = setting(None, 'name of the institution publishing the manifests')
+    provider_homepage: str | None = setting(None, 'homepage URL of that institution')
+    homepage: str | None = setting(None, 'website URL template for a document, with {collection} and {document}')
+    tiers: tuple[str, ...] = setting(("public", 'reading-room', "staff"), 'access tiers, lowest first, comma-separated')
+    networks: tuple[str, ...] = setting(
+        (),
+        'network rules TIER=CIDR, comma-separated (IPv4 and IPv6), e.g. reading-room=192.0.2.0/24')
+    path_tiers: tuple[str, ...] = setting(
+        (),
+        'tiers of images outside the catalogue by path prefix, PREFIX=TIER, comma-separated')
+    default_tier: str = setting(
+        "auto",
+        'tier of images outside the catalogue that no path rule names: a tier, or auto (the lowest '
+        'while the catalogue restricts nothing, else the highest)')
+    degraded: tuple[str, ...] = setting(
+        (),
+        'public size limit per tier, TIER=PIXELS (e.g. reading-room=200): smaller requests are served')
+    hidden_tiers: tuple[str, ...] = setting(
+        ("staff",),
+        'tiers whose manifests and collections are absent for those without clearance')
+    secret_key: str | None = setting(
+        None,
+        'key that signs access tokens (all replicas need the same; default: DATA_DIR/secret.key)')
+    secret_key_file: Path | None = setting(None, 'file holding the signing key', path="file")
+    auth_heading: str | None = setting(
+        None,
+        "heading viewers show on restricted material; 'en=...|nl=...' for several languages")
+    auth_note: str | None = setting(None, 'note viewers show on restricted material, e.g. where the reading room is')
+    access_log: str | None = setting(
+        None,
+        "access log, one JSON line per request: a file, '-' for standard error, or 'off' (default: "
+        'DATA_DIR/logs/access.jsonl)')
+    audit_log: str | None = setting(
+        None,
+        "audit log, one JSON line per granted access to restricted material: a file, '-' for standard "
+        "error, or 'off' (default: DATA_DIR/logs/audit.jsonl)")
+    metrics_networks: tuple[str, ...] = setting(
+        ("127.0.0.0/8", "::1/128"),
+        'comma-separated CIDRs of the direct peers that may read /metrics')
+    viewer_origins: tuple[str, ...] = setting(
+        (),
+        'origins of viewer pages that receive access tokens, comma-separated, e.g. '
+        "https://viewer.example.org (the server's own origin always does)")
+    viewer_url: str = setting(
+        DEFAULT_VIEWER_URL,
+        'URL of the Mirador script the viewer page behind / loads (default: Mirador 4 from a public '
+        'CDN; point it at your own copy to serve no third-party script)')
+    allowed_hosts: tuple[str, ...] = setting(
+        (),
+        'host names (or host:port) the server answers to, comma-separated; other Host headers get 400 '
+        '(default: any when --base-url is set, since the Host is then used nowhere; else localhost '
+        'and the address connected to)')
+    max_head_bytes: int = setting(
+        32 * 1024,
+        'largest request head (request line and headers together) in bytes; larger: 431', minimum=1024)
+    max_url_bytes: int = setting(8 * 1024, 'longest URL in bytes; longer: 414', minimum=256)
+    max_header_fields: int = setting(100, 'most header fields in one request; more: 431', minimum=1)
+    head_timeout: int = setting(
+        10,
+        'seconds a client may take from the first byte of a request to the end of its headers; then '
+        '408', minimum=1)
+    max_form_bytes: int = setting(
+        16 * 1024,
+        'largest sign-in form body (reading-room and staff sign-in) in bytes; larger: 413', minimum=1024)
+    form_timeout: int = setting(
+        10,
+        'seconds a sign-in form body may take to arrive; then 408 (413 on the staff console)', minimum=1)
+    keep_alive_timeout: int = setting(5, 'seconds an idle kept-alive connection stays open', minimum=1)
+    s3_endpoint: str | None = setting(
+        None,
+        'S3 endpoint URL for s3:// images, e.g. http://127.0.0.1:8333 (default: AWS, or '
+        'AWS_ENDPOINT_URL)')
+    s3_region: str | None = setting(None, 'S3 region (default: AWS_REGION, or us-east-1)')
+    s3_access_key_id: str | None = setting(
+        None,
+        'S3 access key id (default: AWS_ACCESS_KEY_ID or the AWS credential chain)')
+    s3_secret_access_key: str | None = setting(
+        None,
+        'S3 secret access key, never logged (default: AWS_SECRET_ACCESS_KEY)', secret=True)
+    s3_ttl: int = setting(
+        10,
+        "seconds an object's size and ETag are trusted before it is asked again: a replaced object is "
+        'served within this time', minimum=0)
+    s3_cache_mb: int = setting(
+        128,
+        'in-memory cache of S3 object blocks (TIFF directories, tiles) per process, in MB', minimum=1)
+    untiled_memory_mb: int = setting(
+        512,
+        'memory per process for decoded levels of untiled images (JPEG, PNG, stripped TIFF), in MB: a '
+        'level that does not fit is refused with advice to ingest', minimum=1)
 
     @property
     def image_url(self) -> str | None:
@@ -119,6 +211,7 @@ class Settings:
         return [ipaddress.ip_network(cidr, strict=False) for cidr in self.metrics_networks]
 
     def __post_init__(self) -> None:
+        check_bounds(self)
         check_proxies(self.trusted_proxies, self.proxy_hops, self.networks)
 
     def to_env(self) -> dict[str, str]:
@@ -135,74 +228,6 @@ class Settings:
             env[ENV_PREFIX + f.name.upper()] = str(value)
         return env
 
-
-HELP = {
-    "data_dir": "folder for everything the server writes (default: the user's data directory)",
-    "images": "image root: a folder, or s3://BUCKET/PREFIX in S3-compatible storage (default: DATA_DIR/images)",
-    "host": "address to listen on",
-    "port": "port to listen on",
-    "workers": "server processes",
-    "base_url": "public base URL used in info.json ids, e.g. https://images.example.org",
-    "trusted_proxies": "comma-separated addresses of the reverse proxies whose X-Forwarded-For / Forwarded, "
-    "X-Forwarded-Proto (and X-Forwarded-Host, for names in --allowed-hosts only) are believed; ranges only with "
-    "--proxy-hops",
-    "proxy_hops": "how many proxies stand in front when their addresses vary (a range in --trusted-proxies): the "
-    "client is that many addresses from the right of X-Forwarded-For; 0: list each proxy's own address",
-    "max_width": "largest output width (info.json maxWidth)",
-    "max_height": "largest output height (info.json maxHeight)",
-    "max_area": "largest output area in pixels (info.json maxArea)",
-    "threads": "image worker threads per process (0: twice the cores)",
-    "cache_mb": "in-memory cache of encoded responses per process, in MB",
-    "jpeg_quality": "JPEG quality of generated images (1-100)",
-    "max_age": "Cache-Control max-age of public images and info.json, in seconds (how long shared caches "
-    "may keep a public copy after a tier change)",
-    "demo": "on first start with an empty default image root, ingest a generated demo collection (1/0)",
-    "database": "catalogue database URL, e.g. postgresql://user@host/db (default: SQLite in DATA_DIR)",
-    "language": "language of labels and texts in Presentation documents",
-    "attribution": "required statement (attribution) shown by viewers for every manifest",
-    "provider": "name of the institution publishing the manifests",
-    "provider_homepage": "homepage URL of that institution",
-    "homepage": "website URL template for a document, with {collection} and {document}",
-    "tiers": "access tiers, lowest first, comma-separated",
-    "networks": "network rules TIER=CIDR, comma-separated (IPv4 and IPv6), e.g. reading-room=192.0.2.0/24",
-    "path_tiers": "tiers of images outside the catalogue by path prefix, PREFIX=TIER, comma-separated",
-    "default_tier": "tier of images outside the catalogue that no path rule names: a tier, or auto (the lowest "
-                    "while the catalogue restricts nothing, else the highest)",
-    "degraded": "public size limit per tier, TIER=PIXELS (e.g. reading-room=200): smaller requests are served",
-    "hidden_tiers": "tiers whose manifests and collections are absent for those without clearance",
-    "secret_key": "key that signs access tokens (all replicas need the same; default: DATA_DIR/secret.key)",
-    "secret_key_file": "file holding the signing key",
-    "auth_heading": "heading viewers show on restricted material; 'en=...|nl=...' for several languages",
-    "auth_note": "note viewers show on restricted material, e.g. where the reading room is",
-    "access_log": "access log, one JSON line per request: a file, '-' for standard error, or 'off' "
-    "(default: DATA_DIR/logs/access.jsonl)",
-    "audit_log": "audit log, one JSON line per granted access to restricted material: a file, '-' for standard "
-    "error, or 'off' (default: DATA_DIR/logs/audit.jsonl)",
-    "metrics_networks": "comma-separated CIDRs of the direct peers that may read /metrics",
-    "viewer_origins": "origins of viewer pages that receive access tokens, comma-separated, e.g. "
-    "https://viewer.example.org (the server's own origin always does)",
-    "viewer_url": "URL of the Mirador script the viewer page behind / loads (default: Mirador 4 from a public CDN; "
-    "point it at your own copy to serve no third-party script)",
-    "allowed_hosts": "host names (or host:port) the server answers to, comma-separated; other Host headers get "
-    "400 (default: any when --base-url is set, since the Host is then used nowhere; else localhost and the "
-    "address connected to)",
-    "max_head_bytes": "largest request head (request line and headers together) in bytes; larger: 431",
-    "max_url_bytes": "longest URL in bytes; longer: 414",
-    "max_header_fields": "most header fields in one request; more: 431",
-    "head_timeout": "seconds a client may take from the first byte of a request to the end of its headers; then 408",
-    "max_form_bytes": "largest sign-in form body (reading-room and staff sign-in) in bytes; larger: 413",
-    "form_timeout": "seconds a sign-in form body may take to arrive; then 408 (413 on the staff console)",
-    "keep_alive_timeout": "seconds an idle kept-alive connection stays open",
-    "s3_endpoint": "S3 endpoint URL for s3:// images, e.g. http://127.0.0.1:8333 (default: AWS, or AWS_ENDPOINT_URL)",
-    "s3_region": "S3 region (default: AWS_REGION, or us-east-1)",
-    "s3_access_key_id": "S3 access key id (default: AWS_ACCESS_KEY_ID or the AWS credential chain)",
-    "s3_secret_access_key": "S3 secret access key, never logged (default: AWS_SECRET_ACCESS_KEY)",
-    "s3_ttl": "seconds an object's size and ETag are trusted before it is asked again: a replaced object "
-    "is served within this time",
-    "s3_cache_mb": "in-memory cache of S3 object blocks (TIFF directories, tiles) per process, in MB",
-    "untiled_memory_mb": "memory per process for decoded levels of untiled images (JPEG, PNG, stripped TIFF), in "
-    "MB: a level that does not fit is refused with advice to ingest",
-}
 
 
 def check_proxies(proxies: tuple[str, ...], hops: int, networks: tuple[str, ...]) -> None:
@@ -239,8 +264,8 @@ def check_origin(origin: str) -> str:
 
 
 def _convert(name: str, raw: Any) -> Any:
-    f = {f.name: f for f in dataclasses.fields(Settings)}[name]
-    kind = str(f.type)
+    """A value from the TOML file, the environment or the command line, as the field's type."""
+    kind = str(FIELDS[name].type)
     if raw is None:
         return None
     if name == "images" and str(raw).startswith("s3://"):
@@ -265,30 +290,57 @@ def _convert(name: str, raw: Any) -> Any:
     return str(raw)
 
 
+def check_bounds(settings: Settings) -> None:
+    """Every integer setting within its declared bounds, whichever source gave it (ValueError saying which)."""
+    for name, f in FIELDS.items():
+        value = getattr(settings, name)
+        low, high = f.metadata.get("minimum"), f.metadata.get("maximum")
+        if isinstance(value, int) and not isinstance(value, bool):
+            if (low is not None and value < low) or (high is not None and value > high):
+                bounds = f"between {low} and {high}" if low is not None and high is not None else (
+                    f"at least {low}" if low is not None else f"at most {high}")
+                raise ValueError(f"{name} must be {bounds}, not {value}")
+
+
 def load(cli: dict[str, Any] | None = None, config_file: str | os.PathLike[str] | None = None) -> Settings:
     """Merge defaults, the TOML file, the environment and CLI values (None = unset)."""
-    names = [f.name for f in dataclasses.fields(Settings)]
     values: dict[str, Any] = {}
     config_file = config_file or os.environ.get(ENV_PREFIX + "CONFIG")
     if config_file:
         with open(config_file, "rb") as fh:
             data = tomllib.load(fh)
-        unknown = set(data) - set(names)
+        unknown = set(data) - set(FIELDS)
         if unknown:
             raise ValueError(f"unknown settings in {config_file}: {', '.join(sorted(unknown))}")
         values.update({k: _convert(k, v) for k, v in data.items()})
-    for name in names:
-        raw = os.environ.get(ENV_PREFIX + name.upper())
+    for name in FIELDS:
+        raw = os.environ.get(env_name(name))
         if raw is not None and raw != "":
             values[name] = _convert(name, raw)
     for name, raw in (cli or {}).items():
         if raw is not None:
             values[name] = _convert(name, raw)
-    settings = Settings(**values)
-    if not 1 <= settings.jpeg_quality <= 100:
-        raise ValueError("jpeg_quality must be between 1 and 100")
-    for name in ("max_head_bytes", "max_url_bytes", "max_header_fields", "head_timeout", "max_form_bytes",
-                 "form_timeout", "keep_alive_timeout"):
-        if getattr(settings, name) < 1:
-            raise ValueError(f"{name} must be at least 1")
-    return settings
+    return Settings(**values)
+
+
+def env_name(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def option_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def reference() -> list[dict[str, Any]]:
+    """Every setting as the documentation lists it: option, variable, TOML key, type, default, bounds, help."""
+    out = []
+    for name, f in FIELDS.items():
+        default = f.default if f.default is not dataclasses.MISSING else None  # made at start (data dir)
+        out.append({"name": name, "option": option_name(name), "env": env_name(name), "toml": name,
+                    "type": str(f.type), "default": default, "minimum": f.metadata.get("minimum"),
+                    "maximum": f.metadata.get("maximum"), "help": f.metadata.get("help", ""),
+                    "secret": f.metadata.get("secret", False)})
+    return out
+
+
+FIELDS: dict[str, dataclasses.Field[Any]] = {f.name: f for f in dataclasses.fields(Settings)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -54,9 +55,38 @@ def test_settings_survive_the_trip_through_the_environment(monkeypatch: pytest.M
 
 def test_serve_help_documents_every_setting_and_its_variable() -> None:
     out = CliRunner().invoke(main, ["serve", "--help"], terminal_width=200).output
-    for name in config.HELP:
+    for name in config.FIELDS:
         assert config.ENV_PREFIX + name.upper() in out, name
         assert "--" + name.replace("_", "-") in out, name
+
+
+def test_every_setting_is_declared_once_and_every_source_follows_the_declaration(tmp_path: Path) -> None:
+    """The option, the variable, the TOML key and the bounds of each setting all come from its one declaration:
+    each source takes the same names and refuses the same out-of-bounds values."""
+    serve = {p.name: p for p in main.commands["serve"].params}
+    for item in config.reference():
+        name, option = item["name"], serve[item["name"]]
+        assert option.opts[0] == item["option"] or option.opts[0].startswith(item["option"] + "/"), name
+        assert item["help"] and item["help"] in (option.help or ""), name
+        low, high = item["minimum"], item["maximum"]
+        if low is None and high is None:
+            continue
+        assert (getattr(option.type, "min", None), getattr(option.type, "max", None)) == (low, high), name
+        bad = low - 1 if low is not None else high + 1
+        with pytest.raises(ValueError, match=name):
+            config.load({name: bad})
+        toml = tmp_path / f"{name}.toml"
+        toml.write_text(f"{name} = {bad}\n")
+        with pytest.raises(ValueError, match=name):
+            config.load({}, toml)
+        os.environ[item["env"]] = str(bad)
+        try:
+            with pytest.raises(ValueError, match=name):
+                config.load({})
+        finally:
+            del os.environ[item["env"]]
+        out = CliRunner().invoke(main, ["serve", item["option"], str(bad)])
+        assert out.exit_code == 2, name  # the command line's own bound is the same
 
 
 async def test_max_age_sets_the_public_cache_lifetime(image_root: Path, tmp_path: Path) -> None:

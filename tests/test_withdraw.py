@@ -117,3 +117,25 @@ async def test_hidden_files_are_never_served(archive: Path, replicas: list[httpx
     (archive / "letters" / ".ingest-x.tif").write_bytes(hidden.read_bytes())
     for ident in ("letters%2Fa%2F.withdrawn-0000-p1", "letters%2F.ingest-x"):
         assert (await replicas[0].get(f"/iiif/3/{ident}/info.json")).status_code == 404
+
+
+def test_what_a_killed_withdrawal_left_goes_with_the_next_withdrawal_or_ingest_there(
+    catalogue: Catalogue, archive: Path, tmp_path: Path
+) -> None:
+    """A withdrawal killed between moving copies away and deleting them leaves hidden debris (never served,
+    but taking space): the next withdrawal in that folder removes it, and so does the next ingest of the
+    collection, in the collection's folder and in every document folder it looks at."""
+    page_debris = archive / "letters" / "a" / ".withdrawn-00000000deadbeef"
+    page_debris.write_bytes((archive / "letters" / "a" / "p1.tif").read_bytes())
+    doc_debris = archive / "letters" / ".withdrawn-0123456789abcdef"
+    doc_debris.mkdir()
+    (doc_debris / "p1.tif").write_bytes(b"x")
+    other_debris = archive / "letters" / "c" / ".withdrawn-fedcba9876543210"
+    other_debris.write_bytes(b"x")
+    run_cli(catalogue, archive, tmp_path, "letters/a/p2")
+    assert not page_debris.exists()
+    assert doc_debris.exists() and other_debris.exists()  # not yet: elsewhere
+    src = tmp_path / "masters"  # the fixture's source, ingested again: nothing changed but the cleaning
+    report = Ingest(catalogue, archive, "letters", workers=1).run(src)
+    assert report.failed == [] and report.converted == 1  # p2 of document a, withdrawn above, comes back
+    assert not doc_debris.exists() and not other_debris.exists()

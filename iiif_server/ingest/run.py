@@ -44,6 +44,7 @@ from iiif_server.ingest.convert import (
 from iiif_server.ingest.metadata import CsvError, CsvRow, csv_ids, read_metadata_csv
 from iiif_server.ingest.report import Report
 from iiif_server.ingest.scan import Master, SourceDocument, check_collection_id, nfc, safe_ident, scan_source
+from iiif_server.ingest.withdraw import TRASH, clean_debris
 from iiif_server.names import copy_path, on_disk
 from iiif_server.storage import ObjectTarget
 
@@ -333,7 +334,9 @@ class Ingest:
                 self._place(staged, final)
 
     def _recover(self, coll_dir: Path) -> None:
-        """Staging folders of runs that died: finish the renames they had committed, drop the rest."""
+        """Staging folders of runs that died: finish the renames they had committed, drop the rest; and what a
+        killed withdrawal left in the collection's folder."""
+        clean_debris(coll_dir)
         with os.scandir(coll_dir) as entries:
             dead = [Path(e.path) for e in entries if e.name.startswith(STAGING) and e.is_dir()]
         for folder in dead:
@@ -387,7 +390,8 @@ def _moved(slots: list[Slot]) -> bool:
 
 
 def _copies(folder: Path) -> set[str]:
-    """The access copies in a document folder; an old run's temporary files there are removed."""
+    """The access copies in a document folder; an old run's temporary files and a killed withdrawal's debris
+    there are removed."""
     try:
         names = os.listdir(folder)
     except OSError:
@@ -395,6 +399,9 @@ def _copies(folder: Path) -> set[str]:
     for name in names:
         if name.startswith(STAGING):
             (folder / name).unlink(missing_ok=True)
-    return set(names)
+        elif name.startswith(TRASH):
+            shutil.rmtree(folder / name, ignore_errors=True) if (folder / name).is_dir() else (
+                folder / name).unlink(missing_ok=True)
+    return {name for name in names if not name.startswith((STAGING, TRASH))}
 
 

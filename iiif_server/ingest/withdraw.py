@@ -54,7 +54,9 @@ class FolderCopies:
         self.root = root
 
     def take_away(self, relative: str) -> Callable[[], None]:
-        moved = _move_away(self.root / relative)
+        path = self.root / relative
+        clean_debris(path.parent)  # what an earlier withdrawal here left when it was killed
+        moved = _move_away(path)
         return lambda: _delete(moved)
 
 
@@ -77,8 +79,14 @@ class ObjectCopies:
 
 
 def clean_debris(folder: Path) -> None:
-    """Remove what a withdrawal interrupted by a crash left in a folder."""
-    for leftover in folder.glob(TRASH + "*"):
+    """Remove what a withdrawal interrupted by a crash left in a folder (hidden, never served: only space).
+    The next withdrawal in that folder and the next ingest of its collection call this."""
+    try:
+        with os.scandir(folder) as entries:
+            leftovers = [Path(e.path) for e in entries if e.name.startswith(TRASH)]
+    except OSError:
+        return
+    for leftover in leftovers:
         _delete(leftover)
 
 
