@@ -12,8 +12,9 @@ from iiif_server.db.catalogue import Catalogue
 from iiif_server.db.models import Collection, Document, Image
 from iiif_server.search import store as store_module
 from iiif_server.search.importer import import_text
+from iiif_server.search.results import Pages
 from iiif_server.search.soundex import codes
-from iiif_server.search.store import EXACT, FOLDED, PREFIX, SOUNDS, TYPO, Entry, Pages, TextStore
+from iiif_server.search.store import EXACT, FOLDED, PREFIX, SOUNDS, TYPO, Entry, TextStore
 from iiif_server.words import similarity
 
 EVERYTHING = Pages(True)

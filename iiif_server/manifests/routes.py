@@ -26,7 +26,7 @@ from iiif_server.runtime import observe
 from iiif_server.runtime.compression import accepted
 from iiif_server.runtime.singleflight import SingleFlight
 from iiif_server.tiles import placeholder
-from iiif_server.tiles.service import etag_matches
+from iiif_server.tiles.answers import etag_matches
 
 if TYPE_CHECKING:
     from iiif_server.auth.services import AuthServices

@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session, aliased
 from iiif_server.auth.policy import Access, Policy
 from iiif_server.db.labels import described_words
 from iiif_server.db.models import Collection, Document, Image, LabelTerm, TextDocTerm
-from iiif_server.search.store import PHRASE_MAX, Hit, Target, TextStore
+from iiif_server.search.results import Hit, Target
+from iiif_server.search.store import PHRASE_MAX, TextStore
 from iiif_server.words import terms
 
 DOCUMENTS_PAGE = 20  # manifests per page of a collection search

@@ -30,8 +30,9 @@ from iiif_server.manifests.presentation import Urls
 from iiif_server.manifests.routes import not_found
 from iiif_server.search import across
 from iiif_server.search.across import Across, Described, DocumentHits
+from iiif_server.search.results import Hit
 from iiif_server.search.routes import CONTEXT_2, PRIVATE, readable
-from iiif_server.search.store import Hit, TextStore
+from iiif_server.search.store import TextStore
 
 Run = Callable[..., Awaitable[Any]]
 HTML_HEADERS = {"Cache-Control": "private, max-age=0", "Vary": "Accept, Authorization, Cookie"}

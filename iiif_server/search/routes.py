@@ -20,7 +20,8 @@ from iiif_server.auth.policy import Access, Policy
 from iiif_server.db.models import effective_tier
 from iiif_server.manifests.presentation import Urls
 from iiif_server.manifests.routes import not_found
-from iiif_server.search.store import Hit, Pages, Target, TextStore, parse_cursor
+from iiif_server.search.results import Hit, Pages, Target, parse_cursor
+from iiif_server.search.store import TextStore
 
 Run = Callable[..., Awaitable[Any]]
 PAGE_SIZE = 100

@@ -39,6 +39,7 @@ from iiif_server.db.bulk import bulk_insert, insert_ignore
 from iiif_server.db.catalogue import Catalogue
 from iiif_server.db.models import Collection, Document, Image, TextCode, TextEntry, TextTerm, TextVocab
 from iiif_server.search import soundex
+from iiif_server.search.results import CONTEXT, Hit, Pages, Place, Target, _hit, parse_cursor
 from iiif_server.words import normalise, similarity, terms
 
 TOP = "\U0010ffff"  # above every character: [p, p + TOP) holds every term starting with p
@@ -47,7 +48,6 @@ FUZZY_MIN = 3  # shorter words get no prefix or fuzzy tiers (every word would ma
 FUZZY_TERMS = 50  # similar words a fuzzy tier looks up at most
 TRIGRAM_MIN = 0.4  # pg_trgm similarity below which a word is not a typo of another
 PHRASE_MAX = 8  # words of a phrase query
-CONTEXT = 12  # words of context read on either side of a hit
 LEGACY_CSV = "csv"  # the source of every CSV before each file became a source of its own
 CHUNK = 500  # values in one IN list
 
@@ -88,67 +88,14 @@ class PageText:
     entries: Sequence[Entry]
 
 
-Box = tuple[int, int, int, int]
-Place = tuple[int, str, int]  # an entry's page, source and position
 
 
-@dataclass(frozen=True)
-class Hit:
-    id: int
-    page: str
-    text: str
-    kind: str
-    boxes: tuple[Box, ...]  # one per line the hit covers
-    before: str
-    after: str
-    tier: int = 0
-
-    @property
-    def box(self) -> Box:
-        return self.boxes[0]
-
-    @property
-    def cursor(self) -> str:
-        return f"{self.tier}.{self.id}"
 
 
-@dataclass(frozen=True)
-class Pages:
-    """The pages of one document a requester may read: all but `denied`, or (everything=False) only `allowed`."""
-
-    everything: bool
-    denied: tuple[int, ...] = ()
-    allowed: tuple[int, ...] = ()
-
-    @property
-    def none(self) -> bool:
-        return not self.everything and not self.allowed
-
-    def clause(self, column: ColumnElement[int]) -> ColumnElement[bool] | None:
-        if self.everything:
-            return column.not_in(self.denied) if self.denied else None
-        return column.in_(self.allowed)
 
 
-@dataclass(frozen=True)
-class Target:
-    """A document as the search sees it: its key, and the tiers that decide who reads which page."""
-
-    document_pk: int
-    collection_tier: str
-    document_tier: str | None
-    page_tiers: dict[int, str]  # image pk -> tier, only the pages that set their own
 
 
-def parse_cursor(value: str) -> tuple[int, int]:
-    """`tier.id` of the last hit shown (a bare id: the first tier); anything else starts over."""
-    tier, _, ident = value.partition(".")
-    if not ident:
-        tier, ident = "0", tier
-    try:
-        return max(0, int(tier)), max(0, int(ident))
-    except ValueError:
-        return 0, 0
 
 
 def _chunks(values: Sequence[object], size: int = CHUNK) -> Iterable[Sequence[object]]:
@@ -503,56 +450,10 @@ class TextStore:
         return list(counts.items())
 
 
-def _box(row: Sequence[object]) -> Box:
-    x, y, w, h, width, height = row[6:12]
-    return (x, y, w, h) if x is not None else (0, 0, width, height)  # type: ignore[return-value]
 
 
-def _union(boxes: list[Box]) -> Box:
-    x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
-    x1, y1 = max(b[0] + b[2] for b in boxes), max(b[1] + b[3] for b in boxes)
-    return x0, y0, x1 - x0, y1 - y0
 
 
-def _hit(tier: int, rows: list[Sequence[object]],
-         around: dict[Place, tuple[str, int]] | None = None) -> Hit:
-    """One hit of one or more consecutive entries: their words, one box per line they stand on, and the
-    words before and after it on its line (from the stored line, or from the neighbouring ALTO words)."""
-    first, last = rows[0], rows[-1]
-    lines: list[list[Box]] = []
-    for n, row in enumerate(rows):
-        if n == 0 or row[5] in (0, None):  # an ALTO word at the start of its line begins a new line
-            lines.append([])
-        lines[-1].append(_box(row))
-    before = after = ""
-    line, start = first[4], first[5]
-    if isinstance(line, str) and isinstance(start, int):
-        before = line[:start].rstrip()
-    elif around and isinstance(start, int) and start > 0:
-        image, source, pos = first[12], first[13], int(first[14])  # type: ignore[call-overload]
-        words = []
-        for p in range(pos - 1, pos - 1 - CONTEXT, -1):
-            if (image, source, p) not in around:
-                break
-            word, word_start = around[(image, source, p)]  # type: ignore[index]
-            words.append(word)
-            if word_start == 0:
-                break
-        before = " ".join(reversed(words))
-    line, start = last[4], last[5]
-    if isinstance(line, str) and isinstance(start, int):
-        after = line[start + len(str(last[2])):].lstrip()
-    elif around and isinstance(start, int) and last[14] is not None:
-        image, source, pos = last[12], last[13], int(last[14])  # type: ignore[call-overload]
-        words = []
-        for p in range(pos + 1, pos + 1 + CONTEXT):
-            found = around.get((image, source, p))  # type: ignore[arg-type]
-            if found is None or found[1] == 0:
-                break
-            words.append(found[0])
-        after = " ".join(words)
-    return Hit(int(first[0]), str(first[1]), " ".join(str(r[2]) for r in rows), str(first[3]),  # type: ignore[call-overload]
-               tuple(_union(b) for b in lines), before, after, tier)
 
 
-__all__ = ["Entry", "Hit", "PageText", "Pages", "Target", "TextStore", "normalise", "parse_cursor", "terms"]
+__all__ = ["Entry", "PageText", "TextStore", "normalise", "terms"]

@@ -16,11 +16,10 @@ import logging
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, unquote_to_bytes
+from urllib.parse import quote
 
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, RedirectResponse, Response
-from starlette.types import Scope
+from starlette.responses import RedirectResponse, Response
 
 from iiif_server.auth.policy import Access, Verdict, collection_of
 from iiif_server.errors import RequestError
@@ -28,14 +27,28 @@ from iiif_server.runtime import metrics, observe
 from iiif_server.runtime.base import Runtime
 from iiif_server.runtime.singleflight import SingleFlight
 from iiif_server.tiles import placeholder
+from iiif_server.tiles.answers import (
+    LD_JSON,
+    REFUSED_HEADERS,
+    RESTRICTED_HEADERS,
+    AccessRefused,
+    Ready,
+    canonical_tail,
+    decode_segment,
+    error_response,
+    etag_matches,
+    image_etag,
+    profile_head,
+    wants_image,
+    within_degraded_limit,
+)
 from iiif_server.tiles.cache import MemoryCache
+from iiif_server.tiles.hits import SPELLING_BYTES, SPELLINGS_BUDGET, HitPath
 from iiif_server.tiles.hot import Opened, OpenSources, open_checked
 from iiif_server.tiles.info import PROFILE_URI, info_document
 from iiif_server.tiles.pipeline import (
     Encoding,
-    StoredTile,
     assemble_stored,
-    from_stored,
     locate_stored,
     process,
     self_test,
@@ -48,63 +61,23 @@ from iiif_server.tiles.sources import Source, SourceStore, check_identifier, unk
 if TYPE_CHECKING:
     from iiif_server.auth.services import AuthServices
 
-RESTRICTED_HEADERS = {"Cache-Control": "private, max-age=0", "Vary": "Accept, Authorization, Cookie"}
-REFUSED_HEADERS = {"Cache-Control": "private, no-store", "Vary": "Accept, Authorization, Cookie"}
 DENIED = {
     Verdict.LOGIN: "this image is restricted: sign in or use the reading room",
     Verdict.DENY: "your access does not cover this image",
 }
-LD_JSON = 'application/ld+json;profile="{}"'
-MAX_ERROR_TEXT = 200
 log = logging.getLogger("iiif_server")
 
 
-class AccessRefused(RequestError):
-    """401/403 for restricted material: the answer depends on the credentials, so never stored."""
 
 
-def error_response(exc: RequestError, private_404: bool = False) -> Response:
-    """A short plain-text reason; messages may quote (long, hostile) request text.
-
-    `private_404`: "not found" depends on clearance (hidden material answers it too), so never stored."""
-    text = exc.message if len(exc.message) <= MAX_ERROR_TEXT else exc.message[: MAX_ERROR_TEXT - 3] + "..."
-    headers = {"X-Content-Type-Options": "nosniff"}
-    if isinstance(exc, AccessRefused) or (private_404 and exc.status == 404):
-        headers.update(REFUSED_HEADERS)
-    return PlainTextResponse(text + "\n", status_code=exc.status, headers=headers)
 
 
-def wants_image(request: Request) -> bool:
-    """A browser's image load (an <img>, a tile) rather than a script or a client asking for anything:
-    browsers name image types before */* in Accept."""
-    accept = request.headers.get("accept", "").lower()
-    return accept.startswith("image/")
 
 
-def within_degraded_limit(plan: Plan, full_w: int, full_h: int, limit: int) -> bool:
-    """Whether a request shows no more detail than the whole image at `limit` px on its longer side.
-
-    The scale counts, not the output size: a small output of a small region at full
-    resolution is full-resolution detail, and tiles of those would rebuild the master.
-    """
-    scale = max(plan.out_w / plan.w, plan.out_h / plan.h)
-    return max(full_w, full_h) * scale <= limit + 0.5  # half a pixel for the rounding of sizes
 
 
-def decode_segment(segment: bytes) -> str:
-    """One percent-encoded path segment as text; RequestError if it is not UTF-8."""
-    try:
-        return unquote_to_bytes(segment).decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise RequestError("the URL path is not valid percent-encoded UTF-8") from exc
 
 
-def etag_matches(etag: str, if_none_match: str) -> bool:
-    """Weak comparison (RFC 9110 13.1.2) of an ETag with an If-None-Match list."""
-    if if_none_match.strip() == "*":
-        return True
-    tags = (t.strip() for t in if_none_match.split(","))
-    return etag in (t[2:] if t.startswith("W/") else t for t in tags)
 
 
 def process_traced(source: Source, plan: Plan, enc: Encoding) -> tuple[bytes, bool]:
@@ -113,71 +86,20 @@ def process_traced(source: Source, plan: Plan, enc: Encoding) -> tuple[bytes, bo
     return body, was_passthrough()
 
 
-LOOP_TILE_PIXELS = 512 * 512  # stored tiles up to this size may be decoded on the event loop (edge tiles)
-READY_OVERHEAD = 512  # bytes a cached response costs besides its body (header values, key, objects)
 
 
-@dataclass(frozen=True, slots=True)
-class Ready:
-    """An image response as the cache keeps it: the body and its header values, computed once.
-
-    The Link header is `link_head + base URL + link_tail`: the base URL depends on the request."""
-
-    body: bytes
-    media: bytes
-    etag: str
-    link_head: str
-    link_tail: str
-    length: bytes = b""
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "length", str(len(self.body)).encode())
-
-    def __len__(self) -> int:
-        return len(self.body) + READY_OVERHEAD
 
 
-@dataclass(frozen=True, slots=True)
-class Hit:
-    """A request the hit path answers: the stored response, its Link header, how it was made."""
-
-    ready: Ready
-    link: str
-    outcome: str  # cache_hit or passthrough or decoded
-    identifier: str
-    host: str | None  # the Host header, for the host check outside
 
 
-@dataclass(frozen=True, slots=True)
-class Spelling:
-    """What one image URL of public material resolves to, short of its pixels."""
-
-    key: tuple[Any, tuple[int, int], str]  # the response cache's key: file, stamp, canonical request
-    plan: Plan
-    tile: StoredTile | None  # the stored tile it names exactly, if any
-    media: bytes
-    etag: str
-    link_head: str
-    link_tail: str
 
 
-SPELLING_BYTES = 600  # what one remembered URL costs (its key, plan and header values)
-SPELLINGS_BUDGET = 4 << 20  # per worker process: some 7,000 URLs
 
 
-def image_etag(stamp: tuple[int, int], canonical: str, media: str) -> str:
-    """Names the content (the file's stamp and the canonical request): no hash of the body."""
-    validator = f"{stamp[0]}:{stamp[1]}:{canonical}".encode()
-    return '"' + hashlib.blake2b(media.encode() + b"\0" + validator, digest_size=12).hexdigest() + '"'
 
 
-def profile_head(version: int) -> str:
-    """The Link header up to the base URL: the profile, then the canonical link's opening."""
-    return f'<{PROFILE_URI[version]}>;rel="profile", <'
 
 
-def canonical_tail(version: int, identifier: str, canonical: str) -> str:
-    return f"/iiif/{version}/{quote(identifier, safe='')}/{canonical}>;rel=\"canonical\""
 
 
 @dataclass(frozen=True)
@@ -187,7 +109,7 @@ class Gate:
     verdict: Verdict
 
 
-class ImageService:
+class ImageService(HitPath):
     """Everything the Image API needs, built once per process."""
 
     def __init__(self, runtime: Runtime, source: SourceStore, auth: AuthServices | None = None) -> None:
@@ -390,135 +312,6 @@ class ImageService:
                       canonical_tail(version, identifier, canonical))
         self.cache.put(key, ready)
         return ready
-
-    def _stored_on_loop(self, source: Source, version: int, identifier: str,
-                        params: list[str]) -> tuple[Ready, str] | None:
-        """Another spelling of a cached request, or a public request for exactly one stored tile whose bytes
-        are in the page cache, answered as the full path answers it (same parse, plan and canonical form),
-        with its outcome; None for anything else.
-
-        What a URL resolves to (its canonical key, the stored tile, the header values) is remembered in
-        `spellings`: the next request for it is a lookup, a read and a send. No pixels are kept there."""
-        url = (source.path, source.stamp, version, *params)
-        spelling: Spelling | None = self.spellings.get(url)
-        if spelling is None:
-            spelling = self._spell(source, version, identifier, params)
-            if spelling is None:
-                return None
-            self.spellings.put(url, spelling)
-        ready: Ready | None = self.cache.get(spelling.key)
-        if ready is not None:
-            self.cache.put(url, ready)
-            return ready, "cache_hit"
-        started = time.perf_counter()
-        tile = spelling.tile
-        if tile is not None:
-            data = self.hot.read_nowait(source, tile.offset, tile.count)
-            body = assemble_stored(source, tile, data) if data is not None else None
-            outcome = "passthrough"
-        elif source.tile_width * source.tile_height <= LOOP_TILE_PIXELS:
-            # an edge tile: a quarter of a millisecond of decoding and encoding here, against ~10 ms of
-            # waiting for the GIL in a pool thread while this loop serves stored tiles
-            body = from_stored(source, spelling.plan, self.encoding, self._read_nowait, one_tile=True)
-            outcome = "decoded"
-        else:
-            return None
-        if body is None:
-            return None
-        ready = Ready(body, spelling.media, spelling.etag, spelling.link_head, spelling.link_tail)
-        self.cache.put(spelling.key, ready)
-        metrics.render_time(outcome, time.perf_counter() - started)
-        self.cache.put(url, ready)
-        return ready, outcome
-
-    def _spell(self, source: Source, version: int, identifier: str, params: list[str]) -> Spelling | None:
-        """What an image URL of public material resolves to; None where the full path must say why not."""
-        try:
-            parsed = parse(version, *params)
-            if parsed.format not in self.formats:
-                return None
-            plan = resolve(parsed, source.width, source.height, self.limits)
-        except RequestError:
-            return None
-        canonical = plan.canonical(version, source.width, source.height, self.limits)
-        key = (source.path, source.stamp, canonical)
-        media = FORMATS[plan.format]
-        tile = locate_stored(source, plan, self.encoding.jpeg_quality)
-        return Spelling(key, plan, tile, media.encode(), image_etag(source.stamp, canonical, media),
-                        profile_head(version), canonical_tail(version, identifier, canonical))
-
-    def _read_nowait(self, source: Source, tile: StoredTile) -> bytes | None:
-        return self.hot.read_nowait(source, tile.offset, tile.count)
-
-    async def find_hit(self, scope: Scope) -> Hit | None:
-        """A GET of public material answered from the response cache, or a stored tile already in the page
-        cache, without Starlette's request machinery, thread hops or header building; None where the full
-        path must answer (anything else: restricted material, a source not current in the hot memo,
-        conditional and HEAD requests, proxied requests, errors, renders).
-
-        The access decision is the full path's: material whose tier is restricted never gets here, and
-        what is cached under a request's own URL was stored only for public material."""
-        if scope["method"] != "GET":
-            return None
-        raw: bytes = scope.get("raw_path") or scope["path"].encode()
-        raw = raw.split(b"?", 1)[0]
-        root = scope.get("root_path", "")
-        if root and raw.startswith(root.encode()):
-            raw = raw[len(root) :]
-        if raw.startswith(b"/iiif/3/"):
-            version = 3
-        elif raw.startswith(b"/iiif/2/"):
-            version = 2
-        else:
-            return None
-        parts = raw[8:].split(b"/")
-        if len(parts) != 5:
-            return None
-        host = forwarded = forwarded_host = None
-        for name, value in scope["headers"]:
-            if name == b"if-none-match":
-                return None
-            if name == b"host":
-                host = value
-            elif name.startswith(b"x-forwarded-"):
-                forwarded = True
-                forwarded_host = forwarded_host or name == b"x-forwarded-host"
-        if self.runtime.proxies and (forwarded_host or (forwarded and not self.runtime.base)):
-            return None  # the base URL or the host check reads a proxy's headers: the full path does
-        try:  # decode_segment's result, sparing unquote where nothing is quoted
-            identifier, *params = (p.decode() if b"%" not in p else decode_segment(p) for p in parts)
-        except (RequestError, UnicodeDecodeError):
-            return None
-        if self.auth is not None:
-            policy = self.auth.policy
-            await policy.fresh(self.run_io)
-            if policy.restricted(policy.tier_of(identifier)):
-                return None
-        opened = self.hot.get(identifier)
-        if opened is None:
-            return None
-        source = opened.source
-        outcome = "cache_hit"
-        ready: Ready | None = self.cache.get((source.path, source.stamp, version, *params))
-        if ready is None:
-            found = self._stored_on_loop(source, version, identifier, params)
-            if found is None:
-                return None
-            ready, outcome = found
-        text_host = host.decode("latin-1") if host else None
-        base = self.runtime.base or f"{scope.get('scheme', 'http')}://{text_host or 'localhost'}"
-        return Hit(ready, ready.link_head + base + ready.link_tail, outcome, identifier, text_host)
-
-    def hit_headers(self, hit: Hit) -> list[tuple[bytes, bytes]]:
-        """The full path's headers of a public image, CORS aside."""
-        ready = hit.ready
-        return [
-            (b"cache-control", self.public_cache_header),
-            (b"link", hit.link.encode()),
-            (b"etag", ready.etag.encode()),
-            (b"content-length", ready.length),
-            (b"content-type", ready.media),
-        ]
 
     @staticmethod
     def _conditional(request: Request, body: bytes, media: str, headers: dict[str, str],

@@ -27,7 +27,7 @@ from iiif_server.auth.tokens import TokenStore
 from iiif_server.console.routes import Console
 from iiif_server.db.catalogue import Catalogue
 from iiif_server.db.catalogue import open_catalogue as catalogue_at
-from iiif_server.errors import RequestError
+from iiif_server.errors import IIIFServerError, RequestError
 from iiif_server.ingest import demo
 from iiif_server.ingest.withdraw import ObjectCopies
 from iiif_server.manifests import presentation
@@ -40,6 +40,7 @@ from iiif_server.search.routes import SearchService
 from iiif_server.search.routes import services as search_services
 from iiif_server.search.store import TextStore
 from iiif_server.tiles import memory, placeholder, untiled
+from iiif_server.tiles.answers import error_response
 from iiif_server.tiles.files import FileSystemSource
 from iiif_server.tiles.objectstore import ObjectStoreSource
 from iiif_server.tiles.service import ImageService
@@ -321,7 +322,14 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
         observe.flush_logs()
         metrics.batch.flush()
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    async def refused(request: Request, exc: Exception) -> Response:
+        """Every error of the server's family that a route lets through: its status and a short reason."""
+        assert isinstance(exc, IIIFServerError)
+        if exc.status >= 500:
+            log.error("%s on %s: %s", exc.status, request.url.path, exc.message, exc_info=exc)
+        return error_response(exc)
+
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={IIIFServerError: refused})
     app.add_middleware(CORSMiddleware)
     app.add_middleware(HostCheck, hosts=runtime.hosts, proxies=runtime.proxies)
     # outermost: times and logs every answer, the CORS middleware's 500s included

@@ -1,0 +1,210 @@
+"""The hit path: public images answered from the response cache, or from a stored tile already in the page
+cache, on the event loop, without Starlette's request machinery, thread hops or header building.
+
+Mixed into `ImageService` (service.py), whose caches, memo and access policy it reads; the full path there
+answers everything else, and decides access for all.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from starlette.types import Scope
+
+from iiif_server.errors import RequestError
+from iiif_server.runtime import metrics
+from iiif_server.runtime.base import Runtime
+from iiif_server.tiles.answers import Ready, canonical_tail, decode_segment, image_etag, profile_head
+from iiif_server.tiles.cache import MemoryCache
+from iiif_server.tiles.hot import OpenSources
+from iiif_server.tiles.pipeline import (
+    Encoding,
+    StoredTile,
+    assemble_stored,
+    from_stored,
+    locate_stored,
+)
+from iiif_server.tiles.request import FORMATS, Limits, Plan, parse, resolve
+from iiif_server.tiles.sources import Source
+
+if TYPE_CHECKING:
+    from iiif_server.auth.services import AuthServices
+
+
+LOOP_TILE_PIXELS = 512 * 512  # stored tiles up to this size may be decoded on the event loop (edge tiles)
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A request the hit path answers: the stored response, its Link header, how it was made."""
+
+    ready: Ready
+    link: str
+    outcome: str  # cache_hit or passthrough or decoded
+    identifier: str
+    host: str | None  # the Host header, for the host check outside
+
+
+@dataclass(frozen=True, slots=True)
+class Spelling:
+    """What one image URL of public material resolves to, short of its pixels."""
+
+    key: tuple[Any, tuple[int, int], str]  # the response cache's key: file, stamp, canonical request
+    plan: Plan
+    tile: StoredTile | None  # the stored tile it names exactly, if any
+    media: bytes
+    etag: str
+    link_head: str
+    link_tail: str
+
+
+SPELLING_BYTES = 600  # what one remembered URL costs (its key, plan and header values)
+
+
+SPELLINGS_BUDGET = 4 << 20  # per worker process: some 7,000 URLs
+
+
+class HitPath:
+    """The hit path's part of `ImageService` (which provides the attributes below)."""
+
+    cache: MemoryCache
+    spellings: MemoryCache
+    hot: OpenSources
+    encoding: Encoding
+    formats: Any
+    limits: Limits
+    runtime: Runtime
+    auth: AuthServices | None
+    public_cache_header: bytes
+    run_io: Any
+
+    def _stored_on_loop(self, source: Source, version: int, identifier: str,
+                        params: list[str]) -> tuple[Ready, str] | None:
+        """Another spelling of a cached request, or a public request for exactly one stored tile whose bytes
+        are in the page cache, answered as the full path answers it (same parse, plan and canonical form),
+        with its outcome; None for anything else.
+
+        What a URL resolves to (its canonical key, the stored tile, the header values) is remembered in
+        `spellings`: the next request for it is a lookup, a read and a send. No pixels are kept there."""
+        url = (source.path, source.stamp, version, *params)
+        spelling: Spelling | None = self.spellings.get(url)
+        if spelling is None:
+            spelling = self._spell(source, version, identifier, params)
+            if spelling is None:
+                return None
+            self.spellings.put(url, spelling)
+        ready: Ready | None = self.cache.get(spelling.key)
+        if ready is not None:
+            self.cache.put(url, ready)
+            return ready, "cache_hit"
+        started = time.perf_counter()
+        tile = spelling.tile
+        if tile is not None:
+            data = self.hot.read_nowait(source, tile.offset, tile.count)
+            body = assemble_stored(source, tile, data) if data is not None else None
+            outcome = "passthrough"
+        elif source.tile_width * source.tile_height <= LOOP_TILE_PIXELS:
+            # an edge tile: a quarter of a millisecond of decoding and encoding here, against ~10 ms of
+            # waiting for the GIL in a pool thread while this loop serves stored tiles
+            body = from_stored(source, spelling.plan, self.encoding, self._read_nowait, one_tile=True)
+            outcome = "decoded"
+        else:
+            return None
+        if body is None:
+            return None
+        ready = Ready(body, spelling.media, spelling.etag, spelling.link_head, spelling.link_tail)
+        self.cache.put(spelling.key, ready)
+        metrics.render_time(outcome, time.perf_counter() - started)
+        self.cache.put(url, ready)
+        return ready, outcome
+
+    def _spell(self, source: Source, version: int, identifier: str, params: list[str]) -> Spelling | None:
+        """What an image URL of public material resolves to; None where the full path must say why not."""
+        try:
+            parsed = parse(version, *params)
+            if parsed.format not in self.formats:
+                return None
+            plan = resolve(parsed, source.width, source.height, self.limits)
+        except RequestError:
+            return None
+        canonical = plan.canonical(version, source.width, source.height, self.limits)
+        key = (source.path, source.stamp, canonical)
+        media = FORMATS[plan.format]
+        tile = locate_stored(source, plan, self.encoding.jpeg_quality)
+        return Spelling(key, plan, tile, media.encode(), image_etag(source.stamp, canonical, media),
+                        profile_head(version), canonical_tail(version, identifier, canonical))
+
+    def _read_nowait(self, source: Source, tile: StoredTile) -> bytes | None:
+        return self.hot.read_nowait(source, tile.offset, tile.count)
+
+    async def find_hit(self, scope: Scope) -> Hit | None:
+        """A GET of public material answered from the response cache, or a stored tile already in the page
+        cache, without Starlette's request machinery, thread hops or header building; None where the full
+        path must answer (anything else: restricted material, a source not current in the hot memo,
+        conditional and HEAD requests, proxied requests, errors, renders).
+
+        The access decision is the full path's: material whose tier is restricted never gets here, and
+        what is cached under a request's own URL was stored only for public material."""
+        if scope["method"] != "GET":
+            return None
+        raw: bytes = scope.get("raw_path") or scope["path"].encode()
+        raw = raw.split(b"?", 1)[0]
+        root = scope.get("root_path", "")
+        if root and raw.startswith(root.encode()):
+            raw = raw[len(root) :]
+        if raw.startswith(b"/iiif/3/"):
+            version = 3
+        elif raw.startswith(b"/iiif/2/"):
+            version = 2
+        else:
+            return None
+        parts = raw[8:].split(b"/")
+        if len(parts) != 5:
+            return None
+        host = forwarded = forwarded_host = None
+        for name, value in scope["headers"]:
+            if name == b"if-none-match":
+                return None
+            if name == b"host":
+                host = value
+            elif name.startswith(b"x-forwarded-"):
+                forwarded = True
+                forwarded_host = forwarded_host or name == b"x-forwarded-host"
+        if self.runtime.proxies and (forwarded_host or (forwarded and not self.runtime.base)):
+            return None  # the base URL or the host check reads a proxy's headers: the full path does
+        try:  # decode_segment's result, sparing unquote where nothing is quoted
+            identifier, *params = (p.decode() if b"%" not in p else decode_segment(p) for p in parts)
+        except (RequestError, UnicodeDecodeError):
+            return None
+        if self.auth is not None:
+            policy = self.auth.policy
+            await policy.fresh(self.run_io)
+            if policy.restricted(policy.tier_of(identifier)):
+                return None
+        opened = self.hot.get(identifier)
+        if opened is None:
+            return None
+        source = opened.source
+        outcome = "cache_hit"
+        ready: Ready | None = self.cache.get((source.path, source.stamp, version, *params))
+        if ready is None:
+            found = self._stored_on_loop(source, version, identifier, params)
+            if found is None:
+                return None
+            ready, outcome = found
+        text_host = host.decode("latin-1") if host else None
+        base = self.runtime.base or f"{scope.get('scheme', 'http')}://{text_host or 'localhost'}"
+        return Hit(ready, ready.link_head + base + ready.link_tail, outcome, identifier, text_host)
+
+    def hit_headers(self, hit: Hit) -> list[tuple[bytes, bytes]]:
+        """The full path's headers of a public image, CORS aside."""
+        ready = hit.ready
+        return [
+            (b"cache-control", self.public_cache_header),
+            (b"link", hit.link.encode()),
+            (b"etag", ready.etag.encode()),
+            (b"content-length", ready.length),
+            (b"content-type", ready.media),
+        ]
