@@ -77,7 +77,8 @@ class Runtime:
         Host (a trusted proxy's X-Forwarded-Proto and -Host). `header`: a request header by lower-case name."""
         if self.base:
             return self.base
-        scheme, host = scope.get("scheme", "http"), header("host") or "localhost"
+        scheme = scope.get("scheme", "http")
+        host = self.hosts.normal(header("host") or "", scope.get("server")) or "localhost"
         if self.proxies and self.from_trusted_proxy(scope):
             proto = (header("x-forwarded-proto") or "").split(",")[0].strip().lower()
             scheme = proto if proto in FORWARDED_PROTOS else scheme

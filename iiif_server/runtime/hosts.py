@@ -6,6 +6,8 @@ served; a forged one must never get that far (nor into a shared cache keyed on t
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Sequence
 
 from starlette.responses import PlainTextResponse
@@ -13,31 +15,42 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from iiif_server.runtime.addresses import IPNetwork, in_any, parse_address
 
-LOOPBACK = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
+LOOPBACK = frozenset({"localhost", "127.0.0.1", "[::1]"})
+DEFAULT_PORTS = frozenset({"80", "443"})
+# RFC 3986 authority without userinfo: an IP literal, an IPv4 address or a registered name, then a port
+_AUTHORITY = re.compile(r"(\[[0-9a-f:.]+\]|[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*)"
+                        r"(?::([0-9]{1,5}))?")
 
 
-def split_host(value: str) -> tuple[str, str | None]:
-    """`name[:port]` -> (lower-case name, port or None); IPv6 literals keep their brackets."""
-    value = value.strip().lower()
-    if value.startswith("["):
-        end = value.find("]")
-        if end < 0:
-            return value, None
-        name, rest = value[: end + 1], value[end + 1 :]
-        return name, rest[1:] if rest.startswith(":") else None
-    name, sep, port = value.rpartition(":")
-    return (name, port) if sep and port.isdigit() else (value, None)
+def split_host(value: str) -> tuple[str, str | None] | None:
+    """`name[:port]` -> (lower-case name, port or None), IPv6 literals in brackets; None for anything that is
+    not an RFC 3986 authority without userinfo (`[::1]@evil.example`, `[::1].evil`, `a/b`, `a:b:c` ...)."""
+    match = _AUTHORITY.fullmatch(value.strip().lower())
+    if match is None:
+        return None
+    name, port = match.group(1), match.group(2)
+    if name.startswith("["):
+        try:
+            ipaddress.IPv6Address(name[1:-1])
+        except ValueError:
+            return None
+    if port is not None and int(port) > 65535:
+        return None
+    return name, port
 
 
 class AllowedHosts:
-    """`allowed`: names (any port) or name:port; empty: with a base URL any host (it is not used), else
-    loopback names and the address the client connected to."""
+    """`allowed`: names (with no port, or a default one: 80, 443) or name:port; empty: with a base URL any host
+    (it is not used), else loopback names and the address the client connected to, on any port."""
 
     def __init__(self, allowed: Sequence[str], base_url: str | None) -> None:
         self.names: set[str] = set()
         self.exact: set[tuple[str, str]] = set()
         for entry in allowed:
-            name, port = split_host(entry)
+            parsed = split_host(entry)
+            if parsed is None:
+                raise ValueError(f"allowed host {entry!r} is not a host name or address with an optional port")
+            name, port = parsed
             if port is None:
                 self.names.add(name)
             else:
@@ -48,18 +61,26 @@ class AllowedHosts:
         if self.default:
             self.names |= LOOPBACK
 
-    def allows(self, host: str, server: tuple[str, int | None] | None) -> bool:
+    def normal(self, host: str, server: tuple[str, int | None] | None) -> str | None:
+        """The host as it may appear in what is served (lower case, a default port dropped), or None when the
+        server does not answer to it. With a base URL and no list, any well-formed host (it is used nowhere)."""
+        parsed = split_host(host)
+        if parsed is None:
+            return None
+        name, port = parsed
+        shown = name if port is None or port in DEFAULT_PORTS else f"{name}:{port}"
         if self.any:
-            return True
-        name, port = split_host(host)
-        if not name or any(c in name for c in "/\\@?#% \t"):
-            return False
-        if name in self.names or (port is not None and (name, port) in self.exact):
-            return True
+            return shown
+        if (port is not None and (name, port) in self.exact) or (
+                name in self.names and (self.default or port is None or port in DEFAULT_PORTS)):
+            return shown
         if self.default and server is not None:
             connected = str(server[0]).lower()
-            return name in (connected, f"[{connected}]")
-        return False
+            return shown if name in (connected, f"[{connected}]") else None
+        return None
+
+    def allows(self, host: str, server: tuple[str, int | None] | None) -> bool:
+        return self.normal(host, server) is not None
 
     def forwarded(self, value: str) -> str | None:
         """The host a trusted proxy forwards (X-Forwarded-Host), when the operator listed it; else None.
@@ -67,9 +88,9 @@ class AllowedHosts:
         A proxy passes a client's own X-Forwarded-Host on unless it sets one, so being a trusted proxy
         is not enough: without an --allowed-hosts list the forwarded host is ignored."""
         first = value.split(",")[0].strip()
-        if self.default or not first or not self.allows(first, None):
+        if self.default or not first:
             return None
-        return first
+        return self.normal(first, None)
 
 
 class HostCheck:

@@ -44,7 +44,7 @@ class Hit:
     link: str
     outcome: str  # cache_hit or passthrough or decoded
     identifier: str
-    host: str | None  # the Host header, for the host check outside
+    host: str | None  # the Host header as the server answers to it (checked, normalised)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,9 +194,13 @@ class HitPath:
             if found is None:
                 return None
             ready, outcome = found
-        text_host = host.decode("latin-1") if host else None
-        base = self.runtime.base or f"{scope.get('scheme', 'http')}://{text_host or 'localhost'}"
-        return Hit(ready, ready.link_head + base + ready.link_tail, outcome, identifier, text_host)
+        shown = None
+        if host:  # the host check's answer, here: a host the server does not answer to goes to the full path (400)
+            shown = self.runtime.hosts.normal(host.decode("latin-1"), scope.get("server"))
+            if shown is None:
+                return None
+        base = self.runtime.base or f"{scope.get('scheme', 'http')}://{shown or 'localhost'}"
+        return Hit(ready, ready.link_head + base + ready.link_tail, outcome, identifier, shown)
 
     def hit_headers(self, hit: Hit) -> list[tuple[bytes, bytes]]:
         """The full path's headers of a public image, CORS aside."""
