@@ -314,10 +314,29 @@ def _resolve_size(size: Size, w: int, h: int, version: int, limits: Limits) -> t
     return out_w, out_h
 
 
+def rotated_box(width: int, height: int, degrees: float) -> tuple[int, int]:
+    """The size of the image a rotation by `degrees` makes of a width x height one (its bounding box)."""
+    angle = math.radians(degrees)
+    cos, sin = abs(math.cos(angle)), abs(math.sin(angle))
+    return math.ceil(width * cos + height * sin - 1e-9), math.ceil(width * sin + height * cos - 1e-9)
+
+
+def _check_rotated(width: int, height: int, degrees: float, limits: Limits) -> None:
+    """A rotation by other than a multiple of 90 degrees makes a larger image than the size asked for: it is held
+    to the same limits (maxWidth, maxHeight, maxArea), or the size limits could be passed by turning."""
+    rw, rh = rotated_box(width, height, degrees)
+    if (limits.max_width and rw > limits.max_width) or (limits.max_height and rh > limits.max_height) or (
+            limits.max_area and rw * rh > limits.max_area):
+        raise RequestError(f"rotated by {_format_number(degrees)} degrees the image would be {rw}x{rh}, more than "
+                           "this server's limits (maxWidth, maxHeight, maxArea in info.json)")
+
+
 def resolve(req: ImageRequest, width: int, height: int, limits: Limits) -> Plan:
     """Apply a parsed request to a width x height image; raises RequestError."""
     x, y, w, h = _resolve_region(req.region, width, height)
     out_w, out_h = _resolve_size(req.size, w, h, req.version, limits)
+    if req.rotation % 90:
+        _check_rotated(out_w, out_h, req.rotation, limits)
     return Plan(
         x=x,
         y=y,
