@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session, aliased
 from iiif_server.auth.policy import Access, Policy
 from iiif_server.db.labels import described_words
 from iiif_server.db.models import Collection, Document, Image, LabelTerm, TextDocTerm
-from iiif_server.search.results import Hit, Target
+from iiif_server.errors import RequestError
+from iiif_server.search.results import Hit, Target, cursor_number
 from iiif_server.search.store import PHRASE_MAX, TextStore
 from iiif_server.words import terms
 
@@ -49,14 +50,13 @@ class Described:
 
 
 def parse_cursor(value: str) -> tuple[int, str, int] | None:
-    """`tier:document pk:collection` of the last document examined; None: from the start."""
+    """`tier:document pk:collection` of the last document examined; None: from the start; anything else: 400."""
+    if not value:
+        return None
     parts = value.split(":", 2)
     if len(parts) != 3:
-        return None
-    try:
-        return int(parts[0]), parts[2], int(parts[1])
-    except ValueError:
-        return None
+        raise RequestError(f"not a cursor this server gave: {value[:40]!r}")
+    return cursor_number(parts[0]), parts[2], cursor_number(parts[1])
 
 
 def cursor(tier: int, collection: str, document_pk: int) -> str:

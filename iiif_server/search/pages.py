@@ -30,7 +30,7 @@ from iiif_server.manifests.presentation import Urls
 from iiif_server.manifests.routes import not_found
 from iiif_server.search import across
 from iiif_server.search.across import Across, Described, DocumentHits
-from iiif_server.search.results import Hit
+from iiif_server.search.results import Hit, cursor_number
 from iiif_server.search.routes import CONTEXT_2, PRIVATE, readable
 from iiif_server.search.store import TextStore
 
@@ -105,10 +105,7 @@ class AcrossService:
     async def catalogue_search(self, request: Request) -> Response:
         access = await self._access(request)
         q = request.query_params.get("q", "")[:200]
-        try:
-            after = max(0, int(request.query_params.get("after", "0")))
-        except ValueError:
-            after = 0
+        after = cursor_number(request.query_params.get("after") or "0")
         found, next_pk = await self.run(self.across.described, q, self.policy, access, after) if q.strip() \
             else ([], None)
         urls = Urls(self.base_url(request))

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.sql.elements import ColumnElement
 
+from iiif_server.errors import RequestError
+
 Box = tuple[int, int, int, int]
 
 
@@ -65,15 +67,24 @@ class Target:
     page_tiers: dict[int, str]  # image pk -> tier, only the pages that set their own
 
 
+CURSOR_MAX = 2**31 - 1  # every number a cursor carries is a key or a tier: an int column's range
+
+
+def cursor_number(text: str) -> int:
+    """One number of a cursor this server gave, or RequestError (400): never a value the database cannot take."""
+    if not text.isdigit() or int(text) > CURSOR_MAX:
+        raise RequestError(f"not a cursor this server gave: {text[:40]!r}")
+    return int(text)
+
+
 def parse_cursor(value: str) -> tuple[int, int]:
-    """`tier.id` of the last hit shown (a bare id: the first tier); anything else starts over."""
+    """`tier.id` of the last hit shown (a bare id: the first tier); empty: the start; anything else: 400."""
+    if not value:
+        return 0, 0
     tier, _, ident = value.partition(".")
     if not ident:
         tier, ident = "0", tier
-    try:
-        return max(0, int(tier)), max(0, int(ident))
-    except ValueError:
-        return 0, 0
+    return cursor_number(tier), cursor_number(ident)
 
 
 def _box(row: Sequence[object]) -> Box:
