@@ -12,6 +12,7 @@ import csv
 import datetime as dt
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,7 +122,7 @@ def rows(path: Path, flt: Filter) -> Iterator[dict[str, Any]]:
 def csv_lines(path: Path, flt: Filter) -> Iterator[str]:
     """The CSV, one row at a time (a StreamingResponse sends each as it comes)."""
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = csv.writer(out, quoting=csv.QUOTE_ALL)  # a `;` in a cell stays in it where `;` separates (Belgium)
 
     def row(values: list[Any]) -> str:
         out.seek(0)
@@ -155,10 +156,21 @@ def _shown(entry: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# what makes a spreadsheet read a cell as a formula, full-width forms included; and what may end a cell where
+# a spreadsheet splits on other separators than ours (`;` in Belgium, a tab, a line)
+FORMULA = frozenset("=+-@\uff1d\uff0b\uff0d\uff20")
+_BREAKS = re.compile(r"([,;\t\r\n])")
+
+
 def _cell(value: Any) -> str:
-    """Text a spreadsheet shows as text: a leading = + - @ would make it a formula."""
+    """Text a spreadsheet shows as text: every part of a cell that could start a formula, even after blanks and
+    wherever a spreadsheet might start a cell, gets a leading apostrophe."""
     text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    parts = _BREAKS.split(text)
+    for n in range(0, len(parts), 2):
+        if parts[n].lstrip(" \u00a0\u3000")[:1] in FORMULA:
+            parts[n] = "'" + parts[n]
+    return "".join(parts)
 
 
 def _date(text: Any) -> dt.date | None:
