@@ -28,6 +28,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
     multiprocess,
+    values,
     write_to_textfile,
 )
 
@@ -156,7 +157,9 @@ def exposition() -> tuple[bytes, str]:
     """The text format of every metric, summed over the worker processes when there are several (the
     others' last FLUSH_SECONDS may be missing)."""
     batch.flush()
-    if os.environ.get(MULTIPROC_ENV):
+    if os.environ.get(MULTIPROC_ENV) and values.ValueClass is not values.MutexValue:
+        # (the folder is read only where prometheus_client was imported with it set: a single worker imports
+        # it before `serve` sets it, and keeps its values in this process)
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry), CONTENT_TYPE_LATEST

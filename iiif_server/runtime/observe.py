@@ -347,8 +347,15 @@ class ObserveMiddleware:
         return "/".join(parts) or None
 
     async def metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Only to the metrics networks: judged on the client (through trusted proxies), and never for a request a
+        proxy the server does not trust has forwarded (a scraper asks directly: it sends no forwarding header)."""
         peer = scope.get("client")
         addr = parse_address(str(peer[0])) if peer else None
+        forwarded = any(name in (b"forwarded", b"x-forwarded-for") for name, _ in scope["headers"])
+        if addr is not None and self.proxies and in_any(addr, self.proxies):
+            addr = parse_address(self.client(scope) or "")
+        elif forwarded:
+            addr = None
         if addr is None or not in_any(addr, self.metrics_networks):
             response: Response = PlainTextResponse("not found\n", status_code=404)
         else:
