@@ -104,10 +104,12 @@ class TokenStore:
         self.snapshot = snapshot  # where known token states are read without a query
         self.usage = Usage(catalogue, use_seconds)
 
-    def issue(self, tier: str, holder: str, days: float, collections: Sequence[str] = ()) -> tuple[str, TokenRow]:
+    def issue(self, tier: str, holder: str, days: float, collections: Sequence[str] = (),
+              kind: str = "token") -> tuple[str, TokenRow]:
+        """A signed token and its row; `kind` "session" for a staff console session (not listed with tokens)."""
         expires = now() + dt.timedelta(days=days)
         row = TokenRow(id=secrets.token_hex(8), holder=holder, tier=tier, collections=list(collections),
-                       issued=now(), expires=expires)
+                       issued=now(), expires=expires, kind=kind)
         with self.catalogue.session() as session:
             session.add(row)
         return self._sign(row.id, tier, holder, list(collections), expires), row
@@ -162,6 +164,21 @@ class TokenStore:
         self.usage.touch(grant.id)
         return grant
 
+    def alive(self, ident: str) -> bool:
+        """Whether the row `ident` exists, is not revoked and has not expired (a console session's check:
+        from the snapshot, or the catalogue for one issued since it was taken)."""
+        if self.snapshot is not None:
+            self.snapshot.current()
+            known = self.snapshot.token(ident)
+            if known is False:
+                return False
+        with self.catalogue.sessions() as session:
+            row = session.get(TokenRow, ident)
+            if row is None or row.revoked is not None:
+                return False
+            expires = row.expires if row.expires.tzinfo else row.expires.replace(tzinfo=dt.UTC)
+        return expires > dt.datetime.now(dt.UTC)
+
     def revoke(self, ident: str) -> bool:
         with self.catalogue.session() as session:
             row = session.get(TokenRow, ident)
@@ -173,5 +190,6 @@ class TokenStore:
             return True
 
     def list(self) -> Sequence[TokenRow]:
+        """The tokens issued (not the console's sessions)."""
         with self.catalogue.sessions() as session:
-            return session.scalars(select(TokenRow).order_by(TokenRow.issued)).all()
+            return session.scalars(select(TokenRow).where(TokenRow.kind == "token").order_by(TokenRow.issued)).all()

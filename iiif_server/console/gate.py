@@ -6,6 +6,7 @@ attributes below name."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -16,7 +17,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from iiif_server.auth.policy import Policy
-from iiif_server.auth.services import _form, _secure
+from iiif_server.auth.services import _form, _secure, set_cookie
+from iiif_server.auth.tokens import Grant
 from iiif_server.console import queries
 from iiif_server.console.session import COOKIE, NETWORK, Sessions, StaffSession
 from iiif_server.db.catalogue import Catalogue
@@ -65,7 +67,9 @@ class StaffGate:
         return self.policy.networks.tier_of(client_address(peer, forwarding, self.proxies)) == self.staff_tier
 
     def valid(self, request: Request, session: StaffSession) -> bool:
-        """Blocking: whether what the session rests on still holds."""
+        """Blocking: whether the session was not ended (signed out) and what it rests on still holds."""
+        if not self.policy.tokens.alive(session.sid):
+            return False
         if session.kind == NETWORK:
             return self.from_staff_network(request)
         row = queries.token(self.catalogue, session.token_id or "")
@@ -139,7 +143,19 @@ class StaffGate:
         response = HTMLResponse(body, status_code=status, headers=HEADERS)
         if session is not None:
             self.sessions.write(response, session, self.secure(request))  # renewed: the idle time restarts
+            self.access_cookie(request, response, session)
         return response
+
+    def access_cookie(self, request: Request, response: Response, session: StaffSession) -> None:
+        """The console's thumbnails of restricted pages load with a short access token drawn from the session's
+        own row (never the staff token itself): it lives as long as the session's idle time, is renewed with it,
+        and dies with the session at sign-out. The staff network needs none."""
+        if session.kind == NETWORK:
+            return
+        expires = dt.datetime.fromtimestamp(session.expires, dt.UTC)
+        grant = Grant(session.sid, self.staff_tier, session.holder, (), expires)
+        token, seconds = self.policy.tokens.access_token(grant, self.sessions.idle)
+        set_cookie(response, self.base_url(request), token, seconds)
 
     def refusal(self, title: str, message: str, status: int) -> HTMLResponse:
         body = self.env.get_template("message.html").render(session=None, title=title, message=message)

@@ -126,7 +126,8 @@ def page(catalogue: Catalogue, document_pk: int, ident: str) -> PageRow | None:
 def tokens(catalogue: Catalogue, limit: int = 200) -> Sequence[TokenRow]:
     """The newest tokens first (a bounded list)."""
     with catalogue.sessions() as session:
-        return session.scalars(select(TokenRow).order_by(TokenRow.issued.desc()).limit(limit)).all()
+        return session.scalars(select(TokenRow).where(TokenRow.kind == "token")
+                               .order_by(TokenRow.issued.desc()).limit(limit)).all()
 
 
 def token(catalogue: Catalogue, ident: str) -> TokenRow | None:

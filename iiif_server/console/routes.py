@@ -16,10 +16,9 @@ from starlette.routing import Route
 
 from iiif_server.auth.policy import COOKIE as ACCESS_COOKIE
 from iiif_server.auth.policy import Policy
-from iiif_server.auth.services import set_cookie
 from iiif_server.console import audit, queries, tail
 from iiif_server.console.gate import HEADERS, StaffGate
-from iiif_server.console.session import LOGIN_COOKIE, NETWORK, Sessions, StaffSession
+from iiif_server.console.session import LOGIN_COOKIE, MAX_SECONDS, NETWORK, Sessions, StaffSession
 from iiif_server.db.catalogue import Catalogue
 from iiif_server.db.models import effective_tier
 from iiif_server.errors import BadTarget, NotFound, Target
@@ -94,16 +93,17 @@ class Console(StaffGate):
                 error = "This form has expired; please try again."
             elif form.get("via") == NETWORK:
                 if self.from_staff_network(request):
-                    session = self.sessions.new(NETWORK, None, f"staff network ({self.client(request)})",
-                                                int(time.time()) + 24 * 3600)
-                    return self.signed_in(request, session, None)
+                    session = await self.run(self.open_session, NETWORK, None,
+                                             f"staff network ({self.client(request)})", int(time.time()) + MAX_SECONDS)
+                    return self.signed_in(request, session)
                 error = "This computer is not on the staff network."
             else:
                 token = form.get("token", "").strip()
                 grant = await self.run(self.policy.tokens.verify, token) if token else None
                 if grant is not None and not grant.kiosk and grant.tier == self.staff_tier and not grant.collections:
-                    session = self.sessions.new("token", grant.id, grant.holder, int(grant.expires.timestamp()))
-                    return self.signed_in(request, session, token)
+                    session = await self.run(self.open_session, "token", grant.id, grant.holder,
+                                             int(grant.expires.timestamp()))
+                    return self.signed_in(request, session)
                 error = "That is not a valid staff token."
             self.audit(request, None, "sign-in-refused", None)
         value = self.sessions.login_value()
@@ -112,16 +112,22 @@ class Console(StaffGate):
         self.sessions.login_challenge(response, value, self.secure(request))
         return response
 
-    def signed_in(self, request: Request, session: StaffSession, token: str | None) -> Response:
+    def open_session(self, kind: str, token_id: str | None, holder: str, expires: int) -> StaffSession:
+        """Blocking: a new session and its row in the catalogue (which sign-out revokes)."""
+        days = max(0.0, min(expires - time.time(), MAX_SECONDS)) / 86400
+        _, row = self.policy.tokens.issue(self.staff_tier, f"console session: {holder}", days, kind="session")
+        return self.sessions.new(kind, token_id, holder, expires, sid=row.id)
+
+    def signed_in(self, request: Request, session: StaffSession) -> Response:
         self.audit(request, session, "sign-in", None)
         response = RedirectResponse("/staff/", 303, headers=HEADERS)
         self.sessions.write(response, session, self.secure(request))
-        if token is not None:  # the console's thumbnails of restricted pages load with the staff token
-            set_cookie(response, self.base_url(request), token, max(0, session.expires - int(time.time())))
+        self.access_cookie(request, response, session)
         return response
 
     async def logout(self, request: Request, session: StaffSession, form: dict[str, str]) -> Response:
         self.audit(request, session, "sign-out", None)
+        await self.run(self.policy.tokens.revoke, session.sid)  # a copied cookie ends here, on every replica
         response = RedirectResponse("/staff/login", 303, headers=HEADERS)
         secure = self.secure(request)
         self.sessions.clear(response, secure)

@@ -1,10 +1,11 @@
 """Staff sessions: a signed, short-lived cookie; CSRF tokens bound to it.
 
-The cookie holds who signed in (the staff token's id and holder, or the staff network), a CSRF
-secret and when the session started; it is signed with the server's key and renewed on every
-answer, so it lapses after `IDLE_SECONDS` without a request. Every request re-checks what it rests
-on: a token session ends when its token is revoked or expires, a network session when the request
-no longer comes from the staff network.
+The cookie holds the session's id, who signed in (the staff token's id and holder, or the staff
+network), a CSRF secret and when the session started; it is signed with the server's key and
+renewed on every answer, so it lapses after `IDLE_SECONDS` without a request. The session is also
+a row in the catalogue (a `tokens` row of kind `session`): signing out revokes it, so a copy of the
+cookie is refused by every replica within a second. Every request re-checks what it rests on: its
+row, and its token (revoked or expired) or the staff network it came from.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ NETWORK = "network"  # the session's kind when the staff network signed it in
 @dataclass(frozen=True)
 class StaffSession:
     kind: str  # "token" or NETWORK
+    sid: str  # the session's own row: revoked at sign-out
     token_id: str | None
     holder: str
     csrf: str
@@ -38,8 +40,8 @@ class StaffSession:
     expires: int  # the token's expiry (epoch seconds); sessions never outlive their token
 
     def payload(self) -> dict[str, Any]:
-        return {"k": self.kind, "t": self.token_id, "h": self.holder, "c": self.csrf, "s": self.started,
-                "e": self.expires}
+        return {"k": self.kind, "i": self.sid, "t": self.token_id, "h": self.holder, "c": self.csrf,
+                "s": self.started, "e": self.expires}
 
     def csrf_ok(self, sent: str | None) -> bool:
         return bool(sent) and hmac.compare_digest(self.csrf, sent or "")
@@ -51,9 +53,11 @@ class Sessions:
         self.login_serializer = URLSafeTimedSerializer(secret, salt=LOGIN_SALT)
         self.idle = idle
 
-    def new(self, kind: str, token_id: str | None, holder: str, expires: int) -> StaffSession:
+    def new(self, kind: str, token_id: str | None, holder: str, expires: int, sid: str = "") -> StaffSession:
+        """`expires`: when what the session rests on ends (its token); it ends then or after MAX_SECONDS. `sid`:
+        the session's row (Console.open_session makes it); a session without one is never valid."""
         started = int(time.time())
-        return StaffSession(kind, token_id, holder, secrets.token_urlsafe(24), started,
+        return StaffSession(kind, sid, token_id, holder, secrets.token_urlsafe(24), started,
                             min(expires, started + MAX_SECONDS))
 
     def read(self, cookie: str | None) -> StaffSession | None:
@@ -62,7 +66,8 @@ class Sessions:
             return None
         try:
             p = self.serializer.loads(cookie, max_age=self.idle)
-            session = StaffSession(str(p["k"]), p["t"], str(p["h"]), str(p["c"]), int(p["s"]), int(p["e"]))
+            session = StaffSession(str(p["k"]), str(p["i"]), p["t"], str(p["h"]), str(p["c"]), int(p["s"]),
+                                   int(p["e"]))
         except (BadData, KeyError, TypeError, ValueError):
             return None
         if session.expires <= time.time():

@@ -170,6 +170,7 @@ class TokenRow(Base):
     expires: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     revoked: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     last_used: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    kind: Mapped[str] = mapped_column(String(20), default="token", server_default="token")  # or "session"
 
 
 # SQLite makes only INTEGER PRIMARY KEY an alias of the rowid (autoincrement)
