@@ -9,6 +9,8 @@ sampling can be chosen at any quality; a tiled TIFF's tiles hold the same JPEG d
 hundred bytes per tile), decoded, and compared with the original: SSIM averaged over R, G and B
 (so that colour loss counts) for the whole page and for its colour region. The last table is the
 real thing: the pyramidal TIFF that ingest writes, at the qualities around the default.
+
+Results, with the command that produced them: docs/benchmarks.md, "Access-copy quality".
 """
 
 from __future__ import annotations

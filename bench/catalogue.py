@@ -12,6 +12,8 @@ the few it writes for the tile row.
 
     python bench/catalogue.py [--backend sqlite|postgresql] [--database URL] [--scale 1.0]
                               [--only ROW ...] [--timeout 120] [--fresh] [--explain] [--json FILE]
+
+Results, with the command that produced them: docs/benchmarks.md, "Catalogue at the image bank's size".
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ issue's target: a 200k-document collection page under 200 ms.
 
     python bench/console.py [--database URL] [--documents 200000] [--collections 200]
                             [--audit-lines 500000] [--runs 2000] [--repeat 20]
+
+Results, with the command that produced them: docs/benchmarks.md, "Console and landing page".
 """
 
 from __future__ import annotations

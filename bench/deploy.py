@@ -6,6 +6,8 @@ The URLs are the tiles of the sample's 6000x8000 page at full resolution, each w
 string so that nginx's cache misses and every request reaches a replica (which answers from its own
 response cache once warm, or sends the stored tile); then one tile that nginx serves from its cache.
 wrk (Debian's) drives it with 2 threads and 16 connections.
+
+Results, with the command that produced them: docs/benchmarks.md, "Replicas behind nginx".
 """
 
 from __future__ import annotations

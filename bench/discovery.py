@@ -9,6 +9,8 @@ process (wall time and peak RSS). Prints medians.
 
     python bench/discovery.py --database sqlite:///big.db
     python bench/discovery.py --database 'postgresql://user:pw@host/db?options=-csearch_path%3Dbig'
+
+Results, with the command that produced them: docs/benchmarks.md, "Catalogue at the image bank's size".
 """
 
 from __future__ import annotations

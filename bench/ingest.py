@@ -11,6 +11,8 @@ rate per core. Then a whole ingest run (checksums, catalogue in SQLite, commits)
 over the same masters. Days are given for the archive's 1.5 M documents of ~8 pages (12 M pages)
 at the per-core rate, on 2 cores and on a 16-core host, assuming the rate scales with cores
 (the conversion is CPU-bound as long as the disc delivers ~36 MB of TIFF master per page).
+
+Results, with the command that produced them: docs/benchmarks.md, "Ingest throughput".
 """
 
 from __future__ import annotations

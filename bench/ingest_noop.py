@@ -3,6 +3,8 @@
 Usage: python bench/ingest_noop.py WORKDIR [DOCUMENTS]. Prints the first run's and the re-run's
 times; the re-run decides from size and mtime alone, so its time per master is what a re-run over
 an archive costs (plus the file system's stat latency when its metadata is not cached).
+
+Results, with the command that produced them: docs/benchmarks.md, "Ingest throughput".
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ comparison builds the same canvases through fully validated iiif-prezi3
 models. Prints medians.
 
     python bench/manifests.py [--pages 10000] [--rounds 5]
+
+Results, with the command that produced them: docs/benchmarks.md, "Manifests".
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@
 Builds the app in process over a generated pyramid, fills the response cache with one tile, then
 calls the ASGI app directly (no sockets, no HTTP parsing) and prints microseconds per request:
 the figure that the access log and the metrics add to, measured in rounds, best round shown.
+
+Results, with the command that produced them: docs/benchmarks.md, "Logging and metrics overhead".
 """
 
 from __future__ import annotations

@@ -21,6 +21,8 @@ of the index size to 12 M pages. Data lives under bench/.data (gitignored) or th
 
     python bench/search.py [--backend sqlite|postgresql] [--database URL] [--pages 20000] [--words 100]
                            [--names 25000] [--queries 200] [--json FILE]
+
+Results, with the command that produced them: docs/benchmarks.md, "Search".
 """
 
 from __future__ import annotations

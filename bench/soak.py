@@ -20,6 +20,8 @@ percent, a worker exceeds `--max-rss-mb`, or any answer is not 200. Everything
 it started is stopped on any exit.
 
     python bench/soak.py [--requests 200000] [--seconds 1800] [--max-rss-mb 300] [--portraits 300]
+
+Results, with the command that produced them: docs/benchmarks.md, "Memory over time (soak)".
 """
 
 from __future__ import annotations

@@ -18,6 +18,8 @@ The first S3 round starts with an empty block cache; stored tiles always cost on
 ranged GET.
 
     python bench/tiles.py [--workers 2] [--concurrency 6] [--rounds 3] [--peer iipimage] [--s3]
+
+Results, with the command that produced them: docs/benchmarks.md, "Tiles".
 """
 
 from __future__ import annotations

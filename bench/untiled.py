@@ -7,6 +7,8 @@ Runs the app in-process (ASGI) and samples, every 20 ms, this process's resident
 files it holds open that are deleted (libvips' temporary decodes). Prints the time until all eight
 tiles are answered, their statuses, the peak RSS and the peak of hidden temporary bytes; then the
 same for a second wave (the decode cached, or not).
+
+Results, with the command that produced them: docs/benchmarks.md, "Untiled sources".
 """
 
 from __future__ import annotations

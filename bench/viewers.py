@@ -21,6 +21,8 @@ IIPImage reads the plain files.
 Needs `apt-get install wrk iipimage-server lighttpd` (installed when missing and running as root).
 
     python bench/viewers.py [--images DIR] [--no-thumbnails] [--seconds 8] [--warmup 2] [--modes cold,warm]
+
+Results, with the command that produced them: docs/benchmarks.md, "Viewers, against IIPImage".
 """
 
 from __future__ import annotations
