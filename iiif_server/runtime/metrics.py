@@ -3,7 +3,7 @@
 `serve` points `PROMETHEUS_MULTIPROC_DIR` at a fresh folder before any worker starts (see
 `multiprocess_dir`); each process then writes its values to files there and `/metrics` sums them.
 Without that variable (tests, an embedded app) the values live in this process. The names are
-documented in the README (Grafana-ready: counters end in `_total`, durations are `_seconds`).
+documented in docs/operating/observability.md (Grafana-ready: counters end in `_total`, durations are `_seconds`).
 """
 
 from __future__ import annotations
