@@ -159,7 +159,7 @@ def serve(create_images: bool, config_file: str | None, **cli: Any) -> None:
               default=None, help="CSV, one row per document: id,label,date,tier,summary,rights,<metadata...>")
 @click.option("--processes", type=click.IntRange(1, 256), default=None, help="worker processes (default: cores)")
 @click.option("--quality", type=click.IntRange(1, 100), default=None,
-              help="JPEG quality of the access copies [default: 88, or 90 with --no-subsample; see docs/guide/ingest.md]")
+              help="JPEG quality of the access copies [default: 88, or 90 with --no-subsample; docs/guide/ingest.md]")
 @click.option("--subsample/--no-subsample", default=True,
               help="4:2:0 chroma (default; quality below 90) or none (RGB JPEG, quality 90+, about 3x the bytes)")
 @click.option("--metrics-file", type=click.Path(dir_okay=False, path_type=Path), default=None,

@@ -19,7 +19,7 @@ ACCESS_TILE = 256
 
 
 # Access copies: JPEG at quality 88 with 4:2:0 chroma: 0.22-0.30 MB per megapixel on synthetic scanned
-# pages, a third of quality 90's (bench/access_quality.py; docs/benchmarks.md, access copies).
+# pages, a third of quality 90's (bench/access_quality.py; docs/guide/ingest.md, "Access copies are sized on purpose").
 # libvips' TIFF writer ties the chroma to the quality: YCbCr 4:2:0 below 90, RGB-coded JPEG (no
 # subsampling, ~3x the bytes) from 90; its `rgbjpeg` below 90 subsamples G and B, so it is never used.
 ACCESS_QUALITY = 88
