@@ -146,7 +146,10 @@ class AcrossService:
         if not self.policy.visible(access, row[3], cid) or not self.policy.visible(
                 access, effective_tier(row[2], row[3]), cid):
             return None
-        pages = self.store.catalogue.pages(cid, did)
+        # exactly the pages the document's manifest shows this requester: a hidden page's name (often a
+        # person's), place and size are content, not overview
+        pages = [p for p in self.store.catalogue.pages(cid, did)
+                 if self.policy.visible(access, effective_tier(p.tier, p.doc_tier, row[3]), cid)]
         if not pages:
             return None
         shown = next((p for p in pages if p.ident == page), pages[0])
