@@ -276,9 +276,9 @@ async def test_a_tier_change_through_another_replica_is_seen_on_the_next_request
     stream = await get_json(client, "/iiif/discovery/activity/all-changes")
     replica.set_tier("family/photo", "staff")
     after = await get_json(client, "/iiif/discovery/activity/all-changes")
-    assert after["totalItems"] == stream["totalItems"] + 1
+    assert after["totalItems"] == stream["totalItems"] + 2  # its Delete, and the whole manifest's Update
     page = await get_json(client, after["last"]["id"].removeprefix(BASE))
-    assert page["orderedItems"][-1]["type"] == "Delete"
+    assert [i["type"] for i in page["orderedItems"][-2:]] == ["Delete", "Update"]
 
 
 # -- Change Discovery 1.0 ---------------------------------------------------------------------------
@@ -308,16 +308,17 @@ async def test_activity_stream_is_an_ordered_collection_of_resolving_activities_
     assert page["partOf"] == {"id": stream["id"], "type": "OrderedCollection"}
     assert "prev" not in page and "next" not in page
     items = page["orderedItems"]
-    assert stream["totalItems"] == len(items) == 4
+    assert stream["totalItems"] == len(items) == 5
     listed = [(i["type"], i["object"]["type"], i["object"]["id"].removeprefix(BASE)) for i in items]
-    assert listed[:2] == [
-        ("Create", "Collection", "/iiif/presentation/family/collection"),
-        ("Create", "Manifest", "/iiif/presentation/family/manifest"),
-    ]
-    assert sorted(listed[2:]) == [  # documents are announced as each one is committed, in any order
+    assert listed[0] == ("Create", "Collection", "/iiif/presentation/family/collection")
+    documents = [a for a in listed if a[2] != "/iiif/presentation/family/manifest" and a[1] == "Manifest"]
+    assert sorted(documents) == [  # documents are announced as each one is committed, in any order
         ("Create", "Manifest", "/iiif/presentation/family/letter/manifest"),
         ("Create", "Manifest", "/iiif/presentation/family/photo/manifest"),
     ]
+    # the whole-collection manifest comes with the first pages (before, it answers 404), then shows the next ones
+    whole = [a[0] for a in listed if a[2] == "/iiif/presentation/family/manifest"]
+    assert whole == ["Create", "Update"] and listed[2][2] == "/iiif/presentation/family/manifest"
     for item in items:
         resolved = await get_json(client, item["object"]["id"].removeprefix(BASE))
         assert (resolved["id"], resolved["type"]) == (item["object"]["id"], item["object"]["type"])
@@ -325,7 +326,7 @@ async def test_activity_stream_is_an_ordered_collection_of_resolving_activities_
     quadrants(300, 200).flip("horizontal").pngsave(str(tmp_path / "masters" / "letter" / "p1.png"))
     ingest(catalogue, archive, tmp_path / "masters")
     items = await all_items(client)
-    assert len(items) == 6  # the collection's listing of manifests did not change: no Update for it
+    assert len(items) == 7  # the collection's listing of manifests did not change: no Update for it
     assert [(i["type"], i["object"]) for i in items[-2:]] == [
         ("Update", {"id": f"{BASE}/iiif/presentation/family/letter/manifest", "type": "Manifest"}),
         ("Update", {"id": f"{BASE}/iiif/presentation/family/manifest", "type": "Manifest"}),
@@ -412,11 +413,14 @@ async def test_moving_a_document_from_public_to_staff_shows_as_a_delete_in_the_p
 ) -> None:
     before = await all_items(client)
     replica.set_tier("family/letter", "staff")
-    replica.set_tier("family/letter/p1", "public")  # a change inside staff material: not public news
     after = await all_items(client)
     assert after[: len(before)] == before
+    whole = {"id": f"{BASE}/iiif/presentation/family/manifest", "type": "Manifest"}
     assert [(i["type"], i["object"]) for i in after[len(before):]] == [
-        ("Delete", {"id": f"{BASE}/iiif/presentation/family/letter/manifest", "type": "Manifest"})]
+        ("Delete", {"id": f"{BASE}/iiif/presentation/family/letter/manifest", "type": "Manifest"}),
+        ("Update", whole)]  # the public whole-collection manifest no longer shows its pages
+    replica.set_tier("family/letter/p1", "public")  # a change inside staff material: news only for the whole
+    assert [(i["type"], i["object"]) for i in (await all_items(client))[len(after):]] == [("Update", whole)]
     replica.set_tier("family/letter", "public")
-    back = (await all_items(client))[-1]
-    assert (back["type"], back["object"]["id"]) == ("Create", f"{BASE}/iiif/presentation/family/letter/manifest")
+    back = [(i["type"], i["object"]["id"]) for i in (await all_items(client))[-2:]]
+    assert back == [("Create", f"{BASE}/iiif/presentation/family/letter/manifest"), ("Update", whole["id"])]

@@ -25,7 +25,18 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from iiif_server.db.ingest import IngestWrites
-from iiif_server.db.models import TIERS, UNPLACED, Activity, Collection, Document, Image, State, effective_tier, now
+from iiif_server.db.models import (
+    TIERS,
+    UNPLACED,
+    WHOLE_MANIFEST_PAGES,
+    Activity,
+    Collection,
+    Document,
+    Image,
+    State,
+    effective_tier,
+    now,
+)
 from iiif_server.db.withdrawals import Withdrawals
 from iiif_server.errors import NotFound, Target
 
@@ -203,6 +214,25 @@ class Catalogue(IngestWrites, Withdrawals):
             session.execute(update(Collection).where(Collection.id == collection_id).values(
                 document_count=Collection.document_count + documents, image_count=Collection.image_count + images))
 
+    @staticmethod
+    def whole_pages(session: Session, collection_id: str) -> int:
+        """The collection's pages now (its kept count, after this transaction's changes so far)."""
+        session.flush()
+        return session.scalar(select(Collection.image_count).where(Collection.id == collection_id)) or 0
+
+    def record_whole(self, session: Session, collection_id: str, tier: str, before: int, after: int,
+                     changed: bool = True) -> None:
+        """The whole-collection manifest exists while the collection has pages and no more than
+        WHOLE_MANIFEST_PAGES (else it answers 404): announce its coming (Create), its going (Delete) and a change
+        of what it shows (Update), and nothing while it does not exist."""
+        existed, exists = 0 < before <= WHOLE_MANIFEST_PAGES, 0 < after <= WHOLE_MANIFEST_PAGES
+        if exists and not existed:
+            self.record(session, "Create", "Manifest", collection_id, None, tier)
+        elif existed and not exists:
+            self.record(session, "Delete", "Manifest", collection_id, None, tier)
+        elif exists and changed:
+            self.record(session, "Update", "Manifest", collection_id, None, tier)
+
     def record_tier_change(self, session: Session, object_type: str, collection_id: str,
                            document: str | None, old: str, new: str) -> None:
         """A move into or out of public shows in the public stream as Create or Delete."""
@@ -226,7 +256,8 @@ class Catalogue(IngestWrites, Withdrawals):
         old = coll.tier
         coll.tier = tier
         self.record_tier_change(session, "Collection", coll.id, None, old, tier)
-        self.record_tier_change(session, "Manifest", coll.id, None, old, tier)
+        if 0 < self.whole_pages(session, coll.id) <= WHOLE_MANIFEST_PAGES:  # its whole manifest, where there is one
+            self.record_tier_change(session, "Manifest", coll.id, None, old, tier)
         session.flush()
         # (kind, tier) per document, in the order record_tier_change writes them
         if old != tier and tier == "public":
@@ -431,5 +462,7 @@ class Catalogue(IngestWrites, Withdrawals):
                     img.tier = tier
                     self.record(session, "Update", "Manifest", coll.id, doc.ident,
                                 effective_tier(doc.tier, coll.tier))
+                pages = self.whole_pages(session, coll.id)
+                self.record_whole(session, coll.id, coll.tier, pages, pages)  # it shows (or hides) them too
             self.touch(session, coll.id)
         return tier

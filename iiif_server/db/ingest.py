@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session
 
 from iiif_server.db.models import UNPLACED, Collection, Document, Image, effective_tier, sort_key
 
-WHOLE_MANIFEST_PAGES = 5000  # a collection up to this many pages also has one manifest of them all
 KnownPage = tuple[int, str, int, float, str, int]  # source page, ident, size, mtime, checksum, position
 
 
@@ -75,6 +74,8 @@ class IngestWrites:
     count_items: Any
     touch: Any
     place_documents: Any
+    whole_pages: Any
+    record_whole: Any
 
     def legacy_sources(self, collection: str, idents: Sequence[str]) -> dict[str, str | None]:
         """The first master path of each of these documents (to recognise folders stored under old ids)."""
@@ -147,8 +148,7 @@ class IngestWrites:
             session.add(coll)
             session.flush()
             self.record(session, "Create", "Collection", coll.id, None, coll.tier)
-            self.record(session, "Create", "Manifest", coll.id, None, coll.tier)
-            return True, True
+            return True, True  # its whole manifest is announced with its first pages (Catalogue.record_whole)
         changed = False
         if label and coll.label != label:
             coll.label = label
@@ -162,7 +162,8 @@ class IngestWrites:
 
     def _record_collection_update(self, session: Session, coll: Collection) -> None:
         self.record(session, "Update", "Collection", coll.id, None, coll.tier)
-        self.record(session, "Update", "Manifest", coll.id, None, coll.tier)
+        pages = self.whole_pages(session, coll.id)
+        self.record_whole(session, coll.id, coll.tier, pages, pages)
 
     def known_pages(self, collection: str, documents: Sequence[str]) -> dict[str, list[KnownPage]]:
         """What the catalogue holds for these documents only, never the whole collection:
@@ -200,6 +201,7 @@ class IngestWrites:
                 self.count_items(session, collection, 1, 0)
             existing = {img.ident: img for img in row.images}
             first_pages = not existing
+            before = self.whole_pages(session, collection)
             added = 0
             changed = False
             for page in pages:
@@ -226,17 +228,10 @@ class IngestWrites:
                 if changed:
                     self.record(session, "Create" if first_pages else "Update", "Manifest", collection, ident,
                                 effective_tier(row.tier, coll_tier))
-                    if not first_pages and self.whole_manifest(session, collection):  # it shows these pages too
-                        self.record(session, "Update", "Manifest", collection, None, coll_tier)
+                    self.record_whole(session, collection, coll_tier, before, before + added)  # it shows them too
                     self.touch(session, collection)
             before_commit()
         return changed
-
-    @staticmethod
-    def whole_manifest(session: Session, collection: str) -> bool:
-        """Whether the collection is small enough to have a whole-collection manifest."""
-        pages = session.scalar(select(Collection.image_count).where(Collection.id == collection))
-        return (pages or 0) <= WHOLE_MANIFEST_PAGES
 
     def page_checksum(self, collection: str, document: str, page: str) -> str | None:
         with self.sessions() as session:

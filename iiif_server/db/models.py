@@ -36,6 +36,7 @@ SORT_KEY_TYPE = String(400).with_variant(String(400, collation="C"), "postgresql
 _DIGITS = re.compile(r"\d+")
 
 
+WHOLE_MANIFEST_PAGES = 5000  # a collection of up to this many pages also has one manifest of them all
 UNPLACED = -1  # position of a document stored by an ingest that has not yet put it in order
 
 

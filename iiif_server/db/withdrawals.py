@@ -36,6 +36,8 @@ class Withdrawals:
     count_public: Any
     touch: Any
     bump: Any
+    whole_pages: Any
+    record_whole: Any
 
     def withdraw(self, target: Target, take_away: Callable[[str], Callable[[], None]]) -> tuple[Withdrawn,
                                                                                               Callable[[], None]]:
@@ -71,15 +73,18 @@ class Withdrawals:
         remaining = session.scalar(select(func.count()).where(Image.document_pk == doc.pk)) or 0
         if remaining <= 1:  # the last page: the document goes with it
             return self._withdraw_document(session, coll, doc, f"{coll.id}/{doc.ident}/{img.ident}")
+        before = self.whole_pages(session, coll.id)
         session.delete(img)
         self.count_items(session, coll.id, 0, -1)
         self.record(session, "Update", "Manifest", coll.id, doc.ident, effective_tier(doc.tier, coll.tier))
+        self.record_whole(session, coll.id, coll.tier, before, before - 1)
         self.touch(session, coll.id)
         return Withdrawn(f"{coll.id}/{doc.ident}/{img.ident}", 0, 1)
 
     def _withdraw_document(self, session: Session, coll: Collection, doc: Document,
                   target: str | None = None) -> Withdrawn:
         pages = session.scalar(select(func.count()).where(Image.document_pk == doc.pk)) or 0
+        before = self.whole_pages(session, coll.id)
         tier = effective_tier(doc.tier, coll.tier)
         position = doc.position
         session.execute(delete(Image).where(Image.document_pk == doc.pk))
@@ -90,6 +95,7 @@ class Withdrawals:
         self.count_items(session, coll.id, -1, -pages)
         self.record(session, "Delete", "Manifest", coll.id, doc.ident, tier)
         self.record(session, "Update", "Collection", coll.id, None, coll.tier)
+        self.record_whole(session, coll.id, coll.tier, before, before - pages)
         self.touch(session, coll.id)
         return Withdrawn(target or f"{coll.id}/{doc.ident}", 1, pages)
 
@@ -105,7 +111,7 @@ class Withdrawals:
         public = session.scalar(select(func.count()).select_from(Document).where(
             Document.collection_id == coll.id, tier == "public")) or 0
         self.count_public(session, public)
-        self.record(session, "Delete", "Manifest", coll.id, None, coll.tier)
+        self.record_whole(session, coll.id, coll.tier, pages, 0)
         self.record(session, "Delete", "Collection", coll.id, None, coll.tier)
         session.execute(delete(Image).where(Image.document_pk.in_(
             select(Document.pk).where(Document.collection_id == coll.id))))

@@ -32,7 +32,7 @@ from iiif_prezi3 import (
 )
 
 from iiif_server.db.catalogue import DocumentEntry, PageRow
-from iiif_server.db.ingest import WHOLE_MANIFEST_PAGES
+from iiif_server.db.models import WHOLE_MANIFEST_PAGES
 from iiif_server.db.models import Collection as CollectionRow
 from iiif_server.db.models import Document as DocumentRow
 
