@@ -407,6 +407,20 @@ class Catalogue(IngestWrites, Withdrawals):
                 found.update({pos: (label or ident, tier) for pos, label, ident, tier in rows})
         return found
 
+    def overrides_by_part(self, collection_id: str, part_size: int) -> dict[int, dict[str, int]]:
+        """How many documents of each part (positions // part_size) have a tier of their own, by tier: read from
+        the few documents that set one (an index holds them), never the whole collection."""
+        with self.sessions() as session:
+            rows = session.execute(
+                select(Document.position, Document.tier)
+                .where(Document.collection_id == collection_id, Document.tier.is_not(None), Document.position >= 0)
+            ).all()
+        counts: dict[int, dict[str, int]] = {}
+        for position, tier in rows:
+            by_tier = counts.setdefault(position // part_size, {})
+            by_tier[tier] = by_tier.get(tier, 0) + 1
+        return counts
+
     def activity_bounds(self) -> tuple[int, int]:
         """The number of public activities (kept) and the highest activity id (read off the key)."""
         with self.sessions() as session:

@@ -261,12 +261,24 @@ class PresentationService:
         return shown, restricted
 
     def _parts(self, view: View, coll: CollectionRow, last: int, numbers: range) -> list[Part]:
-        """Parts of a large collection, labelled by their first and last documents this view may see."""
+        """Parts of a large collection that hold a document this view may see, labelled by their first and last
+        documents this view may see (a part of hidden documents only is not listed: it would say they exist)."""
 
         def span(n: int) -> tuple[int, int]:
             return (n - 1) * PART_SIZE, min(last + 1, n * PART_SIZE)
 
-        labels = self.catalogue.at_positions(coll.id, [p for n in numbers for p in (span(n)[0], span(n)[1] - 1)])
+        overrides = self.catalogue.overrides_by_part(coll.id, PART_SIZE)
+
+        def seen(n: int) -> bool:
+            own = overrides.get(n - 1, {})
+            size = span(n)[1] - span(n)[0]
+            inheriting = size - sum(own.values())
+            return (inheriting > 0 and self._visible(view, coll.tier, coll.id)) or any(
+                count and self._visible(view, tier, coll.id) for tier, count in own.items())
+
+        shown = [n for n in numbers if seen(n)]
+
+        labels = self.catalogue.at_positions(coll.id, [p for n in shown for p in (span(n)[0], span(n)[1] - 1)])
 
         def label(position: int) -> str | None:
             found = labels.get(position)
@@ -274,7 +286,7 @@ class PresentationService:
                 return None
             return found[0]
 
-        return [Part(n, *span(n), label(span(n)[0]), label(span(n)[1] - 1)) for n in numbers]
+        return [Part(n, *span(n), label(span(n)[0]), label(span(n)[1] - 1)) for n in shown]
 
     async def collection(self, request: Request) -> Response:
         """The documents' manifests, or for a large collection its parts (each a Collection)."""
@@ -298,7 +310,10 @@ class PresentationService:
             last = self.catalogue.last_position(coll.id)
             if last is None or last < PART_SIZE or not 1 <= number <= last // PART_SIZE + 1:
                 return None
-            part = self._parts(view, coll, last, range(number, number + 1))[0]
+            found = self._parts(view, coll, last, range(number, number + 1))
+            if not found:
+                return None  # only hidden documents: as a part that does not exist
+            part = found[0]
             entries, restricted = self._entries(view, coll, part.first, part.stop)
             thumbs = self._thumb_for(urls.base, view, coll)
             return presentation.collection_part(urls, self.institution, coll, part, entries, thumbs), restricted
