@@ -15,9 +15,10 @@ class IIIFServerError(Exception):
 
     status = 500
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.headers = headers or {}  # e.g. Retry-After with a 503 or 429
         if status is not None:
             self.status = status
 

@@ -11,7 +11,7 @@ import asyncio
 import os
 import secrets
 import tempfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.types import Scope
 
 from iiif_server.config import Settings
+from iiif_server.errors import IIIFServerError
 from iiif_server.runtime.addresses import in_any, parse_address, trusted_proxies
 from iiif_server.runtime.hosts import AllowedHosts
 
@@ -68,6 +69,25 @@ class Runtime:
     async def run_io(self, fn: Callable[..., Any], *args: Any) -> Any:
         """File-system and catalogue work, kept apart from slow pixel work."""
         return await asyncio.get_running_loop().run_in_executor(self.io_pool, fn, *args)
+
+    def limited(self, slots: int, wait: float) -> Callable[..., Awaitable[Any]]:
+        """`run_io` for work whose cost a client chooses (searches): at most `slots` at once in this process, so
+        that it never takes the I/O pool from tiles and pages; a request that waits longer than `wait` seconds
+        for a slot is answered 503 with Retry-After."""
+        gate = asyncio.Semaphore(slots)
+
+        async def run(fn: Callable[..., Any], *args: Any) -> Any:
+            try:
+                await asyncio.wait_for(gate.acquire(), wait)
+            except TimeoutError:
+                raise IIIFServerError("the server is busy with other searches: try again in a moment", 503,
+                                      {"Retry-After": "2", "Cache-Control": "no-store"}) from None
+            try:
+                return await self.run_io(fn, *args)
+            finally:
+                gate.release()
+
+        return run
 
     def base_url(self, request: Request) -> str:
         return self.base_of(request.scope, request.headers.get)

@@ -46,6 +46,8 @@ TOP = "\U0010ffff"  # above every character: [p, p + TOP) holds every term start
 SCAN_LIMIT = 5000  # term rows an autocomplete reads at most
 FUZZY_MIN = 3  # shorter words get no prefix or fuzzy tiers (every word would match)
 FUZZY_TERMS = 50  # similar words a fuzzy tier looks up at most
+FUZZY_MAX = 32  # longer words get no typo tier: no name is that long, and the cost grows with the length
+FUZZY_GRAMS = 12  # trigrams of a word the typo look-up matches on at most (spread over the word)
 TRIGRAM_MIN = 0.4  # pg_trgm similarity below which a word is not a typo of another
 PHRASE_MAX = 8  # words of a phrase query
 LEGACY_CSV = "csv"  # the source of every CSV before each file became a source of its own
@@ -277,6 +279,8 @@ class TextStore:
             sounds = [w for w in session.execute(select(TextCode.norm).where(TextCode.code.in_(codes))
                                                  .distinct().limit(FUZZY_TERMS * 4)).scalars() if other(w)]
             sounds = sorted(sounds, key=lambda w: -similarity(word, w))[:FUZZY_TERMS]
+        if len(word) > FUZZY_MAX:
+            return sounds, []
         if session.get_bind().dialect.name == "postgresql":
             score = func.similarity(TextVocab.norm, word)
             found = session.execute(select(TextVocab.norm, score).where(TextVocab.norm.op("%")(word))
@@ -284,6 +288,7 @@ class TextStore:
             typos = [w for w, s in found if s >= TRIGRAM_MIN and other(w)]
         else:
             grams = sorted({word[i:i + 3] for i in range(len(word) - 2)})
+            grams = grams[:: max(1, -(-len(grams) // FUZZY_GRAMS))]
             match = " OR ".join(f'"{g}"' for g in grams)
             found = session.execute(text("SELECT norm FROM text_vocab_trgm WHERE text_vocab_trgm MATCH :m "
                                          "ORDER BY rank LIMIT :n"), {"m": match, "n": FUZZY_TERMS * 20}).scalars()

@@ -40,7 +40,7 @@ def error_response(exc: IIIFServerError, private_404: bool = False) -> Response:
 
     `private_404`: "not found" depends on clearance (hidden material answers it too), so never stored."""
     text = exc.message if len(exc.message) <= MAX_ERROR_TEXT else exc.message[: MAX_ERROR_TEXT - 3] + "..."
-    headers = {"X-Content-Type-Options": "nosniff"}
+    headers = {"X-Content-Type-Options": "nosniff", **exc.headers}
     if isinstance(exc, AccessRefused) or (private_404 and exc.status == 404):
         headers.update(REFUSED_HEADERS)
     return PlainTextResponse(text + "\n", status_code=exc.status, headers=headers)

@@ -48,6 +48,8 @@ from iiif_server.tiles.sources import SourceStore
 from iiif_server.web import home as home_page
 
 log = logging.getLogger("iiif_server")
+SEARCH_SLOTS = 2  # searches running at once per process: a client chooses their cost, tiles must not wait for it
+SEARCH_WAIT = 5.0  # seconds a search waits for a slot before it is answered 503
 CORS_HEADERS = [
     (b"access-control-allow-origin", b"*"),
     (b"access-control-expose-headers", b"Link, ETag, Content-Type"),
@@ -241,8 +243,9 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
     documents = PresentationService(catalogue, institution(settings), runtime.base_url, runtime.run_io, auth)
     text = TextStore(catalogue)
     documents.document_services = lambda base, c, d, pk: search_services(base, c, d) if text.has_text(pk) else None
-    search = SearchService(text, auth.policy, runtime.base_url, runtime.run_io)
-    search_across = AcrossService(text, auth.policy, runtime.base_url, runtime.run_io)
+    searching = runtime.limited(SEARCH_SLOTS, SEARCH_WAIT)  # one bound for every search route of this process
+    search = SearchService(text, auth.policy, runtime.base_url, searching)
+    search_across = AcrossService(text, auth.policy, runtime.base_url, searching)
 
     async def image_api_3(request: Request) -> Response:
         return await service.handle(request, 3)
