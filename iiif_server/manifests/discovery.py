@@ -14,7 +14,6 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from iiif_server.db.models import Activity
 from iiif_server.manifests.presentation import Urls, nav_date
 
 CONTEXT = "http://iiif.io/api/discovery/1/context.json"
@@ -31,7 +30,7 @@ def page_url(urls: Urls, n: int) -> str:
     return f"{urls.base}/iiif/discovery/activity/page/{n}"
 
 
-def _object(urls: Urls, a: Activity) -> dict[str, str]:
+def _object(urls: Urls, a: Any) -> dict[str, str]:
     if a.object_type == "Collection":
         return {"id": urls.collection(a.collection_id), "type": "Collection"}
     if a.document_ident:
@@ -66,7 +65,7 @@ def collection_document(urls: Urls, total: int, top: int, size: int | None = Non
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
-def page_document(urls: Urls, n: int, top: int, activities: Sequence[Activity], size: int | None = None) -> bytes:
+def page_document(urls: Urls, n: int, top: int, activities: Sequence[Any], size: int | None = None) -> bytes:
     doc: dict[str, Any] = {
         "@context": CONTEXT,
         "id": page_url(urls, n),
