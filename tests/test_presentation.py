@@ -308,7 +308,7 @@ async def test_activity_stream_is_an_ordered_collection_of_resolving_activities_
     assert page["partOf"] == {"id": stream["id"], "type": "OrderedCollection"}
     assert "prev" not in page and "next" not in page
     items = page["orderedItems"]
-    assert stream["totalItems"] == len(items) == 5
+    assert stream["totalItems"] == len(items) == 6
     listed = [(i["type"], i["object"]["type"], i["object"]["id"].removeprefix(BASE)) for i in items]
     assert listed[0] == ("Create", "Collection", "/iiif/presentation/family/collection")
     documents = [a for a in listed if a[2] != "/iiif/presentation/family/manifest" and a[1] == "Manifest"]
@@ -319,6 +319,7 @@ async def test_activity_stream_is_an_ordered_collection_of_resolving_activities_
     # the whole-collection manifest comes with the first pages (before, it answers 404), then shows the next ones
     whole = [a[0] for a in listed if a[2] == "/iiif/presentation/family/manifest"]
     assert whole == ["Create", "Update"] and listed[2][2] == "/iiif/presentation/family/manifest"
+    assert listed[-1] == ("Update", "Collection", "/iiif/presentation/family/collection")  # its listing, at the end
     for item in items:
         resolved = await get_json(client, item["object"]["id"].removeprefix(BASE))
         assert (resolved["id"], resolved["type"]) == (item["object"]["id"], item["object"]["type"])
@@ -326,7 +327,7 @@ async def test_activity_stream_is_an_ordered_collection_of_resolving_activities_
     quadrants(300, 200).flip("horizontal").pngsave(str(tmp_path / "masters" / "letter" / "p1.png"))
     ingest(catalogue, archive, tmp_path / "masters")
     items = await all_items(client)
-    assert len(items) == 7  # the collection's listing of manifests did not change: no Update for it
+    assert len(items) == 8  # the collection's listing of manifests did not change: no Update for it
     assert [(i["type"], i["object"]) for i in items[-2:]] == [
         ("Update", {"id": f"{BASE}/iiif/presentation/family/letter/manifest", "type": "Manifest"}),
         ("Update", {"id": f"{BASE}/iiif/presentation/family/manifest", "type": "Manifest"}),

@@ -331,16 +331,19 @@ class Catalogue(IngestWrites, Withdrawals):
         with self.sessions() as session:
             return [PageRow(*row) for row in session.execute(query).all()]
 
-    def place_documents(self, session: Session, collection_id: str) -> int:
-        """Put unplaced documents in natural order among the others; returns how many.
+    def place_documents(self, session: Session, collection_id: str, only: int | None = None) -> int:
+        """Put unplaced documents (or only the one with primary key `only`) in natural order among the others;
+        returns how many.
 
         Positions stay dense 0..n-1 in sort-key order. A document after every other (the usual
         case: new material has later names) costs an index look-up; one in between shifts the
         documents after it by one set-based UPDATE. Never reads the whole collection."""
         # a write first: concurrent ingests into one collection take turns here (row lock / SQLite's writer lock)
         session.execute(update(Collection).where(Collection.id == collection_id).values(revision=Collection.revision))
-        new = session.scalars(select(Document).where(
-            Document.collection_id == collection_id, Document.position == UNPLACED).order_by(Document.sort_key)).all()
+        unplaced = select(Document).where(Document.collection_id == collection_id, Document.position == UNPLACED)
+        if only is not None:
+            unplaced = unplaced.where(Document.pk == only)
+        new = session.scalars(unplaced.order_by(Document.sort_key)).all()
         if not new:
             return 0
         placed = (Document.collection_id == collection_id, Document.position >= 0)

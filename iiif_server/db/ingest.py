@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from iiif_server.db.models import UNPLACED, Collection, Document, Image, effective_tier, sort_key
@@ -185,9 +185,11 @@ class IngestWrites:
 
     def commit_document(self, collection: str, ident: str, label: str, pages: Sequence[PageSpec],
                         before_commit: Callable[[], None] = lambda: None) -> bool:
-        """One document's pages, positions, counts and activity in one transaction; `before_commit` runs inside
-        it, after every row is written (a journal of the copies to place). Pages the run did not name are
-        left as they are; a new document that got no page is not kept. Returns whether anything changed."""
+        """One document's pages, positions, counts, its place in the collection's listing and its activities, in one
+        transaction: they appear together or not at all. `before_commit` runs inside it, after every row is
+        written (a journal of the copies to place). Pages the run did not name are left as they are; a new
+        document that got no page is not kept. The collection's own Update for its listing is recorded once, at the
+        end of the run (`finish_ingest`). Returns whether anything changed."""
         with self.session() as session:
             self.lock_activities(session)  # before any write: see Catalogue.lock_activities
             coll_tier = session.scalar(select(Collection.tier).where(Collection.id == collection))
@@ -230,6 +232,9 @@ class IngestWrites:
                                 effective_tier(row.tier, coll_tier))
                     self.record_whole(session, collection, coll_tier, before, before + added)  # it shows them too
                     self.touch(session, collection)
+                if row.position == UNPLACED and self.place_documents(session, collection, only=row.pk):
+                    session.execute(update(Collection).where(Collection.id == collection).values(unannounced=1))
+                    self.touch(session, collection)
             before_commit()
         return changed
 
@@ -239,8 +244,9 @@ class IngestWrites:
                 Document.collection_id == collection, Document.ident == document, Image.ident == page))
 
     def finish_ingest(self, collection: str, created: set[str]) -> list[str]:
-        """Put new documents in order, drop those the CSV created that got no page (their ids are returned), and
-        record the collection's change."""
+        """Place what a crashed run left unplaced, drop the documents the CSV created that got no page (their ids
+        are returned), and record the collection's Update if its listing changed since the last one was recorded
+        (by this run, or a run that was stopped or crashed before its end)."""
         with self.session() as session:
             self.lock_activities(session)  # before any write: see Catalogue.lock_activities
             empty = []  # documents the CSV created whose masters all failed: unplaced, never announced
@@ -252,13 +258,13 @@ class IngestWrites:
             for doc in empty:
                 session.execute(delete(Document).where(Document.pk == doc.pk))
                 self.count_items(session, collection, -1, 0)
-            before = session.scalar(select(func.max(Document.position)).where(
-                Document.collection_id == collection, Document.position >= 0))
-            placed = self.place_documents(session, collection)  # new ones, and any a crash left
-            if placed and before is not None:  # new documents joined a collection that listed some
-                coll = session.get(Collection, collection)
-                assert coll is not None
-                self._record_collection_update(session, coll)
+            placed = self.place_documents(session, collection)  # any a crash left with pages but unplaced
+            coll = session.get(Collection, collection)
+            assert coll is not None
+            session.refresh(coll)
+            if placed or coll.unannounced:  # each document's own change was recorded at its commit
+                self.record(session, "Update", "Collection", coll.id, None, coll.tier)
+                coll.unannounced = 0
             if placed or empty:
                 self.touch(session, collection)
         return gone

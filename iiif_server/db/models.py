@@ -74,6 +74,8 @@ class Collection(Described, Base):
     revision: Mapped[int] = mapped_column(Integer, default=1)
     document_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     image_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # documents placed in the listing since the collection's last Update activity (ingest announces them at its end)
+    unannounced: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     documents: Mapped[list[Document]] = relationship(
         back_populates="collection", order_by="Document.position", cascade="all, delete-orphan"
     )

@@ -210,10 +210,20 @@ def write_access_copy(master: Path, page: int, out: Path, quality: int = ACCESS_
             add_thumbnail(out, encoding=Encoding(jpeg_quality=thumbnail_quality))
             add_edges(out, thumbnail_quality)
         os.chmod(out, 0o644)
+        durable(out)  # on disk before the commit that makes it servable, not only in the page cache
     except BaseException:
         out.unlink(missing_ok=True)
         raise
     return img.width, img.height
+
+
+def durable(path: Path) -> None:
+    """Flush a written file to the disk (a power cut after the commit must not find it truncated)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def page_idents(stem: str, count: int) -> list[str]:

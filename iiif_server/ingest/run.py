@@ -113,6 +113,11 @@ class Ingest:
             return
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staged, final)
+        folder = os.open(final.parent, os.O_RDONLY)  # the rename itself, durable too
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
 
     def stop(self, signum: int = signal.SIGTERM) -> None:
         """Stop scheduling; a second call kills the pages in flight."""
