@@ -19,7 +19,7 @@ from sqlalchemy import select
 from iiif_server import config
 from iiif_server.cli import main
 from iiif_server.db.catalogue import Catalogue
-from iiif_server.db.models import Activity, Document, Image
+from iiif_server.db.models import Document, Image
 from iiif_server.ingest.metadata import CsvError, read_metadata_csv
 from iiif_server.ingest.run import Ingest
 from iiif_server.ingest.scan import natural_key, scan_source
@@ -433,7 +433,7 @@ MALFORMED = {
     "bad date": ("photo,A photo,1938-13-45,,,,Photograph\n", "date"),
     "unknown tier": ("photo,A photo,1938,secret,,,Photograph\n", "tier"),
     "unknown document": ("nobody,Someone,1938,,,,Photograph\n", "no document"),
-    "wrong field count": ("photo,A photo,1938\n", "wrong number of fields"),
+    "too many fields": ("photo,A photo, 1938, unquoted comma,,,Photograph,1\n", "8 fields where the header names 7"),
 }
 
 
@@ -471,11 +471,11 @@ def test_malformed_csv_on_a_rerun_leaves_the_collection_exactly_as_it_was(catalo
 
 def test_csv_reader_reports_every_bad_row_with_its_line_number(tmp_path: Path) -> None:
     csv = tmp_path / "m.csv"
-    csv.write_text('id,label,date,tier\na,"Two\nlines",1900,\nb,B,19xx,\nc,C,,secret\na,Again,,\nd,D\n')
-    rows, errors = read_metadata_csv(csv, {"a", "b", "c", "d"})
-    assert [r.ident for r in rows] == ["a"]
-    assert [e.split(":")[1] for e in errors] == ["4", "5", "6", "7"]
-    assert "already on line 3" in errors[2]
+    csv.write_text('id,label,date,tier\na,"Two\nlines",1900,\nb,B,19xx,\nc,C,,secret\na,Again,,\nd,D\ne,E,,,x\n')
+    rows, errors = read_metadata_csv(csv, {"a", "b", "c", "d", "e"})
+    assert [r.ident for r in rows] == ["a", "d"]  # a short row's missing cells are empty ones
+    assert [e.split(":")[1] for e in errors] == ["4", "5", "6", "8"]
+    assert "already on line 3" in errors[2] and "5 fields where the header names 4" in errors[3]
 
 
 def test_csv_rights_must_be_a_creative_commons_or_rightsstatements_uri(tmp_path: Path) -> None:
@@ -488,11 +488,11 @@ def test_csv_rights_must_be_a_creative_commons_or_rightsstatements_uri(tmp_path:
     assert len(errors) == 1 and ":4: rights 'All rights reserved'" in errors[0]
 
 
-def test_csv_that_is_not_utf8_is_an_error_not_a_crash(tmp_path: Path) -> None:
+def test_csv_that_is_not_utf8_is_read_as_windows_1252(tmp_path: Path) -> None:
     csv = tmp_path / "m.csv"
-    csv.write_bytes("id,label\na,Gr\u00fc\u00dfe\n".encode("latin-1"))
+    csv.write_bytes("id,label\na,Gr\u00fc\u00dfe \u2013 \u20ac\n".encode("cp1252"))  # what Excel on Windows writes
     rows, errors = read_metadata_csv(csv, {"a"})
-    assert rows == [] and len(errors) == 1 and "unreadable" in errors[0]
+    assert errors == [] and rows[0].label == "Gr\u00fc\u00dfe \u2013 \u20ac"
 
 
 def test_metadata_csv_beside_the_masters_is_not_a_failed_master(catalogue: Catalogue, tmp_path: Path) -> None:
