@@ -157,7 +157,9 @@ def serve(create_images: bool, config_file: str | None, **cli: Any) -> None:
 @click.option("--tier", default=None, help="collection tier: public, reading-room or staff")
 @click.option("--metadata", "metadata_csv", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="CSV, one row per document: id,label,date,tier,summary,rights,<metadata...>")
-@click.option("--processes", type=click.IntRange(1, 256), default=None, help="worker processes (default: cores)")
+@click.option("--workers", "--processes", "processes", type=click.IntRange(1, 256), default=None,
+              help="worker processes converting masters, as serve's --workers (default: cores; --processes: the old "
+                   "name)")
 @click.option("--quality", type=click.IntRange(1, 100), default=None,
               help="JPEG quality of the access copies [default: 88, or 90 with --no-subsample; docs/guide/ingest.md]")
 @click.option("--subsample/--no-subsample", default=True,
@@ -175,7 +177,8 @@ def ingest(src: Path, collection_id: str, label: str | None, tier: str | None, m
 
     Every file under SRC becomes a page or is reported with its reason. Ctrl-C or TERM stops
     scheduling, waits for the pages in flight, commits the documents that are complete and exits
-    with 128 + the signal number; exit 1 when any master failed, 2 on a malformed CSV."""
+    with 128 + the signal number; exit 1 when any master failed, 2 on a malformed CSV, 3 when the run
+    stopped because every master would fail (no space left, the catalogue cannot be written)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -226,12 +229,14 @@ def ingest(src: Path, collection_id: str, label: str | None, tier: str | None, m
         tracker.end(report.converted + report.unchanged + len(report.failed), len(report.failed))
     text, data = render_report(report, src, collection_id)
     for line in text.splitlines()[1:]:
-        if line.startswith(("failed", "not done")):
+        if line.startswith(("failed", "not done", "warning", "stopped")):
             click.echo(line, err=True)
     written = write_report(report_dir or settings.data_dir / "reports", collection_id, text, data)
     click.echo(f"{report.converted} converted, {report.unchanged} unchanged, {len(report.failed)} failed, "
                f"{len(report.skipped)} skipped" + (f", {len(report.not_done)} not done (stopped)" if report.stopped
                                                    else "") + f"; full report: {written}", err=True)
+    if report.fatal:  # every master would have failed so (no space, the catalogue unwritable)
+        sys.exit(3)
     if report.stopped:
         sys.exit(128 + report.stopped)
     sys.exit(1 if report.failed else 0)

@@ -64,7 +64,7 @@ async def test_unicode_names_gif_and_bmp_pages_keep_their_names_and_places(catal
     report = Ingest(catalogue, root, "family", workers=2).run(src, csv)
     [(path, reason)] = report.failed
     assert path == src / unicodedata.normalize("NFD", LEVY) / "p5.jpg"
-    assert reason.startswith("unreadable: ") and "premature end of jpeg" in reason.lower()
+    assert reason.startswith("unreadable JPEG: ") and "premature end of jpeg" in reason.lower()
     assert pages(catalogue) == [("Brief è", "1", "1", 45), ("Brief é", "1", "1", 44),
                                 (LEVY, "p1", "1", 40), (LEVY, "p2", "2", 41), (LEVY, "p3", "3", 42),
                                 (LEVY, "p10", "5", 43)]  # p10 keeps its place after the failed p5

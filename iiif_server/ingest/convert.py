@@ -4,34 +4,33 @@ stored thumbnail and edge tiles), in a process of its own; no catalogue, no netw
 from __future__ import annotations
 
 import ctypes
+import errno
 import hashlib
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 import uuid
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 ACCESS_TILE = 256
-
-
 # Access copies: JPEG at quality 88 with 4:2:0 chroma: 0.22-0.30 MB per megapixel on synthetic scanned
 # pages, a third of quality 90's (bench/access_quality.py; docs/guide/ingest.md, "Access copies are sized on purpose").
 # libvips' TIFF writer ties the chroma to the quality: YCbCr 4:2:0 below 90, RGB-coded JPEG (no
 # subsampling, ~3x the bytes) from 90; its `rgbjpeg` below 90 subsamples G and B, so it is never used.
 ACCESS_QUALITY = 88
-
-
 SERVED_QUALITY = 85  # the server's default JPEG quality (config.Settings.jpeg_quality): stored thumbnails use it
-
-
 ACCESS_SUBSAMPLE = True
-
-
 MAX_PILLOW_PIXELS = 1 << 30  # masters decoded by Pillow are held whole in memory (3-4 bytes a pixel, twice)
+LOW_SPACE = 64 << 20  # bytes free below which a failed write is the disk's fault, not the master's
 
 
 @dataclass
@@ -49,6 +48,8 @@ class Outcome:
     pages: list[PageOut] = field(default_factory=list)
     converted: bool = False
     error: str | None = None
+    fatal: str | None = None  # what makes every master fail (no space left): the run stops
+    warnings: list[str] = field(default_factory=list)  # what libtiff, libvips or Pillow said of this master
 
 
 def _init_worker(parent: int) -> None:
@@ -97,17 +98,58 @@ class Unsupported(Exception):
 
 
 def _unknown_format(exc: Exception) -> bool:
-    return "not a known file format" in str(exc) or "not a known file format" in str(getattr(exc, "detail", ""))
+    text = f"{exc} {getattr(exc, 'detail', '')}"
+    # libvips lacks the format, or (phones' HEIC) its libheif lacks the HEVC decoder: Pillow's plugins have them
+    return "not a known file format" in text or "compression format has not been built in" in text
+
+
+def sniff(path: Path) -> str | None:
+    """The format a master's first bytes say it is (for messages that name it), None when unknown."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError:
+        return None
+    if head.startswith(b"%PDF"):
+        return "PDF"
+    if head[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):
+        return "TIFF"
+    if head.startswith(b"\xff\xd8"):
+        return "JPEG"
+    if head.startswith(b"\x89PNG"):
+        return "PNG"
+    if head[4:8] == b"ftyp":
+        return "HEIF" if head[8:12] in (b"heic", b"heix", b"mif1", b"msf1", b"hevc", b"heim", b"heis") else "AVIF"
+    if head.startswith((b"\0\0\0\x0cjP  ", b"\xff\x4f\xff\x51")):
+        return "JPEG 2000"
+    return None
+
+
+def _heif_opener() -> None:
+    """Pillow reads HEIC with pillow-heif (a dependency); registered once per process."""
+    try:
+        import pillow_heif
+    except ImportError:
+        return
+    pillow_heif.register_heif_opener()
 
 
 def _pillow_pages(path: Path) -> int:
     from PIL import Image as PILImage
     from PIL import UnidentifiedImageError
 
+    _heif_opener()
     try:
         with PILImage.open(path) as im:
             return int(getattr(im, "n_frames", 1))
     except UnidentifiedImageError as exc:
+        kind = sniff(path)
+        if kind == "PDF":
+            raise Unsupported("a PDF document, not an image: export its pages as TIFF or JPEG") from exc
+        if kind == "HEIF":
+            raise Unsupported("a HEIC photo, which this installation cannot read: pip install pillow-heif") from exc
+        if kind is not None:  # what its first bytes say, but no reader can read it
+            raise Unsupported(f"unreadable {kind}: the file is damaged or truncated") from exc
         raise Unsupported("unsupported format: not a known file format") from exc
 
 
@@ -122,6 +164,7 @@ def _pillow_load(path: Path, page: int) -> Any:
     from PIL import Image as PILImage
 
     PILImage.MAX_IMAGE_PIXELS = MAX_PILLOW_PIXELS  # archival masters are large; above this Pillow refuses
+    _heif_opener()
     with PILImage.open(path) as im:
         im.seek(page)
         if im.mode.startswith("I;16"):
@@ -138,6 +181,8 @@ def page_count(path: Path) -> int:
     """Pages of a master: a multi-page TIFF has several, a pyramid (or a JPEG 2000's levels) only one."""
     import pyvips
 
+    if sniff(path) == "HEIF":  # libvips reads its header, then cannot decode it (no HEVC): Pillow from the start
+        return _pillow_pages(path)
     try:
         img = pyvips.Image.new_from_file(str(path), access="sequential")
     except pyvips.Error as exc:
@@ -156,6 +201,8 @@ def open_master(path: Path, page: int, access: str = "sequential") -> Any:
     import pyvips
 
     options = {"page": page} if page else {}  # only multi-page loaders take `page`
+    if sniff(path) == "HEIF":
+        return _pillow_load(path, page)
     try:
         return pyvips.Image.new_from_file(str(path), access=access, fail=True, **options)
     except pyvips.Error as exc:
@@ -234,6 +281,14 @@ def process_master(master: str, stem: str, staging: str, known_checksum: str | N
                    quality: int = ACCESS_QUALITY, subsample: bool = ACCESS_SUBSAMPLE,
                    thumbnail_quality: int | None = SERVED_QUALITY) -> Outcome:
     path = Path(master)
+    with said_meanwhile() as said:
+        outcome = _process(path, stem, staging, known_checksum, copies_exist, quality, subsample, thumbnail_quality)
+    outcome.warnings = said
+    return outcome
+
+
+def _process(path: Path, stem: str, staging: str, known_checksum: str | None, copies_exist: bool, quality: int,
+             subsample: bool, thumbnail_quality: int | None) -> Outcome:
     try:
         checksum = sha256(path)
         if checksum == known_checksum and copies_exist:  # touched, not changed
@@ -247,6 +302,41 @@ def process_master(master: str, stem: str, staging: str, known_checksum: str | N
     except Unsupported as exc:
         return Outcome(path, error=str(exc))
     except Exception as exc:  # a corrupt master is reported, never fatal to the batch
+        if _no_space(exc, staging):
+            return Outcome(path, fatal=f"no space left on the disk of {staging}: free some and run again")
         reason = describe(exc)
-        reason = f"unsupported format: {reason}" if _unknown_format(exc) else f"unreadable: {reason}"
-        return Outcome(path, error=reason)
+        if _unknown_format(exc):
+            return Outcome(path, error=f"unsupported format: {reason}")
+        kind = sniff(path)
+        return Outcome(path, error=f"unreadable{' ' + kind if kind else ''}: {reason}")
+
+
+def _no_space(exc: BaseException, folder: str) -> bool:
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return True
+    try:
+        return shutil.disk_usage(folder).free < LOW_SPACE
+    except OSError:
+        return False
+
+
+@contextmanager
+def said_meanwhile() -> Iterator[list[str]]:
+    """What libraries print while one master is converted (libtiff's and libvips' warnings on the standard
+    error, Pillow's Python warnings), as lines to report with that master instead of loose on the terminal."""
+    lines: list[str] = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught, warnings.catch_warnings(record=True) as raised:
+        warnings.simplefilter("always")
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            text = caught.read(64 << 10).decode("utf-8", "replace")
+            lines += [line.strip() for line in text.splitlines() if line.strip()][:20]
+            lines += [str(w.message) for w in raised][:20]

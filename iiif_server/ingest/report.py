@@ -19,13 +19,17 @@ class Report:
     failed: list[tuple[Path, str]] = field(default_factory=list)
     skipped: list[tuple[Path, str]] = field(default_factory=list)  # hidden and system files, not masters
     not_done: list[Path] = field(default_factory=list)  # masters a stopped run did not convert
+    warnings: list[tuple[Path, str]] = field(default_factory=list)  # what a library said of a master it read
     stopped: int | None = None  # the signal that stopped the run
+    fatal: str | None = None  # what stopped it because every master would fail (no space left)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "converted": self.converted, "unchanged": self.unchanged, "failed": len(self.failed),
             "skipped": len(self.skipped), "not_done": len(self.not_done),
-            "stopped_by": signal.Signals(self.stopped).name if self.stopped else None,
+            "stopped_by": signal.Signals(self.stopped).name if self.stopped and not self.fatal else None,
+            "fatal": self.fatal,
+            "warnings": [{"path": shown(p), "text": t} for p, t in self.warnings],
             "failures": [{"path": shown(p), "reason": r} for p, r in self.failed],
             "skipped_files": [{"path": shown(p), "reason": r} for p, r in self.skipped],
             "not_done_masters": [shown(p) for p in self.not_done],
@@ -43,6 +47,9 @@ def render_report(report: Any, src: Path, collection: str) -> tuple[str, dict[st
     lines += [f"failed {shown(path)}: {reason}" for path, reason in report.failed]
     lines += [f"skipped {shown(path)}: {reason}" for path, reason in report.skipped]
     lines += [f"not done {shown(path)}" for path in report.not_done]
+    lines += [f"warning {shown(path)}: {shown(text)}" for path, text in report.warnings]
+    if report.fatal:
+        lines.append(f"stopped: {report.fatal}")
     lines.append(f"{report.converted} converted, {report.unchanged} unchanged, {len(report.failed)} failed, "
                  f"{len(report.skipped)} skipped, {len(report.not_done)} not done")
     return "\n".join(lines) + "\n", data

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import DatabaseError
+
 from iiif_server.auth.snapshot import MAX_AGE
 from iiif_server.db.catalogue import Catalogue
 from iiif_server.db.ingest import PageSpec
@@ -144,12 +146,16 @@ class Ingest:
         coll_dir = self.image_root / self.collection
         coll_dir.mkdir(parents=True, exist_ok=True)
         self._recover(coll_dir)
-        csv_new = self._prepare(csv_rows, by_ident)
-        plan = self._plan(by_ident, report)
         try:
-            self._convert(plan, by_ident, coll_dir, report, progress)
-        finally:
-            self._finish(csv_new, report, metadata_csv or src)
+            csv_new = self._prepare(csv_rows, by_ident)
+            plan = self._plan(by_ident, report)
+            try:
+                self._convert(plan, by_ident, coll_dir, report, progress)
+            finally:
+                self._finish(csv_new, report, metadata_csv or src)
+        except DatabaseError as exc:  # the catalogue's disk full, its server gone: every commit would fail so
+            cause = str(getattr(exc, "orig", exc)).splitlines()[0] or type(exc).__name__
+            report.fatal = report.fatal or f"the catalogue cannot be written ({cause}): the run stopped"
         return report
 
     # -- before any conversion -------------------------------------------------------------
@@ -226,6 +232,7 @@ class Ingest:
         pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(),))
         queue = list(reversed(jobs))
         inflight: dict[Future[Outcome], tuple[str, Slot]] = {}
+        committed: set[str] = set()
         done = 0
         deadline: float | None = None
         try:
@@ -254,16 +261,30 @@ class Ingest:
                         slot.outcome = future.result()
                     except Exception as exc:  # noqa: BLE001 - e.g. a worker killed by a bad file
                         slot.outcome = Outcome(slot.master.path, error=f"worker failed: {type(exc).__name__}")
+                    report.warnings += [(slot.master.path, line) for line in slot.outcome.warnings]
+                    if slot.outcome.fatal is not None:  # every master would fail so: stop now, publish no part
+                        report.fatal = report.fatal or slot.outcome.fatal
+                        self.stop()
+                        self._kill = True
+                        report.not_done.append(slot.master.path)
+                        slot.outcome = None
+                        continue
                     if slot.outcome.error is not None:
                         report.failed.append((slot.master.path, slot.outcome.error))
                     done += 1
                     if progress:
                         progress(done, len(jobs))
                     pending[ident] -= 1
-                    if pending[ident] == 0:  # the whole document is ready: commit it, then show it
+                    if pending[ident] == 0 and report.fatal is None:  # the whole document is ready: commit, show
                         self._commit(by_ident[ident], plan[ident], report, journal)
+                        committed.add(ident)
             for _ident, slot in [*inflight.values(), *reversed(queue)]:
                 report.not_done.append(slot.master.path)
+            inflight.clear()
+            for ident, count in pending.items():  # stopped before these documents were committed: their
+                if ident not in committed and count < sum(1 for s in plan[ident] if s.job):  # converted masters
+                    report.not_done += [slot.master.path for slot in plan[ident] if slot.job and slot.outcome
+                                        is not None and slot.outcome.error is None]  # are not done either
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             self._restore_signals(previous)

@@ -78,19 +78,27 @@ def scan_source(src: Path, exclude: Iterable[Path] = ()) -> tuple[dict[str, Sour
     report = Report()
     excluded = {os.path.realpath(p) for p in exclude}
     documents: dict[str, SourceDocument] = {}
-    owners: dict[str, Path] = {}  # NFC name -> the entry that took it
+    listing = sorted(_listing(src, report), key=lambda e: (natural_key(nfc(e.name)), e.name))
+    # every entry that would be a document, by its name as an id (NFC; a file without its extension): two
+    # entries of one name are both refused, whatever order the directory lists them in
+    spellings: dict[str, list[str]] = {}
+    for entry in listing:
+        if not entry.name.startswith(".") and readable(entry.name):
+            name = nfc(entry.name) if entry.is_dir(follow_symlinks=False) else nfc(Path(entry.name).stem)
+            spellings.setdefault(name, []).append(entry.name)
 
     def claim(name: str, entry: os.DirEntry[str]) -> bool:
         problem = name_problem(name)
-        if problem is None and name in owners:
-            problem = f"document name {shown(name)!r} is already taken by {shown(owners[name])}"
+        others = [other for other in spellings.get(name, []) if other != entry.name]
+        if problem is None and others:
+            problem = (f"document name {shown(name)!r} is also the name of {', '.join(repr(shown(o)) for o in others)}"
+                       " (spelled alike once Unicode-normalised, or a file beside a folder): rename one of them")
         if problem is None:
-            owners[name] = Path(entry.path)
             return True
         report.failed.extend((f, problem) for f in _files_below(entry, report) or [Path(entry.path)])
         return False
 
-    for entry in sorted(_listing(src, report), key=lambda e: natural_key(nfc(e.name))):
+    for entry in listing:
         path = Path(entry.path)
         if entry.name.startswith(".") or entry.name.lower() in IGNORED:
             report.skipped.append((path, "hidden or system file"))
