@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from iiif_server import config
-from iiif_server.errors import BadTarget, NotFound
+from iiif_server.errors import BadTarget, Busy, NotFound
 from iiif_server.ingest.report import render_report, write_report
 
 STORAGE = ("data_dir", "images", "database", "s3_endpoint", "s3_region", "s3_access_key_id",
@@ -168,10 +168,16 @@ def serve(create_images: bool, config_file: str | None, **cli: Any) -> None:
               help="write progress as Prometheus metrics to this file (node_exporter's textfile collector)")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="folder for the full report (.txt and .json) [default: DATA_DIR/reports]")
+@click.option("--withdraw-missing", is_flag=True,
+              help="withdraw the pages whose masters are gone from their document's folder (default: keep them, "
+                   "after the others, and report them)")
+@click.option("--new-source", is_flag=True,
+              help="a document ingested before from another folder takes this one as its source (default: refuse "
+                   "it, so that two folders' pages never mix)")
 @settings_options(STORAGE)
 def ingest(src: Path, collection_id: str, label: str | None, tier: str | None, metadata_csv: Path | None,
            processes: int | None, quality: int | None, subsample: bool, metrics_file: Path | None,
-           report_dir: Path | None, config_file: str | None,
+           report_dir: Path | None, withdraw_missing: bool, new_source: bool, config_file: str | None,
            **cli: Any) -> None:
     """Turn a folder of masters into access copies and catalogue entries.
 
@@ -197,7 +203,8 @@ def ingest(src: Path, collection_id: str, label: str | None, tier: str | None, m
         root = target.staging if target is not None else settings.image_root
         job = Ingest(open_catalogue(settings), root, collection_id, label=label, tier=tier, workers=processes,
                      quality=quality or (ACCESS_QUALITY if subsample else 90), subsample=subsample, target=target,
-                     thumbnail_quality=settings.jpeg_quality)
+                     thumbnail_quality=settings.jpeg_quality, withdraw_missing=withdraw_missing,
+                     new_source=new_source)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     columns = (TextColumn("ingest"), BarColumn(), MofNCompleteColumn(),
@@ -225,11 +232,13 @@ def ingest(src: Path, collection_id: str, label: str | None, tier: str | None, m
                 console.print(f"[red]metadata error[/red] {line}")
             console.print("nothing was ingested: fix the CSV and run again")
             sys.exit(2)
+        except Busy as exc:
+            raise click.ClickException(exc.message) from None
     if tracker is not None:
         tracker.end(report.converted + report.unchanged + len(report.failed), len(report.failed))
     text, data = render_report(report, src, collection_id)
     for line in text.splitlines()[1:]:
-        if line.startswith(("failed", "not done", "warning", "stopped")):
+        if line.startswith(("failed", "not done", "warning", "stopped", "missing")):
             click.echo(line, err=True)
     written = write_report(report_dir or settings.data_dir / "reports", collection_id, text, data)
     click.echo(f"{report.converted} converted, {report.unchanged} unchanged, {len(report.failed)} failed, "
@@ -239,7 +248,7 @@ def ingest(src: Path, collection_id: str, label: str | None, tier: str | None, m
         sys.exit(3)
     if report.stopped:
         sys.exit(128 + report.stopped)
-    sys.exit(1 if report.failed else 0)
+    sys.exit(1 if report.failed or any(what == "kept" for *_, what in report.missing) else 0)
 
 
 @main.group()

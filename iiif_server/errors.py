@@ -39,6 +39,12 @@ class BadTarget(RequestError, ValueError):
     """Not of the form `collection[/document[/page]]`."""
 
 
+class Busy(IIIFServerError):
+    """Something that runs one at a time is running already (an ingest of the same collection)."""
+
+    status = 409
+
+
 class TooLarge(RequestError):
     """More than the server will decode or build for one request."""
 

@@ -7,6 +7,9 @@ through the database) and records a Change Discovery activity.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,7 +41,7 @@ from iiif_server.db.models import (
     now,
 )
 from iiif_server.db.withdrawals import Withdrawals
-from iiif_server.errors import NotFound, Target
+from iiif_server.errors import Busy, NotFound, Target
 
 ACTIVITY_LOCK = 0x11F5AC7  # PostgreSQL advisory lock key: one recording transaction at a time
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -192,6 +195,33 @@ class Catalogue(IngestWrites, Withdrawals):
             with session.no_autoflush:  # rows written after the lock, never locked while waiting for it
                 session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ACTIVITY_LOCK})
         session.info["activities_locked"] = transaction
+
+    @contextmanager
+    def run_lock(self, collection_id: str) -> Iterator[None]:
+        """One ingest of a collection at a time, on every host that shares this catalogue: PostgreSQL's session
+        advisory lock, held on a connection of its own for the run (released if the process dies); on SQLite
+        (one host), a lock file beside the database. A second run is refused at once (Busy), never queued."""
+        key = int.from_bytes(hashlib.blake2b(f"ingest:{collection_id}".encode(), digest_size=8).digest(), "big",
+                             signed=True)
+        if self.engine.dialect.name == "postgresql":
+            with self.engine.connect() as conn:
+                if not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
+                    raise Busy(f"another ingest of collection {collection_id!r} is running: let it finish, or stop it")
+                try:
+                    yield
+                finally:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    conn.commit()
+            return
+        database = self.engine.url.database
+        base = Path(database) if database and database != ":memory:" else Path(tempfile.gettempdir()) / "catalogue"
+        with open(base.with_name(f"{base.name}.run-{key & 0xFFFFFFFFFFFF:012x}.lock"), "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                raise Busy(f"another ingest of collection {collection_id!r} is running: let it finish, or stop it"
+                           ) from None
+            yield
 
     def record(self, session: Session, kind: str, object_type: str, collection_id: str,
                document: str | None, tier: str) -> None:

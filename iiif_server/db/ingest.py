@@ -76,6 +76,7 @@ class IngestWrites:
     place_documents: Any
     whole_pages: Any
     record_whole: Any
+    _withdraw_document: Any
 
     def legacy_sources(self, collection: str, idents: Sequence[str]) -> dict[str, str | None]:
         """The first master path of each of these documents (to recognise folders stored under old ids)."""
@@ -183,13 +184,27 @@ class IngestWrites:
             pages.sort()
         return known
 
+    def sources_of(self, collection: str, documents: Sequence[str]) -> dict[str, dict[str, str]]:
+        """Each of these documents' pages and the master each came from: document -> {page: master path}."""
+        found: dict[str, dict[str, str]] = {}
+        with self.sessions() as session:
+            for batch in batches(documents):
+                for doc, page, path in session.execute(
+                        select(Document.ident, Image.ident, Image.source_path)
+                        .join(Image, Image.document_pk == Document.pk)
+                        .where(Document.collection_id == collection, Document.ident.in_(batch))):
+                    found.setdefault(doc, {})[page] = path
+        return found
+
     def commit_document(self, collection: str, ident: str, label: str, pages: Sequence[PageSpec],
-                        before_commit: Callable[[], None] = lambda: None) -> bool:
+                        before_commit: Callable[[], None] = lambda: None, withdraw: Sequence[str] = ()) -> bool:
         """One document's pages, positions, counts, its place in the collection's listing and its activities, in one
         transaction: they appear together or not at all. `before_commit` runs inside it, after every row is
-        written (a journal of the copies to place). Pages the run did not name are left as they are; a new
-        document that got no page is not kept. The collection's own Update for its listing is recorded once, at the
-        end of the run (`finish_ingest`). Returns whether anything changed."""
+        written (a journal of the copies to place). The pages the run did not name (their masters are gone from
+        the source) are withdrawn where `withdraw` names them, else kept after the named ones, so that positions
+        stay unique; a new document that got no page is not kept, an old one left with none is withdrawn. The
+        collection's own Update for its listing is recorded once, at the end of the run (`finish_ingest`).
+        Returns whether anything changed."""
         with self.session() as session:
             self.lock_activities(session)  # before any write: see Catalogue.lock_activities
             coll_tier = session.scalar(select(Collection.tier).where(Collection.id == collection))
@@ -221,6 +236,28 @@ class IngestWrites:
                     img.position, img.label = page.position, str(page.position + 1)
                 if page.source is not None:
                     img.source_path, img.source_page, img.source_size, img.source_mtime = page.source
+            named = {page.ident for page in pages}
+            last = max((page.position for page in pages), default=-1)
+            gone = 0
+            for img in sorted((i for i in existing.values() if i.ident not in named), key=lambda i: i.position):
+                if img.ident in withdraw:
+                    session.delete(img)
+                    gone += 1
+                    changed = True
+                else:  # kept, after the pages of the masters the source still has: never two on one place
+                    last += 1
+                    if img.position != last:
+                        img.position, img.label = last, str(last + 1)
+                        changed = True
+            if gone:
+                self.count_items(session, collection, 0, -gone)
+            if existing and len(existing) - gone + added == 0:  # its every page withdrawn: the document goes too
+                session.flush()
+                coll = session.get(Collection, collection)
+                assert coll is not None
+                self._withdraw_document(session, coll, row)
+                before_commit()
+                return True
             if not existing and not added:  # every master failed: no document
                 session.delete(row)
                 self.count_items(session, collection, -1, 0)
@@ -230,7 +267,7 @@ class IngestWrites:
                 if changed:
                     self.record(session, "Create" if first_pages else "Update", "Manifest", collection, ident,
                                 effective_tier(row.tier, coll_tier))
-                    self.record_whole(session, collection, coll_tier, before, before + added)  # it shows them too
+                    self.record_whole(session, collection, coll_tier, before, before + added - gone)  # shows them too
                     self.touch(session, collection)
                 if row.position == UNPLACED and self.place_documents(session, collection, only=row.pk):
                     session.execute(update(Collection).where(Collection.id == collection).values(unannounced=1))

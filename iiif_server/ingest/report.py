@@ -20,6 +20,7 @@ class Report:
     skipped: list[tuple[Path, str]] = field(default_factory=list)  # hidden and system files, not masters
     not_done: list[Path] = field(default_factory=list)  # masters a stopped run did not convert
     warnings: list[tuple[Path, str]] = field(default_factory=list)  # what a library said of a master it read
+    missing: list[tuple[str, str, str]] = field(default_factory=list)  # page, its master gone, kept or withdrawn
     stopped: int | None = None  # the signal that stopped the run
     fatal: str | None = None  # what stopped it because every master would fail (no space left)
 
@@ -30,6 +31,8 @@ class Report:
             "stopped_by": signal.Signals(self.stopped).name if self.stopped and not self.fatal else None,
             "fatal": self.fatal,
             "warnings": [{"path": shown(p), "text": t} for p, t in self.warnings],
+            "missing": [{"page": page, "master": shown(master), "page_is": what} for page, master, what in
+                        self.missing],
             "failures": [{"path": shown(p), "reason": r} for p, r in self.failed],
             "skipped_files": [{"path": shown(p), "reason": r} for p, r in self.skipped],
             "not_done_masters": [shown(p) for p in self.not_done],
@@ -48,6 +51,8 @@ def render_report(report: Any, src: Path, collection: str) -> tuple[str, dict[st
     lines += [f"skipped {shown(path)}: {reason}" for path, reason in report.skipped]
     lines += [f"not done {shown(path)}" for path in report.not_done]
     lines += [f"warning {shown(path)}: {shown(text)}" for path, text in report.warnings]
+    lines += [f"missing {shown(page)}: its master {shown(master)} is gone from the source; the page is {what}"
+              for page, master, what in report.missing]
     if report.fatal:
         lines.append(f"stopped: {report.fatal}")
     lines.append(f"{report.converted} converted, {report.unchanged} unchanged, {len(report.failed)} failed, "

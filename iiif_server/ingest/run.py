@@ -46,8 +46,8 @@ from iiif_server.ingest.convert import (
 from iiif_server.ingest.metadata import CsvError, CsvRow, csv_ids, read_metadata_csv
 from iiif_server.ingest.report import Report
 from iiif_server.ingest.scan import Master, SourceDocument, check_collection_id, nfc, safe_ident, scan_source
-from iiif_server.ingest.withdraw import TRASH, clean_debris
-from iiif_server.names import copy_path, on_disk
+from iiif_server.ingest.withdraw import TRASH, FolderCopies, ObjectCopies, clean_debris
+from iiif_server.names import copy_path, on_disk, shown
 from iiif_server.storage import ObjectTarget
 
 STAGING = ".ingest-"  # hidden: no identifier can name what lies below it
@@ -79,9 +79,13 @@ class Ingest:
                  label: str | None = None, tier: str | None = None, workers: int | None = None,
                  stop_grace: float = STOP_GRACE, quality: int = ACCESS_QUALITY,
                  subsample: bool = ACCESS_SUBSAMPLE, target: ObjectTarget | None = None,
-                 thumbnail_quality: int | None = SERVED_QUALITY) -> None:
+                 thumbnail_quality: int | None = SERVED_QUALITY, withdraw_missing: bool = False,
+                 new_source: bool = False) -> None:
         """`target`: copies bound for object storage; `image_root` is then its local staging folder.
-        `thumbnail_quality`: the serving JPEG quality the stored thumbnails are encoded at (None: none stored)."""
+        `thumbnail_quality`: the serving JPEG quality the stored thumbnails are encoded at (None: none stored).
+        `withdraw_missing`: a page whose master is gone from its document's folder is withdrawn (else kept,
+        after the others, and reported). `new_source`: a document ingested before from another folder takes
+        this run's folder as its source (else it is refused: its pages would mix)."""
         self.catalogue = catalogue
         self.image_root = image_root
         self.target = target
@@ -95,9 +99,12 @@ class Ingest:
         access_options(quality, subsample)  # refused before anything is written
         self.quality, self.subsample = quality, subsample
         self.thumbnail_quality = thumbnail_quality
+        self.withdraw_missing = withdraw_missing
+        self.new_source = new_source
         self.stopped: int | None = None  # the signal asking the run to stop
         self._kill = False
         self._visible_at = 0.0  # monotonic time from which copies may be renamed into place
+        self._gone: dict[str, list[str]] = {}  # pages whose masters left their document's folder
 
     def access_path(self, document: str, page: str) -> Path:
         return self.image_root / copy_path(self.collection, document, page)
@@ -121,6 +128,11 @@ class Ingest:
         finally:
             os.close(folder)
 
+    def _take_away(self, relative: str) -> None:
+        """Delete a withdrawn page's access copy, in the folder or the bucket."""
+        copies = ObjectCopies(self.target.store) if self.target is not None else FolderCopies(self.image_root)
+        copies.take_away(relative)()
+
     def stop(self, signum: int = signal.SIGTERM) -> None:
         """Stop scheduling; a second call kills the pages in flight."""
         if self.stopped is None:
@@ -130,6 +142,11 @@ class Ingest:
 
     def run(self, src: Path, metadata_csv: Path | None = None,
             progress: Callable[[int, int], None] | None = None) -> Report:
+        """Busy when another run of the same collection holds it (on any host sharing the catalogue)."""
+        with self.catalogue.run_lock(self.collection):
+            return self._run(src, metadata_csv, progress)
+
+    def _run(self, src: Path, metadata_csv: Path | None, progress: Callable[[int, int], None] | None) -> Report:
         src = src.resolve()
         documents, report = scan_source(src, [metadata_csv] if metadata_csv is not None else [])
         self._resolve_idents(documents)
@@ -185,8 +202,23 @@ class Ingest:
     def _plan(self, by_ident: dict[str, SourceDocument], report: Report) -> dict[str, list[Slot]]:
         """Each master: unchanged (size and mtime as catalogued, copies present: no file is read) or a job."""
         known = self.catalogue.known_pages(self.collection, list(by_ident))
+        sources = self.catalogue.sources_of(self.collection, list(by_ident))
         plan: dict[str, list[Slot]] = {}
-        for ident, doc in by_ident.items():
+        for ident, doc in list(by_ident.items()):
+            here = {str(m.path) for m in doc.masters}
+            elsewhere = {path for path in sources.get(ident, {}).values()
+                         if path != str(doc.path) and not path.startswith(str(doc.path) + os.sep)}
+            if elsewhere and not self.new_source:  # the same name, another folder: never mix their pages
+                folder = os.path.dirname(min(elsewhere))
+                report.failed += [(m.path, f"document {ident!r} holds pages ingested from {shown(folder)}, another "
+                                   "folder: ingest from there, or pass --new-source to make this folder its source")
+                                  for m in doc.masters if m.stem]
+                del by_ident[ident]
+                continue
+            self._gone[ident] = sorted(page for page, path in sources.get(ident, {}).items() if path not in here)
+            for page in self._gone[ident]:
+                report.missing.append((f"{self.collection}/{ident}/{page}", sources[ident][page],
+                                       "withdrawn" if self.withdraw_missing else "kept"))
             copies: set[str] | None = None
             slots = []
             for master in doc.masters:
@@ -214,8 +246,8 @@ class Ingest:
                  report: Report, progress: Callable[[int, int], None] | None) -> None:
         jobs = [(ident, slot) for ident, slots in plan.items() for slot in slots if slot.job]
         pending = {ident: sum(1 for s in slots if s.job) for ident, slots in plan.items()}
-        for ident, count in pending.items():  # nothing to convert: only positions may have moved
-            if count == 0 and _moved(plan[ident]):
+        for ident, count in pending.items():  # nothing to convert: positions may have moved, masters gone
+            if count == 0 and (_moved(plan[ident]) or self._gone.get(ident)):
                 self._commit(by_ident[ident], plan[ident], report, None)
         if progress:
             progress(0, len(jobs))
@@ -349,7 +381,10 @@ class Ingest:
                 journal.flush()
                 os.fsync(journal.fileno())
 
-        self.catalogue.commit_document(self.collection, doc.ident, doc.name, pages, journal_renames)
+        withdrawn = self._gone.get(doc.ident, []) if self.withdraw_missing else []
+        self.catalogue.commit_document(self.collection, doc.ident, doc.name, pages, journal_renames, withdrawn)
+        for page in withdrawn:  # committed: their copies go (the rows are gone, nothing serves them now)
+            self._take_away(copy_path(self.collection, doc.ident, page))
         report.converted += converted
         report.unchanged += unchanged
         if renames:

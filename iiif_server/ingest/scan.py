@@ -111,8 +111,7 @@ def scan_source(src: Path, exclude: Iterable[Path] = ()) -> tuple[dict[str, Sour
             if claim(name, entry):
                 doc = SourceDocument(name, path)
                 _walk(path, doc, report, excluded)
-                if any(m.stem for m in doc.masters):
-                    documents[name] = doc
+                documents[name] = doc  # even empty: its pages' masters may have gone (see Ingest._plan)
         else:
             name = nfc(Path(entry.name).stem)
             if claim(name, entry) and (master := _master(path, name, report)) is not None:
