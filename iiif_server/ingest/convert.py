@@ -250,9 +250,18 @@ def write_access_copy(master: Path, page: int, out: Path, quality: int = ACCESS_
     img = to_srgb8(open_upright(master, page))
     if img.hasalpha():
         img = img.flatten(background=WHITE)
+    width, height = img.width, img.height
+    # 4:2:0 shares colour between pairs of columns and rows, and libvips fills the rest of an edge tile with
+    # black: an odd last column or row (a whole 1x1 page) would share its colour with black. Written with its
+    # edge repeated once, then declared at its own size, it shares it with itself.
+    odd = subsample and img.bands == 3 and (width % 2 or height % 2)
+    if odd:
+        img = img.embed(0, 0, width + width % 2, height + height % 2, extend="copy")
     try:
         img.tiffsave(str(out), tile=True, tile_width=ACCESS_TILE, tile_height=ACCESS_TILE, pyramid=True,
                      **access_options(quality, subsample), **no_metadata("tiffsave"))
+        if odd:
+            declare_size(out, width, height)
         if thumbnail_quality is not None:
             add_thumbnail(out, encoding=Encoding(jpeg_quality=thumbnail_quality))
             add_edges(out, thumbnail_quality)
@@ -261,7 +270,17 @@ def write_access_copy(master: Path, page: int, out: Path, quality: int = ACCESS_
     except BaseException:
         out.unlink(missing_ok=True)
         raise
-    return img.width, img.height
+    return width, height
+
+
+def declare_size(path: Path, width: int, height: int) -> None:
+    """Set the full-resolution size a TIFF declares (its tiles are whole tiles whatever the size)."""
+    import tifffile
+
+    with tifffile.TiffFile(path, mode="r+b") as tif:
+        tags = tif.pages[0].tags
+        tags["ImageWidth"].overwrite(width)
+        tags["ImageLength"].overwrite(height)
 
 
 def durable(path: Path) -> None:
