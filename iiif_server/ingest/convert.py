@@ -31,6 +31,8 @@ SERVED_QUALITY = 85  # the server's default JPEG quality (config.Settings.jpeg_q
 ACCESS_SUBSAMPLE = True
 MAX_PILLOW_PIXELS = 1 << 30  # masters decoded by Pillow are held whole in memory (3-4 bytes a pixel, twice)
 LOW_SPACE = 64 << 20  # bytes free below which a failed write is the disk's fault, not the master's
+STRIP_ABOVE = 16 << 20  # pixels of a JPEG 2000 master above which it is decoded in strips (Pillow below)
+STRIP_PIXELS = 3 << 19  # pixels of one strip: OpenJPEG needs some 60 bytes a pixel of what it decodes at once
 
 
 @dataclass
@@ -197,12 +199,53 @@ def page_count(path: Path) -> int:
     return pages
 
 
-def open_master(path: Path, page: int, access: str = "sequential") -> Any:
+def jp2_strips(path: Path, scratch: Path) -> Any | None:
+    """A large JPEG 2000 master decoded strip by strip through OpenJPEG (glymur) into a raw file in `scratch`,
+    read back by libvips as it writes the copy: a worker holds one strip, never the whole image (Pillow held
+    about 20 bytes a pixel: 1.5 GB for 75 megapixels). None where glymur or OpenJPEG is missing, or the master
+    is small enough for Pillow."""
+    try:
+        import glymur
+        import numpy as np
+        import pyvips
+
+        jp2 = glymur.Jp2k(str(path))
+        shape = jp2.shape
+    except Exception:  # noqa: BLE001 - no binding, no libopenjp2, or not what glymur reads: Pillow decides
+        return None
+    height, width = shape[0], shape[1]
+    bands = shape[2] if len(shape) > 2 else 1
+    if width * height <= STRIP_ABOVE or bands not in (1, 3):
+        return None
+    rows = max(64, STRIP_PIXELS // width)
+    with tempfile.NamedTemporaryFile(dir=scratch, prefix=".strips-", suffix=".raw", delete=False) as raw:
+        depth = None
+        for top in range(0, height, rows):
+            strip = np.ascontiguousarray(jp2[top:min(height, top + rows), :])
+            depth = depth or strip.dtype
+            raw.write(strip.astype(depth, copy=False).tobytes())
+    fmt = "ushort" if depth == np.uint16 else "uchar"
+    img = pyvips.Image.rawload(raw.name, width, height, bands, format=fmt)
+    interpretation = ("srgb" if fmt == "uchar" else "rgb16") if bands == 3 else ("b-w" if fmt == "uchar" else
+                                                                                "grey16")
+    _scratch_files.append(raw.name)
+    return img.copy(interpretation=interpretation)
+
+
+_scratch_files: list[str] = []  # raw strips of the master being converted: removed once its copy is written
+
+
+def open_master(path: Path, page: int, access: str = "sequential", scratch: Path | None = None) -> Any:
     import pyvips
 
     options = {"page": page} if page else {}  # only multi-page loaders take `page`
-    if sniff(path) == "HEIF":
+    kind = sniff(path)
+    if kind == "HEIF":
         return _pillow_load(path, page)
+    if kind == "JPEG 2000" and scratch is not None and not jp2_loads():
+        strips = jp2_strips(path, scratch)
+        if strips is not None:
+            return strips
     try:
         return pyvips.Image.new_from_file(str(path), access=access, fail=True, **options)
     except pyvips.Error as exc:
@@ -211,12 +254,19 @@ def open_master(path: Path, page: int, access: str = "sequential") -> Any:
         return _pillow_load(path, page)
 
 
-def open_upright(path: Path, page: int) -> Any:
+def jp2_loads() -> bool:
+    """Whether the installed libvips decodes JPEG 2000 itself (Debian's does, tile by tile; the wheels do not)."""
+    import pyvips
+
+    return bool(pyvips.type_find("VipsOperation", "jp2kload"))
+
+
+def open_upright(path: Path, page: int, scratch: Path | None = None) -> Any:
     """A master turned as its EXIF or TIFF orientation says (a phone's or camera's capture of a page).
 
     Turning reads the pixels out of order, which a sequential decode cannot: such a master is opened
     for random access (libvips keeps a large one in a temporary file, not in memory)."""
-    img = open_master(path, page)
+    img = open_master(path, page, scratch=scratch)
     orientation = int(img.get("orientation")) if img.get_typeof("orientation") else 1
     if orientation in range(2, 9):
         img = open_master(path, page, access="random")
@@ -247,7 +297,7 @@ def write_access_copy(master: Path, page: int, out: Path, quality: int = ACCESS_
     from iiif_server.tiles.pipeline import WHITE, Encoding, no_metadata, to_srgb8
     from iiif_server.tiles.prepare import add_edges, add_thumbnail
 
-    img = to_srgb8(open_upright(master, page))
+    img = to_srgb8(open_upright(master, page, out.parent))
     if img.hasalpha():
         img = img.flatten(background=WHITE)
     width, height = img.width, img.height
@@ -270,6 +320,9 @@ def write_access_copy(master: Path, page: int, out: Path, quality: int = ACCESS_
     except BaseException:
         out.unlink(missing_ok=True)
         raise
+    finally:
+        while _scratch_files:  # the raw strips of a JPEG 2000 master, read by now
+            os.unlink(_scratch_files.pop())
     return width, height
 
 
