@@ -72,7 +72,8 @@ CURSOR_MAX = 2**31 - 1  # every number a cursor carries is a key or a tier: an i
 
 def cursor_number(text: str) -> int:
     """One number of a cursor this server gave, or RequestError (400): never a value the database cannot take."""
-    if not text.isdigit() or int(text) > CURSOR_MAX:
+    # ASCII digits only (isdigit() takes other scripts' digits), and short enough to convert cheaply
+    if not (0 < len(text) <= 10 and text.isascii() and text.isdigit()) or int(text) > CURSOR_MAX:
         raise RequestError(f"not a cursor this server gave: {text[:40]!r}")
     return int(text)
 
