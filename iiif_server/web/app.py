@@ -328,7 +328,9 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
     async def refused(request: Request, exc: Exception) -> Response:
         """Every error of the server's family that a route lets through: its status and a short reason."""
         assert isinstance(exc, IIIFServerError)
-        if exc.status >= 500:
+        if exc.status == 503:  # load shed on purpose (Retry-After): worth a line, not a traceback
+            log.warning("503 on %s: %s", request.url.path, exc.message)
+        elif exc.status >= 500:
             log.error("%s on %s: %s", exc.status, request.url.path, exc.message, exc_info=exc)
         return error_response(exc)
 
