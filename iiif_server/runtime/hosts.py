@@ -94,7 +94,7 @@ class AllowedHosts:
 
 
 class HostCheck:
-    """400 for a request whose Host (or a trusted proxy's X-Forwarded-Host) is not allowed."""
+    """400 for a request whose Host (or a trusted proxy's X-Forwarded-Host) is not allowed (/healthz excepted)."""
 
     def __init__(self, app: ASGIApp, hosts: AllowedHosts, proxies: Sequence[IPNetwork]) -> None:
         self.app = app
@@ -102,7 +102,8 @@ class HostCheck:
         self.proxies = proxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        # /healthz names no host: an orchestrator's probe, sent to the replica's own address, is answered
+        if scope["type"] == "http" and scope["path"] != "/healthz":
             host, forwarded = "", None
             for name, value in scope["headers"]:
                 if name == b"host":

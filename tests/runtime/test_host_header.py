@@ -73,3 +73,11 @@ async def test_ids_carry_the_normalised_host(client: httpx.AsyncClient) -> None:
     assert r.json()["id"] == "http://images.example.org/iiif/3/quadrants"
     tile = await client.get("/iiif/3/quadrants/full/64,/0/default.jpg", headers={"Host": "images.example.org:80"})
     assert "<http://images.example.org/iiif/3/quadrants/" in tile.headers["link"]
+
+
+async def test_health_checks_answer_whatever_the_host(client: httpx.AsyncClient) -> None:
+    """An orchestrator's probe is sent to the replica's own address: /healthz names no host, so it answers."""
+    for host in ("10.1.2.3:8000", "images.example.org", "[::1]@evil.example"):
+        r = await client.get("/healthz", headers={"Host": host})
+        assert r.status_code == 200 and "evil" not in r.text
+    assert (await client.get("/healthz/", headers={"Host": "10.1.2.3:8000"})).status_code == 400
