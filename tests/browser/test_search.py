@@ -23,9 +23,9 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from conftest import start_server, stop_server
+from support import start_server, stop_server
 
-from .conftest import ARTIFACTS, Session, cli, screenshot, wait_until
+from .viewing import ARTIFACTS, Session, cli, screenshot, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -170,7 +170,7 @@ def test_mirador_search_panel_finds_and_highlights_a_name(session: Session, page
 def test_mirador_finds_nothing_in_a_reading_room_list_without_clearance(session: Session, pages: str,
                                                                        search_server: str) -> None:
     """The same list in a reading-room collection: the manifest offers the search, an anonymous search
-    answers no hit, no count and no text (tests/test_search.py checks every route over HTTP)."""
+    answers no hit, no count and no text (tests/search/test_search.py checks every route over HTTP)."""
     page = session.page
     page.goto(f"{pages}/mirador.html?manifest={quote(manifest(search_server, RESTRICTED), safe='')}&panel=search")
     field = page.get_by_role("combobox")
