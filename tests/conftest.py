@@ -3,7 +3,7 @@ on SQLite and PostgreSQL, the image storages (files and S3), the world of the ac
 
 Helpers live in support modules (tests/support.py, tests/worlds.py ...), never in a test module: no test
 module imports another. Under pytest-xdist every session fixture here is one per worker, with the worker's
-own ports and PostgreSQL database (tests/support.py); the hooks at the end keep the tests that share an
+own ports and PostgreSQL database (tests/support.py); the hook at the end keeps the tests that share an
 expensive set-up on one worker.
 """
 
@@ -159,3 +159,25 @@ async def console_world(catalogue: Catalogue, tmp_path: Path, tiff_bytes: bytes)
     """The staff console's world: staff material hidden, a staff network and an audit log."""
     async for w in make_console_world(catalogue, tmp_path, tiff_bytes):
         yield w
+
+
+# -- pytest-xdist: tests that share an expensive set-up run on one worker --------------------------------
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """With `-n` (pyproject.toml's addopts), tests go to the workers a module at a time, and the browser
+    tests (tests/browser) all together: a module's fixtures (a server, an ingested archive, nginx) and the
+    browser tests' Chromium, viewer pages and servers are then made once, on one worker, as in a serial
+    run. (Not `--dist loadgroup` with `xdist_group` marks: pytest-xdist 3.8 on pytest 9.2 ignores them.)
+    An explicit `--dist` other than `load` is left to pytest-xdist."""
+    if config.getoption("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedSetUps(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "tests/browser" if module.startswith("tests/browser/") else module
+
+    config.option.loadscopereorder = False  # collection order: the long browser unit starts early
+    return SharedSetUps(config, log)

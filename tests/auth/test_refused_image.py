@@ -32,6 +32,7 @@ async def world(catalogue: Catalogue, tmp_path: Path, tiff_bytes: bytes) -> Asyn
         yield w
 
 
+@pytest.mark.libvips
 async def test_a_refused_thumbnail_is_a_padlock_of_the_size_asked_for(world: World) -> None:
     c = world.client()
     r = await c.get(image_url(ROOM, "full/90,/0/default.jpg"), headers=BROWSER_IMAGE)

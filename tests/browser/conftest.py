@@ -22,10 +22,11 @@ from .viewing import (
     Archive,
     Session,
     Traffic,
-    _serve,
-    _serve_pages,
+    add_transports,
     cli,
     install_viewers,
+    serve_archive,
+    serve_pages,
     unavailable,
 )
 
@@ -72,12 +73,13 @@ def node_modules() -> Path:
 @pytest.fixture(scope="session")
 def pages(node_modules: Path) -> Iterator[str]:
     """The viewer pages, on their own port: the same site as the IIIF server, another origin."""
-    yield from _serve_pages(node_modules)
+    yield from serve_pages(node_modules)
 
 
 @pytest.fixture(scope="session")
 def archive(tmp_path_factory: pytest.TempPathFactory) -> Archive:
-    """A reading-room collection with one two-page document, ingested by the CLI, and a token for it."""
+    """A reading-room collection with one two-page document, ingested by the CLI, and a token for it; and
+    the transport lists of the search tests, public and reading-room, with their name index."""
     src = tmp_path_factory.mktemp("browser-masters")
     data = tmp_path_factory.mktemp("browser-data")
     (src / DOCUMENT).mkdir()
@@ -87,6 +89,8 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Archive:
         "--processes", "1", "--data-dir", str(data))
     token = cli("token", "issue", "--tier", "reading-room", "--holder", "browser test", "--days", "1",
                 "--data-dir", str(data)).strip().splitlines()[-1]
+    add_transports(data, tmp_path_factory.mktemp("transport-masters"),
+                   tmp_path_factory.mktemp("transport-text") / "names.csv")  # for test_search.py
     return Archive(data, token)
 
 
@@ -94,16 +98,17 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Archive:
 def server(archive: Archive, pages: str) -> Iterator[str]:
     """The IIIF server with no reading-room network: the material needs a token. The viewer pages'
     origin is configured: the token services hand tokens to no other."""
-    yield from _serve(archive, "--viewer-origins", pages)
+    yield from serve_archive(archive, "--viewer-origins", pages)
 
 
 @pytest.fixture(scope="session")
 def kiosk_server(archive: Archive, pages: str) -> Iterator[str]:
     """The IIIF server with loopback as the reading room's network."""
-    yield from _serve(archive, "--networks", "reading-room=127.0.0.0/8,reading-room=::1/128", "--viewer-origins", pages)
+    yield from serve_archive(archive, "--networks", "reading-room=127.0.0.0/8,reading-room=::1/128",
+                             "--viewer-origins", pages)
 
 
 @pytest.fixture(scope="session")
 def same_origin(node_modules: Path, server: str) -> Iterator[str]:
     """The viewer pages and, through a proxy, the IIIF server (`server`) on one origin."""
-    yield from _serve_pages(node_modules, upstream=urlsplit(server).netloc)
+    yield from serve_pages(node_modules, upstream=urlsplit(server).netloc)

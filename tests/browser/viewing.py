@@ -225,7 +225,7 @@ class _ViewerHandler(SimpleHTTPRequestHandler):
         pass
 
 
-def _serve_pages(modules: Path, upstream: str | None = None) -> Iterator[str]:
+def serve_pages(modules: Path, upstream: str | None = None) -> Iterator[str]:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(_ViewerHandler, modules=modules, upstream=upstream))
     httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, name="viewer-pages", daemon=True)
@@ -253,7 +253,45 @@ class Archive:
     token: str  # a reading-room access token
 
 
-def _serve(archive: Archive, *extra: str) -> Iterator[str]:
+# the transport lists of the search tests (test_search.py): in the shared archive too
+TRANSPORTS, TRANSPORT_LIST = "transports", "list-12"
+TRANSPORTS_RR = "transports-rr"  # the same list in a reading-room collection
+LIST_SIZE = (1600, 1200)
+# page, text, x, y, w, h: the name index of a transport list
+NAMES = [
+    ("p1", "Lévy, Abraham", 200, 300, 420, 60),
+    ("p1", "Goldsztajn, Chaja", 200, 420, 480, 60),
+    ("p1", "Mendelowicz, Icek", 200, 540, 460, 60),
+]
+
+
+def transport_page(path: Path) -> None:
+    """A white page with a grey block where each name stands: nothing coloured, so a highlight is the
+    only colour on screen."""
+    import pyvips
+
+    img = pyvips.Image.black(*LIST_SIZE, bands=3).new_from_image([250, 250, 250]).cast("uchar")
+    for _, _, x, y, w, h in NAMES:
+        img = img.draw_rect([90, 90, 90], x, y, w, h, fill=True)
+    img.copy(interpretation="srgb").pngsave(str(path))
+
+
+def add_transports(data: Path, src: Path, text: Path) -> None:
+    """A public transport list and the same list in a reading-room collection, each with its name index
+    (`iiif-server text import`), into the archive in `data`; masters in `src`, the index in `text`."""
+    (src / TRANSPORT_LIST).mkdir()
+    transport_page(src / TRANSPORT_LIST / "p1.png")
+    rows = ["document,page,text,x,y,w,h,kind"]
+    rows += [f'{TRANSPORT_LIST},{p},"{t}",{x},{y},{w},{h},name' for p, t, x, y, w, h in NAMES]
+    text.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    for collection, label, tier in ((TRANSPORTS, "Transport lists", "public"),
+                                    (TRANSPORTS_RR, "Transport lists (reading room)", "reading-room")):
+        cli("ingest", str(src), "--collection", collection, "--label", label, "--tier", tier,
+            "--processes", "1", "--data-dir", str(data))
+        cli("text", "import", str(text), "--collection", collection, "--data-dir", str(data))
+
+
+def serve_archive(archive: Archive, *extra: str) -> Iterator[str]:
     proc, url = start_server(["--host", "127.0.0.1", "--data-dir", str(archive.data_dir), "--no-demo", *extra])
     try:
         yield url

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from support import REPOSITORY, fresh_postgres
+from support import REPOSITORY, free_port, fresh_postgres
 
 from iiif_server.auth.snapshot import MAX_AGE
 
@@ -35,13 +35,15 @@ def load_local():  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="module")
 def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     local = load_local()
+    local.free_port = free_port  # the replicas' ports too from this worker's own share (tests/support.py)
     if not os.path.exists(local.NGINX):
         if os.environ.get("IIIF_SERVER_REQUIRE_NGINX"):
             pytest.fail("nginx is not installed but the deployment test is required")
         pytest.skip("needs Debian's nginx (apt-get install nginx); .ci/run installs it")
     database = fresh_postgres("for the deployment test: the replicas share a PostgreSQL catalogue")
     workdir = tmp_path_factory.mktemp("deploy")
-    topo = local.Topology(workdir, database, replicas=2, max_age=SHARED_MAX_AGE, sample_size=(2048, 1536))
+    topo = local.Topology(workdir, database, replicas=2, port=free_port(), max_age=SHARED_MAX_AGE,
+                          sample_size=(2048, 1536))
     try:
         topo.start()
         yield topo

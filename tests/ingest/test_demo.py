@@ -7,11 +7,13 @@ from pathlib import Path
 
 import httpx
 import jsonschema
+import pytest
 import pyvips
 import tifffile
 from support import presentation_schema, start_server, stop_server
 
 
+@pytest.mark.libvips
 def test_bare_serve_installs_and_serves_the_demo_collection(tmp_path: Path) -> None:
     proc, url = start_server(["--data-dir", str(tmp_path)], env={"IIIF_SERVER_DEMO": "", "IIIF_SERVER_IMAGES": ""})
     try:

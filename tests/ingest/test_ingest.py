@@ -196,6 +196,7 @@ def test_catalogue_holds_size_checksum_and_source_of_every_page_on_each_backend(
     assert [rows[("bundle", p)].source_page for p in ("bundle-1", "bundle-2")] == [0, 1]
 
 
+@pytest.mark.libvips
 def test_multipage_tiff_gives_one_page_per_image_in_order(mixed: SimpleNamespace) -> None:
     folder = mixed.root / "family" / "bundle"
     assert sorted(p.name for p in folder.iterdir()) == ["bundle-1.tif", "bundle-2.tif", "bundle-3.tif"]
@@ -203,6 +204,7 @@ def test_multipage_tiff_gives_one_page_per_image_in_order(mixed: SimpleNamespace
         assert close(pixel(folder / f"{name}.tif", 25, 20), colour)
 
 
+@pytest.mark.libvips
 def test_access_copies_are_tiled_pyramidal_jpeg_tiffs_at_collection_document_page(mixed: SimpleNamespace) -> None:
     expected = {"bundle/bundle-1", "bundle/bundle-2", "bundle/bundle-3", "cmyk/cmyk", "deep/deep", "letter/p1",
                 "letter/p2", "letter/p10", "map/map", "photo/photo"}
@@ -223,6 +225,7 @@ def test_access_copies_are_tiled_pyramidal_jpeg_tiffs_at_collection_document_pag
 
 
 @pytest.mark.parametrize("served_quality", [85, 70])
+@pytest.mark.libvips
 async def test_an_ingested_copy_sends_its_stored_thumbnail_at_the_served_quality(
         mixed: SimpleNamespace, tmp_path: Path, served_quality: int) -> None:
     """The portrait wall's request (`full/!200,200`) is read from the page ingest stored, byte for byte
@@ -253,6 +256,7 @@ async def test_an_ingested_copy_sends_its_stored_thumbnail_at_the_served_quality
     assert (sent - rendered).abs().max() == 0
 
 
+@pytest.mark.libvips
 def test_16bit_tiff_becomes_an_8bit_srgb_copy_with_the_same_colours(mixed: SimpleNamespace) -> None:
     path = mixed.root / "family" / "deep" / "deep.tif"
     img = pyvips.Image.new_from_file(str(path))
@@ -261,6 +265,7 @@ def test_16bit_tiff_becomes_an_8bit_srgb_copy_with_the_same_colours(mixed: Simpl
         assert close(pixel(path, x, y), colour), (x, y, pixel(path, x, y))
 
 
+@pytest.mark.libvips
 def test_cmyk_jpeg_becomes_an_8bit_srgb_copy_with_the_right_colours(mixed: SimpleNamespace) -> None:
     path = mixed.root / "family" / "cmyk" / "cmyk.tif"
     img = pyvips.Image.new_from_file(str(path))
@@ -270,6 +275,7 @@ def test_cmyk_jpeg_becomes_an_8bit_srgb_copy_with_the_right_colours(mixed: Simpl
     assert min(paper) > 240, paper
 
 
+@pytest.mark.libvips
 def test_corrupt_and_truncated_masters_are_reported_by_path_and_reason_and_skipped(mixed: SimpleNamespace) -> None:
     failed = dict(mixed.report.failed)
     assert set(failed) == {mixed.src / "broken.jpg", mixed.src / "torn.tif"}

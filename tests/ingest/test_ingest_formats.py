@@ -18,6 +18,8 @@ from iiif_server.db.catalogue import Catalogue
 from iiif_server.ingest.convert import ACCESS_QUALITY, open_master
 from iiif_server.ingest.run import Ingest
 
+pytestmark = pytest.mark.libvips  # ingest conversion
+
 
 def textured(width: int = 512, height: int = 384) -> pyvips.Image:
     """Colour detail that chroma subsampling and quality change the size of."""

@@ -22,6 +22,8 @@ from iiif_server.tiles.prepare import add_edges, add_thumbnail
 from iiif_server.tiles.request import Limits, parse, resolve
 from iiif_server.web.app import create_app
 
+pytestmark = pytest.mark.libvips  # encoded tiles compared byte for byte
+
 
 def viewer_tiles(width: int, height: int, factors: list[int], version: int, tile: int = 256) -> list[str]:
     """Every tile URL path (after the identifier) OpenSeadragon's IIIF tile source asks for."""

@@ -17,6 +17,8 @@ from iiif_server.tiles import jp2
 from iiif_server.tiles.files import FileSystemSource
 from iiif_server.web.app import create_app
 
+pytestmark = pytest.mark.libvips  # the JPEG 2000 codec
+
 
 def write_jp2(img: pyvips.Image, path: Path, resolutions: int = 6) -> None:
     """Written by Pillow (OpenJPEG), lossless, as archives' JP2 masters often are; `.j2k` a bare codestream."""

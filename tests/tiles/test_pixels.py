@@ -25,6 +25,8 @@ from iiif_server.tiles.request import Limits, parse, resolve
 from iiif_server.tiles.sources import Source
 from iiif_server.web.app import image_source
 
+pytestmark = pytest.mark.libvips  # pixels
+
 JPEG_TOLERANCE = 12
 PNG_TOLERANCE = 1
 CLOCKWISE_90 = {"tl": BLUE, "tr": RED, "bl": WHITE, "br": GREEN}

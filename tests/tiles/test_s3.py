@@ -116,6 +116,7 @@ async def test_object_sources_stay_off_the_file_hot_path(s3_settings: config.Set
     app.state.catalogue.engine.dispose()
 
 
+@pytest.mark.libvips
 async def test_rendered_regions_read_blocks_not_whole_objects(weed: seaweed.Weed, tmp_path: Path) -> None:
     # a pyramid larger than a few blocks, with noise so that its tiles do not compress to nothing
     big = quadrants(4096, 4096).add(pyvips.Image.gaussnoise(4096, 4096, sigma=30)).cast("uchar")
@@ -136,6 +137,7 @@ async def test_rendered_regions_read_blocks_not_whole_objects(weed: seaweed.Weed
     app.state.catalogue.engine.dispose()
 
 
+@pytest.mark.libvips
 async def test_an_edge_tile_stored_at_ingest_is_one_ranged_get_of_its_stream(weed: seaweed.Weed,
                                                                               tmp_path: Path) -> None:
     """The edges page (tiles/edges.py) read from object storage: the same streams, each one GET."""

@@ -27,6 +27,8 @@ from iiif_server.tiles.request import Limits, parse, resolve
 from iiif_server.tiles.sources import Source, adobe_transform
 from iiif_server.web.app import create_app
 
+pytestmark = pytest.mark.libvips  # decoders and colour conversion
+
 TOL = 12  # JPEG in, JPEG out
 QUADRANTS = (RED, GREEN, BLUE, WHITE)
 # well inside the CMYK gamut, so a round trip through CMYK keeps them

@@ -13,6 +13,8 @@ from iiif_server.tiles.pipeline import Encoding, encode, locate_stored, raw_tile
 from iiif_server.tiles.prepare import add_thumbnail
 from iiif_server.tiles.request import Limits, parse, resolve
 
+pytestmark = pytest.mark.libvips  # encoded thumbnails compared byte for byte
+
 
 def access_copy(root: Path, name: str, width: int, height: int, grey: bool = False) -> Path:
     img = demo.scan(width, height, seed=9)

@@ -17,6 +17,8 @@ from iiif_server.tiles.files import FileSystemSource
 from iiif_server.tiles.untiled import Decodes
 from iiif_server.web.app import create_app
 
+pytestmark = pytest.mark.libvips  # decoding
+
 
 def write_jpeg(path: Path, width: int, height: int) -> None:
     x = pyvips.Image.xyz(width, height)

@@ -12,6 +12,8 @@ from urllib.parse import urlparse
 import pytest
 from support import VALIDATOR_ID
 
+pytestmark = pytest.mark.libvips  # the official validator
+
 
 @pytest.mark.parametrize(("version", "prefix"), [("3.0", "iiif/3"), ("2.0", "iiif/2")])
 def test_official_validator_level2_passes(live_server: str, version: str, prefix: str) -> None:

@@ -92,6 +92,7 @@ VALID_2 = [
 
 @pytest.mark.parametrize("params", VALID_3)
 @pytest.mark.storages
+@pytest.mark.libvips
 async def test_valid_3_image_requests_are_200(client: httpx.AsyncClient, params: str) -> None:
     r = await client.get(f"/iiif/3/quadrants/{params}")
     assert r.status_code == 200, r.text
@@ -104,6 +105,7 @@ async def test_valid_3_image_requests_are_200(client: httpx.AsyncClient, params:
 
 @pytest.mark.parametrize("params", VALID_2)
 @pytest.mark.storages
+@pytest.mark.libvips
 async def test_valid_2_image_requests_are_200(client: httpx.AsyncClient, params: str) -> None:
     r = await client.get(f"/iiif/2/quadrants/{params}")
     assert r.status_code == 200, r.text
@@ -111,6 +113,7 @@ async def test_valid_2_image_requests_are_200(client: httpx.AsyncClient, params:
 
 
 @pytest.mark.storages
+@pytest.mark.libvips
 async def test_output_size_follows_the_request(client: httpx.AsyncClient) -> None:
     r = await client.get("/iiif/3/quadrants/0,0,200,150/100,/0/default.png")
     img = pyvips.Image.new_from_buffer(r.content, "")
@@ -189,6 +192,7 @@ async def test_size_full_is_400_in_3_but_200_in_2(client: httpx.AsyncClient) -> 
 
 @pytest.mark.parametrize("version", [3, 2])
 @pytest.mark.parametrize("fmt", ["jp2", "pdf"])
+@pytest.mark.libvips
 async def test_formats_libvips_cannot_write_are_501(client: httpx.AsyncClient, version: int, fmt: str) -> None:
     r = await client.get(f"/iiif/{version}/quadrants/full/max/0/default.{fmt}")
     if fmt in writable_formats():
@@ -615,6 +619,7 @@ async def test_info_2_content(client: httpx.AsyncClient) -> None:
     assert "pdf" not in extra["formats"]
 
 
+@pytest.mark.libvips
 async def test_info_advertises_only_writable_formats(client: httpx.AsyncClient) -> None:
     info = (await client.get("/iiif/3/quadrants/info.json")).json()
     for fmt in info["extraFormats"]:
@@ -804,6 +809,7 @@ async def test_healthz_is_503_when_the_image_root_is_unreadable(tmp_path: Path, 
         assert (await c.get("/healthz")).status_code == 200
 
 
+@pytest.mark.libvips
 async def test_healthz_is_503_when_libvips_cannot_encode_jpeg(
     settings: config.Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -855,6 +861,7 @@ def count_full_path(service: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return calls
 
 
+@pytest.mark.libvips
 async def test_a_repeated_request_is_answered_from_the_cache_as_the_full_path_answers_it(
         settings: config.Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     """A second GET of a public image comes from `answer_hit` (no request object, no pool), with the full
@@ -969,6 +976,7 @@ async def test_stored_tiles_read_on_the_loop_follow_a_replaced_or_withdrawn_file
     app.state.catalogue.engine.dispose()
 
 
+@pytest.mark.libvips
 async def test_an_edge_tile_without_the_cache_is_the_full_paths_image(settings: config.Settings,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """With the response cache off, an edge tile (inside one stored tile, unscaled) is decoded from that
