@@ -164,6 +164,7 @@ async def console_world(catalogue: Catalogue, tmp_path: Path, tiff_bytes: bytes)
 # -- pytest-xdist: tests that share an expensive set-up run on one worker --------------------------------
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist: without it (-p no:xdist), unused
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
     """With `-n` (pyproject.toml's addopts), tests go to the workers a module at a time, and the browser
     tests (tests/browser) all together: a module's fixtures (a server, an ingested archive, nginx) and the
