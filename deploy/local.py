@@ -8,7 +8,7 @@ and its database is used. Each replica is `iiif-server serve` on its own port wi
 folder (logs) and the shared signing key, image root and catalogue; nginx (Debian's) listens on
 `--port` with the cache and failover rules of deploy/iiif.conf.template. On the first run a sample
 collection (`sample`: one 6000x8000 page and a few small ones) is ingested. Ctrl-C stops it all.
-tests/test_deploy.py drives the same `Topology`.
+tests/deploy/test_deploy.py drives the same `Topology`.
 """
 
 from __future__ import annotations

@@ -38,12 +38,25 @@ def _free(port: int) -> bool:
     return True
 
 
+def _share(low: int, high: int) -> tuple[int, int]:
+    """This pytest-xdist worker's slice of low..high (all of it outside pytest-xdist): two workers never
+    pick the same port."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    count = max(count, index + 1)
+    span = (high - low) // count
+    return low + index * span, low + (index + 1) * span
+
+
 def free_ports(n: int) -> list[int]:
     """n ports free on loopback whose gRPC twins are free as well, both below the usual ephemeral
-    range (32768-60999 on Linux) so that no outgoing connection takes one before weed binds it."""
+    range (32768-60999 on Linux) so that no outgoing connection takes one before weed binds it; under
+    pytest-xdist, from this worker's own share of that range."""
+    low, high = _share(11_000, 32_767 - GRPC_OFFSET)
     ports: list[int] = []
     while len(ports) < n:
-        port = random.randrange(11_000, 32_767 - GRPC_OFFSET)
+        port = random.randrange(low, high)
         if port not in ports and _free(port) and _free(port + GRPC_OFFSET):
             ports.append(port)
     return ports

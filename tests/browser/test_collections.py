@@ -14,11 +14,11 @@ from urllib.parse import quote
 
 import pytest
 from bulk import fill
-from conftest import quadrants, start_server, stop_server
+from support import quadrants, start_server, stop_server
 
 from iiif_server.db.catalogue import Catalogue
 
-from .conftest import Session, screenshot, shows_image, wait_until
+from .viewing import Session, screenshot, shows_image, wait_until
 
 pytestmark = pytest.mark.browser
 

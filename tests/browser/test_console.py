@@ -19,10 +19,21 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from conftest import quadrants, start_server, stop_server
+from support import quadrants, start_server, stop_server
 
-from .conftest import ARTIFACTS, Session, cli, screenshot, shows_image, wait_until
-from .test_viewers import CONFIRM, LOGIN_LABEL, SETTLE_MS, sign_in
+from .viewing import (
+    ARTIFACTS,
+    CONFIRM,
+    LOGIN_LABEL,
+    SETTLE_MS,
+    Session,
+    Traffic,
+    cli,
+    screenshot,
+    shows_image,
+    sign_in,
+    wait_until,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -212,8 +223,6 @@ def test_staff_console_and_landing_page(browser: Any, console_archive: tuple[Pat
 
 
 def _traffic(context: Any) -> Any:
-    from .conftest import Traffic
-
     traffic = Traffic()
     context.on("request", traffic.on_request)
     context.on("response", traffic.on_response)

@@ -30,8 +30,20 @@ from urllib.parse import quote
 
 import pytest
 
-from .conftest import ARTIFACTS, PAGES_OF_DOCUMENT, Archive, Session, manifest_url, screenshot, wait_until
-from .test_viewers import CONFIRM, HEADING, LOGIN_LABEL, NOTE, sign_in
+from .viewing import (
+    ARTIFACTS,
+    CONFIRM,
+    HEADING,
+    LOGIN_LABEL,
+    NOTE,
+    PAGES_OF_DOCUMENT,
+    Archive,
+    Session,
+    manifest_url,
+    screenshot,
+    sign_in,
+    wait_until,
+)
 
 pytestmark = pytest.mark.browser
 

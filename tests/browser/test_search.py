@@ -16,74 +16,25 @@ Screenshots go to test-artifacts/browser/ (the tests print the path).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import quote
 
 import httpx
 import pytest
-from conftest import start_server, stop_server
 
-from .conftest import ARTIFACTS, Session, cli, screenshot, wait_until
+from .viewing import ARTIFACTS, NAMES, TRANSPORT_LIST, TRANSPORTS, TRANSPORTS_RR, Session, screenshot, wait_until
 
 pytestmark = pytest.mark.browser
 
-COLLECTION, DOCUMENT = "transports", "list-12"
-RESTRICTED = "transports-rr"  # the same list in a reading-room collection
-SIZE = (1600, 1200)
-# document, page, text, x, y, w, h, kind: the name index of a transport list
-NAMES = [
-    ("p1", "Lévy, Abraham", 200, 300, 420, 60),
-    ("p1", "Goldsztajn, Chaja", 200, 420, 480, 60),
-    ("p1", "Mendelowicz, Icek", 200, 540, 460, 60),
-]
+COLLECTION, DOCUMENT = TRANSPORTS, TRANSPORT_LIST  # in the shared archive (tests/browser/viewing.py)
+RESTRICTED = TRANSPORTS_RR  # the same list in a reading-room collection
 FOUND = NAMES[0]
 QUERY = "Levy"  # typed without the accent
 
 
-@dataclass(frozen=True)
-class Transports:
-    data_dir: Path
-
-
-def page_image(path: Path) -> None:
-    """A white page with a grey block where each name stands: nothing coloured, so a highlight is the
-    only colour on screen."""
-    import pyvips
-
-    img = pyvips.Image.black(*SIZE, bands=3).new_from_image([250, 250, 250]).cast("uchar")
-    for _, _, x, y, w, h in NAMES:
-        img = img.draw_rect([90, 90, 90], x, y, w, h, fill=True)
-    img.copy(interpretation="srgb").pngsave(str(path))
-
-
 @pytest.fixture(scope="module")
-def transports(tmp_path_factory: pytest.TempPathFactory) -> Transports:
-    src = tmp_path_factory.mktemp("transport-masters")
-    data = tmp_path_factory.mktemp("transport-data")
-    (src / DOCUMENT).mkdir()
-    page_image(src / DOCUMENT / "p1.png")
-    cli("ingest", str(src), "--collection", COLLECTION, "--label", "Transport lists", "--tier", "public",
-        "--processes", "1", "--data-dir", str(data))
-    text = tmp_path_factory.mktemp("transport-text") / "names.csv"
-    rows = ["document,page,text,x,y,w,h,kind"]
-    rows += [f'{DOCUMENT},{p},"{t}",{x},{y},{w},{h},name' for p, t, x, y, w, h in NAMES]
-    text.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    cli("text", "import", str(text), "--collection", COLLECTION, "--data-dir", str(data))
-    cli("ingest", str(src), "--collection", RESTRICTED, "--label", "Transport lists (reading room)",
-        "--tier", "reading-room", "--processes", "1", "--data-dir", str(data))
-    cli("text", "import", str(text), "--collection", RESTRICTED, "--data-dir", str(data))
-    return Transports(data)
-
-
-@pytest.fixture(scope="module")
-def search_server(transports: Transports) -> Iterator[str]:
-    proc, url = start_server(["--host", "127.0.0.1", "--data-dir", str(transports.data_dir), "--no-demo"])
-    try:
-        yield url
-    finally:
-        stop_server(proc)
+def search_server(server: str) -> str:
+    """The browser tests' shared IIIF server: its archive holds the transport lists with their name index."""
+    return server
 
 
 def manifest(server: str, collection: str = COLLECTION) -> str:
@@ -170,7 +121,7 @@ def test_mirador_search_panel_finds_and_highlights_a_name(session: Session, page
 def test_mirador_finds_nothing_in_a_reading_room_list_without_clearance(session: Session, pages: str,
                                                                        search_server: str) -> None:
     """The same list in a reading-room collection: the manifest offers the search, an anonymous search
-    answers no hit, no count and no text (tests/test_search.py checks every route over HTTP)."""
+    answers no hit, no count and no text (tests/search/test_search.py checks every route over HTTP)."""
     page = session.page
     page.goto(f"{pages}/mirador.html?manifest={quote(manifest(search_server, RESTRICTED), safe='')}&panel=search")
     field = page.get_by_role("combobox")

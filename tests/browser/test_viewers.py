@@ -15,22 +15,31 @@ UV served from the image server's origin; across origins it is skipped with that
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
 
-from .conftest import IDENTIFIER, Archive, Session, manifest_url, quadrant_colours, screenshot, shows_image, wait_until
+from .viewing import (
+    CONFIRM,
+    HEADING,
+    IDENTIFIER,
+    LOGIN_LABEL,
+    NOTE,
+    SETTLE_MS,
+    Archive,
+    Session,
+    manifest_url,
+    quadrant_colours,
+    screenshot,
+    shows_image,
+    sign_in,
+    wait_until,
+)
 
 pytestmark = pytest.mark.browser
 
-LOGIN_LABEL = "Sign in with an access token"  # the 1.0 login service's label
-HEADING = "Restricted material"  # its header
-NOTE = "This item can be consulted in the reading room"  # its description
-CONFIRM = "Sign in"  # its confirmLabel
-SETTLE_MS = 2500  # time for a viewer to ask for whatever it is going to ask for
 PAGE_1 = quote(IDENTIFIER, safe="")
 PAGE_2 = quote(IDENTIFIER.replace("/p1", "/p2"), safe="")
 UV_CROSS_ORIGIN = (
@@ -77,21 +86,6 @@ def wait_for_image(session: Session, server: str, what: str, page_id: str = PAGE
         screenshot(page, "failed-" + "-".join(what.lower().split()))
         log = "\n".join(f"{status} {url}" for url, status, _ in session.traffic.responses if url.startswith(server))
         raise AssertionError(f"{exc}\nresponses from the IIIF server:\n{log}") from None
-
-
-def sign_in(session: Session, server: str, token: str, click_confirm: Callable[[], None], shot: str) -> None:
-    """Open the login window from the viewer and submit the token; the window closes itself."""
-    with session.context.expect_page() as popup_info:
-        click_confirm()
-    popup = popup_info.value
-    popup.wait_for_load_state()
-    assert popup.url.startswith(f"{server}/iiif/auth/login?origin="), popup.url
-    popup.fill("input[name=token]", token)
-    screenshot(popup, shot)
-    with popup.expect_event("close", timeout=15_000):
-        popup.click("button[type=submit]")
-    assert 200 in session.traffic.statuses(server, "/iiif/auth/login")  # the POST that set the cookie
-    assert any(c["name"] == "iiif_access" for c in session.context.cookies(server))
 
 
 def token_used(session: Session, server: str) -> int:

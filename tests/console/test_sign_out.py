@@ -5,14 +5,13 @@ findings 3 and 4)."""
 from __future__ import annotations
 
 import httpx
-from test_auth import STAFF, World, image_url, settle, tiff_bytes  # noqa: F401
-from test_console import BASE, hidden, sign_in, world  # noqa: F401
+from worlds import BASE, STAFF, World, hidden, image_url, settle, sign_in
 
 from iiif_server.auth.policy import COOKIE as ACCESS_COOKIE
 from iiif_server.console.session import COOKIE, IDLE_SECONDS
 
 
-def copied(world: World,  # noqa: F811
+def copied(world: World,
             jar: httpx.Cookies, replica: bool = False) -> httpx.AsyncClient:
     """A fresh client (another browser) holding copies of the console's cookies, on this app or another one."""
     client = world.client(app=world.app() if replica else None, base_url=BASE)
@@ -23,7 +22,8 @@ def copied(world: World,  # noqa: F811
     return client
 
 
-async def test_a_cookie_copied_before_sign_out_is_refused_after_it(world: World) -> None:  # noqa: F811
+async def test_a_cookie_copied_before_sign_out_is_refused_after_it(console_world: World) -> None:
+    world = console_world
     client, csrf = await sign_in(world)
     staff_token = world.token("staff")
     access = client.cookies.get(ACCESS_COOKIE)
@@ -44,7 +44,8 @@ async def test_a_cookie_copied_before_sign_out_is_refused_after_it(world: World)
     assert not [t for t in world.store.list() if t.holder == "Mallory"]
 
 
-async def test_the_console_never_puts_the_staff_token_in_a_cookie(world: World) -> None:  # noqa: F811
+async def test_the_console_never_puts_the_staff_token_in_a_cookie(console_world: World) -> None:
+    world = console_world
     client = world.client(base_url=BASE)
     form = await client.get("/staff/login")
     staff_token = world.token("staff", days=30)

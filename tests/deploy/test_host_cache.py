@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import free_port, quadrants, start_server, stop_server
+from support import free_port, quadrants, start_server, stop_server
 
 NGINX = os.environ.get("IIIF_SERVER_NGINX", "/usr/sbin/nginx")
 REQUIRE = "IIIF_SERVER_REQUIRE_NGINX"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import pyvips
 from click.testing import CliRunner
-from conftest import quadrants
+from support import quadrants
 
 from iiif_server import cli
 from iiif_server.db.catalogue import Catalogue

@@ -14,8 +14,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 import pyvips
-from conftest import quadrants
 from sqlalchemy import select
+from support import quadrants
 
 from iiif_server import config
 from iiif_server.db.catalogue import Catalogue

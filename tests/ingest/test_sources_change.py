@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import quadrants
 from sqlalchemy import select
+from support import quadrants
 
 from iiif_server.db.catalogue import Catalogue
 from iiif_server.db.models import Activity, Document, Image

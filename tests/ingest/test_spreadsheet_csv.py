@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import quadrants
+from support import quadrants
 
 from iiif_server.db.catalogue import Catalogue
 from iiif_server.ingest.metadata import read_metadata_csv

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 from bulk import fill
 from click.testing import CliRunner
-from conftest import quadrants
+from support import quadrants
 
 from iiif_server import cli as cli_module
 from iiif_server import config

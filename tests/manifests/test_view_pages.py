@@ -8,7 +8,7 @@ from html import unescape
 
 import httpx
 import pytest
-from test_auth import World, bearer, hidden_world, tiff_bytes  # noqa: F401
+from worlds import World, bearer
 
 
 async def pages_in_manifest(client: httpx.AsyncClient, headers: dict[str, str]) -> list[str]:
@@ -32,7 +32,7 @@ async def pages_in_view(client: httpx.AsyncClient, headers: dict[str, str]) -> t
 
 
 @pytest.mark.parametrize("who", ["anonymous", "reading-room", "staff"])
-async def test_the_view_shows_the_pages_the_manifest_shows(hidden_world: World, who: str) -> None:  # noqa: F811
+async def test_the_view_shows_the_pages_the_manifest_shows(hidden_world: World, who: str) -> None:
     client = hidden_world.client()
     headers = {} if who == "anonymous" else bearer(hidden_world.token(who))
     manifest = await pages_in_manifest(client, headers)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import start_server, stop_server
+from support import start_server, stop_server
 
 from iiif_server import config
 from iiif_server.web.app import create_app

@@ -4,7 +4,6 @@ every endpoint that takes one, on SQLite and PostgreSQL (issue 17, finding 11)."
 from __future__ import annotations
 
 import pytest
-from test_search import setup  # noqa: F401 - the shared fixture
 
 BAD = [str(2**63), str(2**31), "9" * 40, "-1", "abc", "1.2.3", "1:2", "0:x:1:2", "\x00", "1" * 5000, " 1", "1e3",
        "٣"]  # an Arabic-Indic digit: isdigit() is true for it
@@ -21,7 +20,7 @@ ENDPOINTS = [
 
 
 @pytest.mark.parametrize("path, params, name", ENDPOINTS, ids=[f"{p}?{n}" for p, _, n in ENDPOINTS])
-async def test_a_cursor_this_server_did_not_give_is_a_400(setup, path: str, params: dict[str, str],  # noqa: F811  # type: ignore[no-untyped-def]
+async def test_a_cursor_this_server_did_not_give_is_a_400(setup, path: str, params: dict[str, str],  # type: ignore[no-untyped-def]
                                                            name: str) -> None:
     client, _, _ = setup
     assert (await client.get(path, params=params)).status_code == 200
@@ -31,7 +30,7 @@ async def test_a_cursor_this_server_did_not_give_is_a_400(setup, path: str, para
         assert "Traceback" not in r.text and len(r.text) < 2000
 
 
-async def test_the_home_page_cursor_takes_any_text(setup) -> None:  # noqa: F811  # type: ignore[no-untyped-def]
+async def test_the_home_page_cursor_takes_any_text(setup) -> None:  # type: ignore[no-untyped-def]
     """The home page's `after` is a collection's id: any text is a place in that order, NUL included (PostgreSQL
     refuses NUL in a string)."""
     client, _, _ = setup
@@ -41,7 +40,7 @@ async def test_the_home_page_cursor_takes_any_text(setup) -> None:  # noqa: F811
 
 
 @pytest.mark.parametrize("path, params, name", ENDPOINTS[:5], ids=[p for p, _, _ in ENDPOINTS[:5]])
-async def test_words_with_control_characters_are_no_500(setup, path: str, params: dict[str, str],  # noqa: F811  # type: ignore[no-untyped-def]
+async def test_words_with_control_characters_are_no_500(setup, path: str, params: dict[str, str],  # type: ignore[no-untyped-def]
                                                         name: str) -> None:
     client, _, _ = setup
     for q in ("\x00", "levy\x00", "\x00" * 300, "lé\u200bvy", "\ud7ff"):

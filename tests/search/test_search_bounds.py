@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import quadrants, write_pyramid
+from support import quadrants, write_pyramid
 
 from iiif_server import config
 from iiif_server.db.catalogue import Catalogue

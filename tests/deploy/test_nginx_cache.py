@@ -1,0 +1,200 @@
+"""A shared cache in front of the server keeps only what is the same for everybody.
+
+Debian's nginx with `proxy_cache` (honouring Cache-Control and Vary, as deployed) in front of a
+real server. For every route, one requester's answer is cached (or not) first, then another
+requester asks through nginx: the answer must be what the server itself gives that requester.
+Pairs: anonymous after staff, staff after anonymous, public network after reading-room network and
+the reverse. Clients choose their address on the loopback network (127.0.0.2 is the reading room).
+Content Search and autocomplete (1.0 and 2.0) are among the routes: each collection's document has
+a name index (`iiif-server text import`); the "open" document's second page is reading-room, so one
+search URL answers differently by clearance, while the "list" document is public throughout (its
+search is shared, and must be served from the cache).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+from support import free_port, quadrants, start_server, stop_server
+
+NGINX = os.environ.get("IIIF_SERVER_NGINX", "/usr/sbin/nginx")
+REQUIRE = "IIIF_SERVER_REQUIRE_NGINX"
+ROOM_ADDRESS, PUBLIC_ADDRESS = "127.0.0.2", "127.0.0.3"
+PAGE = {"open": "open/d1/p1", "room": "room/d1/p1", "staff": "staff/d1/p1"}
+
+NGINX_CONF = """
+daemon off;
+worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    proxy_cache_path {tmp}/cache keys_zone=iiif:4m;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://127.0.0.1:{upstream};
+            proxy_http_version 1.1;
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $remote_addr;
+            proxy_cache iiif;
+            proxy_cache_valid 200 301 302 303 404 10m;  # what comes without Cache-Control
+            add_header X-Cache-Status $upstream_cache_status always;
+        }}
+    }}
+}}
+"""
+
+
+@dataclass(frozen=True)
+class Setup:
+    nginx: str
+    server: str
+    staff: str  # a staff token
+
+
+def routes() -> list[str]:
+    out = ["/", "/iiif/presentation/collections", "/iiif/discovery/activity/all-changes",
+           "/iiif/presentation/nothing/collection"]
+    for coll in ("open", "room", "staff"):
+        out += [f"/iiif/presentation/{coll}/collection", f"/iiif/presentation/{coll}/manifest",
+                f"/iiif/presentation/{coll}/d1/manifest"]
+    for coll in ("list", "open", "room", "staff", "nothing"):
+        for version in (1, 2):
+            search = f"/iiif/search/{version}/{coll}/d1"
+            out += [f"{search}/search?q=levy", f"{search}/search?q=rywka", f"{search}/autocomplete?q=ry"]
+    for ident in [*PAGE.values(), "open/d1/p9", "nothing/here"]:
+        q = quote(ident, safe="")
+        out += [f"/iiif/3/{q}/info.json", f"/iiif/2/{q}/info.json", f"/iiif/3/{q}/full/64,/0/default.jpg",
+                f"/iiif/auth/probe/{q}"]
+    return out
+
+
+def cli(*args: str) -> str:
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "iiif_server.cli", *args], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    if not Path(NGINX).exists():
+        if os.environ.get(REQUIRE):
+            pytest.fail(f"nginx is missing at {NGINX} but {REQUIRE} is set")
+        pytest.skip(f"nginx is not installed at {NGINX} (Debian: apt-get install nginx); set {REQUIRE}=1 to fail")
+    data = tmp_path_factory.mktemp("nginx-data")
+    masters = tmp_path_factory.mktemp("nginx-masters")
+    (masters / "d1").mkdir()
+    for page in ("p1", "p2"):
+        quadrants(120, 90).pngsave(str(masters / "d1" / f"{page}.png"))
+    names = tmp_path_factory.mktemp("nginx-text") / "names.csv"
+    names.write_text("document,page,text,x,y,w,h\nd1,p1,\"Lévy, Abraham\",10,10,50,20\n"
+                     "d1,p2,\"Lévy, Rywka\",10,40,50,20\n", encoding="utf-8")
+    for coll, tier in (("open", "public"), ("room", "reading-room"), ("staff", "staff"), ("list", "public")):
+        cli("ingest", str(masters), "--collection", coll, "--tier", tier, "--processes", "1", "--data-dir", str(data))
+        cli("text", "import", str(names), "--collection", coll, "--data-dir", str(data))
+    cli("set-tier", "open/d1/p2", "reading-room", "--data-dir", str(data))  # a restricted page of a public document
+    staff = cli("token", "issue", "--tier", "staff", "--holder", "nginx test", "--data-dir", str(data)).split()[-1]
+    port = free_port()
+    nginx_url = f"http://127.0.0.1:{port}"
+    proc, server = start_server(["--data-dir", str(data), "--no-demo", "--base-url", nginx_url,
+                                 "--networks", f"reading-room={ROOM_ADDRESS}/32",
+                                 "--trusted-proxies", "127.0.0.1/32"])
+    tmp = tmp_path_factory.mktemp("nginx")
+    conf = tmp / "nginx.conf"
+    # as root nginx's workers would drop to an account that cannot enter pytest's private temp dirs
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    conf.write_text(user + NGINX_CONF.format(tmp=tmp, port=port, upstream=server.rsplit(":", 1)[1]))
+    nginx = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(tmp), "-e", str(tmp / "error.log")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        last: object = None
+        while True:
+            try:
+                last = httpx.get(nginx_url + "/healthz", timeout=1)
+                if last.status_code == 200:
+                    break
+            except httpx.HTTPError as exc:
+                last = exc
+            if nginx.poll() is not None or time.monotonic() > deadline:
+                log = (tmp / "error.log").read_text() if (tmp / "error.log").exists() else ""
+                raise RuntimeError(f"nginx did not answer: {last!r} {log[-2000:]}")
+            time.sleep(0.1)
+        yield Setup(nginx_url, server, staff)
+    finally:
+        nginx.terminate()
+        nginx.wait(10)
+        stop_server(proc)
+        shutil.rmtree(tmp / "cache", ignore_errors=True)
+
+
+REQUESTERS = {
+    "anonymous": (PUBLIC_ADDRESS, {}),
+    "staff": (PUBLIC_ADDRESS, "staff"),
+    "reading-room": (ROOM_ADDRESS, {}),
+    "public-network": (PUBLIC_ADDRESS, {}),
+}
+
+
+def ask(setup: Setup, base: str, who: str, path: str) -> httpx.Response:
+    address, headers = REQUESTERS[who]
+    if headers == "staff":
+        headers = {"Authorization": f"Bearer {setup.staff}"}
+    transport = httpx.HTTPTransport(local_address=address)
+    with httpx.Client(transport=transport, timeout=30) as c:
+        return c.get(base + path, headers={**headers, "Accept-Encoding": "identity"})
+
+
+@pytest.mark.parametrize(("first", "then"), [("staff", "anonymous"), ("anonymous", "staff"),
+                                              ("reading-room", "public-network"), ("public-network", "reading-room")])
+def test_what_one_requester_left_in_the_cache_never_reaches_another(setup: Setup, first: str, then: str) -> None:
+    hits, search_hits = 0, set()
+    for route in routes():
+        path = f"{route}{'&' if '?' in route else '?'}pair={first}-{then}"  # a cache key of this pair's own
+        ask(setup, setup.nginx, first, path)
+        seen = ask(setup, setup.nginx, then, path)
+        direct = ask(setup, setup.server, then, path)
+        assert (seen.status_code, seen.content) == (direct.status_code, direct.content), (
+            f"{then} after {first}: {route} came {seen.status_code} ({seen.headers.get('x-cache-status')}) "
+            f"where the server answers {direct.status_code}")
+        hits += seen.headers.get("x-cache-status") == "HIT"
+        if seen.headers.get("x-cache-status") == "HIT" and route.startswith("/iiif/search/"):
+            search_hits.add(route.split("?")[0].split("/")[4])
+    assert hits, "nothing was ever served from the cache: the test shows nothing"
+    assert search_hits == {"list"}, f"searches served from the shared cache: {search_hits}"
+
+
+def test_search_answers_differ_by_clearance(setup: Setup) -> None:
+    """The search routes above are worth caching-testing: one URL, different answers by clearance."""
+    def total(who: str, path: str) -> int:
+        r = ask(setup, setup.server, who, path)
+        assert r.status_code == 200, (who, path, r.status_code)
+        return int(r.json()["within"]["total"])
+
+    assert total("anonymous", "/iiif/search/1/open/d1/search?q=levy") == 1
+    assert total("reading-room", "/iiif/search/1/open/d1/search?q=levy") == 2
+    assert total("anonymous", "/iiif/search/1/open/d1/search?q=rywka") == 0
+    assert total("anonymous", "/iiif/search/1/room/d1/search?q=levy") == 0
+    assert total("staff", "/iiif/search/1/room/d1/search?q=levy") == 2
+    assert ask(setup, setup.server, "anonymous", "/iiif/search/1/staff/d1/search?q=levy").status_code == 404
+    assert total("staff", "/iiif/search/1/staff/d1/search?q=levy") == 2
+    assert total("anonymous", "/iiif/search/1/list/d1/search?q=levy") == 2
