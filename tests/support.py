@@ -290,3 +290,75 @@ def presentation_schema() -> dict:  # type: ignore[type-arg]
             pytest.fail(f"the Presentation 3.0 schema is missing: expected it at {SCHEMA} (../shared/fixtures)")
         pytest.skip("needs the Presentation 3.0 schema in ../shared/fixtures (not in this clone)")
     return json.loads(SCHEMA.read_text())
+
+
+# -- nginx with a shared cache in front of a server --------------------------------------------------------
+
+NGINX = os.environ.get("IIIF_SERVER_NGINX", "/usr/sbin/nginx")
+REQUIRE_NGINX = "IIIF_SERVER_REQUIRE_NGINX"
+NGINX_CONF = """
+daemon off;
+worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    proxy_cache_path {tmp}/cache keys_zone=iiif:4m;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://127.0.0.1:{upstream};
+            proxy_http_version 1.1;
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $remote_addr;
+            proxy_cache iiif;  # the default key: $scheme$proxy_host$request_uri, no Host in it
+            {extra}
+            add_header X-Cache-Status $upstream_cache_status always;
+        }}
+    }}
+}}
+"""
+
+
+def need_nginx() -> None:
+    """Skip (or fail, where IIIF_SERVER_REQUIRE_NGINX is set) without Debian's nginx."""
+    if not Path(NGINX).exists():
+        if os.environ.get(REQUIRE_NGINX):
+            pytest.fail(f"nginx is missing at {NGINX} but {REQUIRE_NGINX} is set")
+        pytest.skip(f"nginx is not installed at {NGINX} (Debian: apt-get install nginx); "
+                    f"set {REQUIRE_NGINX}=1 to fail")
+
+
+def start_nginx(tmp: Path, port: int, upstream: str, extra: str = "") -> subprocess.Popen[bytes]:
+    """nginx with proxy_cache on 127.0.0.1:`port` in front of `upstream` (a server's URL), answering /healthz
+    through it before it returns; `extra`: more directives for its location."""
+    user = "user root;\n" if os.geteuid() == 0 else ""  # as root its workers would drop to an account that
+    # cannot enter pytest's private temporary folders
+    conf = tmp / "nginx.conf"
+    conf.write_text(user + NGINX_CONF.format(tmp=tmp, port=port, upstream=upstream.rsplit(":", 1)[1], extra=extra))
+    nginx = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(tmp), "-e", str(tmp / "error.log")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline, last = time.monotonic() + 20, None
+    while True:
+        try:
+            last = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            if last.status_code == 200:
+                return nginx
+        except httpx.HTTPError as exc:
+            last = exc  # type: ignore[assignment]
+        if nginx.poll() is not None or time.monotonic() > deadline:
+            nginx.kill()
+            log = (tmp / "error.log").read_text() if (tmp / "error.log").exists() else ""
+            raise RuntimeError(f"nginx did not answer: {last!r} {log[-2000:]}")
+        time.sleep(0.1)
+
+
+def stop_nginx(nginx: subprocess.Popen[bytes]) -> None:
+    nginx.terminate()
+    nginx.wait(10)

@@ -4,52 +4,17 @@ Host of issue 17 (finding 7) is a 400, and afterwards the public info.json and m
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
 import pytest
-from support import free_port, quadrants, start_server, stop_server
+from support import free_port, need_nginx, quadrants, start_nginx, start_server, stop_nginx, stop_server
 
-NGINX = os.environ.get("IIIF_SERVER_NGINX", "/usr/sbin/nginx")
-REQUIRE = "IIIF_SERVER_REQUIRE_NGINX"
 INFO = "/iiif/3/open%2Fd1%2Fp1/info.json"
 MANIFEST = "/iiif/presentation/open/d1/manifest"
 TILE = "/iiif/3/open%2Fd1%2Fp1/full/60,/0/default.jpg"  # its Link header names the host
-
-CONF = """
-daemon off;
-worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    proxy_cache_path {tmp}/cache keys_zone=iiif:4m;
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            proxy_pass http://127.0.0.1:{upstream};
-            proxy_set_header Host $http_host;
-            proxy_set_header X-Forwarded-For $remote_addr;
-            proxy_cache iiif;  # the default key: $scheme$proxy_host$request_uri, no Host in it
-            add_header X-Cache-Status $upstream_cache_status always;
-        }}
-    }}
-}}
-"""
-
 
 def raw_get(port: int, path: str, host: str, extra: str = "") -> tuple[int, bytes]:
     """One HTTP/1.1 request as written, the Host header byte for byte (no client library between)."""
@@ -63,10 +28,7 @@ def raw_get(port: int, path: str, host: str, extra: str = "") -> tuple[int, byte
 
 @pytest.fixture(scope="module")
 def proxied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    if not Path(NGINX).exists():
-        if os.environ.get(REQUIRE):
-            pytest.fail(f"nginx is missing at {NGINX} but {REQUIRE} is set")
-        pytest.skip(f"nginx is not installed at {NGINX} (Debian: apt-get install nginx); set {REQUIRE}=1 to fail")
+    need_nginx()
     data, masters = tmp_path_factory.mktemp("host-data"), tmp_path_factory.mktemp("host-masters")
     (masters / "d1").mkdir()
     quadrants(120, 90).pngsave(str(masters / "d1" / "p1.png"))
@@ -76,28 +38,16 @@ def proxied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     port = free_port()
     proc, server = start_server(["--data-dir", str(data), "--no-demo", "--allowed-hosts", f"127.0.0.1:{port}",
                                  "--trusted-proxies", "127.0.0.1"])
-    tmp = tmp_path_factory.mktemp("host-nginx")
-    user = "user root;\n" if os.geteuid() == 0 else ""
-    (tmp / "nginx.conf").write_text(user + CONF.format(tmp=tmp, port=port, upstream=server.rsplit(":", 1)[1]))
-    nginx = subprocess.Popen([NGINX, "-c", str(tmp / "nginx.conf"), "-p", str(tmp), "-e", str(tmp / "error.log")],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if nginx.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"nginx did not answer: {(tmp / 'error.log').read_text()[-2000:]}")
-            time.sleep(0.1)
+        nginx = start_nginx(tmp_path_factory.mktemp("host-nginx"), port, server)
+    except BaseException:
+        stop_server(proc)
+        raise
+    try:
         yield port
     finally:
-        nginx.terminate()
-        nginx.wait(10)
+        stop_nginx(nginx)
         stop_server(proc)
-        shutil.rmtree(tmp / "cache", ignore_errors=True)
 
 
 FORGED = ["[::1]@evil.example", "[::1].evil.example", "[::1]x/y", "evil.example", "127.0.0.1:9999",

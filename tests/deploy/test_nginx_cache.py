@@ -13,52 +13,18 @@ search is shared, and must be served from the cache).
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import quote
 
 import httpx
 import pytest
-from support import free_port, quadrants, start_server, stop_server
+from support import free_port, need_nginx, quadrants, start_nginx, start_server, stop_nginx, stop_server
 
-NGINX = os.environ.get("IIIF_SERVER_NGINX", "/usr/sbin/nginx")
-REQUIRE = "IIIF_SERVER_REQUIRE_NGINX"
 ROOM_ADDRESS, PUBLIC_ADDRESS = "127.0.0.2", "127.0.0.3"
 PAGE = {"open": "open/d1/p1", "room": "room/d1/p1", "staff": "staff/d1/p1"}
-
-NGINX_CONF = """
-daemon off;
-worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    proxy_cache_path {tmp}/cache keys_zone=iiif:4m;
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            proxy_pass http://127.0.0.1:{upstream};
-            proxy_http_version 1.1;
-            proxy_set_header Host $http_host;
-            proxy_set_header X-Forwarded-For $remote_addr;
-            proxy_cache iiif;
-            proxy_cache_valid 200 301 302 303 404 10m;  # what comes without Cache-Control
-            add_header X-Cache-Status $upstream_cache_status always;
-        }}
-    }}
-}}
-"""
 
 
 @dataclass(frozen=True)
@@ -96,10 +62,7 @@ def cli(*args: str) -> str:
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
-    if not Path(NGINX).exists():
-        if os.environ.get(REQUIRE):
-            pytest.fail(f"nginx is missing at {NGINX} but {REQUIRE} is set")
-        pytest.skip(f"nginx is not installed at {NGINX} (Debian: apt-get install nginx); set {REQUIRE}=1 to fail")
+    need_nginx()
     data = tmp_path_factory.mktemp("nginx-data")
     masters = tmp_path_factory.mktemp("nginx-masters")
     (masters / "d1").mkdir()
@@ -119,30 +82,16 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
                                  "--networks", f"reading-room={ROOM_ADDRESS}/32",
                                  "--trusted-proxies", "127.0.0.1/32"])
     tmp = tmp_path_factory.mktemp("nginx")
-    conf = tmp / "nginx.conf"
-    # as root nginx's workers would drop to an account that cannot enter pytest's private temp dirs
-    user = "user root;\n" if os.geteuid() == 0 else ""
-    conf.write_text(user + NGINX_CONF.format(tmp=tmp, port=port, upstream=server.rsplit(":", 1)[1]))
-    nginx = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(tmp), "-e", str(tmp / "error.log")],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 20
-        last: object = None
-        while True:
-            try:
-                last = httpx.get(nginx_url + "/healthz", timeout=1)
-                if last.status_code == 200:
-                    break
-            except httpx.HTTPError as exc:
-                last = exc
-            if nginx.poll() is not None or time.monotonic() > deadline:
-                log = (tmp / "error.log").read_text() if (tmp / "error.log").exists() else ""
-                raise RuntimeError(f"nginx did not answer: {last!r} {log[-2000:]}")
-            time.sleep(0.1)
+        nginx = start_nginx(tmp, port, server, "proxy_cache_valid 200 301 302 303 404 10m;  # what comes without "
+                                               "Cache-Control")
+    except BaseException:
+        stop_server(proc)
+        raise
+    try:
         yield Setup(nginx_url, server, staff)
     finally:
-        nginx.terminate()
-        nginx.wait(10)
+        stop_nginx(nginx)
         stop_server(proc)
         shutil.rmtree(tmp / "cache", ignore_errors=True)
 
