@@ -233,6 +233,7 @@ def ingest(src: Path, collection_id: str, label: str | None, tier: str | None, m
             console.print("nothing was ingested: fix the CSV and run again")
             sys.exit(2)
         except Busy as exc:
+            bar.update(task, visible=False)  # refused before it began: the one line says so, no empty bar
             raise click.ClickException(exc.message) from None
     if tracker is not None:
         tracker.end(report.converted + report.unchanged + len(report.failed), len(report.failed))

@@ -938,9 +938,14 @@ async def test_tiles_and_info_ask_the_database_nothing_and_changes_arrive_within
 
     statements.clear()  # what the change costs, whatever the loop above took on a busy machine
     world.replica().set_tier("maps/d1", "staff")
+    started = time.monotonic()
     await asyncio.sleep(MAX_AGE + 0.05)
     assert (await c.get(image_url(PUBLIC))).status_code == 401
-    assert len(statements) <= 5  # one version check, then one reload of four tables
+    elapsed = time.monotonic() - started
+    checks = [sql for sql in statements if "catalogue_state" in sql]
+    # one reload of four tables; version checks as above (more than one only when the machine is slow)
+    assert len(statements) - len(checks) <= 4, statements
+    assert 1 <= len(checks) <= elapsed / (MAX_AGE / 2) + 1
 
 
 async def test_an_uncatalogued_page_under_a_restricted_collection_takes_its_tier(world: World,
