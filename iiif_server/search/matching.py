@@ -220,10 +220,9 @@ class Matcher:
                             self.before[(row.entry_id, row.ord)] = len(particles)
         for row in kinds.get("sounds", []):
             if not row.norm.startswith(w):
-                edits = names.distance(w, row.norm, 9)
-                keep(row, WordMatch(SOUNDS, SOUNDS * TIER_COST + 10 * edits, "sounds alike"))
+                keep(row, WordMatch(SOUNDS, names.sounds_cost(w, row.norm), "sounds alike"))
         for row in kinds.get("typos", []):
-            keep(row, WordMatch(TYPO, TYPO * TIER_COST + 10, "one letter off"))
+            keep(row, WordMatch(TYPO, names.TYPO_COST, "one letter off"))
         return best
 
     def _preceded(self, row: Row, particles: tuple[str, ...], words: dict[int, dict[int, str]]) -> bool:

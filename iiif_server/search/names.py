@@ -10,7 +10,8 @@ A word answers a query word at one of five tiers, best first:
 3. SOUNDS: a word sharing a Daitch–Mokotoff code (`Wijnberg`, `Vainberg` for `Weinberg`; `Dijk` for `Dyk`);
 4. TYPO: one letter off: one changed, added, dropped, or two swapped (`Krause` for `Keause`).
 
-Within a tier, closer is better: fewer added letters for a prefix, fewer edits for a sound-alike or typo. The
+Within a tier, closer is better: fewer added letters for a prefix, fewer letters changed for a sound-alike; a
+typo ranks with the sound-alikes two letters off (a sound-alike one letter off comes first). The
 cost of a match (`WordMatch.cost`) orders all of that in one number. A name (`compare`) matches another when each
 of its words matches one of the other's, in any order; particles (de, van, van der, le ...) may be left out, and
 the glued and separate spellings of a particle meet.
@@ -31,7 +32,9 @@ TIER_NAMES = ("as typed", "case or accents", "begins the word", "sounds alike", 
 FUZZY_MIN = 3  # shorter words are matched as typed or folded only (every word would match)
 TYPO_MIN = 4  # shorter words get no typo tier (one letter off of three is another word)
 TYPO_MAX = 32  # nor do longer ones: no name is that long, and a typo's look-up grows with the length
-TIER_COST = 100  # a tier's cost: closeness within a tier never reaches the next one
+TIER_COST = 100  # a tier's cost: closeness within a tier never reaches the next one, except between the two fuzzy
+EDIT_COST = 20  # tiers: a sound-alike costs this per letter changed, a typo (one letter) as much and TYPO_EXTRA more,
+TYPO_EXTRA = 15  # so a typo of one letter ranks before a sound-alike of two (Krause before Hersz for Keause)
 
 # surname particles as the registers of Belgium, the Netherlands, France, Germany and Italy write them
 PARTICLES = frozenset(
@@ -110,6 +113,14 @@ def distance(a: str, b: str, limit: int = 3) -> int:
     return min(previous[-1], limit + 1)
 
 
+def sounds_cost(query: str, word: str) -> int:
+    """The cost of a sound-alike: by how many letters it differs (folded words)."""
+    return SOUNDS * TIER_COST + EDIT_COST * distance(query, word, 9)
+
+
+TYPO_COST = SOUNDS * TIER_COST + EDIT_COST + TYPO_EXTRA
+
+
 def deletions(word: str) -> set[str]:
     """The word with one letter left out, each way: two words one letter apart share one of these, or one is the
     other's (the typo tier's index keys)."""
@@ -144,10 +155,9 @@ def match_word(query: str, word: str, typed: str | None = None, *, prefix: bool 
         return None
     shared = codes(q) & codes(w)
     if shared:
-        edits = distance(q, w, 9)
-        return WordMatch(SOUNDS, SOUNDS * TIER_COST + 10 * edits, f"{TIER_NAMES[SOUNDS]} ({min(shared)})")
+        return WordMatch(SOUNDS, sounds_cost(q, w), f"{TIER_NAMES[SOUNDS]} ({min(shared)})")
     if TYPO_MIN <= len(q) <= TYPO_MAX and distance(q, w, 1) <= 1:
-        return WordMatch(TYPO, TYPO * TIER_COST + 10, TIER_NAMES[TYPO])
+        return WordMatch(TYPO, TYPO_COST, TIER_NAMES[TYPO])
     return None
 
 
@@ -225,6 +235,6 @@ def best_matches(query: str, names: Iterable[str], limit: int = 10) -> list[tupl
     return sorted(found, key=lambda nm: (nm[1].cost, nm[0]))[:limit]
 
 
-__all__ = ["EXACT", "FOLDED", "PARTICLES", "PREFIX", "SOUNDS", "TIER_COST", "TYPO", "NameMatch", "QueryWord",
+__all__ = ["EXACT", "FOLDED", "PARTICLES", "PREFIX", "SOUNDS", "TIER_COST", "TYPO", "TYPO_COST", "sounds_cost", "NameMatch", "QueryWord",
            "WordMatch", "best_matches", "codes", "compare", "deletions", "distance", "glued_forms", "match_word",
            "query_words", "tokens", "typo_keys"]

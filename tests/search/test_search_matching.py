@@ -72,11 +72,12 @@ def found(store: TextStore, doc: int, q: str, pages: Pages = EVERYTHING) -> list
 
 def test_ranked_tiers(text_store: tuple[TextStore, dict[str, int], int]) -> None:
     store, _, doc = text_store
+    # a typo of one letter ranks with the sound-alikes two letters off: before Goldstein (three)
     assert found(store, doc, "Goldsztajn") == [
-        ("Goldsztajn", EXACT), ("GOLDSZTAJN", FOLDED), ("Goldsztajnowa", PREFIX), ("Goldstein", SOUNDS),
-        ("Gokdsztajn", TYPO)]
+        ("Goldsztajn", EXACT), ("GOLDSZTAJN", FOLDED), ("Goldsztajnowa", PREFIX), ("Gokdsztajn", TYPO),
+        ("Goldstein", SOUNDS)]
     # a name typed without capitals: nothing is exact, the rest keeps its order
-    assert [t for _, t in found(store, doc, "goldsztajn")] == [FOLDED, FOLDED, PREFIX, SOUNDS, TYPO]
+    assert [t for _, t in found(store, doc, "goldsztajn")] == [FOLDED, FOLDED, PREFIX, TYPO, SOUNDS]
 
 
 def test_spelling_variants_of_names(text_store: tuple[TextStore, dict[str, int], int]) -> None:
@@ -108,7 +109,7 @@ def test_paging_runs_through_the_tiers(text_store: tuple[TextStore, dict[str, in
         if not more:
             break
         after = hits[-1].cursor
-    assert seen == ["Goldsztajn", "GOLDSZTAJN", "Goldsztajnowa", "Goldstein", "Gokdsztajn"]
+    assert seen == ["Goldsztajn", "GOLDSZTAJN", "Goldsztajnowa", "Gokdsztajn", "Goldstein"]
 
 
 def test_typo_look_ups_are_bounded_whatever_the_word(text_store: tuple[TextStore, dict[str, int], int]) -> None:
