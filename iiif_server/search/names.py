@@ -235,6 +235,6 @@ def best_matches(query: str, names: Iterable[str], limit: int = 10) -> list[tupl
     return sorted(found, key=lambda nm: (nm[1].cost, nm[0]))[:limit]
 
 
-__all__ = ["EXACT", "FOLDED", "PARTICLES", "PREFIX", "SOUNDS", "TIER_COST", "TYPO", "TYPO_COST", "sounds_cost", "NameMatch", "QueryWord",
-           "WordMatch", "best_matches", "codes", "compare", "deletions", "distance", "glued_forms", "match_word",
-           "query_words", "tokens", "typo_keys"]
+__all__ = ["EXACT", "FOLDED", "PARTICLES", "PREFIX", "SOUNDS", "TIER_COST", "TYPO", "TYPO_COST", "NameMatch",
+           "QueryWord", "WordMatch", "best_matches", "codes", "compare", "deletions", "distance", "glued_forms",
+           "match_word", "query_words", "sounds_cost", "tokens", "typo_keys"]

@@ -79,9 +79,8 @@ def abydos_differs_by_rule(word: str) -> str | None:
     cut = groups(word)
     if "THS" in "".join(cut):
         return "THS"
-    for n, group in enumerate(cut[1:], 1):
-        if group == "J":
-            return "J"
+    if "J" in cut[1:]:
+        return "J"
     return None
 
 
