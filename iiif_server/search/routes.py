@@ -43,10 +43,12 @@ def services(base: str, collection: str, document: str) -> list[dict[str, Any]]:
     """The manifest's `service` entries of a document that has text."""
     url = service_base(base, collection, document)
     return [
-        {"@context": "http://iiif.io/api/search/1/context.json", "id": url.format(1) + "/search",
-         "type": "SearchService1", "profile": "http://iiif.io/api/search/1/search",
-         "service": [{"id": url.format(1) + "/autocomplete", "type": "AutoCompleteService1",
-                      "profile": "http://iiif.io/api/search/1/autocomplete"}]},
+        # Content Search 1.0's blocks need @context, @id and profile (section 3.1, 6.1); id and type as Presentation
+        # 3.0 has them (and no @type, which would make them two kinds of service to its schema)
+        {"@context": "http://iiif.io/api/search/1/context.json", "@id": url.format(1) + "/search",
+         "id": url.format(1) + "/search", "type": "SearchService1", "profile": "http://iiif.io/api/search/1/search",
+         "service": [{"@id": url.format(1) + "/autocomplete", "id": url.format(1) + "/autocomplete",
+                      "type": "AutoCompleteService1", "profile": "http://iiif.io/api/search/1/autocomplete"}]},
         {"id": url.format(2) + "/search", "type": "SearchService2",
          "service": [{"id": url.format(2) + "/autocomplete", "type": "AutoCompleteService2"}]},
     ]
