@@ -87,9 +87,12 @@ def tokens(text: str) -> list[str]:
 
 @lru_cache(maxsize=65536)
 def codes(word: str) -> frozenset[str]:
-    """The Daitch–Mokotoff codes of a word, of its spelling as written and folded (Dąbrowski codes Ą by the chart
-    and as A)."""
-    return frozenset(dm_codes(word)) | frozenset(dm_codes(normalise(word)))
+    """The Daitch–Mokotoff codes of a word: of its spelling as written and folded (Dąbrowski codes Ą by the chart
+    and as A), and with the Dutch ij written y, as the registers of other countries wrote it (Kleijn, Kleyn: the
+    chart codes EIJ otherwise than EY)."""
+    folded = normalise(word)
+    found = frozenset(dm_codes(word)) | frozenset(dm_codes(folded))
+    return found | frozenset(dm_codes(folded.replace("ij", "y"))) if "ij" in folded else found
 
 
 def distance(a: str, b: str, limit: int = 3) -> int:

@@ -225,7 +225,8 @@ class TextStore:
                 known.update(conn.execute(select(TextVocab.norm).where(TextVocab.norm.in_(chunk))).scalars())
             new = [w for w in ordered if w not in known]
             insert_ignore(conn, TextVocab, [{"norm": w} for w in new])
-        bulk_insert(conn, "text_codes", ("code", "norm"), [(c, w) for w in new for c in soundex.codes(w)], ignore=True)
+        bulk_insert(conn, "text_codes", ("code", "norm"), [(c, w) for w in new for c in sorted(names.codes(w))],
+                    ignore=True)
         bulk_insert(conn, "text_keys", ("key", "norm"),
                     sorted({(k, w) for w in new if names.TYPO_MIN <= len(w) <= names.TYPO_MAX
                             for k in names.deletions(w)}), ignore=True)

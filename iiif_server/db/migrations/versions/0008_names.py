@@ -8,7 +8,8 @@
 - text_keys: each word of the vocabulary of 4 to 32 letters under each of its deletions, for typos (one
   letter off) by equality; replaces the trigram indexes (pg_trgm GIN, SQLite FTS5), whose look-ups grew with
   the vocabulary;
-- text_codes again, by the chart's J rule and its rule for repeated digits;
+- text_codes again, by the chart's J rule and its rule for repeated digits, and for words with the Dutch ij
+  also the codes of their spelling with y;
 - text_doc_terms (document_pk, norm): a document's words by prefix, for collection search.
 
 Revision ID: 0008
@@ -60,7 +61,9 @@ def upgrade() -> None:
                                                    "LIMIT :n"), {"last": last, "n": CHUNK})]
         if not words:
             break
-        code_rows = [{"code": c, "norm": w} for w in words for c in codes(w)]
+        # with the Dutch ij also as y (Kleijn meets Kleyn)
+        code_rows = [{"code": c, "norm": w} for w in words
+                     for c in sorted(set(codes(w)) | (set(codes(w.replace("ij", "y"))) if "ij" in w else set()))]
         key_rows = [{"key": k, "norm": w} for w in words if 4 <= len(w) <= 32 for k in _deletions(w)]
         if code_rows:
             bind.execute(sa.text("INSERT INTO text_codes (code, norm) VALUES (:code, :norm)"), code_rows)
