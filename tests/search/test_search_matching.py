@@ -201,3 +201,28 @@ def test_migration_0006_indexes_the_words_already_imported(database_url: str) ->
     with cat.sessions() as s:  # the documents' labels are indexed for catalogue search too
         assert s.execute(select(LabelTerm.norm, LabelTerm.document_pk)).all() == [("d", 1)]
     cat.engine.dispose()
+
+
+def test_the_work_of_a_query_is_bounded_whatever_its_words(text_store: tuple[TextStore, dict[str, int], int]) -> None:
+    """Issue 17, finding 6: a query's statements are bounded by its words (at most 8), each word's by its kinds of
+    look-up, whatever the words' length or the vocabulary's size; a 200-letter word is no dearer than a name."""
+    from sqlalchemy import event
+
+    store, _, doc = text_store
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    event.listen(store.catalogue.engine, "before_cursor_execute", count)
+    try:
+        store.search(doc, "Goldsztajn", EVERYTHING)
+        one = len(statements)
+        statements.clear()
+        store.search(doc, "x" * 200, EVERYTHING)
+        assert len(statements) <= one
+        statements.clear()
+        store.search(doc, " ".join(chr(97 + n) * 32 for n in range(12)), EVERYTHING)  # 12 words: 8 are read
+        assert len(statements) <= 8 * one
+    finally:
+        event.remove(store.catalogue.engine, "before_cursor_execute", count)
