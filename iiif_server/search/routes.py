@@ -247,11 +247,10 @@ class SearchService:
 
 
 def _context(hit: Hit) -> tuple[str, str, str]:
-    """(before, match, after) of a hit: around the words that matched within a whole entry (a CSV row), or the
-    words of its line around it (ALTO)."""
-    if hit.whole and hit.spans:
-        start, end = hit.spans[0][0], hit.spans[-1][1]
-        return hit.text[:start].rstrip(), hit.text[start:end], hit.text[end:].lstrip()
+    """(before, match, after) of a 1.0 hit: the words of its line around an ALTO hit; a whole entry (a CSV row) as
+    its match, as the viewers list it (2.0 highlights the matched words within it)."""
+    if hit.whole:
+        return "", hit.text, ""
     return hit.before, hit.text, hit.after
 
 
