@@ -179,6 +179,9 @@ class Across:
         """A page of documents with hits the requester may see, and the cursor of the next page (None: no more)."""
         from iiif_server.search.routes import readable
 
+        if after is not None and after[1] not in collections:
+            # only a collection searched here can be where a page ended (and a NUL never reaches the database)
+            raise RequestError(f"not a cursor this server gave: {after[1][:40]!r}")
         if not terms(query) or not collections:
             return [], None
         results: list[DocumentHits] = []
