@@ -84,12 +84,12 @@ class Across:
         return sorted(words, key=lambda w: (counts[w], w))
 
     @staticmethod
-    def _has(column: ColumnElement[str], matcher: Matcher, n: int, variants: bool) -> ColumnElement[bool]:
-        """Whether a text_doc_terms row holds query word n: folded (or glued), or (variants) through any tier."""
+    def _has(column: ColumnElement[str], matcher: Matcher, n: int, variants: bool) -> list[ColumnElement[bool]]:
+        """The ways a text_doc_terms row holds query word n: folded (or glued), or (variants) through any tier."""
         word = matcher.words[n]
         folded = [word.norm, *word.glued]
         if not variants:
-            return column.in_(folded)
+            return [column.in_(folded)]
         parts: list[ColumnElement[bool]] = [column.in_(folded + sorted({rest for _, rest in _splits(word.norm)}))]
         if len(word.norm) >= names.FUZZY_MIN and not word.particle:
             parts.append(and_(column >= word.norm, column < word.norm + TOP))
@@ -99,23 +99,32 @@ class Across:
                                             .scalar_subquery()))
                 if matcher.typos(n):
                     parts.append(column.in_(matcher.typos(n)))
-        return or_(*parts)
+        return parts
+
+    def _held(self, t: Any, matcher: Matcher, n: int, variants: bool) -> ColumnElement[bool]:
+        """Whether the document of row `t` holds query word n: one EXISTS per way, each a seek in an index
+        (an OR inside one EXISTS made SQLite read all of the document's words)."""
+        checks = []
+        for k in range(len(self._has(t.norm, matcher, n, variants))):
+            other = aliased(TextDocTerm)
+            checks.append(exists().where(other.document_pk == t.document_pk, other.collection_id == t.collection_id,
+                                         self._has(other.norm, matcher, n, variants)[k]))
+        return or_(*checks)
 
     def _holding(self, matcher: Matcher, order: list[int], variants: bool, readable: ColumnElement[bool]) -> Select:
         """Documents of the readable ones holding every content word of the query (through text_doc_terms):
         folded, or (variants) through any tier and not all folded."""
         t = TextDocTerm
         first, *others = order
-        stmt = (select(t.collection_id, t.document_pk).distinct().join(Document, Document.pk == t.document_pk)
-                .where(readable, self._has(t.norm, matcher, first, variants)))
+        # the words drive the plan, readability is checked per document found (joined, SQLite walked every word
+        # of every document of the collection instead)
+        stmt = (select(t.collection_id, t.document_pk).distinct()
+                .where(or_(*self._has(t.norm, matcher, first, variants)),
+                       exists().where(Document.pk == t.document_pk, readable)))
         for n in others:
-            other = aliased(TextDocTerm)
-            stmt = stmt.where(exists().where(other.document_pk == t.document_pk,
-                                             self._has(other.norm, matcher, n, variants)))
+            stmt = stmt.where(self._held(t, matcher, n, variants))
         if variants:
-            stmt = stmt.where(~and_(*(exists().where(
-                (same := aliased(TextDocTerm)).document_pk == t.document_pk, self._has(same.norm, matcher, n, False))
-                for n in order)))
+            stmt = stmt.where(~and_(*(self._held(t, matcher, n, False) for n in order)))
         return stmt
 
     @staticmethod
