@@ -66,6 +66,14 @@ def cursor(tier: int, collection: str, document_pk: int) -> str:
     return f"{tier}:{document_pk}:{collection}"
 
 
+@dataclass(frozen=True)
+class Readable:
+    """Which documents a requester may read: some of their pages, or every page."""
+
+    some: ColumnElement[bool]
+    whole: ColumnElement[bool]
+
+
 class Across:
     def __init__(self, store: TextStore) -> None:
         self.store = store
@@ -111,27 +119,31 @@ class Across:
                                          self._has(other.norm, matcher, n, variants)[k]))
         return or_(*checks)
 
-    def _holding(self, matcher: Matcher, order: list[int], variants: bool, readable: ColumnElement[bool]) -> Select:
-        """Documents of the readable ones holding every content word of the query (through text_doc_terms):
-        folded, or (variants) through any tier and not all folded."""
+    def _holding(self, matcher: Matcher, order: list[int], variants: bool, readable: Readable) -> Select:
+        """Documents holding every content word of the query (through text_doc_terms): wholly readable ones
+        with every word folded, or (variants) readable ones with every word through any tier and not wholly
+        readable with every word folded. text_doc_terms does not know pages, so a document read only in part
+        always takes the second pass: which pass it takes never depends on words of pages the requester may
+        not read."""
         t = TextDocTerm
         first, *others = order
         # the words drive the plan, readability is checked per document found (joined, SQLite walked every word
         # of every document of the collection instead)
         stmt = (select(t.collection_id, t.document_pk).distinct()
                 .where(or_(*self._has(t.norm, matcher, first, variants)),
-                       exists().where(Document.pk == t.document_pk, readable)))
+                       exists().where(Document.pk == t.document_pk, readable.some if variants else readable.whole)))
         for n in others:
             stmt = stmt.where(self._held(t, matcher, n, variants))
         if variants:
-            stmt = stmt.where(~and_(*(self._held(t, matcher, n, False) for n in order)))
+            stmt = stmt.where(~and_(exists().where(Document.pk == t.document_pk, readable.whole),
+                                    *(self._held(t, matcher, n, False) for n in order)))
         return stmt
 
     @staticmethod
-    def readable_clause(session: Session, policy: Policy, access: Access, collections: Sequence[str]
-                        ) -> ColumnElement[bool]:
-        """Documents with text the requester may read in these collections: their tier (or their collection's)
-        is within the requester's clearance, or one of their pages has a tier of its own that is."""
+    def readable_clause(session: Session, policy: Policy, access: Access, collections: Sequence[str]) -> Readable:
+        """Documents with text the requester may read in these collections (some: their tier, or their
+        collection's, is within the requester's clearance, or one of their pages has a tier of its own that is),
+        and those they may read whole (whole: their tier is, and no page has a tier of its own that is not)."""
         tiers = policy.tiers
         coll_tiers = {c: t for c, t in session.execute(
             select(Collection.id, Collection.tier).where(Collection.id.in_(collections)))}
@@ -140,14 +152,17 @@ class Across:
             clearance = access.clearance(tiers, cid)
             allowed = tuple(t for t in tiers.names if tiers.allows(clearance, t))
             groups.setdefault((allowed, tiers.allows(clearance, coll_tiers.get(cid))), []).append(cid)
-        parts = []
+        parts, wholes = [], []
         for (allowed, inherits), cids in groups.items():
             tier = Document.tier.in_(allowed) | (Document.tier.is_(None) if inherits else false())
             own = exists().where(Image.document_pk == Document.pk, Image.tier.in_(allowed))
+            closed = exists().where(Image.document_pk == Document.pk, Image.tier.is_not(None),
+                                    Image.tier.not_in(allowed))
             parts.append(and_(Document.collection_id.in_(cids), or_(tier, own)))
-        return or_(*parts) if parts else false()
+            wholes.append(and_(Document.collection_id.in_(cids), tier, ~closed))
+        return Readable(or_(*parts) if parts else false(), or_(*wholes) if wholes else false())
 
-    def candidates(self, session: Session, matcher: Matcher, readable: ColumnElement[bool],
+    def candidates(self, session: Session, matcher: Matcher, readable: Readable,
                    after: tuple[int, str, int] | None, limit: int) -> list[tuple[int, str, int]]:
         """(pass, collection, document pk) of readable documents holding the query's words, after `after`, in
         pass then key order: first those with every word (case and accents folded), then those with every word

@@ -16,6 +16,7 @@ from search_world import make_lists
 from iiif_server.auth.tokens import TokenStore
 from iiif_server.db.catalogue import Catalogue
 from iiif_server.db.models import Collection, Document, Image
+from iiif_server.search.across import DOCUMENTS_PAGE
 from iiif_server.search.importer import import_text
 from iiif_server.search.soundex import codes
 from iiif_server.search.store import TextStore
@@ -122,3 +123,38 @@ async def test_public_answers_are_byte_identical_whatever_restricted_text_exists
     found = (await client.get("/iiif/search/collections/closed", params={"q": "Goldszmit"},
                               headers={"Authorization": f"Bearer {staff}"})).json()
     assert found["items"]
+
+
+async def test_a_partly_readable_document_keeps_its_place_whatever_its_closed_pages_hold(world, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Collection search lists documents with every word as typed before those with variants only, a page
+    of DOCUMENTS_PAGE at a time. `mixed` is public but for its reading-room page p1: the exact word on p1 must
+    not move it to the first pass (and so to another page), which would tell a visitor what p1 holds."""
+    client, _, cat = world
+    with cat.session() as s:  # more public documents with the variant than one page lists
+        for n in range(DOCUMENTS_PAGE + 2):
+            doc = Document(collection_id="lists", ident=f"extra{n:02d}", label=f"extra {n}", position=100 + n,
+                           metadata_pairs=[])
+            s.add(doc)
+            s.flush()
+            s.add(Image(document_pk=doc.pk, ident="p1", position=0, label="p1", width=1000, height=1000,
+                        checksum="0" * 64, source_path="-", source_size=1, source_mtime=0))
+    extra = tmp_path / "extra.csv"
+    extra.write_text("".join(f"extra{n:02d},p1,\"Wajnberg, Abram\",1,1,10,10\n" for n in range(DOCUMENTS_PAGE + 2)),
+                     encoding="utf-8")
+    assert import_text(TextStore(cat), extra, "lists").errors == []
+
+    async def pages() -> list[bytes]:
+        found, url = [], f"/iiif/search/collections/lists?{httpx.QueryParams({'q': 'Vainberg'})}"
+        while url:
+            r = await client.get(url)
+            assert r.status_code == 200
+            found.append(r.content)
+            url = r.json().get("next", {}).get("id", "").replace("http://testserver", "")
+        return found
+
+    before = await pages()
+    assert len(before) == 2 and b"/mixed/" in before[0]
+    closed = tmp_path / "closed.csv"
+    closed.write_text("mixed,p1,\"Vainberg, Chaim\",1,1,10,10\n", encoding="utf-8")
+    assert import_text(TextStore(cat), closed, "lists").errors == []
+    assert await pages() == before
