@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_WORD = re.compile(r"\w+")
+WORD = re.compile(r"\w+")
 _FOLD = str.maketrans({"ł": "l", "đ": "d", "ø": "o", "æ": "ae", "œ": "oe", "ı": "i", "þ": "th"})
 
 
@@ -16,7 +16,7 @@ def normalise(text: str) -> str:
 
 
 def terms(text: str) -> list[str]:
-    return [t[:200] for t in _WORD.findall(normalise(text))]
+    return [t[:200] for t in WORD.findall(normalise(text))]
 
 
 def trigrams(word: str) -> set[str]:

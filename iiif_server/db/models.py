@@ -189,6 +189,10 @@ class TextEntry(Base):
     __table_args__ = (Index("ix_text_entries_document", "document_pk", "id"),
                       Index("ix_text_entries_page_pos", "image_pk", "pos"),
                       Index("ix_text_entries_document_source", "document_pk", "source"))
+    # An entry is a CSV row, or an ALTO word. The words of one ALTO line are one `unit` (the id of its first
+    # word; NULL: the entry is a unit of its own): a name's words are matched in any order within a unit, never
+    # across two. `block` is the ALTO TextBlock the word stands in: a phrase may run on over a line break
+    # within a block, never into the next block (two entries of a list are two blocks).
 
     id: Mapped[int] = mapped_column(ENTRY_ID, primary_key=True, autoincrement=True)
     image_pk: Mapped[int] = mapped_column(ForeignKey("images.pk", ondelete="CASCADE"))
@@ -203,6 +207,8 @@ class TextEntry(Base):
     y: Mapped[int | None] = mapped_column(Integer, default=None)
     w: Mapped[int | None] = mapped_column(Integer, default=None)
     h: Mapped[int | None] = mapped_column(Integer, default=None)
+    unit: Mapped[int | None] = mapped_column(ENTRY_ID, default=None)
+    block: Mapped[int | None] = mapped_column(Integer, default=None)
 
 
 class TextTerm(Base):
@@ -231,10 +237,23 @@ class TextCode(Base):
     norm: Mapped[str] = mapped_column(TERM_TYPE, primary_key=True)
 
 
+class TextKey(Base):
+    """Each word of the vocabulary (of 4 to 32 letters) under each of its deletions (the word with one letter left
+    out): a word one letter off another shares a key with it, so typos are looked up by equality, at a cost that
+    does not grow with the vocabulary."""
+
+    __tablename__ = "text_keys"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    key: Mapped[str] = mapped_column(TERM_TYPE, primary_key=True)
+    norm: Mapped[str] = mapped_column(TERM_TYPE, primary_key=True)
+
+
 class TextDocTerm(Base):
     """Which documents of a collection hold a word: the first step of a collection-wide search."""
 
     __tablename__ = "text_doc_terms"
+    __table_args__ = (Index("ix_text_doc_terms_document", "document_pk", "norm"),)
 
     norm: Mapped[str] = mapped_column(TERM_TYPE, primary_key=True)
     collection_id: Mapped[str] = mapped_column(String(200), primary_key=True)

@@ -1,11 +1,11 @@
 """Search across documents: a collection's (or every collection's) manifests with their hits, and the
 catalogue's labels, summaries and metadata.
 
-Both page by keyset over the index's own order, never by OFFSET, and count nothing in full. A
-candidate document is shown only when the requester may see it, and its hits come from the pages
-they may read (the same rules as one document's search), so a hidden document's label, a restricted
-page's snippet or a count over either never leaves. Each request examines a bounded number of
-candidates: when most are hidden from the requester a page may come back short, with `next`.
+Both page by keyset over the index's own order, never by OFFSET, and count nothing in full. A text search
+walks the documents holding every word of the query (through text_doc_terms), only among documents whose
+text the requester may read, and reads the hits of a batch of documents in one plan (matching.py: the same
+tiers and ranking as one document's search, never a search per document). Each request examines a bounded
+number of candidates: a page may come back short, with `next`.
 """
 
 from __future__ import annotations
@@ -14,21 +14,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, exists, func, select, tuple_
+from sqlalchemy import Select, and_, exists, false, func, or_, select, tuple_
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.elements import ColumnElement
 
 from iiif_server.auth.policy import Access, Policy
 from iiif_server.db.labels import described_words
-from iiif_server.db.models import Collection, Document, Image, LabelTerm, TextDocTerm
+from iiif_server.db.models import Collection, Document, Image, LabelTerm, TextCode, TextDocTerm
 from iiif_server.errors import RequestError
-from iiif_server.search.results import Hit, Target, cursor_number
-from iiif_server.search.store import PHRASE_MAX, TextStore
+from iiif_server.search import names
+from iiif_server.search.matching import PHRASE_MAX, TOP, Matcher, _splits, scope_of
+from iiif_server.search.results import Hit, Pages, Target, cursor_number
+from iiif_server.search.store import TextStore
 from iiif_server.words import terms
 
 DOCUMENTS_PAGE = 20  # manifests per page of a collection search
 HITS_PER_DOCUMENT = 3
 CANDIDATES = 50  # documents read from the index per round
-EXAMINE_MAX = 500  # candidates one request looks at, at most
+EXAMINE_MAX = 200  # candidates one request looks at, at most
 RAREST_COUNT = 10_000  # index rows counted per word to find the rarest of a query's words
 FOLDED, SIMILAR = range(2)
 
@@ -63,6 +66,14 @@ def cursor(tier: int, collection: str, document_pk: int) -> str:
     return f"{tier}:{document_pk}:{collection}"
 
 
+@dataclass(frozen=True)
+class Readable:
+    """Which documents a requester may read: some of their pages, or every page."""
+
+    some: ColumnElement[bool]
+    whole: ColumnElement[bool]
+
+
 class Across:
     def __init__(self, store: TextStore) -> None:
         self.store = store
@@ -81,34 +92,88 @@ class Across:
         return sorted(words, key=lambda w: (counts[w], w))
 
     @staticmethod
-    def _holding(words: Sequence[str], collections: Sequence[str]) -> Select:
-        t = TextDocTerm
-        stmt = select(t.collection_id, t.document_pk).where(t.norm == words[0], t.collection_id.in_(collections))
-        for word in words[1:]:
+    def _has(column: ColumnElement[str], matcher: Matcher, n: int, variants: bool) -> list[ColumnElement[bool]]:
+        """The ways a text_doc_terms row holds query word n: folded (or glued), or (variants) through any tier."""
+        word = matcher.words[n]
+        folded = [word.norm, *word.glued]
+        if not variants:
+            return [column.in_(folded)]
+        parts: list[ColumnElement[bool]] = [column.in_(folded + sorted({rest for _, rest in _splits(word.norm)}))]
+        if len(word.norm) >= names.FUZZY_MIN and not word.particle:
+            parts.append(and_(column >= word.norm, column < word.norm + TOP))
+            if not word.prefix_only:
+                if matcher.codes(n):
+                    parts.append(column.in_(select(TextCode.norm).where(TextCode.code.in_(matcher.codes(n)))
+                                            .scalar_subquery()))
+                if matcher.typos(n):
+                    parts.append(column.in_(matcher.typos(n)))
+        return parts
+
+    def _held(self, t: Any, matcher: Matcher, n: int, variants: bool) -> ColumnElement[bool]:
+        """Whether the document of row `t` holds query word n: one EXISTS per way, each a seek in an index
+        (an OR inside one EXISTS made SQLite read all of the document's words)."""
+        checks = []
+        for k in range(len(self._has(t.norm, matcher, n, variants))):
             other = aliased(TextDocTerm)
-            stmt = stmt.where(exists().where(other.norm == word, other.collection_id == t.collection_id,
-                                             other.document_pk == t.document_pk))
+            checks.append(exists().where(other.document_pk == t.document_pk, other.collection_id == t.collection_id,
+                                         self._has(other.norm, matcher, n, variants)[k]))
+        return or_(*checks)
+
+    def _holding(self, matcher: Matcher, order: list[int], variants: bool, readable: Readable) -> Select:
+        """Documents holding every content word of the query (through text_doc_terms): wholly readable ones
+        with every word folded, or (variants) readable ones with every word through any tier and not wholly
+        readable with every word folded. text_doc_terms does not know pages, so a document read only in part
+        always takes the second pass: which pass it takes never depends on words of pages the requester may
+        not read."""
+        t = TextDocTerm
+        first, *others = order
+        # the words drive the plan, readability is checked per document found (joined, SQLite walked every word
+        # of every document of the collection instead)
+        stmt = (select(t.collection_id, t.document_pk).distinct()
+                .where(or_(*self._has(t.norm, matcher, first, variants)),
+                       exists().where(Document.pk == t.document_pk, readable.some if variants else readable.whole)))
+        for n in others:
+            stmt = stmt.where(self._held(t, matcher, n, variants))
+        if variants:
+            stmt = stmt.where(~and_(exists().where(Document.pk == t.document_pk, readable.whole),
+                                    *(self._held(t, matcher, n, False) for n in order)))
         return stmt
 
     @staticmethod
-    def _similar(word: str, similar: Sequence[str], collections: Sequence[str]) -> Select:
-        t, same = TextDocTerm, aliased(TextDocTerm)
-        return (select(t.collection_id, t.document_pk).distinct()
-                .where(t.norm.in_(similar), t.collection_id.in_(collections),
-                       ~exists().where(same.norm == word, same.collection_id == t.collection_id,
-                                       same.document_pk == t.document_pk)))
+    def readable_clause(session: Session, policy: Policy, access: Access, collections: Sequence[str]) -> Readable:
+        """Documents with text the requester may read in these collections (some: their tier, or their
+        collection's, is within the requester's clearance, or one of their pages has a tier of its own that is),
+        and those they may read whole (whole: their tier is, and no page has a tier of its own that is not)."""
+        tiers = policy.tiers
+        coll_tiers = {c: t for c, t in session.execute(
+            select(Collection.id, Collection.tier).where(Collection.id.in_(collections)))}
+        groups: dict[tuple[tuple[str, ...], bool], list[str]] = {}
+        for cid in collections:
+            clearance = access.clearance(tiers, cid)
+            allowed = tuple(t for t in tiers.names if tiers.allows(clearance, t))
+            groups.setdefault((allowed, tiers.allows(clearance, coll_tiers.get(cid))), []).append(cid)
+        parts, wholes = [], []
+        for (allowed, inherits), cids in groups.items():
+            tier = Document.tier.in_(allowed) | (Document.tier.is_(None) if inherits else false())
+            own = exists().where(Image.document_pk == Document.pk, Image.tier.in_(allowed))
+            closed = exists().where(Image.document_pk == Document.pk, Image.tier.is_not(None),
+                                    Image.tier.not_in(allowed))
+            parts.append(and_(Document.collection_id.in_(cids), or_(tier, own)))
+            wholes.append(and_(Document.collection_id.in_(cids), tier, ~closed))
+        return Readable(or_(*parts) if parts else false(), or_(*wholes) if wholes else false())
 
-    def candidates(self, session: Session, words: Sequence[str], similar: Sequence[str], collections: Sequence[str],
+    def candidates(self, session: Session, matcher: Matcher, readable: Readable,
                    after: tuple[int, str, int] | None, limit: int) -> list[tuple[int, str, int]]:
-        """(tier, collection, document pk) of documents holding the words, after `after`, in tier then key order:
-        first those with every word (case and accents folded), then, for one word, those with a similar word."""
-        tiers = [self._holding(self.rarest_first(session, TextDocTerm.norm, words), collections)]
-        if len(words) == 1 and similar:
-            tiers.append(self._similar(words[0], similar, collections))
+        """(pass, collection, document pk) of readable documents holding the query's words, after `after`, in
+        pass then key order: first those with every word (case and accents folded), then those with every word
+        through any tier."""
+        content = matcher.content or list(range(len(matcher.words)))
+        order = self.rarest_words(session, matcher, content)
         found: list[tuple[int, str, int]] = []
-        for tier, stmt in enumerate(tiers):
+        for tier, variants in ((FOLDED, False), (SIMILAR, True)):
             if after is not None and tier < after[0]:
                 continue
+            stmt = self._holding(matcher, order, variants, readable)
             key = tuple_(TextDocTerm.collection_id, TextDocTerm.document_pk)
             if after is not None and tier == after[0]:
                 stmt = stmt.where(key > tuple_(after[1], after[2]))
@@ -119,6 +184,18 @@ class Across:
                 break
         return found
 
+    @staticmethod
+    def rarest_words(session: Session, matcher: Matcher, content: list[int]) -> list[int]:
+        """Query words (their indexes) ordered by how many documents hold them folded (counted up to RAREST_COUNT
+        each): the walk starts from the shortest list and checks the others per document."""
+        if len(content) < 2:
+            return list(content)
+        column = TextDocTerm.norm
+        counts = {n: session.execute(select(func.count()).select_from(
+            select(column).where(column == matcher.words[n].norm).limit(RAREST_COUNT).subquery())).scalar_one()
+            for n in content}
+        return sorted(content, key=lambda n: (counts[n], n))
+
     # -- a collection's manifests with their hits ---------------------------------------
 
     def search(self, query: str, collections: Sequence[str], policy: Policy, access: Access,
@@ -126,18 +203,21 @@ class Across:
         """A page of documents with hits the requester may see, and the cursor of the next page (None: no more)."""
         from iiif_server.search.routes import readable
 
-        words = terms(query)[:PHRASE_MAX]
-        if not words or not collections:
+        if after is not None and after[1] not in collections:
+            # only a collection searched here can be where a page ended (and a NUL never reaches the database)
+            raise RequestError(f"not a cursor this server gave: {after[1][:40]!r}")
+        if not terms(query) or not collections:
             return [], None
-        with self.catalogue.sessions() as session:
-            fuzzy = self.store.similar(session, words[0]) if len(words) == 1 else ([], [])
-        similar = [*fuzzy[0], *fuzzy[1]]
         results: list[DocumentHits] = []
         examined = 0
         position = after
-        while examined < EXAMINE_MAX:
-            with self.catalogue.sessions() as session:
-                batch = self.candidates(session, words, similar, collections, position, CANDIDATES)
+        with self.catalogue.sessions() as session:
+            matcher = Matcher(session, query)
+            if not matcher.words:
+                return [], None
+            visible = self.readable_clause(session, policy, access, collections)
+            while examined < EXAMINE_MAX:
+                batch = self.candidates(session, matcher, visible, position, min(CANDIDATES, EXAMINE_MAX - examined))
                 pks = [pk for _, _, pk in batch]
                 rows = {r[0]: r[1:] for r in session.execute(
                     select(Document.pk, Document.ident, Document.label, Document.tier, Collection.tier)
@@ -146,33 +226,27 @@ class Across:
                 for doc, image, tier in session.execute(select(Image.document_pk, Image.pk, Image.tier).where(
                         Image.document_pk.in_(pks), Image.tier.is_not(None))):
                     own.setdefault(doc, {})[image] = tier
-            scopes = {pk: readable(policy, access, cid, Target(pk, rows[pk][3], rows[pk][2], own.get(pk, {})))
-                      for _, cid, pk in batch if pk in rows}
-            ready: dict[int, list[Hit]] = {}
-            if len(words) == 1:  # documents the requester reads whole: their first hits in one query per tier
-                for t, norms in ((FOLDED, words), (SIMILAR, similar)):
-                    whole = [pk for tier, _, pk in batch if tier == t and (scope := scopes.get(pk)) is not None
-                             and scope[0].everything and not scope[0].denied]
-                    ready.update(self.store.first_hits(whole, norms, HITS_PER_DOCUMENT, t))
-            for tier, cid, pk in batch:
-                examined += 1
-                position = (tier, cid, pk)
-                row, scope = rows.get(pk), scopes.get(pk)
-                if row is None or scope is None:
-                    continue
-                if len(words) > 1:  # phrases, then entries with every word
-                    hits = self.store.search(pk, query, scope[0], limit=HITS_PER_DOCUMENT, count=False)[0]
-                elif scope[0].everything and not scope[0].denied:
-                    hits = ready.get(pk, [])
-                else:  # some pages hidden from the requester: the word itself, or (second tier) its variants
-                    hits = self.store.hits_with(pk, words if tier == FOLDED else similar, scope[0],
-                                                HITS_PER_DOCUMENT, tier)
-                if hits:
-                    results.append(DocumentHits(cid, row[0], row[1] or row[0], hits))
-                if len(results) == DOCUMENTS_PAGE:
-                    return results, cursor(*position)
-            if len(batch) < CANDIDATES:
-                return results, None
+                pages: dict[int, Pages] = {}
+                for _, cid, pk in batch:
+                    if pk in rows:
+                        scope = readable(policy, access, cid, Target(pk, rows[pk][3], rows[pk][2], own.get(pk, {})))
+                        if scope is not None and not scope[0].none:
+                            pages[pk] = scope[0]
+                found = matcher.find(scope_of(pages)) if pages else {}
+                shown = [f for _, _, pk in batch for f in found.get(pk, [])[:HITS_PER_DOCUMENT]]
+                hits: dict[int, list[Hit]] = {}
+                for f, hit in zip(shown, self.store.read(session, shown), strict=False):
+                    hits.setdefault(f.document_pk, []).append(hit)
+                for tier, cid, pk in batch:
+                    examined += 1
+                    position = (tier, cid, pk)
+                    if hits.get(pk):
+                        row = rows[pk]
+                        results.append(DocumentHits(cid, row[0], row[1] or row[0], hits[pk]))
+                    if len(results) == DOCUMENTS_PAGE:
+                        return results, cursor(*position)
+                if len(batch) < CANDIDATES:
+                    return results, None
         return results, cursor(*position) if position else None
 
     # -- the catalogue's labels, summaries and metadata ----------------------------------

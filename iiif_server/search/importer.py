@@ -62,6 +62,10 @@ def parse_alto(path: Path, width: int, height: int) -> list[Entry]:
         return round(x * sx), round(y * sy), max(1, round(w * sx)), max(1, round(h * sy))  # type: ignore[operator]
 
     entries: list[Entry] = []
+    # each TextLine with the TextBlock it stands in (a phrase runs on over a line break within a block only)
+    blocks = [el for el in root.iter() if _local(el.tag) == "TextBlock"]
+    in_block = {id(line): n for n, block in enumerate(blocks)
+                for line in block.iter() if _local(line.tag) == "TextLine"}
     for line in (el for el in root.iter() if _local(el.tag) == "TextLine"):
         words = [s for s in line if _local(s.tag) == "String" and s.get("CONTENT")]
         if not words:
@@ -71,8 +75,9 @@ def parse_alto(path: Path, width: int, height: int) -> list[Entry]:
             text += " " if text else ""
             starts.append(len(text))
             text += word.get("CONTENT", "")
+        block = in_block.get(id(line), len(blocks))
         for word, start in zip(words, starts, strict=True):
-            entries.append(Entry(word.get("CONTENT", ""), "word", box(word), text, start))
+            entries.append(Entry(word.get("CONTENT", ""), "word", box(word), text, start, block))
     return entries
 
 

@@ -31,7 +31,7 @@ from iiif_server.manifests.routes import not_found
 from iiif_server.search import across
 from iiif_server.search.across import Across, Described, DocumentHits
 from iiif_server.search.results import Hit, cursor_number
-from iiif_server.search.routes import CONTEXT_2, PRIVATE, readable
+from iiif_server.search.routes import CONTEXT_2, PRIVATE, SearchService, readable
 from iiif_server.search.store import TextStore
 
 Run = Callable[..., Awaitable[Any]]
@@ -94,8 +94,16 @@ class AcrossService:
         urls = Urls(self.base_url(request))
         service = collection_service(urls.base, collection)["id"]
         page = f"{service}?{urlencode({'q': q, **({'after': request.query_params['after']} if after else {})})}"
+        first = f"{service}?{urlencode({'q': q})}"
         body: dict[str, Any] = {"@context": CONTEXT_2, "id": page, "type": "AnnotationPage",
-                                "items": [a for doc in found for a in _annotations(urls, doc)]}
+                                # paged: the page is part of the collection of all, which names its first page
+                                # (Content Search 2.0, 4.2.2); no total: counting would read every document
+                                "partOf": {"id": first, "type": "AnnotationCollection",
+                                           "first": {"id": first, "type": "AnnotationPage"}}}
+        ignored = SearchService._ignored(request)
+        if ignored:
+            body["ignored"] = ignored
+        body["items"] = [a for doc in found for a in _annotations(urls, doc)]
         if next_cursor:
             body["next"] = {"id": f"{service}?{urlencode({'q': q, 'after': next_cursor})}", "type": "AnnotationPage"}
         return self._json(request, body)

@@ -3,12 +3,14 @@ cursor, and the tiers that decide which page a requester may read."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.sql.elements import ColumnElement
 
 from iiif_server.errors import RequestError
+from iiif_server.words import WORD as _WORD
 
 Box = tuple[int, int, int, int]
 
@@ -17,6 +19,11 @@ Place = tuple[int, str, int]  # an entry's page, source and position
 
 
 CONTEXT = 12  # words of context read on either side of a hit
+
+
+def normalise_text(text: str) -> str:
+    """The text with each character in its place (NFC): word positions found in it are positions in the text."""
+    return unicodedata.normalize("NFC", text)
 
 
 @dataclass(frozen=True)
@@ -29,6 +36,9 @@ class Hit:
     before: str
     after: str
     tier: int = 0
+    rank: int = 0  # the hit's place in the ranking (lower first); with its id, the cursor of the next page
+    spans: tuple[tuple[int, int], ...] = ()  # where the words that matched stand in `text`
+    whole: bool = False  # `text` is a whole entry (a CSV row) in which the matched words are highlighted
 
     @property
     def box(self) -> Box:
@@ -36,7 +46,14 @@ class Hit:
 
     @property
     def cursor(self) -> str:
-        return f"{self.tier}.{self.id}"
+        return f"{self.rank}.{self.id}"
+
+    @property
+    def matched(self) -> str:
+        """The matched words with what stands between them (the whole text when nothing finer is known)."""
+        if not self.spans:
+            return self.text
+        return self.text[self.spans[0][0]:self.spans[-1][1]]
 
 
 @dataclass(frozen=True)
@@ -79,7 +96,7 @@ def cursor_number(text: str) -> int:
 
 
 def parse_cursor(value: str) -> tuple[int, int]:
-    """`tier.id` of the last hit shown (a bare id: the first tier); empty: the start; anything else: 400."""
+    """`rank.id` of the last hit shown (a bare id: rank 0); empty: the start; anything else: 400."""
     if not value:
         return 0, 0
     tier, _, ident = value.partition(".")
@@ -99,8 +116,22 @@ def _union(boxes: list[Box]) -> Box:
     return x0, y0, x1 - x0, y1 - y0
 
 
+def _spans(rows: list[Sequence[object]], matched: Sequence[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    """Where each matched word ((entry id, its place among the entry's words)) stands in the rows' joined text."""
+    wanted = set(matched)
+    spans, offset = [], 0
+    for row in rows:
+        text = str(row[2])
+        for k, m in enumerate(_WORD.finditer(normalise_text(text))):
+            if (int(row[0]), k) in wanted:  # type: ignore[call-overload]
+                spans.append((offset + m.start(), offset + m.end()))
+        offset += len(text) + 1
+    return tuple(sorted(spans))
+
+
 def _hit(tier: int, rows: list[Sequence[object]],
-         around: dict[Place, tuple[str, int]] | None = None) -> Hit:
+         around: dict[Place, tuple[str, int]] | None = None, rank: int = 0,
+         matched: Sequence[tuple[int, int]] = ()) -> Hit:
     """One hit of one or more consecutive entries: their words, one box per line they stand on, and the
     words before and after it on its line (from the stored line, or from the neighbouring ALTO words)."""
     first, last = rows[0], rows[-1]
@@ -136,5 +167,6 @@ def _hit(tier: int, rows: list[Sequence[object]],
                 break
             words.append(found[0])
         after = " ".join(words)
+    whole = first[5] is None  # a CSV entry: its whole text is the annotation, the words are highlighted in it
     return Hit(int(first[0]), str(first[1]), " ".join(str(r[2]) for r in rows), str(first[3]),  # type: ignore[call-overload]
-               tuple(_union(b) for b in lines), before, after, tier)
+               tuple(_union(b) for b in lines), before, after, tier, rank, _spans(rows, matched), whole)

@@ -28,6 +28,10 @@ PAGE_SIZE = 100
 CONTEXT_1 = ["http://iiif.io/api/presentation/2/context.json", "http://iiif.io/api/search/1/context.json"]
 CONTEXT_2 = "http://iiif.io/api/search/2/context.json"
 PUBLIC = {"Cache-Control": "public, max-age=60", "Vary": "Accept-Encoding"}
+# the query parameters both specifications define that this server does not implement: ignored, and said so
+# (`ignored`: Content Search 1.0 section 3.4.1 and 4.3, 2.0 section 4.2.4 and 5.2)
+UNIMPLEMENTED = ("motivation", "date", "user")
+AUTOCOMPLETE_MIN = "min"  # autocomplete's fewest occurrences (implemented)
 PRIVATE = {"Cache-Control": "private, max-age=0", "Vary": "Accept-Encoding, Authorization, Cookie"}
 
 
@@ -39,9 +43,12 @@ def services(base: str, collection: str, document: str) -> list[dict[str, Any]]:
     """The manifest's `service` entries of a document that has text."""
     url = service_base(base, collection, document)
     return [
-        {"id": url.format(1) + "/search", "type": "SearchService1", "profile": "http://iiif.io/api/search/1/search",
-         "service": [{"id": url.format(1) + "/autocomplete", "type": "AutoCompleteService1",
-                      "profile": "http://iiif.io/api/search/1/autocomplete"}]},
+        # Content Search 1.0's blocks need @context, @id and profile (section 3.1, 6.1); id and type as Presentation
+        # 3.0 has them (and no @type, which would make them two kinds of service to its schema)
+        {"@context": "http://iiif.io/api/search/1/context.json", "@id": url.format(1) + "/search",
+         "id": url.format(1) + "/search", "type": "SearchService1", "profile": "http://iiif.io/api/search/1/search",
+         "service": [{"@id": url.format(1) + "/autocomplete", "id": url.format(1) + "/autocomplete",
+                      "type": "AutoCompleteService1", "profile": "http://iiif.io/api/search/1/autocomplete"}]},
         {"id": url.format(2) + "/search", "type": "SearchService2",
          "service": [{"id": url.format(2) + "/autocomplete", "type": "AutoCompleteService2"}]},
     ]
@@ -58,6 +65,7 @@ class Found(NamedTuple):
     more: bool
     restricted: bool  # the answer depends on clearance: never in a shared cache
     url: str  # the search service's URL
+    ignored: list[str]  # parameters received and not implemented
 
 
 def readable(policy: Policy, access: Access, collection: str, target: Target) -> tuple[Pages, bool] | None:
@@ -106,6 +114,11 @@ class SearchService:
         return q, "" if after == "0.0" else after
 
     @staticmethod
+    def _ignored(request: Request) -> list[str]:
+        """The parameters the specifications define that were sent and are not implemented, in request order."""
+        return [name for name in dict.fromkeys(request.query_params.keys()) if name in UNIMPLEMENTED]
+
+    @staticmethod
     def _respond(request: Request, body: dict[str, Any], restricted: bool) -> Response:
         data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
         headers = PRIVATE if restricted else PUBLIC
@@ -132,17 +145,20 @@ class SearchService:
         urls, service, cid, did = self._urls(request)
         q, after = self._query(request)
         hits, total, more = await self.run(self.store.search, target.document_pk, q, pages, after, PAGE_SIZE)
-        return Found(urls, cid, did, q, after, hits, total, more, restricted, service.format(version) + "/search")
+        return Found(urls, cid, did, q, after, hits, total, more, restricted, service.format(version) + "/search",
+                     self._ignored(request))
 
     async def search_1(self, request: Request) -> Response:
         found_page = await self._search(request, 1)
         if found_page is None:
             return not_found()
-        urls, cid, did, q, after, hits, total, more, restricted, url = found_page
+        urls, cid, did, q, after, hits, total, more, restricted, url, ignored = found_page
+        within: dict[str, Any] = {"@type": "sc:Layer", "total": total, "first": self._page_url(url, q)}
+        if ignored:
+            within["ignored"] = ignored
         body: dict[str, Any] = {
             "@context": CONTEXT_1, "@id": self._page_url(url, q, after), "@type": "sc:AnnotationList",
-            "within": {"@type": "sc:Layer", "total": total},
-            "resources": [], "hits": [],
+            "within": within, "resources": [], "hits": [],
         }
         if more:
             body["next"] = self._page_url(url, q, hits[-1].cursor)
@@ -153,11 +169,12 @@ class SearchService:
                     "@id": anno, "@type": "oa:Annotation", "motivation": "sc:painting",
                     "resource": {"@type": "cnt:ContentAsText", "chars": hit.text},
                     "on": _on(urls, cid, did, hit.page, box)})
-            found: dict[str, Any] = {"@type": "search:Hit", "annotations": annos, "match": hit.text}
-            if hit.before:
-                found["before"] = hit.before
-            if hit.after:
-                found["after"] = hit.after
+            before, match, after_ = _context(hit)
+            found: dict[str, Any] = {"@type": "search:Hit", "annotations": annos, "match": match}
+            if before:
+                found["before"] = before
+            if after_:
+                found["after"] = after_
             body["hits"].append(found)
         return self._respond(request, body, restricted)
 
@@ -165,63 +182,94 @@ class SearchService:
         found_page = await self._search(request, 2)
         if found_page is None:
             return not_found()
-        urls, cid, did, q, after, hits, total, more, restricted, url = found_page
-        items, highlights = [], []
+        urls, cid, did, q, after, hits, total, more, restricted, url, ignored = found_page
+        items, notes = [], []
         for hit in hits:
             annos = _annotation_ids(urls, cid, did, hit)
             for anno, box in zip(annos, hit.boxes, strict=True):
                 items.append({"id": anno, "type": "Annotation", "motivation": "supplementing",
                               "body": {"type": "TextualBody", "value": hit.text, "format": "text/plain"},
                               "target": _on(urls, cid, did, hit.page, box)})
-            selector = {"type": "TextQuoteSelector", "prefix": hit.before + " " if hit.before else "",
-                        "exact": hit.text, "suffix": " " + hit.after if hit.after else ""}
-            targets = [{"type": "SpecificResource", "source": anno, "selector": [selector]} for anno in annos]
-            highlights.append({"id": annos[0] + "/hit", "type": "Annotation", "motivation": "highlighting",
-                               "target": targets[0] if len(targets) == 1 else targets})
+            notes += _notes(annos, hit)
+        first = {"id": self._page_url(url, q), "type": "AnnotationPage"}
         body: dict[str, Any] = {
             "@context": CONTEXT_2, "id": self._page_url(url, q, after), "type": "AnnotationPage",
-            "partOf": {"id": self._page_url(url, q), "type": "AnnotationCollection", "total": total},
-            "items": items,
+            "partOf": {"id": self._page_url(url, q), "type": "AnnotationCollection", "total": total, "first": first},
         }
-        if highlights:
-            body["annotations"] = [{"type": "AnnotationPage", "items": highlights}]
+        if ignored:
+            body["ignored"] = ignored
+        body["items"] = items
+        if notes:
+            body["annotations"] = [{"type": "AnnotationPage", "items": notes}]
         if more:
             body["next"] = {"id": self._page_url(url, q, hits[-1].cursor), "type": "AnnotationPage"}
         return self._respond(request, body, restricted)
 
-    async def _complete(self, request: Request) -> tuple[list[tuple[str, int]], bool, str] | None:
+    async def _complete(self, request: Request) -> tuple[list[tuple[str, int]], bool, str, list[str]] | None:
         scope = await self._scope(request)
         if scope is None:
             return None
         target, pages, restricted = scope
-        q, _ = self._query(request)
-        terms = await self.run(self.store.complete, target.document_pk, q, pages)
-        return terms, restricted, q
+        q = request.query_params.get("q", "")[:200]
+        least = request.query_params.get(AUTOCOMPLETE_MIN, "")
+        least_n = int(least) if least.isascii() and least.isdigit() and len(least) <= 6 else 1
+        terms = await self.run(self.store.complete, target.document_pk, q, pages, 10, max(1, least_n))
+        return terms, restricted, q, self._ignored(request)
 
     async def autocomplete_1(self, request: Request) -> Response:
         found = await self._complete(request)
         if found is None:
             return not_found()
-        terms, restricted, q = found
+        terms, restricted, q, ignored = found
         _, service, _, _ = self._urls(request)
-        body = {"@context": "http://iiif.io/api/search/1/context.json",
-                "@id": self._page_url(service.format(1) + "/autocomplete", q), "@type": "search:TermList",
-                "terms": [{"match": t, "url": self._page_url(service.format(1) + "/search", t), "count": n}
-                          for t, n in terms]}
+        body: dict[str, Any] = {"@context": "http://iiif.io/api/search/1/context.json",
+                                "@id": self._page_url(service.format(1) + "/autocomplete", q),
+                                "@type": "search:TermList"}
+        if ignored:
+            body["ignored"] = ignored
+        body["terms"] = [{"match": t, "url": self._page_url(service.format(1) + "/search", t), "count": n}
+                         for t, n in terms]
         return self._respond(request, body, restricted)
 
     async def autocomplete_2(self, request: Request) -> Response:
         found = await self._complete(request)
         if found is None:
             return not_found()
-        terms, restricted, q = found
+        terms, restricted, q, ignored = found
         _, service, _, _ = self._urls(request)
-        body = {"@context": CONTEXT_2, "id": self._page_url(service.format(2) + "/autocomplete", q),
-                "type": "TermPage",
-                "items": [{"value": t, "total": n, "service": [
-                    {"id": self._page_url(service.format(2) + "/search", t), "type": "SearchService2"}]}
-                    for t, n in terms]}
+        body: dict[str, Any] = {"@context": CONTEXT_2, "id": self._page_url(service.format(2) + "/autocomplete", q),
+                                "type": "TermPage"}
+        if ignored:
+            body["ignored"] = ignored
+        body["items"] = [{"value": t, "total": n, "service": [
+            {"id": self._page_url(service.format(2) + "/search", t), "type": "SearchService2"}]} for t, n in terms]
         return self._respond(request, body, restricted)
+
+
+def _context(hit: Hit) -> tuple[str, str, str]:
+    """(before, match, after) of a 1.0 hit: the words of its line around an ALTO hit; a whole entry (a CSV row) as
+    its match, as the viewers list it (2.0 highlights the matched words within it)."""
+    if hit.whole:
+        return "", hit.text, ""
+    return hit.before, hit.text, hit.after
+
+
+def _notes(annos: list[str], hit: Hit) -> list[dict[str, Any]]:
+    """Content Search 2.0's annotations about a hit (section 4.3): an ALTO hit's words are the annotation, with the
+    words of their line as context (`contextualizing`, 4.3.1); in a whole entry (a CSV row) each matched word is
+    highlighted within the annotation's text (`highlighting`, 4.3.2)."""
+    if hit.whole:
+        spans = hit.spans or ((0, len(hit.text)),)
+        return [{"id": f"{annos[0]}/hit/{n}" if n else f"{annos[0]}/hit", "type": "Annotation",
+                 "motivation": "highlighting",
+                 "target": {"type": "SpecificResource", "source": annos[0], "selector": [
+                     {"type": "TextQuoteSelector", "prefix": hit.text[:a], "exact": hit.text[a:b],
+                      "suffix": hit.text[b:]}]}} for n, (a, b) in enumerate(spans)]
+    selector = {"type": "TextQuoteSelector", "prefix": hit.before + " " if hit.before else "",
+                "exact": hit.text, "suffix": " " + hit.after if hit.after else ""}
+    targets = [{"type": "SpecificResource", "source": anno, "selector": [selector]} for anno in annos]
+    return [{"id": annos[0] + "/hit", "type": "Annotation", "motivation": "contextualizing",
+             "target": targets[0] if len(targets) == 1 else targets}]
 
 
 def _annotation_ids(urls: Urls, collection: str, document: str, hit: Hit) -> list[str]:

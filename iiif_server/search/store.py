@@ -1,71 +1,48 @@
 """Page text in the catalogue database, and the look-ups the search services make.
 
-Words are normalised in Python at import (case folded, accents removed), so `Levy` and `lévy`
-are the same term on SQLite and PostgreSQL alike, and exact and prefix matches are range scans
-of one index per document. Spelling variants go through the vocabulary of distinct words: its
-Daitch–Mokotoff codes (text_codes) and a trigram index (pg_trgm; SQLite FTS5's trigram tokenizer)
-give at most a few dozen similar words, which are then looked up like exact ones.
+Words are normalised in Python at import (case folded, accents removed), so `Levy` and `lévy` are the
+same term on SQLite and PostgreSQL alike, and exact and prefix matches are range scans of one index per
+document. Spelling variants go through the vocabulary of distinct words: its Daitch–Mokotoff codes
+(text_codes) and the index of its deletions (text_keys: a word one letter off another shares a key with
+it), as exact sets.
 
-A search answers in ranked tiers, each in import order: the word as typed, the word with other case
-or accents, words starting with it, words coded alike by Daitch–Mokotoff, words with similar trigrams.
-A query of several words finds them as consecutive ALTO words (a phrase), then entries holding all
-of them. Pages are cut by keyset on (tier, entry id). Every look-up takes the pages the requester may
-not see (or, when the document itself is out of reach, the only pages they may see): hidden text
-never leaves SQL.
+The unit of a name is an entry: a CSV row, or an ALTO line (the words of a line share a `unit`). A query
+matches each of its words through the tiers (matching.py, names.py), in any order within a unit, and ranks
+hits by how many words match how closely; a phrase typed in order may run on over a line break within
+one ALTO TextBlock. Pages are cut by keyset on (rank, first entry id). Every look-up takes the pages the
+requester may read: hidden text never leaves SQL, and never changes what a requester sees.
 """
 
 from __future__ import annotations
 
-import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
 from sqlalchemy import (
-    Select,
     and_,
     delete,
-    func,
     or_,
     select,
-    text,
-    true,
 )
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from iiif_server.db.bulk import bulk_insert, insert_ignore
 from iiif_server.db.catalogue import Catalogue
-from iiif_server.db.models import Collection, Document, Image, TextCode, TextEntry, TextTerm, TextVocab
-from iiif_server.search import soundex
+from iiif_server.db.models import Collection, Document, Image, TextEntry, TextTerm, TextVocab
+from iiif_server.search import names, soundex
+from iiif_server.search.matching import PHRASE_MAX, TOP, Found, Matcher, scope_of
+from iiif_server.search.names import EXACT, FOLDED, PREFIX, SOUNDS, TYPO
 from iiif_server.search.results import CONTEXT, Hit, Pages, Place, Target, _hit, parse_cursor
-from iiif_server.words import normalise, similarity, terms
+from iiif_server.words import normalise, terms
 
-TOP = "\U0010ffff"  # above every character: [p, p + TOP) holds every term starting with p
 SCAN_LIMIT = 5000  # term rows an autocomplete reads at most
-FUZZY_MIN = 3  # shorter words get no prefix or fuzzy tiers (every word would match)
-FUZZY_TERMS = 50  # similar words a fuzzy tier looks up at most
-FUZZY_MAX = 32  # longer words get no typo tier: no name is that long, and the cost grows with the length
-FUZZY_GRAMS = 12  # trigrams of a word the typo look-up matches on at most (spread over the word)
-TRIGRAM_MIN = 0.4  # pg_trgm similarity below which a word is not a typo of another
-PHRASE_MAX = 8  # words of a phrase query
 LEGACY_CSV = "csv"  # the source of every CSV before each file became a source of its own
 CHUNK = 500  # values in one IN list
-
-EXACT, FOLDED, PREFIX, SOUNDS, TYPO = range(5)  # the tiers of a one-word query
-PHRASE, ALL_WORDS = range(2)  # the tiers of a query of several words
-_RAW = re.compile(r"\w+")
-
-
-
-
-
-
-
-
-
-
+_DIACRITICS = frozenset("ąęţțĄĘŢȚ")  # letters the Daitch–Mokotoff chart codes apart from their base letter
 
 
 @dataclass(frozen=True)
@@ -76,7 +53,8 @@ class Entry:
     kind: str
     box: tuple[int, int, int, int] | None = None
     line: str | None = None
-    start: int | None = None
+    start: int | None = None  # an ALTO word's place in its line (0: the line's first word)
+    block: int | None = None  # an ALTO word's TextBlock on the page
 
 
 @dataclass(frozen=True)
@@ -105,7 +83,8 @@ def _chunks(values: Sequence[object], size: int = CHUNK) -> Iterable[Sequence[ob
         yield values[i:i + size]
 
 
-ENTRY_COLUMNS = ("image_pk", "document_pk", "source", "kind", "text", "line", "start", "pos", "x", "y", "w", "h")
+ENTRY_COLUMNS = ("image_pk", "document_pk", "source", "kind", "text", "line", "start", "pos", "x", "y", "w", "h",
+                 "unit", "block")
 
 
 @lru_cache(maxsize=65536)
@@ -176,29 +155,39 @@ class TextStore:
                 old = select(TextEntry.id).where(TextEntry.image_pk.in_(chunk), TextEntry.source.in_(replaced))
                 conn.execute(delete(TextTerm).where(TextTerm.entry_id.in_(old)))
                 conn.execute(delete(TextEntry).where(TextEntry.image_pk.in_(chunk), TextEntry.source.in_(replaced)))
-        rows: list[tuple[object, ...]] = []
-        for page in pages:
-            for n, entry in enumerate(page.entries):
-                box = entry.box or (None, None, None, None)
-                # an ALTO word's line is its neighbours (see _neighbours): not stored with each word
-                line = None if entry.start is not None else entry.line
-                rows.append((page.image_pk, page.document_pk, page.source, entry.kind, entry.text, line,
-                             entry.start, n, *box))
-        if not rows:
+        count = sum(len(page.entries) for page in pages)
+        if not count:
             return 0
-        ids = self._new_ids(conn, len(rows))
+        ids = self._new_ids(conn, count)
+        rows: list[tuple[object, ...]] = []
         term_rows: list[tuple[object, ...]] = []
         held: set[tuple[str, str, int]] = set()
+        spelt: dict[str, set[str]] = {}  # words written with a letter the chart codes apart (Dąbrowski)
         n = 0
         for page in pages:
-            for entry in page.entries:
-                for k, word in enumerate(_terms(entry.text)):
-                    term_rows.append((ids[n], k, page.document_pk, word))
+            unit = None
+            for k, entry in enumerate(page.entries):
+                box = entry.box or (None, None, None, None)
+                entry_id = ids[n]
+                if entry.start is not None:  # an ALTO word: its line is its unit
+                    unit = entry_id if entry.start == 0 or unit is None else unit
+                    # its line is its neighbours (see _neighbours): not stored with each word
+                    rows.append((entry_id, page.image_pk, page.document_pk, page.source, entry.kind, entry.text, None,
+                                 entry.start, k, *box, unit, entry.block))
+                else:
+                    rows.append((entry_id, page.image_pk, page.document_pk, page.source, entry.kind, entry.text,
+                                 entry.line, None, k, *box, None, None))
+                for o, word in enumerate(_terms(entry.text)):
+                    term_rows.append((entry_id, o, page.document_pk, word))
                     held.add((word, page.collection, page.document_pk))
+                if _DIACRITICS.intersection(entry.text):
+                    for raw in names.tokens(entry.text):
+                        if _DIACRITICS.intersection(raw):
+                            spelt.setdefault(normalise(raw)[:200], set()).add(raw)
                 n += 1
-        bulk_insert(conn, "text_entries", ("id", *ENTRY_COLUMNS), [(i, *r) for i, r in zip(ids, rows, strict=True)])
+        bulk_insert(conn, "text_entries", ("id", *ENTRY_COLUMNS), rows)
         bulk_insert(conn, "text_terms", ("entry_id", "ord", "document_pk", "norm"), term_rows)
-        self._add_words(conn, {word for word, _, _ in held})
+        self._add_words(conn, {word for word, _, _ in held}, spelt)
         bulk_insert(conn, "text_doc_terms", ("norm", "collection_id", "document_pk"), sorted(held), ignore=True)
         return len(rows)
 
@@ -214,8 +203,9 @@ class TextStore:
         return list(range(start + 1, start + n + 1))
 
     @staticmethod
-    def _add_words(conn: Connection, words: set[str]) -> None:
-        """New words into the vocabulary, with their Daitch–Mokotoff codes."""
+    def _add_words(conn: Connection, words: set[str], spelt: dict[str, set[str]] | None = None) -> None:
+        """New words into the vocabulary, with their Daitch–Mokotoff codes and their deletions (text_keys); and
+        the codes of spellings with Ą, Ę or Ţ, which the chart codes apart from A, E and T."""
         ordered = sorted(words)
         if conn.dialect.name == "postgresql":
             # the unique index answers which words are new, whatever the planner thinks of the table
@@ -235,7 +225,13 @@ class TextStore:
                 known.update(conn.execute(select(TextVocab.norm).where(TextVocab.norm.in_(chunk))).scalars())
             new = [w for w in ordered if w not in known]
             insert_ignore(conn, TextVocab, [{"norm": w} for w in new])
-        bulk_insert(conn, "text_codes", ("code", "norm"), [(c, w) for w in new for c in soundex.codes(w)], ignore=True)
+        bulk_insert(conn, "text_codes", ("code", "norm"), [(c, w) for w in new for c in sorted(names.codes(w))],
+                    ignore=True)
+        bulk_insert(conn, "text_keys", ("key", "norm"),
+                    sorted({(k, w) for w in new if names.TYPO_MIN <= len(w) <= names.TYPO_MAX
+                            for k in names.deletions(w)}), ignore=True)
+        extra = sorted({(c, w) for w, raws in (spelt or {}).items() for raw in raws for c in soundex.codes(raw)})
+        bulk_insert(conn, "text_codes", ("code", "norm"), extra, ignore=True)
 
     # -- look-ups -------------------------------------------------------------------
 
@@ -264,113 +260,26 @@ class TextStore:
         with self.catalogue.sessions() as session:
             return self._has_text(session, document_pk)
 
-    def similar(self, session: Session, word: str) -> tuple[list[str], list[str]]:
-        """Words of the vocabulary spelt differently from `word` (and not starting with it): those with a
-        Daitch–Mokotoff code in common, and those with similar trigrams, at most FUZZY_TERMS each."""
-        if len(word) < FUZZY_MIN:
-            return [], []
-
-        def other(w: str) -> bool:
-            return not w.startswith(word)
-
-        codes = soundex.codes(word)
-        sounds: list[str] = []
-        if codes:
-            sounds = [w for w in session.execute(select(TextCode.norm).where(TextCode.code.in_(codes))
-                                                 .distinct().limit(FUZZY_TERMS * 4)).scalars() if other(w)]
-            sounds = sorted(sounds, key=lambda w: -similarity(word, w))[:FUZZY_TERMS]
-        if len(word) > FUZZY_MAX:
-            return sounds, []
-        if session.get_bind().dialect.name == "postgresql":
-            score = func.similarity(TextVocab.norm, word)
-            found = session.execute(select(TextVocab.norm, score).where(TextVocab.norm.op("%")(word))
-                                    .order_by(score.desc()).limit(FUZZY_TERMS * 2)).all()
-            typos = [w for w, s in found if s >= TRIGRAM_MIN and other(w)]
-        else:
-            grams = sorted({word[i:i + 3] for i in range(len(word) - 2)})
-            grams = grams[:: max(1, -(-len(grams) // FUZZY_GRAMS))]
-            match = " OR ".join(f'"{g}"' for g in grams)
-            found = session.execute(text("SELECT norm FROM text_vocab_trgm WHERE text_vocab_trgm MATCH :m "
-                                         "ORDER BY rank LIMIT :n"), {"m": match, "n": FUZZY_TERMS * 20}).scalars()
-            scored = sorted(((similarity(word, w), w) for w in found if other(w)), reverse=True)
-            typos = [w for s, w in scored if s >= TRIGRAM_MIN]
-        heard = set(sounds)
-        return sounds, [w for w in typos if w not in heard][:FUZZY_TERMS]
-
-    def _having(self, document_pk: int, column: ColumnElement[int], *norm: ColumnElement[bool]) -> ColumnElement[bool]:
-        return column.in_(select(TextTerm.entry_id).where(TextTerm.document_pk == document_pk, *norm))
-
-    def _tiers(self, session: Session, document_pk: int, query: str, pages: Pages,
-               fuzzy: tuple[list[str], list[str]] | None = None) -> list[tuple[Select, ...]]:
-        """Per tier, the statement of its hits' entry ids (the first column orders and pages)."""
-        words = terms(query)[:PHRASE_MAX]
-        page_clause = pages.clause(TextEntry.image_pk)
-        base = [TextEntry.document_pk == document_pk] + ([page_clause] if page_clause is not None else [])
-        if len(words) > 1:
-            return [(self._phrase(document_pk, words, pages),),
-                    (select(TextEntry.id).where(*base, *(self._having(document_pk, TextEntry.id, TextTerm.norm == w)
-                                                         for w in words)),)]
-        word = words[0]
-        raw = (_RAW.findall(query) or [word])[0]
-        exact = (func.strpos(TextEntry.text, raw) if session.get_bind().dialect.name == "postgresql"
-                 else func.instr(TextEntry.text, raw)) > 0
-        has_word = self._having(document_pk, TextEntry.id, TextTerm.norm == word)
-        tiers: list[tuple[Select, ...]] = [(select(TextEntry.id).where(*base, has_word, exact),),
-                                           (select(TextEntry.id).where(*base, has_word, ~exact),)]
-        if len(word) < FUZZY_MIN:
-            return tiers
-        prefix = (TextTerm.norm >= word, TextTerm.norm < word + TOP)
-        tiers.append((select(TextEntry.id).where(*base, ~has_word,
-                                                 self._having(document_pk, TextEntry.id, *prefix)),))
-        sounds, typos = fuzzy if fuzzy is not None else self.similar(session, word)
-        seen = self._having(document_pk, TextEntry.id, *prefix)
-        for similar in (sounds, typos):
-            stmt = select(TextEntry.id).where(*base, ~seen, self._having(document_pk, TextEntry.id,
-                                                                         TextTerm.norm.in_(similar)))
-            tiers.append((stmt,) if similar else ())
-            seen = seen | self._having(document_pk, TextEntry.id, TextTerm.norm.in_(similar)) if similar else seen
-        return tiers
-
-    def _phrase(self, document_pk: int, words: list[str], pages: Pages) -> Select:
-        """Consecutive entries of one page and source holding the words in order: (first id, ..., last id)."""
-        es = [aliased(TextEntry) for _ in words]
-        first = es[0]
-        stmt = select(*(e.id for e in es)).select_from(first)
-        for k, e in enumerate(es[1:], 1):
-            stmt = stmt.join(e, and_(e.image_pk == first.image_pk, e.source == first.source, e.pos == first.pos + k))
-        holds = (self._having(document_pk, e.id, TextTerm.norm == w) for e, w in zip(es, words, strict=True))
-        stmt = stmt.where(first.document_pk == document_pk, first.pos.is_not(None), *holds)
-        clause = pages.clause(first.image_pk)
-        return stmt.where(clause) if clause is not None else stmt
-
     def search(self, document_pk: int, query: str, pages: Pages, after: str = "", limit: int = 100,
-               count: bool = True, fuzzy: tuple[list[str], list[str]] | None = None) -> tuple[list[Hit], int, bool]:
-        """Hits of `query` in ranked tiers after the cursor `after` (`tier.id`): (hits, total, whether
-        more follow). The total is bounded by the matches in one document, through the (document, term) index.
-        `fuzzy`: the query word's similar words when already known (a search across documents)."""
+               count: bool = True) -> tuple[list[Hit], int, bool]:
+        """Hits of `query` in the document, ranked, after the cursor `after` (`rank.id`): (hits, total, whether
+        more follow). Every hit of the document is ranked (the look-ups are bounded per word), so the total is
+        exact and the order does not depend on the page asked for."""
         if not terms(query) or pages.none:
             return [], 0, False
-        after_tier, after_id = parse_cursor(after)
-        found: list[tuple[int, tuple[int, ...]]] = []  # (tier, entry ids of one hit)
-        total = 0
+        after_key = parse_cursor(after) if after else None
         with self.catalogue.sessions() as session:
-            tiers = self._tiers(session, document_pk, query, pages, fuzzy)
-            for tier, parts in enumerate(tiers):
-                if not parts:
-                    continue
-                stmt = parts[0]
-                key = stmt.selected_columns[0]
-                if count:
-                    total += session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
-                if tier < after_tier or len(found) > limit:
-                    continue
-                page = stmt.where(key > after_id if tier == after_tier else true()).order_by(key)
-                found += [(tier, tuple(row)) for row in session.execute(page.limit(limit + 1 - len(found)))]
-            rows = self._entries(session, {i for _, ids in found[:limit] for i in ids})
-            runs = [[rows[i] for i in ids] for _, ids in found[:limit]]
-            around = self._neighbours(session, runs)
-        hits = [_hit(tier, run, around) for (tier, _), run in zip(found[:limit], runs, strict=True)]
-        return hits, total, len(found) > limit
+            found = Matcher(session, query).find(scope_of({document_pk: pages})).get(document_pk, [])
+            later = [f for f in found if after_key is None or f.key > after_key]
+            hits = self.read(session, later[:limit])
+        return hits, len(found), len(later) > limit
+
+    def read(self, session: Session, found: Sequence[Found]) -> list[Hit]:
+        """The hits as shown: their entries' text, boxes and context."""
+        rows = self._entries(session, {i for f in found for i in f.entries})
+        runs = [[rows[i] for i in f.entries if i in rows] for f in found]
+        around = self._neighbours(session, runs)
+        return [_hit(f.tier, run, around, f.rank, f.matched) for f, run in zip(found, runs, strict=True)]
 
     @staticmethod
     def _neighbours(session: Session, runs: list[list[Sequence[object]]]) -> dict[Place, tuple[str, int]]:
@@ -389,39 +298,6 @@ class TextStore:
                 found[(image, source, pos)] = (text_, start if start is not None else 0)
         return found
 
-    def hits_with(self, document_pk: int, norms: Sequence[str], pages: Pages, limit: int, tier: int) -> list[Hit]:
-        """The first entries of a document holding any of the words `norms`, in one query (a search across
-        documents shows a few hits of each)."""
-        if not norms or pages.none:
-            return []
-        clause = pages.clause(TextEntry.image_pk)
-        stmt = select(TextEntry.id).where(TextEntry.document_pk == document_pk, *([clause] if clause is not None
-                                                                                 else []),
-                                          self._having(document_pk, TextEntry.id, TextTerm.norm.in_(norms)))
-        with self.catalogue.sessions() as session:
-            ids = list(session.execute(stmt.order_by(TextEntry.id).limit(limit)).scalars())
-            rows = self._entries(session, set(ids))
-        return [_hit(tier, [rows[i]]) for i in ids]  # no context: collection search shows none
-
-    def first_hits(self, document_pks: Sequence[int], norms: Sequence[str], limit: int,
-                   tier: int) -> dict[int, list[Hit]]:
-        """The first `limit` entries holding any of `norms` in each of several documents whose every page
-        the requester may read, in one query (a window over each document's matches)."""
-        if not norms or not document_pks:
-            return {}
-        terms_ = select(TextTerm.entry_id).where(TextTerm.document_pk.in_(document_pks), TextTerm.norm.in_(norms))
-        ranked = (select(TextEntry.id, TextEntry.document_pk,
-                         func.row_number().over(partition_by=TextEntry.document_pk, order_by=TextEntry.id).label("n"))
-                  .where(TextEntry.document_pk.in_(document_pks), TextEntry.id.in_(terms_)).subquery())
-        with self.catalogue.sessions() as session:
-            found = session.execute(select(ranked.c.id, ranked.c.document_pk).where(ranked.c.n <= limit)
-                                    .order_by(ranked.c.id)).all()
-            rows = self._entries(session, {i for i, _ in found})
-        hits: dict[int, list[Hit]] = {}
-        for entry_id, document_pk in found:
-            hits.setdefault(document_pk, []).append(_hit(tier, [rows[entry_id]]))
-        return hits
-
     @staticmethod
     def _entries(session: Session, ids: set[int]) -> dict[int, Sequence[object]]:
         rows: dict[int, Sequence[object]] = {}
@@ -434,31 +310,67 @@ class TextStore:
                 rows[int(row[0])] = row
         return rows
 
-    def complete(self, document_pk: int, prefix: str, pages: Pages, limit: int = 10) -> list[tuple[str, int]]:
-        """Terms starting with `prefix` (normalised), with how many entries hold each, at most `limit`."""
-        words = terms(prefix)
+    def complete(self, document_pk: int, prefix: str, pages: Pages, limit: int = 10,
+                 least: int = 1) -> list[tuple[str, int]]:
+        """Completions of `prefix` as the document spells them (Łódź for lodz), with how many entries hold each,
+        at most `limit`, in alphabetical order of their folded form: the last word completed, the words before it
+        as they stand with it in one entry or line (`abram gol` -> `Abram Goldberg`). `least`: the fewest entries
+        a completion must have."""
+        words = names.query_words(prefix, PHRASE_MAX)
         if not words or pages.none:
             return []
-        start = words[-1]
-        where = [TextTerm.document_pk == document_pk, TextTerm.norm >= start, TextTerm.norm < start + TOP]
+        start = words[-1].norm
         clause = pages.clause(TextEntry.image_pk)
-        stmt = select(TextTerm.norm).where(*where)
-        if clause is not None:
-            stmt = stmt.join(TextEntry, TextEntry.id == TextTerm.entry_id).where(clause)
-        counts: dict[str, int] = {}
+        base = [TextTerm.document_pk == document_pk, *([clause] if clause is not None else [])]
+        columns = (TextTerm.norm, TextTerm.entry_id, TextTerm.ord, TextEntry.unit, TextEntry.start, TextEntry.text)
         with self.catalogue.sessions() as session:
+            def rows(*norm: ColumnElement[bool], order: bool = False) -> list[Sequence[object]]:
+                stmt = (select(*columns).select_from(TextTerm).join(TextEntry, TextEntry.id == TextTerm.entry_id)
+                        .where(*base, *norm))
+                if order:
+                    stmt = stmt.order_by(TextTerm.norm)
+                return list(session.execute(stmt.limit(SCAN_LIMIT)))
+
             # the first SCAN_LIMIT rows in term order: a short prefix reads no more than that
-            for (norm,) in session.execute(stmt.order_by(TextTerm.norm).limit(SCAN_LIMIT)):
-                if norm not in counts and len(counts) == limit:
+            last = rows(TextTerm.norm >= start, TextTerm.norm < start + TOP, order=True)
+            before: list[dict[tuple[str, int], str]] = []  # per earlier word: unit -> its spelling there
+            for word in words[:-1]:
+                spellings: dict[tuple[str, int], str] = {}
+                for _norm, entry_id, ord_, unit, word_start, text_ in rows(TextTerm.norm == word.norm):
+                    spellings.setdefault(_unit(entry_id, unit, word_start), _spelling(str(text_), int(ord_)))
+                before.append(spellings)
+        phrases: dict[str, dict[str, int]] = {}  # folded phrase -> {spelling: entries}
+        order: list[str] = []
+        for norm, entry_id, ord_, unit, word_start, text_ in last:
+            key = _unit(entry_id, unit, word_start)
+            if any(key not in spellings for spellings in before):
+                continue
+            spelling = " ".join([*(spellings[key] for spellings in before), _spelling(str(text_), int(ord_))])
+            folded = " ".join([*(w.norm for w in words[:-1]), str(norm)])
+            if folded not in phrases:
+                if len(phrases) == limit * 4:
                     break
-                counts[norm] = counts.get(norm, 0) + 1
-        return list(counts.items())
+                phrases[folded] = {}
+                order.append(folded)
+            phrases[folded][spelling] = phrases[folded].get(spelling, 0) + 1
+        found = []
+        for folded in order:
+            spellings = phrases[folded]
+            total = sum(spellings.values())
+            if total >= least:
+                # the spelling most entries have; among equals, one not in capitals (a register's LÉVY is a Lévy)
+                found.append((min(spellings, key=lambda s: (-spellings[s], s.isupper(), s)), total))
+        return found[:limit]
 
 
+def _unit(entry_id: object, unit: object, start: object) -> tuple[str, int]:
+    return ("u", int(unit)) if start is not None and unit is not None else ("e", int(entry_id))  # type: ignore[call-overload]
 
 
+def _spelling(text: str, ord_: int) -> str:
+    """The word at place `ord_` of an entry's text as written (accents, case), without punctuation."""
+    words = names.tokens(unicodedata.normalize("NFC", text))
+    return words[ord_] if 0 <= ord_ < len(words) else text
 
 
-
-
-__all__ = ["Entry", "PageText", "TextStore", "normalise", "terms"]
+__all__ = ["EXACT", "FOLDED", "PREFIX", "SOUNDS", "TYPO", "Entry", "PageText", "TextStore", "normalise", "terms"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, text
 from support import page_tier
 
 from iiif_server.db.catalogue import Catalogue
@@ -108,3 +108,11 @@ def test_deleting_a_collection_removes_its_documents_and_images(catalogue: Catal
     with catalogue.sessions() as s:
         assert s.scalars(select(Document)).all() == []
         assert s.scalars(select(Image)).all() == []
+
+
+def test_postgresql_sessions_run_without_jit(catalogue: Catalogue) -> None:
+    """PostgreSQL's JIT spent seconds compiling a collection search's statement for milliseconds of work."""
+    if catalogue.engine.dialect.name != "postgresql":
+        pytest.skip("a PostgreSQL setting")
+    with catalogue.engine.connect() as conn:
+        assert conn.execute(text("SHOW jit")).scalar_one() == "off"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from search_world import make_transports
+from search_world import make_lists, make_transports
 
 from iiif_server.auth.tokens import TokenStore
 from iiif_server.db.catalogue import Catalogue
@@ -17,4 +17,11 @@ from iiif_server.db.catalogue import Catalogue
 async def setup(database_url: str, tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, TokenStore, Catalogue]]:
     """The transport lists (tests/search/search_world.py) on each catalogue backend."""
     async for world in make_transports(database_url, tmp_path):
+        yield world
+
+
+@pytest.fixture
+async def lists(database_url: str, tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, TokenStore, Catalogue]]:
+    """The name lists of issue 20 (tests/search/search_world.py) on each catalogue backend."""
+    async for world in make_lists(database_url, tmp_path):
         yield world

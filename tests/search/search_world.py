@@ -83,3 +83,82 @@ async def make_transports(
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client, store, cat
     cat.engine.dispose()
+
+
+# -- the name lists of issue 20: entries, particles, spellings ---------------------------------------------------
+
+NAMES_CSV = [  # (page, text): one row each, in this order (a phrase must never glue two rows)
+    ("p1", "Nemes, Boruch"), ("p1", "Szwarc, Dawid"), ("p1", "Goldberg, Abram"), ("p1", "Abramowicz, Chaja"),
+    ("p1", "De Wolf, Maurice"), ("p1", "Van Praag, Sara"), ("p1", "Van Dijk, Jozef"), ("p1", "Wijnberg, Mozes"),
+    ("p1", "Krause, Ernst"), ("p2", "Goldsztajn, Icek"), ("p2", "Goldes, Perla"), ("p2", "Golds, Hersz"),
+    ("p2", "Vanderberg, Leo"), ("p2", "Szwarc, Boruch"), ("p2", "Łódź, Chil"),
+]
+for _n in range(30):  # many other entries before Krause's typo would be found in page order
+    NAMES_CSV.append(("p2", f"Kramer{'x' * (_n % 5)}, Keil{_n}"))
+
+LINES = """<?xml version="1.0" encoding="UTF-8"?>
+<alto xmlns="http://www.loc.gov/standards/alto/ns-v4#"><Layout><Page WIDTH="1000" HEIGHT="1000"><PrintSpace>
+ <TextBlock>
+  <TextLine><String CONTENT="Goldsztajn" HPOS="10" VPOS="100" WIDTH="200" HEIGHT="30"/><SP/>
+   <String CONTENT="Chaja" HPOS="220" VPOS="100" WIDTH="100" HEIGHT="30"/><SP/>
+   <String CONTENT="Paris" HPOS="330" VPOS="100" WIDTH="100" HEIGHT="30"/></TextLine>
+  <TextLine><String CONTENT="Icek" HPOS="10" VPOS="200" WIDTH="80" HEIGHT="30"/><SP/>
+   <String CONTENT="Abraham" HPOS="900" VPOS="200" WIDTH="90" HEIGHT="30"/></TextLine>
+  <TextLine><String CONTENT="Levy" HPOS="10" VPOS="300" WIDTH="60" HEIGHT="30"/><SP/>
+   <String CONTENT="Bruxelles" HPOS="80" VPOS="300" WIDTH="100" HEIGHT="30"/></TextLine>
+ </TextBlock>
+ <TextBlock>
+  <TextLine><String CONTENT="Nemes" HPOS="10" VPOS="500" WIDTH="80" HEIGHT="30"/><SP/>
+   <String CONTENT="Boruch" HPOS="900" VPOS="500" WIDTH="90" HEIGHT="30"/></TextLine>
+ </TextBlock>
+ <TextBlock>
+  <TextLine><String CONTENT="Szwarc" HPOS="10" VPOS="600" WIDTH="80" HEIGHT="30"/><SP/>
+   <String CONTENT="Dawid" HPOS="100" VPOS="600" WIDTH="90" HEIGHT="30"/></TextLine>
+ </TextBlock>
+</PrintSpace></Page></Layout></alto>
+"""
+
+
+def write_lists(root: Path) -> None:
+    """A CSV name index of `index` (pages p1, p2) and an ALTO page `ocr/p1` (tests/search/search_world.py)."""
+    import csv
+
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / "names.csv").open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["document", "page", "text", "x", "y", "w", "h", "kind"])
+        for n, (page, text) in enumerate(NAMES_CSV):
+            writer.writerow(["index", page, text, 10, 10 + 20 * n, 300, 18, "name"])
+    (root / "ocr").mkdir(exist_ok=True)
+    (root / "ocr" / "p1.xml").write_text(LINES, encoding="utf-8")
+
+
+async def make_lists(database_url: str, tmp_path: Path, extra: dict[str, tuple[str | None, str | None]] | None = None
+                     ) -> AsyncIterator[tuple[httpx.AsyncClient, TokenStore, Catalogue]]:
+    """A public collection `lists` with the name index `index` (CSV) and an OCR page `ocr`; the client, token store
+    and catalogue. `extra`: more documents {ident: (document tier, tier of its page p1)} with no text yet."""
+    settings = config.Settings(data_dir=tmp_path, images=tmp_path / "images", database=database_url, demo=False,
+                               secret_key=SECRET, networks=("reading-room=10.9.0.0/16",))
+    app = create_app(settings)
+    cat = Catalogue(database_url)
+    docs = {"index": (None, {"p1": None, "p2": None}), "ocr": (None, {"p1": None})}
+    for ident, (dtier, ptier) in (extra or {}).items():
+        docs[ident] = (dtier, {"p1": ptier, "p2": None})
+    with cat.session() as s:
+        s.add(Collection(id="lists", label="Lists", tier="public", metadata_pairs=[]))
+        s.flush()
+        for n, (did, (dtier, pages)) in enumerate(docs.items()):
+            doc = Document(collection_id="lists", ident=did, label=did, position=n, tier=dtier, metadata_pairs=[])
+            s.add(doc)
+            s.flush()
+            for p, (pid, ptier) in enumerate(pages.items()):
+                s.add(Image(document_pk=doc.pk, ident=pid, position=p, label=pid, width=1000, height=1000,
+                            checksum="0" * 64, source_path="-", source_size=1, source_mtime=0, tier=ptier))
+    src = tmp_path / "lists-text"
+    write_lists(src)
+    report = import_text(TextStore(cat), src, "lists")
+    assert report.errors == [], report.errors
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.9", 4000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client, TokenStore(cat, SECRET), cat
+    cat.engine.dispose()

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 BAD = [str(2**63), str(2**31), "9" * 40, "-1", "abc", "1.2.3", "1:2", "0:x:1:2", "\x00", "1" * 5000, " 1", "1e3",
-       "٣"]  # an Arabic-Indic digit: isdigit() is true for it
+       "٣",  # an Arabic-Indic digit: isdigit() is true for it
+       "0:1:\x00", "0:1:" + "é" * 300, "0:" + str(2**63) + ":transports"]
 
 ENDPOINTS = [
     ("/iiif/search/2/transports/list/search", {"q": "levy"}, "after"),

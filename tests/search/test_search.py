@@ -48,17 +48,17 @@ async def test_manifest_advertises_both_services_and_search_1_finds_names_withou
 async def test_autocomplete_and_search_2(setup) -> None:  # type: ignore[no-untyped-def]
     client, _, _ = setup
     terms = (await client.get("/iiif/search/1/transports/list/autocomplete", params={"q": "Gol"})).json()
-    assert [t["match"] for t in terms["terms"]] == ["goldsztajn"]
-    assert terms["terms"][0]["url"].endswith("/search?q=goldsztajn")
+    assert [t["match"] for t in terms["terms"]] == ["Goldsztajn"]  # as the document spells it
+    assert terms["terms"][0]["url"].endswith("/search?q=Goldsztajn")
     terms2 = (await client.get("/iiif/search/2/transports/list/autocomplete", params={"q": "le"})).json()
-    assert terms2["type"] == "TermPage" and [t["value"] for t in terms2["items"]] == ["levy"]
+    assert terms2["type"] == "TermPage" and [t["value"] for t in terms2["items"]] == ["Lévy"]
     page = (await client.get("/iiif/search/2/transports/list/search", params={"q": "Levy"})).json()
     assert page["type"] == "AnnotationPage" and page["partOf"]["total"] == 2
     first = page["items"][0]
     assert first["target"].endswith("/canvas/p1#xywh=120,101,80,19")
     assert first["body"]["value"] == "Lévy"
     hit = page["annotations"][0]["items"][0]
-    assert hit["motivation"] == "highlighting" and hit["target"]["source"] == first["id"]
+    assert hit["motivation"] == "contextualizing" and hit["target"]["source"] == first["id"]
     assert hit["target"]["selector"][0] == {"type": "TextQuoteSelector", "prefix": "Szmul ", "exact": "Lévy",
                                             "suffix": " Paris"}
 

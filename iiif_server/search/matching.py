@@ -1,0 +1,375 @@
+"""A query's hits in one document or a batch of documents, in one plan: each query word's candidate entries
+through the tier ladder (a few index look-ups per word, whatever the number of documents), then entries and
+lines ranked in memory by how many words match how closely (names.py).
+
+What is read depends only on what the requester may read: every look-up carries the pages they may read, and
+the vocabulary look-ups (Daitch–Mokotoff codes, the deletions of typos) are exact sets, never cut to a number
+that words elsewhere could fill. The work is bounded per query: at most PHRASE_MAX words, each of at most
+TYPO_MAX letters for typos, and at most ROWS_MAX index rows per word and look-up.
+
+The unit of a name is an entry (a CSV row) or an ALTO line: a query of several words matches them in any
+order within one unit, never across two, except a phrase typed in order that runs on over a line break within
+one ALTO TextBlock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from sqlalchemy import Select, and_, false, or_, select
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from iiif_server.db.models import TextCode, TextEntry, TextKey, TextTerm, TextVocab
+from iiif_server.search import names
+from iiif_server.search.names import EXACT, FOLDED, PREFIX, SOUNDS, TIER_COST, TYPO, WordMatch
+from iiif_server.search.results import Pages
+
+TOP = "\U0010ffff"  # above every character: [p, p + TOP) holds every term starting with p
+PHRASE_MAX = 8  # words of a query
+ROWS_MAX = 20_000  # index rows one look-up of one word reads at most
+MISSING = 10_000  # the cost of a missing word (a query of three words or more may miss one)
+PARTICLE_MISSING = 20  # the cost of a missing particle (van, de ...)
+GLUED = 15  # the cost of meeting a name through its glued particles (Dewolf / De Wolf)
+CROSS_LINE = 2  # a phrase over a line break ranks after the same words on one line
+CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Row:
+    """One word of one entry, as a look-up found it."""
+
+    document_pk: int
+    entry_id: int
+    ord: int
+    norm: str
+    image_pk: int
+    source: str
+    pos: int | None
+    start: int | None
+    unit: int | None
+    block: int | None
+    text: str
+
+    @property
+    def alto(self) -> bool:
+        return self.start is not None
+
+    @property
+    def unit_key(self) -> tuple[str, int]:
+        """The unit of a name: the ALTO line (its first word's id), or the entry itself."""
+        return ("u", self.unit) if self.alto and self.unit is not None else ("e", self.entry_id)
+
+
+@dataclass(frozen=True)
+class Found:
+    """A hit before it is read: its rank (lower is better), worst tier, its entries (ids, in order) and the
+    words that matched (entry id, word's place in the entry)."""
+
+    document_pk: int
+    rank: int
+    tier: int
+    entries: tuple[int, ...]
+    matched: tuple[tuple[int, int], ...] = field(default=())
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return self.rank, self.entries[0]
+
+
+_COLUMNS = (TextTerm.document_pk, TextTerm.entry_id, TextTerm.ord, TextTerm.norm, TextEntry.image_pk,
+            TextEntry.source, TextEntry.pos, TextEntry.start, TextEntry.unit, TextEntry.block, TextEntry.text)
+
+
+def _chunks(values: Sequence[object], size: int = CHUNK) -> Iterable[Sequence[object]]:
+    for i in range(0, len(values), size):
+        yield values[i:i + size]
+
+
+@lru_cache(maxsize=4096)
+def _splits(norm: str) -> tuple[tuple[tuple[str, ...], str], ...]:
+    """A word that may be a name glued to its particles: (particles, the rest) for each way to read it
+    (`vanderberg` -> (van, der) + berg, (van) + derberg); the rest of three letters or more."""
+    found: list[tuple[tuple[str, ...], str]] = []
+
+    def walk(prefix: tuple[str, ...], rest: str) -> None:
+        for particle in names.PARTICLES:
+            if len(particle) > 1 and rest.startswith(particle) and len(rest) - len(particle) >= 3:
+                tail = rest[len(particle):]
+                found.append(((*prefix, particle), tail))
+                if len(prefix) < 2:
+                    walk((*prefix, particle), tail)
+
+    walk((), norm)
+    return tuple(sorted(set(found)))
+
+
+class Matcher:
+    """The look-ups and ranking of one query (one request), over the documents given to `find`."""
+
+    def __init__(self, session: Session, query: str) -> None:
+        self.session = session
+        self.words = names.query_words(query, PHRASE_MAX)
+        self.content = [n for n, w in enumerate(self.words) if not w.particle]
+        self._codes: dict[int, list[str]] = {}
+        self._typos: dict[int, list[str]] = {}
+        self._units: dict[int, int | None] = {}
+        self.before: dict[tuple[int, int], int] = {}  # (entry, word) matched through particles -> ALTO words before
+
+    # -- the vocabulary: exact sets, never cut --------------------------------------------------------------
+
+    def codes(self, n: int) -> list[str]:
+        if n not in self._codes:
+            word = self.words[n]
+            self._codes[n] = sorted(names.codes(word.typed)) if len(word.norm) >= names.FUZZY_MIN else []
+        return self._codes[n]
+
+    def typos(self, n: int) -> list[str]:
+        """Every word of the vocabulary one letter off the query word (not starting with it): by equality on the
+        deletions, at most 2 x 32 + 1 index look-ups."""
+        if n not in self._typos:
+            word = self.words[n].norm
+            keys = sorted(names.typo_keys(word))
+            found: set[str] = set()
+            for chunk in _chunks(keys):
+                found.update(self.session.execute(select(TextKey.norm).where(TextKey.key.in_(chunk))).scalars())
+                found.update(self.session.execute(select(TextVocab.norm).where(TextVocab.norm.in_(chunk))).scalars())
+            self._typos[n] = sorted(w for w in found if not w.startswith(word) and w != word
+                                    and names.distance(word, w, 1) <= 1)
+        return self._typos[n]
+
+    # -- the look-ups ---------------------------------------------------------------------------------------
+
+    def _rows(self, scope: ColumnElement[bool], *norm: ColumnElement[bool]) -> list[Row]:
+        stmt: Select = (select(*_COLUMNS).select_from(TextTerm).join(TextEntry, TextEntry.id == TextTerm.entry_id)
+                        .where(scope, *norm).limit(ROWS_MAX))
+        return [Row(*r) for r in self.session.execute(stmt)]
+
+    def lookups(self, scope: ColumnElement[bool], n: int, fuzzy: bool = True) -> dict[str, list[Row]]:
+        """The rows of query word n, by kind: near (the word, words it begins, its glued spellings), split
+        (a glued query word's last part), sounds (Daitch–Mokotoff), typos."""
+        word = self.words[n]
+        w = word.norm
+        short = len(w) < names.FUZZY_MIN or word.particle
+        near = [TextTerm.norm == w] if short else [TextTerm.norm >= w, TextTerm.norm < w + TOP]
+        found: dict[str, list[Row]] = {"near": self._rows(scope, *near)}
+        if word.glued:
+            found["glued"] = self._rows(scope, TextTerm.norm.in_(word.glued))
+        splits = () if word.particle else _splits(w)
+        if splits:
+            found["split"] = self._rows(scope, TextTerm.norm.in_(sorted({rest for _, rest in splits})))
+        if not fuzzy or word.prefix_only or short:
+            return found
+        codes = self.codes(n)
+        if codes:
+            found["sounds"] = self._rows(scope, TextTerm.norm.in_(
+                select(TextCode.norm).where(TextCode.code.in_(codes)).scalar_subquery()))
+        typos = self.typos(n)
+        if typos:
+            found["typos"] = self._rows(scope, TextTerm.norm.in_(typos))
+        return found
+
+    def _preceding(self, rows: list[Row]) -> dict[int, dict[int, str]]:
+        """The words of the entries holding `rows` and of the ALTO words before them: entry id -> {ord: norm}
+        (a glued query word's particles are checked against them)."""
+        ids = sorted({r.entry_id for r in rows} | {r.entry_id - k for r in rows if r.alto for k in (1, 2, 3)})
+        found: dict[int, dict[int, str]] = {}
+        for chunk in _chunks(ids):
+            for entry_id, ord_, norm in self.session.execute(
+                    select(TextTerm.entry_id, TextTerm.ord, TextTerm.norm).where(TextTerm.entry_id.in_(chunk))):
+                found.setdefault(entry_id, {})[ord_] = norm
+        units = {}
+        for chunk in _chunks(ids):
+            units.update(dict(self.session.execute(select(TextEntry.id, TextEntry.unit)
+                                                   .where(TextEntry.id.in_(chunk))).all()))
+        self._units = units
+        return found
+
+    # -- ranking ----------------------------------------------------------------------------------------------
+
+    def _matches(self, n: int, kinds: dict[str, list[Row]]) -> dict[tuple[int, int], tuple[WordMatch, Row]]:
+        """Query word n's best match per (entry, word of the entry)."""
+        word = self.words[n]
+        w = word.norm
+        best: dict[tuple[int, int], tuple[WordMatch, Row]] = {}
+
+        def keep(row: Row, how: WordMatch) -> None:
+            key = (row.entry_id, row.ord)
+            if key not in best or how.cost < best[key][0].cost:
+                best[key] = (how, row)
+
+        for row in kinds.get("near", []):
+            if row.norm == w:
+                keep(row, names.WordMatch(EXACT, 0, "as typed") if _typed(row, word.typed)
+                     else names.WordMatch(FOLDED, FOLDED * TIER_COST, "case or accents"))
+            elif len(w) >= names.FUZZY_MIN and row.norm.startswith(w):
+                keep(row, WordMatch(PREFIX, PREFIX * TIER_COST + min(len(row.norm) - len(w), TIER_COST - 1),
+                                    "begins the word"))
+        for row in kinds.get("glued", []):
+            keep(row, WordMatch(FOLDED, FOLDED * TIER_COST + GLUED, "glued particles"))
+        split_rows = kinds.get("split", [])
+        if split_rows:
+            words = self._preceding(split_rows)
+            for row in split_rows:
+                for particles, rest in _splits(w):
+                    if row.norm == rest and self._preceded(row, particles, words):
+                        keep(row, WordMatch(FOLDED, FOLDED * TIER_COST + GLUED, "glued particles"))
+                        if row.alto:
+                            self.before[(row.entry_id, row.ord)] = len(particles)
+        for row in kinds.get("sounds", []):
+            if not row.norm.startswith(w):
+                keep(row, WordMatch(SOUNDS, names.sounds_cost(w, row.norm), "sounds alike"))
+        for row in kinds.get("typos", []):
+            keep(row, WordMatch(TYPO, names.TYPO_COST, "one letter off"))
+        return best
+
+    def _preceded(self, row: Row, particles: tuple[str, ...], words: dict[int, dict[int, str]]) -> bool:
+        """Whether the particles stand right before the row's word, in its entry (CSV) or line (ALTO)."""
+        if row.alto:
+            for k, particle in enumerate(reversed(particles), 1):
+                before = row.entry_id - k
+                if self._units.get(before) != row.unit or words.get(before, {}).get(0) != particle:
+                    return False
+            return True
+        own = words.get(row.entry_id, {})
+        return all(own.get(row.ord - k) == p for k, p in enumerate(reversed(particles), 1))
+
+    def find(self, scope: ColumnElement[bool], fuzzy_docs: bool = True) -> dict[int, list[Found]]:
+        """Every hit in the documents `scope` selects (with the pages readable), ranked, per document."""
+        if not self.words:
+            return {}
+        per_word: list[dict[tuple[int, int], tuple[WordMatch, Row]]] = []
+        for n in range(len(self.words)):
+            kinds = self.lookups(scope, n)
+            per_word.append(self._prefix_only(n, self._matches(n, kinds)))
+        if len(self.words) == 1:
+            hits: dict[int, list[Found]] = {}
+            for how, row in per_word[0].values():
+                first = row.entry_id - self.before.get((row.entry_id, row.ord), 0)
+                hits.setdefault(row.document_pk, []).append(Found(
+                    row.document_pk, how.cost, how.tier, tuple(range(first, row.entry_id + 1)),
+                    ((row.entry_id, row.ord),)))
+            return {d: _dedupe(found) for d, found in hits.items()}
+        return self._units_and_phrases(per_word)
+
+    def _prefix_only(self, n: int, best: dict[tuple[int, int], tuple[WordMatch, Row]]
+                     ) -> dict[tuple[int, int], tuple[WordMatch, Row]]:
+        """A word that, in a document, begins words but is none of them is taken as their beginning there: no
+        sound-alikes or typos for it (`Goldsz` finds Goldsztajn, not Goldes)."""
+        whole: set[int] = set()
+        begins: set[int] = set()
+        for how, row in best.values():
+            if how.tier <= FOLDED:
+                whole.add(row.document_pk)
+            elif how.tier == PREFIX:
+                begins.add(row.document_pk)
+        prefix_docs = begins - whole
+        if not prefix_docs:
+            return best
+        return {k: v for k, v in best.items() if v[0].tier <= PREFIX or v[1].document_pk not in prefix_docs}
+
+    def _units_and_phrases(self, per_word: list[dict[tuple[int, int], tuple[WordMatch, Row]]]
+                           ) -> dict[int, list[Found]]:
+        units: dict[tuple[int, tuple[str, int]], dict[int, list[tuple[WordMatch, Row]]]] = {}
+        for n, best in enumerate(per_word):
+            for how, row in best.values():
+                units.setdefault((row.document_pk, row.unit_key), {}).setdefault(n, []).append((how, row))
+        content = self.content or list(range(len(self.words)))
+        allowed_missing = 1 if len(content) >= 3 else 0
+        hits: dict[int, list[Found]] = {}
+        for (document_pk, _), options in units.items():
+            missing = [n for n in content if n not in options]
+            if len(missing) > allowed_missing:
+                continue
+            used: set[tuple[int, int]] = set()
+            cost, tier, places = 0, EXACT, []
+            chosen: list[Row] = []
+            for n in sorted(options, key=lambda k: min(h.cost for h, _ in options[k])):
+                choices = sorted(options[n], key=lambda hr: (hr[0].cost, hr[1].entry_id, hr[1].ord))
+                pick = next((hr for hr in choices if (hr[1].entry_id, hr[1].ord) not in used), None)
+                if pick is None:
+                    continue
+                how, row = pick
+                used.add((row.entry_id, row.ord))
+                cost += how.cost
+                tier = max(tier, how.tier)
+                places.append((n, row.pos if row.alto else row.ord, row))
+                chosen.append(row)
+            absent = [n for n in range(len(self.words)) if n not in {p[0] for p in places}]
+            missing_content = [n for n in absent if n in content]
+            if len(missing_content) > allowed_missing or not chosen:
+                continue
+            cost += MISSING * len(missing_content) + PARTICLE_MISSING * (len(absent) - len(missing_content))
+            in_order = [p[1] for p in sorted(places, key=lambda p: p[0])]
+            cost += 0 if in_order == sorted(in_order) else 1
+            alto = chosen[0].alto
+            ids = sorted({r.entry_id for r in chosen})
+            entries = tuple(range(ids[0], ids[-1] + 1)) if alto else (ids[0],)
+            hits.setdefault(document_pk, []).append(
+                Found(document_pk, cost, tier, entries, tuple(sorted((r.entry_id, r.ord) for r in chosen))))
+        for document_pk, found in self._phrases(per_word).items():
+            hits.setdefault(document_pk, []).extend(found)
+        return {d: _dedupe(found) for d, found in hits.items()}
+
+    def _phrases(self, per_word: list[dict[tuple[int, int], tuple[WordMatch, Row]]]) -> dict[int, list[Found]]:
+        """The query's words in order on consecutive ALTO words that run over a line break within one block."""
+        at: dict[tuple[int, str, int], dict[int, tuple[WordMatch, Row]]] = {}
+        for n, best in enumerate(per_word):
+            for how, row in best.values():
+                if row.alto and row.pos is not None:
+                    place = at.setdefault((row.image_pk, row.source, row.pos), {})
+                    if n not in place or how.cost < place[n][0].cost:
+                        place[n] = (how, row)
+        found: dict[int, list[Found]] = {}
+        last = len(self.words) - 1
+        for (image, source, pos), first in at.items():
+            if 0 not in first:
+                continue
+            run = [first[0]]
+            for k in range(1, last + 1):
+                step = at.get((image, source, pos + k), {}).get(k)
+                if step is None or step[1].block != run[0][1].block:
+                    break
+                run.append(step)
+            if len(run) != last + 1 or len({r.unit for _, r in run}) < 2:
+                continue  # not the whole phrase, or on one line (the line's hit has it)
+            rows = [r for _, r in run]
+            cost = sum(h.cost for h, _ in run) + CROSS_LINE
+            found.setdefault(rows[0].document_pk, []).append(Found(
+                rows[0].document_pk, cost, max(h.tier for h, _ in run), tuple(r.entry_id for r in rows),
+                tuple((r.entry_id, r.ord) for r in rows)))
+        return found
+
+
+def _typed(row: Row, typed: str) -> bool:
+    """Whether the entry has the word exactly as typed at that place."""
+    words = names.tokens(row.text)
+    return 0 <= row.ord < len(words) and words[row.ord] == typed or typed in words and len(words) == 1
+
+
+def _dedupe(found: list[Found]) -> list[Found]:
+    """One hit per first entry (its best), ranked."""
+    best: dict[int, Found] = {}
+    for f in found:
+        if f.entries[0] not in best or f.key < best[f.entries[0]].key:
+            best[f.entries[0]] = f
+    return sorted(best.values(), key=lambda f: f.key)
+
+
+def scope_of(documents: dict[int, Pages]) -> ColumnElement[bool]:
+    """The SQL condition for the rows of these documents on the pages readable in each."""
+    whole = [d for d, p in documents.items() if p.everything and not p.denied]
+    parts: list[ColumnElement[bool]] = []
+    if whole:
+        parts.append(TextTerm.document_pk.in_(whole))
+    for d, pages in documents.items():
+        if d in whole or pages.none:
+            continue
+        clause = pages.clause(TextEntry.image_pk)
+        parts.append(and_(TextTerm.document_pk == d, *([clause] if clause is not None else [])))
+    return or_(*parts) if parts else false()
+
+
+__all__ = ["PHRASE_MAX", "ROWS_MAX", "TOP", "Found", "Matcher", "Row", "scope_of"]

@@ -1,0 +1,243 @@
+"""How close a word, or a whole name, is to what a researcher typed: the matching the search ranks by, as plain
+functions of two strings (no database), for any code that compares names (persons to portraits, lines of lists).
+
+A word answers a query word at one of five tiers, best first:
+
+0. EXACT: as typed (`Lévy` for `Lévy`);
+1. FOLDED: with other case or accents (`LEVY`, `Levy`), or a name glued to its particles (`Dewolf` for
+   `De Wolf`, `Vanpraag` for `Van Praag`);
+2. PREFIX: a word it begins (`Goldsztajnowa` for `Goldsz`);
+3. SOUNDS: a word sharing a Daitch–Mokotoff code (`Wijnberg`, `Vainberg` for `Weinberg`; `Dijk` for `Dyk`);
+4. TYPO: one letter off: one changed, added, dropped, or two swapped (`Krause` for `Keause`).
+
+Within a tier, closer is better: fewer added letters for a prefix, fewer letters changed for a sound-alike; a
+typo ranks with the sound-alikes two letters off (a sound-alike one letter off comes first). The
+cost of a match (`WordMatch.cost`) orders all of that in one number. A name (`compare`) matches another when each
+of its words matches one of the other's, in any order; particles (de, van, van der, le ...) may be left out, and
+the glued and separate spellings of a particle meet.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from iiif_server.search.soundex import codes as dm_codes
+from iiif_server.words import normalise
+
+EXACT, FOLDED, PREFIX, SOUNDS, TYPO = range(5)
+TIER_NAMES = ("as typed", "case or accents", "begins the word", "sounds alike", "one letter off")
+FUZZY_MIN = 3  # shorter words are matched as typed or folded only (every word would match)
+TYPO_MIN = 4  # shorter words get no typo tier (one letter off of three is another word)
+TYPO_MAX = 32  # nor do longer ones: no name is that long, and a typo's look-up grows with the length
+TIER_COST = 100  # a tier's cost: closeness within a tier never reaches the next one, except between the two fuzzy
+EDIT_COST = 20  # tiers: a sound-alike costs this per letter changed, a typo (one letter) as much and TYPO_EXTRA more,
+TYPO_EXTRA = 15  # so a typo of one letter ranks before a sound-alike of two (Krause before Hersz for Keause)
+
+# surname particles as the registers of Belgium, the Netherlands, France, Germany and Italy write them
+PARTICLES = frozenset(
+    "de del della dei der den des di da dos das du d van von vom zu zum zur ter ten te t het in op le la les l "
+    "ben bat bar el al".split())
+_TOKEN = re.compile(r"\w+")
+
+
+@dataclass(frozen=True)
+class WordMatch:
+    """How a word answers a query word: its tier, a cost that orders every match (lower is closer), and why."""
+
+    tier: int
+    cost: int
+    why: str
+
+
+@dataclass(frozen=True)
+class QueryWord:
+    """One word of a query: as typed, folded, whether it is a particle, whether it is only a beginning (`gold*`),
+    and the glued spellings it may stand in (`van praag` -> `vanpraag` for `praag`)."""
+
+    typed: str
+    norm: str
+    particle: bool = False
+    prefix_only: bool = False
+    glued: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NameMatch:
+    """How a name answers another: every query word matched (or missing), the total cost, and why."""
+
+    cost: int
+    matched: tuple[tuple[str, str, WordMatch], ...]  # (query word, name word, how)
+    missing: tuple[str, ...] = ()
+    in_order: bool = True
+    why: str = field(default="")
+
+    @property
+    def tier(self) -> int:
+        """The worst tier among the matched words."""
+        return max((m.tier for _, _, m in self.matched), default=EXACT)
+
+
+def tokens(text: str) -> list[str]:
+    """The words of a text as written (\\w+ runs), accents and case kept."""
+    return _TOKEN.findall(text)
+
+
+@lru_cache(maxsize=65536)
+def codes(word: str) -> frozenset[str]:
+    """The Daitch–Mokotoff codes of a word: of its spelling as written and folded (Dąbrowski codes Ą by the chart
+    and as A), and with the Dutch ij written y, as the registers of other countries wrote it (Kleijn, Kleyn: the
+    chart codes EIJ otherwise than EY)."""
+    folded = normalise(word)
+    found = frozenset(dm_codes(word)) | frozenset(dm_codes(folded))
+    return found | frozenset(dm_codes(folded.replace("ij", "y"))) if "ij" in folded else found
+
+
+def distance(a: str, b: str, limit: int = 3) -> int:
+    """Optimal string alignment distance (Levenshtein with adjacent transpositions), or limit + 1 when larger."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    if a == b:
+        return 0
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            cost = 0 if ca == cb else 1
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                current[j] = min(current[j], previous2[j - 2] + 1)
+        if min(current) > limit:
+            return limit + 1
+        previous2, previous = previous, current
+    return min(previous[-1], limit + 1)
+
+
+def sounds_cost(query: str, word: str) -> int:
+    """The cost of a sound-alike: by how many letters it differs (folded words)."""
+    return SOUNDS * TIER_COST + EDIT_COST * distance(query, word, 9)
+
+
+TYPO_COST = SOUNDS * TIER_COST + EDIT_COST + TYPO_EXTRA
+
+
+def deletions(word: str) -> set[str]:
+    """The word with one letter left out, each way: two words one letter apart share one of these, or one is the
+    other's (the typo tier's index keys)."""
+    return {word[:i] + word[i + 1:] for i in range(len(word))}
+
+
+def typo_keys(word: str) -> set[str]:
+    """The keys a query word looks up in the index of deletions: itself and its deletions."""
+    if not TYPO_MIN <= len(word) <= TYPO_MAX:
+        return set()
+    return {word} | deletions(word)
+
+
+def match_word(query: str, word: str, typed: str | None = None, *, prefix: bool = True,
+               fuzzy: bool = True) -> WordMatch | None:
+    """How `word` answers the query word `query`: both as written (case and accents kept); None when not at all.
+    `typed` is the query word as the researcher typed it when `query` is not (the exact tier compares with it).
+    `prefix`: whether a word the query begins counts; `fuzzy`: whether sound-alikes and typos do."""
+    typed = query if typed is None else typed
+    if word == typed:
+        return WordMatch(EXACT, 0, TIER_NAMES[EXACT])
+    q, w = normalise(query), normalise(word)
+    if not q or not w:
+        return None
+    if q == w:
+        return WordMatch(FOLDED, FOLDED * TIER_COST, TIER_NAMES[FOLDED])
+    if len(q) < FUZZY_MIN:
+        return None
+    if prefix and w.startswith(q):
+        return WordMatch(PREFIX, PREFIX * TIER_COST + min(len(w) - len(q), TIER_COST - 1), TIER_NAMES[PREFIX])
+    if not fuzzy:
+        return None
+    shared = codes(q) & codes(w)
+    if shared:
+        return WordMatch(SOUNDS, sounds_cost(q, w), f"{TIER_NAMES[SOUNDS]} ({min(shared)})")
+    if TYPO_MIN <= len(q) <= TYPO_MAX and distance(q, w, 1) <= 1:
+        return WordMatch(TYPO, TYPO_COST, TIER_NAMES[TYPO])
+    return None
+
+
+def glued_forms(words: Sequence[str]) -> list[tuple[int, int, str]]:
+    """Where particles stand before a word, the word glued to them: (first particle's index, word's index, glued
+    form), e.g. ["van", "der", "berg"] -> (0, 2, "vanderberg") and (1, 2, "derberg"). Words are folded."""
+    found = []
+    for end, word in enumerate(words):
+        if word in PARTICLES:
+            continue
+        start = end
+        while start > 0 and words[start - 1] in PARTICLES:
+            start -= 1
+            found.append((start, end, "".join(words[start:end + 1])))
+    return found
+
+
+def query_words(query: str, limit: int = 8) -> list[QueryWord]:
+    """The words of a query as the search matches them: at most `limit`, particles marked (unless the query is only
+    particles), a trailing `*` makes a word a beginning only, and each word after particles carries its glued
+    spellings."""
+    raw = re.findall(r"\w+\*?", query)[:limit]
+    typed = [w.rstrip("*") for w in raw]
+    norms = [normalise(w) for w in typed]
+    keep = [n for n, w in enumerate(norms) if w]
+    typed, norms, raw = [typed[n] for n in keep], [norms[n] for n in keep], [raw[n] for n in keep]
+    only_particles = all(w in PARTICLES for w in norms)
+    glued: dict[int, list[str]] = {}
+    for _, end, form in glued_forms(norms):
+        glued.setdefault(end, []).append(form)
+    return [QueryWord(t, n, particle=n in PARTICLES and not only_particles, prefix_only=r.endswith("*"),
+                      glued=tuple(glued.get(k, ()))) for k, (t, n, r) in enumerate(zip(typed, norms, raw, strict=True))]
+
+
+def compare(query: str, name: str) -> NameMatch | None:
+    """How the name `name` answers the name `query` (a person's name as a list, a caption or a researcher wrote it):
+    each word of `query` matched to its best word of `name` through the tiers, in any order; particles may be
+    missing, and glued particles meet separate ones (`Vanpraag` and `van Praag`). None when a word other than a
+    particle finds nothing."""
+    asked = query_words(query, limit=16)
+    written = tokens(name)
+    folded = [normalise(w) for w in written]
+    candidates = list(zip(written, folded, strict=True))
+    candidates += [(form, form) for _, _, form in glued_forms(folded)]
+    matched: list[tuple[str, str, WordMatch]] = []
+    missing: list[str] = []
+    positions: list[int] = []
+    cost = 0
+    for word in asked:
+        best: tuple[WordMatch, str, int] | None = None
+        options = [(word.typed, 0), *((form, 15) for form in word.glued)]
+        for typed, extra in options:
+            for n, (w, f) in enumerate(candidates):
+                how = match_word(typed, w, prefix=True, fuzzy=not word.prefix_only) if f else None
+                if how is not None and (best is None or how.cost + extra < best[0].cost):
+                    best = (WordMatch(how.tier, how.cost + extra, how.why + (" (glued particles)" if extra else "")),
+                            w, n)
+        if best is None:
+            if not word.particle:
+                return None  # a word other than a particle that finds nothing: no match
+            missing.append(word.typed)
+            cost += 20
+            continue
+        matched.append((word.typed, best[1], best[0]))
+        positions.append(best[2])
+        cost += best[0].cost
+    in_order = positions == sorted(positions)
+    why = "; ".join(f"{q} ~ {w}: {m.why}" for q, w, m in matched)
+    return NameMatch(cost + (0 if in_order else 1), tuple(matched), tuple(missing), in_order, why)
+
+
+def best_matches(query: str, names: Iterable[str], limit: int = 10) -> list[tuple[str, NameMatch]]:
+    """The names answering `query`, closest first (a helper for lists held in memory)."""
+    found = [(name, m) for name in names if (m := compare(query, name)) is not None]
+    return sorted(found, key=lambda nm: (nm[1].cost, nm[0]))[:limit]
+
+
+__all__ = ["EXACT", "FOLDED", "PARTICLES", "PREFIX", "SOUNDS", "TIER_COST", "TYPO", "TYPO_COST", "NameMatch",
+           "QueryWord", "WordMatch", "best_matches", "codes", "compare", "deletions", "distance", "glued_forms",
+           "match_word", "query_words", "sounds_cost", "tokens", "typo_keys"]
