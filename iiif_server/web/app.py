@@ -353,6 +353,7 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
     app.state.runtime = runtime
     app.state.service = service
     app.state.catalogue = catalogue
+    app.state.console = staff
     return app
 
 
