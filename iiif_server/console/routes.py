@@ -16,11 +16,13 @@ from starlette.routing import Route
 
 from iiif_server.auth.policy import Policy
 from iiif_server.console import audit, queries, tail
+from iiif_server.console.desk import IngestDesk
 from iiif_server.console.gate import HEADERS
 from iiif_server.console.oidc import OpenIDSignIn
 from iiif_server.console.roles import ACCESS, ANY, AUDIT, EDIT, READ
 from iiif_server.console.session import Sessions, StaffSession
 from iiif_server.console.signin import SignIn
+from iiif_server.db import runs as run_rows
 from iiif_server.db.catalogue import Catalogue
 from iiif_server.db.models import effective_tier
 from iiif_server.errors import BadTarget, NotFound, Target
@@ -33,17 +35,24 @@ TEMPLATES = Path(__file__).parent / "templates"
 PAGE = 50  # documents per page of a collection
 THUMBS = 60  # pages per page of a document
 RUNS = 50  # ingest runs per page
+RUNS_SHOWN = 10  # the latest runs, live or not, above them
 FAILURES = 100  # failures per page of one run
 ENTRIES = 100  # audit entries per page
 
 
-class Console(SignIn):
+class Console(SignIn, IngestDesk):
     def __init__(self, catalogue: Catalogue, policy: Policy, secret: str, audit_log: observe.JsonLines,
                  base_url: Callable[[Request], str], run: Callable[..., Awaitable[Any]],
                  copies: Path | ObjectCopies, proxies: list[IPNetwork], idle: int | None = None,
-                 reports: Path | None = None, openid: OpenIDSignIn | None = None, token_sign_in: bool = True) -> None:
+                 reports: Path | None = None, openid: OpenIDSignIn | None = None, token_sign_in: bool = True,
+                 masters_root: Path | None = None, ingest_env: dict[str, str] | None = None,
+                 ingest_workers: int = 1) -> None:
         self.openid = openid
         self.token_sign_in = token_sign_in
+        self.masters_root = masters_root  # where ingests started here may read from (None: nowhere)
+        self.ingest_env = ingest_env or {}
+        self.ingest_workers = ingest_workers
+        self.children = {}
         self.catalogue = catalogue
         self.policy = policy
         self.sessions = Sessions(secret) if idle is None else Sessions(secret, idle)
@@ -83,6 +92,11 @@ class Console(SignIn):
             Route("/staff/tokens/{tid}/revoke", form(self.revoke, ACCESS), methods=["POST"]),
             Route("/staff/networks", page(self.networks, ACCESS), methods=["GET"]),
             Route("/staff/ingest", page(self.runs, READ), methods=["GET"]),
+            Route("/staff/ingest/new", page(self.ingest_new, EDIT), methods=["GET"]),
+            Route("/staff/ingest/start", form(self.ingest_start, EDIT), methods=["POST"]),
+            Route("/staff/ingest/runs/{rid}", page(self.run_page, READ), methods=["GET"]),
+            Route("/staff/ingest/runs/{rid}/progress", page(self.run_progress, READ), methods=["GET"]),
+            Route("/staff/ingest/runs/{rid}/stop", form(self.run_stop, EDIT), methods=["POST"]),
             Route("/staff/ingest/{name}", page(self.run_report, READ), methods=["GET"]),
             Route("/staff/audit", page(self.audit_view, AUDIT), methods=["GET"]),
             Route("/staff/audit.csv", page(self.audit_csv, AUDIT), methods=["GET"]),
@@ -315,8 +329,12 @@ class Console(SignIn):
     async def runs(self, request: Request, session: StaffSession) -> Response:
         before = request.query_params.get("before")
         rows, older = await self.run(self.read_runs, _int(before, 0) if before else None)
+        latest = []
+        if before is None:
+            await self.run(run_rows.sweep, self.catalogue)
+            latest = await self.run(run_rows.recent, self.catalogue, RUNS_SHOWN)
         return self.render(request, session, "runs.html", rows=rows, older=older, first=before is None,
-                           where=self.reports)
+                           where=self.reports, latest=latest, masters=self.masters_root is not None)
 
     async def run_report(self, request: Request, session: StaffSession) -> Response:
         name = request.path_params["name"]

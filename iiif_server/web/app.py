@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -219,9 +220,13 @@ def console(runtime: Runtime, catalogue: Catalogue, auth: AuthServices, audit_lo
         openid = OpenIDSignIn(settings.oidc_issuer, settings.oidc_client_id, settings.oidc_secret(),
                               settings.oidc_scopes, settings.oidc_roles_claim, settings.oidc_role_map,
                               settings.oidc_label, runtime.secret)
+    # what an ingest started from the console runs with: these settings, less the secret it has no use for
+    env = {**os.environ, **settings.to_env()}
+    env.pop(config.env_name("oidc_client_secret"), None)
     return Console(catalogue, auth.policy, runtime.secret, audit_log, runtime.base_url, runtime.run_io, copies,
                    runtime.proxies, reports=settings.data_dir / "reports", openid=openid,
-                   token_sign_in=settings.token_sign_in)
+                   token_sign_in=settings.token_sign_in, masters_root=settings.masters_root, ingest_env=env,
+                   ingest_workers=settings.ingest_workers)
 
 
 def setup_process(settings: config.Settings) -> None:
