@@ -16,7 +16,7 @@ from iiif_server.db.models import IngestRun, now
 from iiif_server.errors import Busy
 
 LIVE = ("starting", "running")
-STALE_SECONDS = 15  # a live run's heartbeat older than this: perhaps dead (the lock decides)
+STALE_SECONDS = 10  # a live run's heartbeat older than this: perhaps dead (the lock decides)
 INTERRUPTED = ("its process ended without finishing (the server or machine running it stopped); the next run of "
                "this collection finishes what it had committed")
 
