@@ -28,8 +28,9 @@ from iiif_server.runtime.bounds import current as request_bounds
 
 HEADERS = {
     "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'none'; img-src 'self'; script-src 'self'; style-src 'unsafe-inline'; "
-                               "form-action 'self'; "
+    # connect-src: the run page polls its progress
+    "Content-Security-Policy": "default-src 'none'; img-src 'self'; script-src 'self'; connect-src 'self'; "
+                               "style-src 'unsafe-inline'; form-action 'self'; "
                                "frame-ancestors 'none'; base-uri 'none'",
     "X-Frame-Options": "DENY",
     # never to other sites; `no-referrer` would make browsers send `Origin: null` with our own forms

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from openid_provider import CLIENT_SECRET, USERS, Provider, server_settings, sign_in_at_provider
 from support import free_port
-from worlds import BASE, PROXY, ROOM, STAFF, STAFF_NET, World, audit_lines, hidden, image_url, settle
+from worlds import BASE, PROXY, ROOM, STAFF, STAFF_NET, World, audit_lines, hidden, image_url, info_url, settle
 
 from iiif_server.auth.policy import COOKIE as ACCESS_COOKIE
 from iiif_server.console.oidc import STATE_COOKIE
@@ -197,6 +197,13 @@ async def test_a_console_session_clears_the_viewers_as_its_role_says_and_sign_ou
         client = await sign_in(world, user)
         assert (await client.get(image_url(ROOM))).status_code == room, user
         assert (await client.get(image_url(STAFF))).status_code == staff, user
+        # a viewer reading info.json with the cookie is told to go straight to the token service
+        info = await client.get(info_url(ROOM))
+        first = info.json()["service"][1] if room == 200 else None
+        assert room != 200 or (first["profile"], first["@id"]) == (
+            "http://iiif.io/api/auth/1/external", "https://testserver/iiif/auth/external"), info.text
+        assert room != 200 or info.json()["service"][0]["service"][0]["profile"] == "external"
+        assert "external" not in (await world.client(base_url=BASE).get(info_url(ROOM))).text
         # the IIIF Auth 2.0 token service hands a viewer of this site a token from the same session
         r = await client.get("/iiif/auth/token", headers={"Origin": "https://testserver"})
         if room == 200:
