@@ -146,7 +146,16 @@ class IngestDesk(StaffGate):
         if row is None:
             return self.render(request, session, "message.html", 404, title="Not found",
                                message="There is no such ingest run.", back="/staff/ingest")
-        return self.render(request, session, "ingest_run.html", run=row, progress=await self.progress_of(row))
+        return self.render(request, session, "ingest_run.html", run=row, progress=await self.progress_of(row),
+                           source=self.shown_source(row.source))
+
+    def shown_source(self, source: str) -> str:
+        """A source below the masters folder by its path there (what the picker showed), else as it is."""
+        if self.masters_root is not None:
+            base = Path(self.masters_root).resolve()
+            if Path(source).is_relative_to(base):
+                return Path(source).relative_to(base).as_posix()
+        return source
 
     async def run_progress(self, request: Request, session: StaffSession) -> Response:
         row = await self.run(runs.get, self.catalogue, request.path_params["rid"][:64])

@@ -11,6 +11,8 @@ import asyncio
 import dataclasses
 import os
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -174,6 +176,15 @@ async def test_one_run_per_collection_and_a_safe_stop_from_the_console(world: Wo
     other, other_csrf = await with_roles(world, ("admin",), app=world.app())
     second = await start(other, other_csrf, "incoming/letters", "big", tier="public")
     assert second.status_code == 409 and "running already" in second.text
+    # and so does the command line, which keeps a row of its own (once the run holds the collection's lock)
+    await wait_for(client, rid, ("running",))
+    cli = subprocess.run([sys.executable, "-m", "iiif_server.cli", "ingest",
+                          str(world.settings.masters_root / "incoming" / "letters"), "--collection", "big",
+                          "--data-dir", str(world.settings.data_dir), "--database", world.catalogue.url,
+                          "--images", str(world.settings.images)], capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 1 and "another ingest of collection 'big' is running" in cli.stderr, cli.stderr
+    refused = [r for r in runs.recent(world.catalogue, 5) if r.state == "refused"]
+    assert len(refused) == 1 and refused[0].started_by.startswith("command line (")
     await wait_for(client, rid, ("finished",), until=lambda p: p["done"] >= 2)
     stop = await other.post(f"/staff/ingest/runs/{rid}/stop", data={"csrf": other_csrf})
     assert stop.status_code == 303
