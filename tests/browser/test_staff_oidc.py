@@ -101,6 +101,9 @@ def sign_in(page: Any, server: str, user: str, name: str) -> None:
     page.fill("input[name=password]", openid_provider.PASSWORD)
     shot(page, f"staff-oidc-{name}-provider-sign-in")
     page.click("button:has-text('Sign in')")
+    # the callback answers a "Signed in" page that moves on by itself: wait for the console's own page, loaded,
+    # so that no navigation of the test races that one
+    page.wait_for_url(lambda url: url.startswith(f"{server}/staff/") and "/staff/oidc/" not in url)
     page.wait_for_selector("#who")
 
 
