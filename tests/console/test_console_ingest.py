@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -176,12 +177,19 @@ async def test_one_run_per_collection_and_a_safe_stop_from_the_console(world: Wo
     other, other_csrf = await with_roles(world, ("admin",), app=world.app())
     second = await start(other, other_csrf, "incoming/letters", "big", tier="public")
     assert second.status_code == 409 and "running already" in second.text
-    # and so does the command line, which keeps a row of its own (once the run holds the collection's lock)
+    # and so does the command line, which keeps a row of its own: asked while the run holds the collection's
+    # lock, paused (its process group stopped, the lock kept) so that it cannot finish first on a busy machine
     await wait_for(client, rid, ("running",))
-    cli = subprocess.run([sys.executable, "-m", "iiif_server.cli", "ingest",
-                          str(world.settings.masters_root / "incoming" / "letters"), "--collection", "big",
-                          "--data-dir", str(world.settings.data_dir), "--database", world.catalogue.url,
-                          "--images", str(world.settings.images)], capture_output=True, text=True, timeout=120)
+    pid = runs.get(world.catalogue, rid).pid
+    assert pid
+    os.killpg(pid, signal.SIGSTOP)
+    try:
+        cli = subprocess.run([sys.executable, "-m", "iiif_server.cli", "ingest",
+                              str(world.settings.masters_root / "incoming" / "letters"), "--collection", "big",
+                              "--data-dir", str(world.settings.data_dir), "--database", world.catalogue.url,
+                              "--images", str(world.settings.images)], capture_output=True, text=True, timeout=120)
+    finally:
+        os.killpg(pid, signal.SIGCONT)
     assert cli.returncode == 1 and "another ingest of collection 'big' is running" in cli.stderr, cli.stderr
     refused = [r for r in runs.recent(world.catalogue, 5) if r.state == "refused"]
     assert len(refused) == 1 and refused[0].started_by.startswith("command line (")
