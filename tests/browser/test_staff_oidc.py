@@ -148,6 +148,7 @@ def test_an_archivist_signs_in_through_the_provider_and_works_without_a_second_s
     page.wait_for_url(re.compile(r".*/staff/ingest/runs/[0-9a-f]+$"))
     wait_until(lambda: page.inner_text("#state").startswith("finished"), 120, "the run to finish", page)
     assert page.inner_text("#done") == "3" and page.inner_text("#failed") == "0" and page.inner_text("#left") == "0"
+    assert "From incoming/letters-1943," in page.inner_text("main")  # as picked, not the server's own path
     shot(page, "staff-oidc-4-ingest-finished")
     page.click("#report a")
     page.wait_for_selector("#counts")
