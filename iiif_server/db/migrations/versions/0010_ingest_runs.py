@@ -1,7 +1,7 @@
 """Ingest runs as rows: who started each (the console or the command line), its progress and heartbeat while
 it runs, a stop asked from any replica, and how it ended, interrupted included.
 
-Revision ID: 0008
+Revision ID: 0010
 Revises: 0007
 Create Date: 2026-12-08
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
+revision = "0010"
 down_revision = "0007"
 branch_labels = None
 depends_on = None
