@@ -174,74 +174,113 @@ def serve(create_images: bool, config_file: str | None, **cli: Any) -> None:
 @click.option("--new-source", is_flag=True,
               help="a document ingested before from another folder takes this one as its source (default: refuse "
                    "it, so that two folders' pages never mix)")
+@click.option("--run-id", default=None, hidden=True, help="the row of a run the staff console started")
 @settings_options(STORAGE)
 def ingest(src: Path, collection_id: str, label: str | None, tier: str | None, metadata_csv: Path | None,
            processes: int | None, quality: int | None, subsample: bool, metrics_file: Path | None,
-           report_dir: Path | None, withdraw_missing: bool, new_source: bool, config_file: str | None,
-           **cli: Any) -> None:
+           report_dir: Path | None, withdraw_missing: bool, new_source: bool, run_id: str | None,
+           config_file: str | None, **cli: Any) -> None:
     """Turn a folder of masters into access copies and catalogue entries.
 
     Every file under SRC becomes a page or is reported with its reason. Ctrl-C or TERM stops
     scheduling, waits for the pages in flight, commits the documents that are complete and exits
     with 128 + the signal number; exit 1 when any master failed, 2 on a malformed CSV, 3 when the run
-    stopped because every master would fail (no space left, the catalogue cannot be written)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    stopped because every master would fail (no space left, the catalogue cannot be written). The staff
+    console shows the run while it goes, and can stop it the same way."""
+    from iiif_server.ingest.tracking import RunTracker
 
+    try:
+        job, settings = ingest_job(src, collection_id, label, tier, processes, quality, subsample, withdraw_missing,
+                                   new_source, config_file, cli)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    if run_id is not None:
+        tracker = RunTracker(job.catalogue, run_id, watch_parent=True)
+    else:
+        import getpass
+        import socket
+
+        from iiif_server.names import shown
+
+        tracker = RunTracker.new(job.catalogue, collection_id, shown(src.resolve()),
+                                 f"command line ({getpass.getuser()}@{socket.gethostname()})", tier,
+                                 str(metadata_csv) if metadata_csv else None)
+    tracker.start(job.stop)
+    try:
+        run_ingest(job, settings, src, collection_id, metadata_csv, metrics_file, report_dir, tracker)
+    except BaseException as exc:
+        if not tracker.ended.is_set():  # an exit said how it ended; anything else is a failure
+            tracker.end("failed", message=f"{type(exc).__name__}: {exc}"[:500])
+        raise
+
+
+def ingest_job(src: Path, collection_id: str, label: str | None, tier: str | None, processes: int | None,
+               quality: int | None, subsample: bool, withdraw_missing: bool, new_source: bool,
+               config_file: str | None, cli: dict[str, Any]) -> tuple[Any, config.Settings]:
     from iiif_server.ingest.convert import ACCESS_QUALITY
-    from iiif_server.ingest.metadata import CsvError
     from iiif_server.ingest.run import Ingest
 
     settings = config.load(cli, config_file)
-    console = Console(stderr=True, soft_wrap=True)  # a path is never split over two lines in a log
-    try:
-        target = None
-        if settings.image_url:  # copies bound for object storage: staged in the data folder, then uploaded
-            from iiif_server.storage import ObjectTarget
+    target = None
+    if settings.image_url:  # copies bound for object storage: staged in the data folder, then uploaded
+        from iiif_server.storage import ObjectTarget
 
-            target = ObjectTarget(settings.image_url, settings, settings.data_dir / "staging")
-        root = target.staging if target is not None else settings.image_root
-        job = Ingest(open_catalogue(settings), root, collection_id, label=label, tier=tier, workers=processes,
-                     quality=quality or (ACCESS_QUALITY if subsample else 90), subsample=subsample, target=target,
-                     thumbnail_quality=settings.jpeg_quality, withdraw_missing=withdraw_missing,
-                     new_source=new_source)
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from exc
+        target = ObjectTarget(settings.image_url, settings, settings.data_dir / "staging")
+    root = target.staging if target is not None else settings.image_root
+    job = Ingest(open_catalogue(settings), root, collection_id, label=label, tier=tier, workers=processes,
+                 quality=quality or (ACCESS_QUALITY if subsample else 90), subsample=subsample, target=target,
+                 thumbnail_quality=settings.jpeg_quality, withdraw_missing=withdraw_missing, new_source=new_source)
+    return job, settings
+
+
+def run_ingest(job: Any, settings: config.Settings, src: Path, collection_id: str, metadata_csv: Path | None,
+               metrics_file: Path | None, report_dir: Path | None, tracker: Any) -> None:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from iiif_server.ingest.metadata import CsvError
+
+    console = Console(stderr=True, soft_wrap=True)  # a path is never split over two lines in a log
     columns = (TextColumn("ingest"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]} images/s"), TextColumn("ETA"), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task("ingest", total=None, rate="-")
 
-        tracker = None
+        metrics = None
         if metrics_file is not None:
             from iiif_server.runtime.metrics import IngestProgress
 
-            tracker = IngestProgress(metrics_file, collection_id)
+            metrics = IngestProgress(metrics_file, collection_id)
 
-        def progress(done: int, total: int) -> None:
-            if tracker is not None:
-                tracker.update(done, total)
+        def progress(done: int, total: int, failed: int) -> None:
+            tracker.progress(done, total, failed)
+            if metrics is not None:
+                metrics.update(done, total)
             bar.update(task, completed=done, total=total or None)
             speed = bar.tasks[task].speed
             bar.update(task, rate=f"{speed:.1f}" if speed else "-")
 
         try:
-            report = job.run(src, metadata_csv, progress)
+            report = job.run(src, metadata_csv, progress, locked=lambda: tracker.locked(collection_id))
         except CsvError as exc:
             for line in exc.errors:
                 console.print(f"[red]metadata error[/red] {line}")
             console.print("nothing was ingested: fix the CSV and run again")
+            tracker.end("failed", message="the metadata CSV: " + "; ".join(exc.errors[:5])[:1000])
             sys.exit(2)
         except Busy as exc:
             bar.update(task, visible=False)  # refused before it began: the one line says so, no empty bar
+            tracker.end("refused", message=exc.message)
             raise click.ClickException(exc.message) from None
-    if tracker is not None:
-        tracker.end(report.converted + report.unchanged + len(report.failed), len(report.failed))
+    if metrics is not None:
+        metrics.end(report.converted + report.unchanged + len(report.failed), len(report.failed))
     text, data = render_report(report, src, collection_id)
     for line in text.splitlines()[1:]:
         if line.startswith(("failed", "not done", "warning", "stopped", "missing")):
             click.echo(line, err=True)
     written = write_report(report_dir or settings.data_dir / "reports", collection_id, text, data)
+    tracker.end("failed" if report.fatal else "stopped" if report.stopped else "finished",
+                report=written.with_suffix(".json").name, message=report.fatal)
     click.echo(f"{report.converted} converted, {report.unchanged} unchanged, {len(report.failed)} failed, "
                f"{len(report.skipped)} skipped" + (f", {len(report.not_done)} not done (stopped)" if report.stopped
                                                    else "") + f"; full report: {written}", err=True)

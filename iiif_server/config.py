@@ -173,6 +173,36 @@ class Settings:
         512,
         'memory per process for decoded levels of untiled images (JPEG, PNG, stripped TIFF), in MB: a '
         'level that does not fit is refused with advice to ingest', minimum=1)
+    oidc_issuer: str | None = setting(
+        None,
+        "OpenID Connect issuer URL the staff console signs in with, e.g. "
+        "https://login.example.org/realms/archive (its /.well-known/openid-configuration is read)")
+    oidc_client_id: str | None = setting(None, "the console's client id at the OpenID provider")
+    oidc_client_secret: str | None = setting(
+        None,
+        'its client secret, never logged or shown (better: --oidc-client-secret-file)', secret=True)
+    oidc_client_secret_file: Path | None = setting(None, 'file holding the client secret', path="file")
+    oidc_scopes: tuple[str, ...] = setting(
+        ("openid", "profile", "email"), 'scopes asked for at sign-in, comma-separated (openid always)')
+    oidc_roles_claim: str = setting(
+        "roles",
+        'claim that carries the roles, from the ID token or else the userinfo answer; dots reach into '
+        'objects (realm_access.roles)')
+    oidc_role_map: tuple[str, ...] = setting(
+        (),
+        "claim values that give console roles, VALUE=ROLE, comma-separated (roles: admin, archivist, "
+        "reading-room, auditor); without any, values named like the roles give them")
+    oidc_label: str = setting("your institution's account", "what the sign-in button names: 'Sign in with ...'")
+    token_sign_in: bool = setting(
+        True,
+        'the console\'s emergency door: sign-in with a staff token, or from the staff network, as admin '
+        '(1/0; 0 leaves only OpenID Connect)')
+    masters_root: Path | None = setting(
+        None,
+        'folder of archival masters below which the staff console may start ingests (default: none, '
+        'ingest from the command line only)', path="folder")
+    ingest_workers: int = setting(
+        1, 'worker processes converting masters in an ingest started from the console', minimum=1, maximum=64)
 
     @property
     def image_url(self) -> str | None:
@@ -213,6 +243,18 @@ class Settings:
     def __post_init__(self) -> None:
         check_bounds(self)
         check_proxies(self.trusted_proxies, self.proxy_hops, self.networks)
+        check_sign_in(self)
+
+    def oidc_secret(self) -> str | None:
+        """The client secret: given, or read from its file (None: a public client, PKCE alone)."""
+        if self.oidc_client_secret:
+            return self.oidc_client_secret
+        if self.oidc_client_secret_file is not None:
+            secret = self.oidc_client_secret_file.read_text(encoding="utf-8").strip()
+            if not secret:
+                raise ValueError(f"the client secret file {self.oidc_client_secret_file} is empty")
+            return secret
+        return None
 
     def to_env(self) -> dict[str, str]:
         """These settings as environment variables (for worker processes)."""
@@ -253,6 +295,22 @@ def check_proxies(proxies: tuple[str, ...], hops: int, networks: tuple[str, ...]
                 raise ValueError(
                     f"network rule {rule.strip()} overlaps trusted proxy {net}: a client there could pass for any "
                     "address. Trust the proxies' own addresses only, outside every client network")
+
+
+def check_sign_in(settings: Settings) -> None:
+    """The console keeps a way in, and an OpenID issuer comes with its client id (ValueError saying what)."""
+    if settings.oidc_issuer:
+        parts = urlsplit(settings.oidc_issuer)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise ValueError(f"oidc_issuer must be an http(s) URL without query, not {settings.oidc_issuer!r}")
+        if not settings.oidc_client_id:
+            raise ValueError("oidc_issuer needs oidc_client_id: the console's client id at that provider")
+    elif not settings.token_sign_in:
+        raise ValueError("token_sign_in is off and no oidc_issuer is set: nobody could sign in to the console")
+    for rule in settings.oidc_role_map:
+        value, sep, role = rule.rpartition("=")
+        if not sep or not value.strip() or not role.strip():
+            raise ValueError(f"oidc_role_map entries are VALUE=ROLE, not {rule!r}")
 
 
 def check_origin(origin: str) -> str:

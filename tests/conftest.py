@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
+import openid_provider
 import pytest
 import seaweed
 from support import (
@@ -28,7 +29,7 @@ from support import (
     stop_server,
     write_pyramid,
 )
-from worlds import World, make_console_world, make_tiff, make_world
+from worlds import BASE, World, make_console_world, make_tiff, make_world
 
 from iiif_server import config
 from iiif_server.db.catalogue import Catalogue
@@ -159,6 +160,15 @@ async def console_world(catalogue: Catalogue, tmp_path: Path, tiff_bytes: bytes)
     """The staff console's world: staff material hidden, a staff network and an audit log."""
     async for w in make_console_world(catalogue, tmp_path, tiff_bytes):
         yield w
+
+
+@pytest.fixture(scope="session")
+def openid() -> Iterator[openid_provider.Provider]:
+    """A real OpenID provider on loopback (tests/openid_provider.py), whose client returns to the test
+    client's console (BASE/staff/oidc/callback)."""
+    provider = openid_provider.start([f"{BASE}/staff/oidc/callback"])
+    yield provider
+    provider.stop()
 
 
 # -- pytest-xdist: tests that share an expensive set-up run on one worker --------------------------------

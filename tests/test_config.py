@@ -102,3 +102,41 @@ async def test_max_age_sets_the_public_cache_lifetime(image_root: Path, tmp_path
     assert tile.headers["cache-control"] == "public, max-age=60"
     assert info.headers["cache-control"] == "public, max-age=60"
     app.state.catalogue.engine.dispose()
+
+
+def test_the_console_keeps_a_way_in_and_an_issuer_comes_with_its_client(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="nobody could sign in"):
+        config.Settings(data_dir=tmp_path, token_sign_in=False)
+    with pytest.raises(ValueError, match="oidc_client_id"):
+        config.Settings(data_dir=tmp_path, oidc_issuer="https://login.example.org/realms/archive")
+    with pytest.raises(ValueError, match="http"):
+        config.Settings(data_dir=tmp_path, oidc_issuer="login.example.org", oidc_client_id="c")
+    with pytest.raises(ValueError, match="VALUE=ROLE"):
+        config.Settings(data_dir=tmp_path, oidc_role_map=("archivists",))
+    s = config.Settings(data_dir=tmp_path, token_sign_in=False, oidc_issuer="https://id.example.org",
+                        oidc_client_id="c", oidc_role_map=("CN=Archivists,OU=Staff=archivist",))
+    assert s.oidc_secret() is None  # a public client
+
+
+def test_the_client_secret_comes_from_its_file_and_is_never_shown(tmp_path: Path) -> None:
+    (tmp_path / "secret").write_text("s3cr3t-value\n")
+    s = config.Settings(data_dir=tmp_path, oidc_issuer="https://id.example.org", oidc_client_id="c",
+                        oidc_client_secret_file=tmp_path / "secret")
+    assert s.oidc_secret() == "s3cr3t-value"
+    given = config.Settings(data_dir=tmp_path, oidc_issuer="https://id.example.org", oidc_client_id="c",
+                            oidc_client_secret="another-s3cr3t")
+    assert "another-s3cr3t" not in repr(given)
+    assert given.oidc_secret() == "another-s3cr3t"
+    (tmp_path / "empty").write_text("\n")
+    with pytest.raises(ValueError, match="empty"):
+        config.Settings(data_dir=tmp_path, oidc_issuer="https://id.example.org", oidc_client_id="c",
+                        oidc_client_secret_file=tmp_path / "empty").oidc_secret()
+
+
+def test_an_unknown_role_in_the_role_map_stops_the_start(tmp_path: Path) -> None:
+    from iiif_server.web.app import create_app
+
+    s = config.Settings(data_dir=tmp_path, demo=False, oidc_issuer="https://id.example.org", oidc_client_id="c",
+                        oidc_role_map=("Archive.Boss=superuser",))
+    with pytest.raises(ValueError, match="unknown role 'superuser'"):
+        create_app(s)

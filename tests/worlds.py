@@ -267,3 +267,19 @@ def console_routes(world: World) -> list[tuple[str, str]]:
                 if method != "HEAD":
                     out.append((method, route.path))
     return out
+
+
+async def with_roles(world: World, held: tuple[str, ...], app: Starlette | None = None,
+                     name: str = "Staff member") -> tuple[httpx.AsyncClient, str]:
+    """A client with a console session holding `held` (made as a sign-in makes it: a session row and its
+    signed cookie, on the app's own console), and its CSRF value."""
+    import time
+
+    from iiif_server.console.session import OIDC
+
+    app = app or (world.apps[0] if world.apps else world.app())
+    console = app.state.console
+    session = console.open_session(OIDC, None, name, int(time.time()) + 3600, held, name.lower().replace(" ", "."))
+    client = world.client(app, base_url=BASE)
+    client.headers["Cookie"] = f"{COOKIE}={console.sessions.serializer.dumps(session.payload())}"
+    return client, session.csrf

@@ -39,6 +39,7 @@ class Access:
 
     network_tier: str | None
     grant: Grant | None
+    by_cookie: bool = False  # the grant came from the sign-in cookie, not an Authorization header
 
     def clearance(self, tiers: Tiers, collection: str | None) -> str:
         token_tier = None
@@ -101,7 +102,8 @@ class Policy:
         grant = self.tokens.verify(token) if token else None
         if grant is not None and grant.kiosk and not self.tiers.allows(network_tier or self.tiers.public, grant.tier):
             grant = None  # a kiosk token outside its network is no credential at all
-        return Access(network_tier, grant)
+        by_cookie = grant is not None and request.headers.get("authorization", "")[:7].lower() != "bearer "
+        return Access(network_tier, grant, by_cookie)
 
     def tier_of(self, identifier: str) -> str:
         """In memory: the snapshot's tier for catalogued collections, else the path rules, else the fallback;

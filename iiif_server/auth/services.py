@@ -42,6 +42,7 @@ class Texts:
         default_factory=lambda: {"en": ["This item can be consulted in the reading room, at partner "
                                         "institutions, or with an access token."]})
     login: dict[str, list[str]] = field(default_factory=lambda: {"en": ["Sign in with an access token"]})
+    signed_in: dict[str, list[str]] = field(default_factory=lambda: {"en": ["Signed in"]})
     confirm: dict[str, list[str]] = field(default_factory=lambda: {"en": ["Sign in"]})
     logout: dict[str, list[str]] = field(default_factory=lambda: {"en": ["Sign out"]})
     # the logout service's label: Mirador 4 shows it as the signed-in bar's only text (its button),
@@ -116,8 +117,13 @@ class AuthServices:
 
     # -- descriptions ------------------------------------------------------------
 
-    def descriptions(self, base: str, identifier: str, access: Access, tier: str) -> list[dict[str, Any]]:
-        """The auth services for one restricted image of `tier`: a 2.0 probe, then the 1.0 services."""
+    def descriptions(self, base: str, identifier: str, access: Access, tier: str,
+                     signed_in: bool = False) -> list[dict[str, Any]]:
+        """The auth services for one restricted image of `tier`: a 2.0 probe, then the 1.0 services.
+
+        `signed_in` (info.json, asked with a sign-in cookie that clears the tier: the staff console's, or one
+        this service set): an `external` access service first, so that a viewer goes straight to the token
+        service, with no sign-in window and no notice (Mirador and UV read the 1.0 one)."""
         t = self.texts
         token2 = {"id": f"{base}/iiif/auth/token", "type": "AuthAccessTokenService2"}
         logout2 = {"id": f"{base}/iiif/auth/logout", "type": "AuthLogoutService2", "label": t.logout_label}
@@ -126,6 +132,13 @@ class AuthServices:
         token1 = {"@id": f"{base}/iiif/auth/token1", "@type": "AuthTokenService1", "profile": AUTH1 + "token"}
         logout1 = {"@id": f"{base}/iiif/auth/logout", "@type": "AuthLogoutService1", "profile": AUTH1 + "logout",
                    "label": t.first(t.logout_label)}
+        if signed_in and access.by_cookie and self.policy.tiers.allows(
+                access.clearance(self.policy.tiers, collection_of(identifier)), tier):
+            access2.append({"id": f"{base}/iiif/auth/external", "type": "AuthAccessService2", "profile": "external",
+                            "label": t.signed_in, "service": [token2, logout2]})
+            services1.append({"@context": AUTH1_CONTEXT, "@id": f"{base}/iiif/auth/external",
+                              "@type": "AuthCookieService1", "profile": AUTH1 + "external",
+                              "label": t.first(t.signed_in), "service": [token1, logout1]})
         if access.network_tier is not None and self.policy.tiers.allows(access.network_tier, tier):
             # from a network that clears this tier: access without interaction. Never where it does
             # not clear it: viewers prefer kiosk over login and would never offer the sign-in.
@@ -156,6 +169,7 @@ class AuthServices:
             Route("/iiif/auth/probe/{identifier:path}", self.probe, methods=["GET", "HEAD"]),
             Route("/iiif/auth/login", self.login, methods=["GET", "POST"]),
             Route("/iiif/auth/kiosk", self.kiosk, methods=["GET"]),
+            Route("/iiif/auth/external", self.external, methods=["GET"]),
             Route("/iiif/auth/token", self.token2, methods=["GET"]),
             Route("/iiif/auth/token1", self.token1, methods=["GET"]),
             Route("/iiif/auth/logout", self.logout, methods=["GET", "POST"]),
@@ -239,6 +253,13 @@ class AuthServices:
                                 headers=page_headers())
         set_cookie(response, self.base_url(request), token, KIOSK_SECONDS)
         return response
+
+    async def external(self, request: Request) -> Response:
+        """The `external` access service: viewers never open it (they go to the token service); a person who
+        follows its link learns where signing in happens."""
+        page = _page("Signed in elsewhere", "<p>Access to this material comes from signing in to the staff "
+                                             "console, or with an access token at the sign-in page.</p>", close=True)
+        return HTMLResponse(page, headers=page_headers())
 
     async def _token_from_cookie(self, request: Request) -> tuple[str | None, int]:
         """An access token for the viewer, derived from the cookie's token (None without one)."""

@@ -1,9 +1,9 @@
-"""The console's pages and forms. Every route but the sign-in answers only a staff session."""
+"""The console's pages and forms. Every route but the sign-in answers only a staff session holding one of the
+roles the route declares (roles.py)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -14,11 +14,15 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from iiif_server.auth.policy import COOKIE as ACCESS_COOKIE
 from iiif_server.auth.policy import Policy
 from iiif_server.console import audit, queries, tail
-from iiif_server.console.gate import HEADERS, StaffGate
-from iiif_server.console.session import LOGIN_COOKIE, MAX_SECONDS, NETWORK, Sessions, StaffSession
+from iiif_server.console.desk import IngestDesk
+from iiif_server.console.gate import HEADERS
+from iiif_server.console.oidc import OpenIDSignIn
+from iiif_server.console.roles import ACCESS, ANY, AUDIT, EDIT, READ
+from iiif_server.console.session import Sessions, StaffSession
+from iiif_server.console.signin import SignIn
+from iiif_server.db import runs as run_rows
 from iiif_server.db.catalogue import Catalogue
 from iiif_server.db.models import effective_tier
 from iiif_server.errors import BadTarget, NotFound, Target
@@ -31,13 +35,24 @@ TEMPLATES = Path(__file__).parent / "templates"
 PAGE = 50  # documents per page of a collection
 THUMBS = 60  # pages per page of a document
 RUNS = 50  # ingest runs per page
+RUNS_SHOWN = 10  # the latest runs, live or not, above them
 FAILURES = 100  # failures per page of one run
 ENTRIES = 100  # audit entries per page
-class Console(StaffGate):
+
+
+class Console(SignIn, IngestDesk):
     def __init__(self, catalogue: Catalogue, policy: Policy, secret: str, audit_log: observe.JsonLines,
                  base_url: Callable[[Request], str], run: Callable[..., Awaitable[Any]],
                  copies: Path | ObjectCopies, proxies: list[IPNetwork], idle: int | None = None,
-                 reports: Path | None = None) -> None:
+                 reports: Path | None = None, openid: OpenIDSignIn | None = None, token_sign_in: bool = True,
+                 masters_root: Path | None = None, ingest_env: dict[str, str] | None = None,
+                 ingest_workers: int = 1) -> None:
+        self.openid = openid
+        self.token_sign_in = token_sign_in
+        self.masters_root = masters_root  # where ingests started here may read from (None: nowhere)
+        self.ingest_env = ingest_env or {}
+        self.ingest_workers = ingest_workers
+        self.children = {}
         self.catalogue = catalogue
         self.policy = policy
         self.sessions = Sessions(secret) if idle is None else Sessions(secret, idle)
@@ -57,84 +72,35 @@ class Console(StaffGate):
         self.env.filters["counted"] = counted
 
     def routes(self) -> list[Route]:
+        page, form = self.page, self.form
         return [
             Route("/staff", lambda request: RedirectResponse("/staff/", 308), methods=["GET"]),
             Route("/staff/login", self.login, methods=["GET", "POST"]),
-            Route("/staff/logout", self.form(self.logout), methods=["POST"]),
-            Route("/staff/", self.page(self.overview), methods=["GET"]),
-            Route("/staff/collections/{cid}", self.page(self.collection), methods=["GET"]),
-            Route("/staff/collections/{cid}/{doc}", self.page(self.document), methods=["GET"]),
-            Route("/staff/tier", self.page(self.confirm_tier), methods=["GET"]),
-            Route("/staff/tier", self.form(self.change_tier), methods=["POST"]),
-            Route("/staff/tokens", self.page(self.tokens), methods=["GET"]),
-            Route("/staff/tokens", self.form(self.issue), methods=["POST"]),
-            Route("/staff/tokens/{tid}/revoke", self.form(self.revoke), methods=["POST"]),
-            Route("/staff/networks", self.page(self.networks), methods=["GET"]),
-            Route("/staff/console.js", self.page(self.script), methods=["GET"]),
-            Route("/staff/withdraw", self.page(self.confirm_withdraw), methods=["GET"]),
-            Route("/staff/withdraw", self.form(self.withdraw), methods=["POST"]),
-            Route("/staff/ingest", self.page(self.runs), methods=["GET"]),
-            Route("/staff/ingest/{name}", self.page(self.run_report), methods=["GET"]),
-            Route("/staff/audit", self.page(self.audit_view), methods=["GET"]),
-            Route("/staff/audit.csv", self.page(self.audit_csv), methods=["GET"]),
+            Route("/staff/oidc/login", self.oidc_login, methods=["GET"]),
+            Route("/staff/oidc/callback", self.oidc_callback, methods=["GET"]),
+            Route("/staff/logout", form(self.logout, ANY), methods=["POST"]),
+            Route("/staff/console.js", page(self.script, ANY), methods=["GET"]),
+            Route("/staff/", page(self.overview, READ), methods=["GET"]),
+            Route("/staff/collections/{cid}", page(self.collection, READ), methods=["GET"]),
+            Route("/staff/collections/{cid}/{doc}", page(self.document, READ), methods=["GET"]),
+            Route("/staff/tier", page(self.confirm_tier, EDIT), methods=["GET"]),
+            Route("/staff/tier", form(self.change_tier, EDIT), methods=["POST"]),
+            Route("/staff/withdraw", page(self.confirm_withdraw, EDIT), methods=["GET"]),
+            Route("/staff/withdraw", form(self.withdraw, EDIT), methods=["POST"]),
+            Route("/staff/tokens", page(self.tokens, ACCESS), methods=["GET"]),
+            Route("/staff/tokens", form(self.issue, ACCESS), methods=["POST"]),
+            Route("/staff/tokens/{tid}/revoke", form(self.revoke, ACCESS), methods=["POST"]),
+            Route("/staff/networks", page(self.networks, ACCESS), methods=["GET"]),
+            Route("/staff/ingest", page(self.runs, READ), methods=["GET"]),
+            Route("/staff/ingest/new", page(self.ingest_new, EDIT), methods=["GET"]),
+            Route("/staff/ingest/start", form(self.ingest_start, EDIT), methods=["POST"]),
+            Route("/staff/ingest/runs/{rid}", page(self.run_page, READ), methods=["GET"]),
+            Route("/staff/ingest/runs/{rid}/progress", page(self.run_progress, READ), methods=["GET"]),
+            Route("/staff/ingest/runs/{rid}/stop", form(self.run_stop, EDIT), methods=["POST"]),
+            Route("/staff/ingest/{name}", page(self.run_report, READ), methods=["GET"]),
+            Route("/staff/audit", page(self.audit_view, AUDIT), methods=["GET"]),
+            Route("/staff/audit.csv", page(self.audit_csv, AUDIT), methods=["GET"]),
         ]
-
-    # -- sign-in ---------------------------------------------------------------------------------
-
-    async def login(self, request: Request) -> Response:
-        error = None
-        if request.method == "POST":
-            if not self.same_site(request):
-                return self.refusal("Refused", "Please sign in from this page.", 403)
-            form = await self.read_form(request)
-            if form is None:
-                return self.refusal("Refused", "That form is too large or too slow.", 413)
-            if not self.sessions.login_ok(request.cookies.get(LOGIN_COOKIE), form.get("csrf")):
-                error = "This form has expired; please try again."
-            elif form.get("via") == NETWORK:
-                if self.from_staff_network(request):
-                    session = await self.run(self.open_session, NETWORK, None,
-                                             f"staff network ({self.client(request)})", int(time.time()) + MAX_SECONDS)
-                    return self.signed_in(request, session)
-                error = "This computer is not on the staff network."
-            else:
-                token = form.get("token", "").strip()
-                grant = await self.run(self.policy.tokens.verify, token) if token else None
-                if grant is not None and not grant.kiosk and grant.tier == self.staff_tier and not grant.collections:
-                    session = await self.run(self.open_session, "token", grant.id, grant.holder,
-                                             int(grant.expires.timestamp()))
-                    return self.signed_in(request, session)
-                error = "That is not a valid staff token."
-            self.audit(request, None, "sign-in-refused", None)
-        value = self.sessions.login_value()
-        response = self.render(request, None, "login.html", status=401 if error else 200, error=error, csrf=value,
-                               network=self.from_staff_network(request))
-        self.sessions.login_challenge(response, value, self.secure(request))
-        return response
-
-    def open_session(self, kind: str, token_id: str | None, holder: str, expires: int) -> StaffSession:
-        """Blocking: a new session and its row in the catalogue (which sign-out revokes)."""
-        days = max(0.0, min(expires - time.time(), MAX_SECONDS)) / 86400
-        _, row = self.policy.tokens.issue(self.staff_tier, f"console session: {holder}", days, kind="session")
-        return self.sessions.new(kind, token_id, holder, expires, sid=row.id)
-
-    def signed_in(self, request: Request, session: StaffSession) -> Response:
-        self.audit(request, session, "sign-in", None)
-        response = RedirectResponse("/staff/", 303, headers=HEADERS)
-        self.sessions.write(response, session, self.secure(request))
-        self.access_cookie(request, response, session)
-        return response
-
-    async def logout(self, request: Request, session: StaffSession, form: dict[str, str]) -> Response:
-        self.audit(request, session, "sign-out", None)
-        await self.run(self.policy.tokens.revoke, session.sid)  # a copied cookie ends here, on every replica
-        response = RedirectResponse("/staff/login", 303, headers=HEADERS)
-        secure = self.secure(request)
-        self.sessions.clear(response, secure)
-        if session.kind != NETWORK:
-            response.delete_cookie(ACCESS_COOKIE, path="/", secure=secure, httponly=True,
-                                   samesite="none" if secure else "lax")
-        return response
 
     # -- collections and documents ---------------------------------------------------------------
 
@@ -363,8 +329,12 @@ class Console(StaffGate):
     async def runs(self, request: Request, session: StaffSession) -> Response:
         before = request.query_params.get("before")
         rows, older = await self.run(self.read_runs, _int(before, 0) if before else None)
+        latest = []
+        if before is None:
+            await self.run(run_rows.sweep, self.catalogue)
+            latest = await self.run(run_rows.recent, self.catalogue, RUNS_SHOWN)
         return self.render(request, session, "runs.html", rows=rows, older=older, first=before is None,
-                           where=self.reports)
+                           where=self.reports, latest=latest, masters=self.masters_root is not None)
 
     async def run_report(self, request: Request, session: StaffSession) -> Response:
         name = request.path_params["name"]

@@ -266,3 +266,34 @@ class LabelTerm(Base):
     norm: Mapped[str] = mapped_column(TERM_TYPE, primary_key=True)
     document_pk: Mapped[int] = mapped_column(ForeignKey("documents.pk", ondelete="CASCADE"), primary_key=True,
                                              index=True)
+
+
+class IngestRun(Base):
+    """One ingest run, from the console or the command line: who started it, where it runs, how far it is, how
+    it ended. The run writes its progress and a heartbeat every second; a run whose heartbeat stopped and whose
+    collection's run lock is free died without finishing (interrupted)."""
+
+    __tablename__ = "ingest_runs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    collection_id: Mapped[str] = mapped_column(String(200), index=True)
+    source: Mapped[str] = mapped_column(Text)
+    tier: Mapped[str | None] = mapped_column(String(50), default=None)
+    metadata_csv: Mapped[str | None] = mapped_column(Text, default=None)
+    started_by: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str | None] = mapped_column(Text, default=None)
+    host: Mapped[str | None] = mapped_column(String(255), default=None)
+    pid: Mapped[int | None] = mapped_column(Integer, default=None)
+    # starting, running, finished, stopped, failed, refused, interrupted
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    created: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=now, index=True)
+    heartbeat: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    converting_since: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    ended: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    total: Mapped[int | None] = mapped_column(Integer, default=None)  # masters to convert, once scanned
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    stop_requested: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    stop_by: Mapped[str | None] = mapped_column(Text, default=None)
+    report: Mapped[str | None] = mapped_column(String(300), default=None)  # the report's file name
+    message: Mapped[str | None] = mapped_column(Text, default=None)  # why it was refused, failed or interrupted

@@ -52,6 +52,7 @@ from iiif_server.storage import ObjectTarget
 
 STAGING = ".ingest-"  # hidden: no identifier can name what lies below it
 STOP_GRACE = 120.0  # seconds a stopped run waits for the pages in flight before it kills them
+Progress = Callable[[int, int, int], None]  # masters done (converted or failed), to convert, failed so far
 
 
 # -- worker side (runs in a process pool) ------------------------------------
@@ -140,13 +141,17 @@ class Ingest:
         else:
             self._kill = True
 
-    def run(self, src: Path, metadata_csv: Path | None = None,
-            progress: Callable[[int, int], None] | None = None) -> Report:
-        """Busy when another run of the same collection holds it (on any host sharing the catalogue)."""
+    def run(self, src: Path, metadata_csv: Path | None = None, progress: Progress | None = None,
+            locked: Callable[[], None] | None = None) -> Report:
+        """Busy when another run of the same collection holds it (on any host sharing the catalogue).
+        `progress(done, total, failed)`: masters converted (or failed) of those to convert; `locked()`: called
+        once the run holds the collection's lock."""
         with self.catalogue.run_lock(self.collection):
+            if locked is not None:
+                locked()
             return self._run(src, metadata_csv, progress)
 
-    def _run(self, src: Path, metadata_csv: Path | None, progress: Callable[[int, int], None] | None) -> Report:
+    def _run(self, src: Path, metadata_csv: Path | None, progress: Progress | None) -> Report:
         src = src.resolve()
         documents, report = scan_source(src, [metadata_csv] if metadata_csv is not None else [])
         self._resolve_idents(documents)
@@ -243,14 +248,14 @@ class Ingest:
     # -- conversion ------------------------------------------------------------------------
 
     def _convert(self, plan: dict[str, list[Slot]], by_ident: dict[str, SourceDocument], coll_dir: Path,
-                 report: Report, progress: Callable[[int, int], None] | None) -> None:
+                 report: Report, progress: Progress | None) -> None:
         jobs = [(ident, slot) for ident, slots in plan.items() for slot in slots if slot.job]
         pending = {ident: sum(1 for s in slots if s.job) for ident, slots in plan.items()}
         for ident, count in pending.items():  # nothing to convert: positions may have moved, masters gone
             if count == 0 and (_moved(plan[ident]) or self._gone.get(ident)):
                 self._commit(by_ident[ident], plan[ident], report, None)
         if progress:
-            progress(0, len(jobs))
+            progress(0, len(jobs), len(report.failed))
         if not jobs:
             return
         staging = coll_dir / f"{STAGING}{uuid.uuid4().hex[:12]}"
@@ -305,7 +310,7 @@ class Ingest:
                         report.failed.append((slot.master.path, slot.outcome.error))
                     done += 1
                     if progress:
-                        progress(done, len(jobs))
+                        progress(done, len(jobs), len(report.failed))
                     pending[ident] -= 1
                     if pending[ident] == 0 and report.fatal is None:  # the whole document is ready: commit, show
                         self._commit(by_ident[ident], plan[ident], report, journal)

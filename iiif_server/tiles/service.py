@@ -245,7 +245,8 @@ class ImageService(HitPath):
         }
         status = 200
         if gate is not None and self.auth is not None:
-            doc["service"] = self.auth.descriptions(self.base_url(request), identifier, gate.access, gate.tier)
+            doc["service"] = self.auth.descriptions(self.base_url(request), identifier, gate.access, gate.tier,
+                                                    signed_in=True)
             headers.update(RESTRICTED_HEADERS)
             if gate.verdict not in (Verdict.ALLOW,):
                 # Auth 1.0: without access, info.json answers 401 (or 403) and names the services

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,6 +26,7 @@ from iiif_server.auth.services import AuthServices, Texts, language_map
 from iiif_server.auth.snapshot import Snapshot
 from iiif_server.auth.tiers import Tiers
 from iiif_server.auth.tokens import TokenStore
+from iiif_server.console.oidc import OpenIDSignIn
 from iiif_server.console.routes import Console
 from iiif_server.db.catalogue import Catalogue
 from iiif_server.db.catalogue import open_catalogue as catalogue_at
@@ -213,8 +215,18 @@ def console(runtime: Runtime, catalogue: Catalogue, auth: AuthServices, audit_lo
     """The staff console under /staff/ (iiif_server/console)."""
     settings = runtime.settings
     copies = ObjectCopies(source.store) if isinstance(source, ObjectStoreSource) else settings.image_root
+    openid = None
+    if settings.oidc_issuer and settings.oidc_client_id:
+        openid = OpenIDSignIn(settings.oidc_issuer, settings.oidc_client_id, settings.oidc_secret(),
+                              settings.oidc_scopes, settings.oidc_roles_claim, settings.oidc_role_map,
+                              settings.oidc_label, runtime.secret)
+    # what an ingest started from the console runs with: these settings, less the secret it has no use for
+    env = {**os.environ, **settings.to_env()}
+    env.pop(config.env_name("oidc_client_secret"), None)
     return Console(catalogue, auth.policy, runtime.secret, audit_log, runtime.base_url, runtime.run_io, copies,
-                   runtime.proxies, reports=settings.data_dir / "reports")
+                   runtime.proxies, reports=settings.data_dir / "reports", openid=openid,
+                   token_sign_in=settings.token_sign_in, masters_root=settings.masters_root, ingest_env=env,
+                   ingest_workers=settings.ingest_workers)
 
 
 def setup_process(settings: config.Settings) -> None:
@@ -346,6 +358,7 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
     app.state.runtime = runtime
     app.state.service = service
     app.state.catalogue = catalogue
+    app.state.console = staff
     return app
 
 

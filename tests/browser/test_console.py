@@ -196,8 +196,12 @@ def test_staff_console_and_landing_page(browser: Any, console_archive: tuple[Pat
     shot(page, "console-11-audit-filtered")
     # the ingest runs that made this archive, as the ingest command recorded them
     page.goto(f"{server}/staff/ingest")
-    runs = page.locator("tbody tr").all_inner_texts()
-    assert [r.split("\t")[1] for r in runs] == ["personnel", "rr", "open"], runs
+    reports = page.locator("#reports tbody tr").all_inner_texts()
+    assert [r.split("\t")[1] for r in reports] == ["personnel", "rr", "open"], reports
+    # and each command-line run kept its row in the catalogue, finished
+    latest = page.locator("#latest tbody tr").all_inner_texts()
+    assert sorted(r.split("\t")[1] for r in latest) == ["open", "personnel", "rr"], latest
+    assert all(r.split("\t")[3] == "finished" and r.split("\t")[2].startswith("command line (") for r in latest)
     shot(page, "console-12-ingest-runs")
     page.click("button:has-text('Sign out')")
     page.wait_for_url(f"{server}/staff/login")

@@ -61,8 +61,8 @@ async def test_no_console_route_answers_without_a_staff_session(world: World) ->
                                       {"Cookie": f"iiif_access={reading_room}"}]
     client = world.client(base_url=BASE)
     for method, path in routes:
-        if path in ("/staff/login", "/staff"):
-            continue
+        if path in ("/staff/login", "/staff", "/staff/oidc/login", "/staff/oidc/callback"):
+            continue  # the ways in (without a provider set up, the OpenID ones answer 404)
         for headers in attempts:
             r = await client.request(method, fill_path(path, tid), headers=headers,
                                      data={"target": "maps/d1", "tier": "staff", "csrf": "x", "reason": "r",
