@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pyvips
@@ -47,6 +48,9 @@ from iiif_server.tiles.objectstore import ObjectStoreSource
 from iiif_server.tiles.service import ImageService
 from iiif_server.tiles.sources import SourceStore
 from iiif_server.web import home as home_page
+from iiif_server.web.persons import PersonPages
+from iiif_server.web.transports import TransportPages
+from iiif_server.web.viewers import ViewerPages
 
 log = logging.getLogger("iiif_server")
 SEARCH_SLOTS = 2  # searches running at once per process: a client chooses their cost, tiles must not wait for it
@@ -217,6 +221,29 @@ def console(runtime: Runtime, catalogue: Catalogue, auth: AuthServices, audit_lo
                    runtime.proxies, reports=settings.data_dir / "reports")
 
 
+def persons_routes(runtime: Runtime, catalogue: Catalogue, auth: AuthServices, documents: PresentationService,
+                   search_across: AcrossService, searching: Any) -> list[Route]:
+    """The people: their pages and search, the transports, the names on the lists' canvases (in manifests), the
+    people in the site search, and the viewer pages that open a content state."""
+    from iiif_server.db.people import People
+    from iiif_server.search.persons import PersonSearch
+
+    settings = runtime.settings
+    people, finder = People(catalogue), PersonSearch(catalogue)
+    inst = institution(settings)
+
+    def page_names(collection: str, document: str | None) -> dict[tuple[str, str], list[Any]]:
+        return {key: [(n.person_id, n.link_id, presentation.name_label(n.surname, n.given_names), n.box)
+                      for n in names] for key, names in people.names(collection, document).items()}
+
+    documents.page_names = page_names
+    pages = PersonPages(catalogue, auth.policy, runtime.base_url, runtime.run_io, searching, inst, people, finder)
+    search_across.people_for = pages.first_found
+    transports = TransportPages(catalogue, auth.policy, runtime.base_url, runtime.run_io, inst, people)
+    viewers = ViewerPages(settings.viewer_url, settings.uv_url)
+    return [*pages.routes(), *transports.routes(), *viewers.routes()]
+
+
 def setup_process(settings: config.Settings) -> None:
     """What is one per process, not per app: request bounds the protocol reads, libvips' cache (ours decide
     what stays), malloc's handling of large blocks, and the budget of decoded untiled levels."""
@@ -247,6 +274,7 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
     searching = runtime.limited(SEARCH_SLOTS, SEARCH_WAIT)  # one bound for every search route of this process
     search = SearchService(text, auth.policy, runtime.base_url, searching)
     search_across = AcrossService(text, auth.policy, runtime.base_url, searching)
+    people = persons_routes(runtime, catalogue, auth, documents, search_across, searching)
 
     async def image_api_3(request: Request) -> Response:
         return await service.handle(request, 3)
@@ -317,6 +345,7 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
         *search_across.routes(),
         *auth.routes(),
         *staff.routes(),
+        *people,
     ]
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
