@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 import seaweed
+from persons_world import People, make_people
 from support import (
     FIXTURES,
     S3_BUCKET,
@@ -158,6 +159,13 @@ async def hidden_world(catalogue: Catalogue, tmp_path: Path, tiff_bytes: bytes) 
 async def console_world(catalogue: Catalogue, tmp_path: Path, tiff_bytes: bytes) -> AsyncIterator[World]:
     """The staff console's world: staff material hidden, a staff network and an audit log."""
     async for w in make_console_world(catalogue, tmp_path, tiff_bytes):
+        yield w
+
+
+@pytest.fixture
+async def people_world(catalogue: Catalogue, tmp_path: Path) -> AsyncIterator[People]:
+    """Transport lists with name indexes, portraits, the archive's list of people imported (tests/persons_world.py)."""
+    async for w in make_people(catalogue, tmp_path):
         yield w
 
 

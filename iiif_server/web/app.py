@@ -222,11 +222,13 @@ def console(runtime: Runtime, catalogue: Catalogue, auth: AuthServices, audit_lo
 
 
 def persons_routes(runtime: Runtime, catalogue: Catalogue, auth: AuthServices, documents: PresentationService,
-                   search_across: AcrossService, searching: Any) -> list[Route]:
+                   search_across: AcrossService, searching: Any, staff: Console) -> list[Route]:
     """The people: their pages and search, the transports, the names on the lists' canvases (in manifests), the
     people in the site search, and the viewer pages that open a content state."""
+    from iiif_server.console.persons import PersonReview
     from iiif_server.db.people import People
-    from iiif_server.search.persons import PersonSearch
+    from iiif_server.search.persons import Filters, PersonSearch
+    from iiif_server.search.suggest import THRESHOLD
 
     settings = runtime.settings
     people, finder = People(catalogue), PersonSearch(catalogue)
@@ -241,7 +243,8 @@ def persons_routes(runtime: Runtime, catalogue: Catalogue, auth: AuthServices, d
     search_across.people_for = pages.first_found
     transports = TransportPages(catalogue, auth.policy, runtime.base_url, runtime.run_io, inst, people)
     viewers = ViewerPages(settings.viewer_url, settings.uv_url)
-    return [*pages.routes(), *transports.routes(), *viewers.routes()]
+    review = PersonReview(staff, people, lambda q: finder.search(q, Filters(hidden=True), "", 50)[0], THRESHOLD)
+    return [*pages.routes(), *transports.routes(), *viewers.routes(), *review.routes()]
 
 
 def setup_process(settings: config.Settings) -> None:
@@ -274,7 +277,7 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
     searching = runtime.limited(SEARCH_SLOTS, SEARCH_WAIT)  # one bound for every search route of this process
     search = SearchService(text, auth.policy, runtime.base_url, searching)
     search_across = AcrossService(text, auth.policy, runtime.base_url, searching)
-    people = persons_routes(runtime, catalogue, auth, documents, search_across, searching)
+    people = persons_routes(runtime, catalogue, auth, documents, search_across, searching, staff)
 
     async def image_api_3(request: Request) -> Response:
         return await service.handle(request, 3)
