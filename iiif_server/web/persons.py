@@ -150,7 +150,8 @@ class PersonPages:
         found, _ = self.across.search(query, public, policy, ANONYMOUS, None)
         kept = []
         for doc in found:
-            hits = [h for h in doc.hits if h.tier == 0]
+            # every word of several (a phrase or one entry); one word as written or folded, not its variants
+            hits = doc.hits if given else [h for h in doc.hits if h.tier == 0]
             if hits and (doc.collection, doc.document) not in linked:
                 kept.append(doc)
         return kept[:MENTIONS]
