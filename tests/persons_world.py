@@ -131,3 +131,27 @@ async def make_people(catalogue: Catalogue, tmp_path: Path, people: bool = True)
     for app in world.apps:
         app.state.runtime.shutdown()
         app.state.catalogue.engine.dispose()
+
+
+STAFF_BASE = "https://testserver"  # the console's session cookie is Secure: sent over https only
+
+
+async def staff_client(world: People) -> tuple[httpx.AsyncClient, str]:
+    """A client with a staff console session (a staff token) and its CSRF value."""
+    import re
+    from html import unescape
+
+    client = world.client(base_url=STAFF_BASE)
+    form = await client.get("/staff/login")
+    csrf = unescape(re.search(r'name="csrf" value="([^"]*)"', form.text).group(1))  # type: ignore[union-attr]
+    r = await client.post("/staff/login", data={"csrf": csrf, "token": world.token("staff")})
+    assert r.status_code == 303, r.text
+    home = await client.get("/staff/")
+    return client, unescape(re.search(r'name="csrf" value="([^"]*)"', home.text).group(1))  # type: ignore[union-attr]
+
+
+def audit_lines(world: People) -> list[dict[str, Any]]:
+    import json
+
+    path = Path(world.settings.audit_log or "")
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
