@@ -164,9 +164,27 @@ def prepare(settings: config.Settings) -> Path | None:
     root.mkdir(parents=True, exist_ok=True)
     default_root = settings.images is None
     if settings.demo and default_root and not catalogue.collections() and not FileSystemSource(root).has_images():
-        demo.install(catalogue, root, settings.data_dir)
+        demo_people(catalogue, demo.install(catalogue, root, settings.data_dir), settings.data_dir)
     catalogue.engine.dispose()
     return root
+
+
+def demo_people(catalogue: Catalogue, people: demo.DemoPeople, data_dir: Path) -> None:
+    """The demo's transport list gets its name index and its people (some lines and portraits linked by the list
+    of people, the others proposed by `persons suggest` for review in the console)."""
+    import tempfile
+
+    from iiif_server.ingest.persons import import_persons
+    from iiif_server.search.importer import import_text
+    from iiif_server.search.suggest import Suggester
+
+    with tempfile.TemporaryDirectory(dir=data_dir, prefix=".demo-") as tmp:
+        names, listed = Path(tmp) / "names.csv", Path(tmp) / "people.csv"
+        names.write_text(people.names_csv, encoding="utf-8")
+        listed.write_text(people.people_csv, encoding="utf-8")
+        import_text(TextStore(catalogue), names, "demo-lists")
+        import_persons(catalogue, listed)
+    Suggester(catalogue).run(["demo-portraits"], ["demo-lists"])
 
 
 def institution(settings: config.Settings) -> presentation.Institution:
