@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 import pyvips
 from PIL import Image as PILImage
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from iiif_server import config
 from iiif_server.db.catalogue import Catalogue
-from iiif_server.db.models import Document, Image
+from iiif_server.db.models import UNPLACED, Document, Image
 from iiif_server.ingest.run import Ingest
 from iiif_server.web.app import create_app
 
@@ -154,6 +154,23 @@ def test_sigint_stops_at_once_commits_finished_documents_and_exits_130(tmp_path:
     assert marked_processes("sigint") == []
 
 
+def assert_published_whole(catalogue: Catalogue) -> None:
+    """Each document with pages is in its collection's listing and announced, with both its pages; one
+    without is neither (issue 18: listing, pages and Create in one commit)."""
+    with catalogue.sessions() as session:
+        documents = session.execute(select(Document.ident, Document.position, Document.pk)).all()
+        counts = dict(session.execute(select(Image.document_pk, func.count()).group_by(Image.document_pk)).all())
+    created = {a[2] for a in stream(catalogue) if a[:2] == ("Create", "Manifest") and a[2]}
+    listed = {e.ident for e in catalogue.entries("family", 0, 1000)} if documents else set()
+    for ident, position, pk in documents:
+        assert counts.get(pk, 0) in (0, 2), (ident, counts.get(pk))
+        if counts.get(pk):
+            assert position >= 0 and ident in listed and ident in created, ident
+        else:
+            assert position == UNPLACED and ident not in listed and ident not in created, ident
+    catalogue.engine.dispose()
+
+
 def test_killed_ingest_leaves_no_workers_and_a_rerun_gives_the_uninterrupted_result(tmp_path: Path) -> None:
     src = tmp_path / "masters"
     many_documents(src, 16)
@@ -175,6 +192,7 @@ def test_killed_ingest_leaves_no_workers_and_a_rerun_gives_the_uninterrupted_res
         proc.wait()
         time.sleep(1.5)  # the parent-death signal, or the workers' watch, has acted
         assert marked_processes(mark) == []
+        assert_published_whole(Catalogue(database))  # before any re-run: what was committed is complete
         rerun = start_ingest(src, base, database, mark + "b")
         rerun.communicate(timeout=300)
         assert rerun.returncode == 0
