@@ -97,7 +97,7 @@ def shown(urls: Urls, link: Linked, policy: Policy | None, access: Access | None
         ident = f"{urls.person(link.person_id)}#portrait-{link.id}"
         state = contentstate.encode(contentstate.annotation(ident, manifest, canvas))
     return Shown(link, True, label, image, thumb, manifest, canvas, state,
-                 f"{urls.base}/view?iiif-content={state}", f"{urls.base}/view/uv#?iiif-content={state}")
+                 f"{urls.base}/view?iiif-content={state}", f"{urls.base}/uv#?iiif-content={state}")
 
 
 def restricted(policy: Policy | None, links: list[Linked]) -> bool:

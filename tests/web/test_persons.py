@@ -52,6 +52,10 @@ async def test_a_persons_page_shows_portrait_facts_line_and_viewer_links(people_
     assert "http://testserver/iiif/3/lists%2Flist-20%2Fp1/164,264,492,132/max/0/default.jpg" in links
     viewer = [h for h in links if h.startswith("http://testserver/view?iiif-content=")]
     assert len(set(viewer)) == 2, links  # the portrait and the line
+    uv = [h for h in links if h.startswith("http://testserver/uv#?iiif-content=")]
+    assert {h.split("=", 1)[1] for h in uv} == {h.split("=", 1)[1] for h in viewer}, links
+    for h in viewer + uv:  # each opens a page of this server
+        assert (await client.get(h.split("#")[0])).status_code == 200, h
     assert "http://testserver/transports/XX" in links
     assert "Kazerne Dossin, person 1. http://testserver/persons/1" in shown  # the citation
     # a conditional request

@@ -1,49 +1,51 @@
 // Opens the content state the page carries (data-* of #viewer) in Mirador: one window on the manifest at the
-// canvas, its annotations (the names on a list) drawn and listed, and once the canvas shows, the viewport on
-// the region with a margin around it. The annotation whose target is that region is selected.
+// canvas, its annotations (the names on a list) drawn and listed, the view fitted to the region with a margin
+// around it, and the annotation whose target is that region selected once the annotations are loaded.
 (function () {
   var el = document.getElementById("viewer");
   var manifest = el.getAttribute("data-manifest");
   var canvas = el.getAttribute("data-canvas") || undefined;
   var region = (el.getAttribute("data-region") || "").split(",").filter(Boolean).map(Number);
   var MARGIN = 1.6; // the region's size times this is shown
+  var zoomed = region.length === 4;
+  var settings = { manifestId: manifest, canvasId: canvas, highlightAllAnnotations: true,
+                   sideBarOpen: zoomed, sideBarPanel: "annotations" };
+  if (zoomed) {
+    // Mirador applies this on the canvas's first tile (an earlier fitBounds would be undone by its goHome)
+    var w = region[2] * MARGIN, h = region[3] * MARGIN;
+    settings.initialViewerConfig = {
+      bounds: [region[0] + region[2] / 2 - w / 2, region[1] + region[3] / 2 - h / 2, w, h] };
+  }
   var mirador = Mirador.viewer({
     id: "viewer",
-    windows: [{ manifestId: manifest, canvasId: canvas, highlightAllAnnotations: true,
-                sideBarOpen: region.length === 4, sideBarPanel: "annotations" }],
+    windows: [settings],
     window: { allowClose: false, allowMaximize: false },
     workspaceControlPanel: { enabled: false },
     annotations: { filteredMotivations: ["oa:commenting", "oa:tagging", "commenting", "tagging", "identifying"] },
   });
   window.miradorInstance = mirador;
-  if (region.length !== 4) { return; }
+  if (!zoomed) { return; }
   var store = mirador.store;
-  var zoomed = false, selected = false;
+  var actions = Mirador.actions || Mirador; // the UMD build exports its action creators at its top
   var fragment = "#xywh=" + region.join(",");
-  var unsubscribe = store.subscribe(function () {
-    var state = store.getState();
-    var windowId = Object.keys(state.windows)[0];
-    if (!windowId) { return; }
-    var view = state.viewers[windowId];
-    if (!zoomed && view && (!canvas || state.windows[windowId].canvasId === canvas)) {
-      var box = document.querySelector(".openseadragon-canvas");
-      if (!box) { return; }
-      var rect = box.getBoundingClientRect();
-      var width = Math.max(region[2] * MARGIN, region[3] * MARGIN * rect.width / Math.max(rect.height, 1));
-      zoomed = true;
-      store.dispatch(Mirador.actions.updateViewport(windowId, {
-        x: region[0] + region[2] / 2, y: region[1] + region[3] / 2, zoom: 1 / width }));
-    }
-    if (!selected && canvas && state.annotations[canvas]) {
-      Object.values(state.annotations[canvas]).forEach(function (page) {
-        ((page && page.json && page.json.items) || []).forEach(function (anno) {
-          if (!selected && typeof anno.target === "string" && anno.target === canvas + fragment) {
-            selected = true;
-            store.dispatch(Mirador.actions.selectAnnotation(windowId, anno.id));
-          }
-        });
+
+  // select the annotation on the region once its page is in the store (polled: it arrives after the manifest)
+  function select() {
+    var state = store.getState(), id = Object.keys(state.windows)[0];
+    var pages = id && canvas && state.annotations[canvas];
+    if (!pages) { return false; }
+    var found = null;
+    Object.values(pages).forEach(function (page) {
+      ((page && page.json && page.json.items) || []).forEach(function (anno) {
+        if (!found && anno.target === canvas + fragment) { found = anno.id; }
       });
-    }
-    if (zoomed && selected) { unsubscribe(); }
-  });
+    });
+    if (found) { store.dispatch(actions.selectAnnotation(id, found)); }
+    return Boolean(found);
+  }
+
+  var tries = 0;
+  var timer = setInterval(function () {
+    if (select() || ++tries > 300) { clearInterval(timer); }
+  }, 100);
 })();

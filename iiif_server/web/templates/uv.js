@@ -29,10 +29,19 @@
     });
     return found;
   }
-  document.addEventListener("click", function (event) {
-    var rect = event.target.closest && event.target.closest(".annotationRect");
-    if (rect && people[rect.title]) { window.location.href = people[rect.title]; }
-  });
+  // A press and release in place on a name opens the person. OpenSeadragon captures the pointer, so the click
+  // lands on its canvas, not the name: the name is found under the pointer, in the capture phase.
+  var pressed = null;
+  window.addEventListener("pointerdown", function (event) { pressed = [event.clientX, event.clientY]; }, true);
+  window.addEventListener("pointerup", function (event) {
+    var at = pressed;
+    pressed = null;
+    if (!at || Math.abs(event.clientX - at[0]) + Math.abs(event.clientY - at[1]) > 6) { return; }
+    var rect = document.elementsFromPoint(event.clientX, event.clientY).filter(function (e) {
+      return e.classList.contains("annotationRect") && people[e.title];
+    })[0];
+    if (rect) { window.location.href = people[rect.title]; }
+  }, true);
   if (!data.iiifManifestId || !data.canvasId) { start([]); return; }
   fetch(data.iiifManifestId, { credentials: "include" })
     .then(function (r) { return r.ok ? r.json() : {}; })
