@@ -131,7 +131,7 @@ def test_mirador_opens_the_list_at_the_persons_line_with_their_name(session: Ses
 
     view = wait_until(zoomed, 20, "Mirador zoomed to the line", page)
     page.wait_for_timeout(1500)  # the zoom's animation
-    view = page.evaluate(VIEWPORT)
+    view = wait_until(lambda: page.evaluate(VIEWPORT), 10, "Mirador's viewer state", page)
     shot = screenshot(page, "mirador-person-line")
     print(f"screenshot: {shot}")
     expected = mirador_screen_box(view, LEVY[2:])

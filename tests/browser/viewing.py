@@ -407,8 +407,10 @@ VIEWPORT = """() => {
   const windowId = Object.keys(state.windows)[0];
   const v = state.viewers[windowId];
   const el = document.querySelector('.openseadragon-canvas');
-  const r = el.getBoundingClientRect();
-  return v ? {x: v.x, y: v.y, zoom: v.zoom, left: r.left, top: r.top, width: r.width, height: r.height} : null;
+  // x, y and zoom are reported once the viewer has settled (a window may start with bounds only)
+  const known = el && v && [v.x, v.y, v.zoom].every(n => typeof n === 'number');
+  const r = known && el.getBoundingClientRect();
+  return known ? {x: v.x, y: v.y, zoom: v.zoom, left: r.left, top: r.top, width: r.width, height: r.height} : null;
 }"""
 
 
