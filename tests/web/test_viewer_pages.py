@@ -44,7 +44,9 @@ async def test_the_mirador_page_opens_the_canvas_at_the_region(client: httpx.Asy
     assert '<script src="/open.js"></script>' in r.text
     assert "script-src 'self' https://viewers.example;" in r.headers["content-security-policy"]
     script = await client.get("/open.js")
-    assert script.status_code == 200 and "updateViewport" in script.text and "selectAnnotation" in script.text
+    # the window starts at the region (Mirador's own setting) and selects its annotation; the browser test
+    # (tests/browser/test_persons.py) shows both on screen
+    assert script.status_code == 200 and "initialViewerConfig" in script.text and "selectAnnotation" in script.text
 
 
 async def test_the_mirador_page_refuses_what_opens_nothing_and_escapes_what_it_opens(
