@@ -1,4 +1,4 @@
-"""Command line: `iiif-server serve | ingest | collections | set-tier`."""
+"""Command line: `iiif-server serve | ingest | text | persons | collections | set-tier | remove | token`."""
 
 from __future__ import annotations
 
@@ -326,6 +326,73 @@ def text_import(src: Path, collection_id: str, config_file: str | None, **cli: A
 
 
 
+
+
+@main.group()
+def persons() -> None:
+    """The people of the archive: their list, and links to their portraits and lines on the lists."""
+
+
+@persons.command("import")
+@click.argument("csv_file", metavar="FILE.csv", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--remove-missing", is_flag=True,
+              help="remove the people of the catalogue this file does not name (default: keep them, and say so)")
+@settings_options(STORAGE)
+def persons_import(csv_file: Path, remove_missing: bool, config_file: str | None, **cli: Any) -> None:
+    """Load the list of deportees: id, surname, given names, birth date, birth place, nationality, transport,
+    number, and optionally portrait, list page and line box (docs/guide/persons.md).
+
+    Every row becomes a person or is reported with its line number and reason; a re-run replaces what the
+    file gave before (its people and their links from the file). Exit 1 when any row or link was bad."""
+    from iiif_server.ingest.persons import import_persons
+
+    catalogue = open_catalogue(config.load(cli, config_file))
+    report = import_persons(catalogue, csv_file, remove_missing)
+    for line in report.errors:
+        click.echo(f"{csv_file.name}:{line}", err=True)
+    done = report.imported
+    if done is not None:
+        for line in done.warnings:
+            click.echo(f"{csv_file.name}:{line}", err=True)
+        if done.missing and not done.removed:
+            shown = ", ".join(done.missing[:10]) + (" ..." if len(done.missing) > 10 else "")
+            click.echo(f"{len(done.missing)} people of the catalogue are not in this file and were kept "
+                       f"({shown}); --remove-missing removes them", err=True)
+        click.echo(f"{report.rows} rows: {done.new} new, {done.updated} updated, {done.unchanged} unchanged, "
+                   f"{len(report.errors)} refused; {done.links} links from the file"
+                   + (f"; {done.removed} removed" if done.removed else ""), err=True)
+    else:
+        click.echo(f"{report.rows} rows: nothing imported, {len(report.errors)} refused", err=True)
+    sys.exit(1 if report.errors or (done is not None and done.warnings) else 0)
+
+
+@persons.command("suggest")
+@click.option("--portraits", "portraits", multiple=True, metavar="COLLECTION",
+              help="a collection of portraits: their labels and metadata name people (repeatable)")
+@click.option("--lists", "lists", multiple=True, metavar="COLLECTION",
+              help="a collection of transport lists with name entries (text import with boxes; repeatable)")
+@settings_options(STORAGE)
+def persons_suggest(portraits: tuple[str, ...], lists: tuple[str, ...], config_file: str | None, **cli: Any) -> None:
+    """Propose links between people and the portraits and list lines that name them, scored on surname,
+    given names and birth date, for staff to review in the console (/staff/persons/suggestions).
+
+    Links already known (suggested, confirmed or rejected) are not proposed again."""
+    import time
+
+    from iiif_server.search.suggest import THRESHOLD, Suggester
+
+    if not portraits and not lists:
+        raise click.UsageError("name the collections to read: --portraits and/or --lists")
+    catalogue = open_catalogue(config.load(cli, config_file))
+    known = {c.id for c in catalogue.collections()}
+    unknown = [c for c in (*portraits, *lists) if c not in known]
+    if unknown:
+        raise click.UsageError(f"no collection {', '.join(map(repr, unknown))} in the catalogue")
+    started = time.monotonic()
+    report = Suggester(catalogue).run(list(portraits), list(lists))
+    click.echo(f"{report.examined} texts examined, {report.suggested} new suggestions ({report.above} scored "
+               f"{THRESHOLD} or more), {report.skipped_known} lines already confirmed; "
+               f"{time.monotonic() - started:.1f} s", err=True)
 
 
 @main.command()

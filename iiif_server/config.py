@@ -24,6 +24,8 @@ import platformdirs
 ENV_PREFIX = "IIIF_SERVER_"
 # the viewer page behind `/` loads Mirador from here unless --viewer-url says otherwise
 DEFAULT_VIEWER_URL = "https://cdn.jsdelivr.net/npm/mirador@4.0.0/dist/mirador.min.js"
+# the /uv page loads Universal Viewer 4 (uv.css, umd/UV.js and the chunks beside it) from this folder
+DEFAULT_UV_URL = "https://cdn.jsdelivr.net/npm/universalviewer@4.4.0/dist"
 
 
 def default_data_dir() -> Path:
@@ -130,6 +132,10 @@ class Settings:
         DEFAULT_VIEWER_URL,
         'URL of the Mirador script the viewer page behind / loads (default: Mirador 4 from a public '
         'CDN; point it at your own copy to serve no third-party script)')
+    uv_url: str = setting(
+        DEFAULT_UV_URL,
+        "URL of the folder of Universal Viewer 4's files (its dist: uv.css, umd/UV.js) that the /uv page "
+        'loads (default: from a public CDN; point it at your own copy to serve no third-party script)')
     allowed_hosts: tuple[str, ...] = setting(
         (),
         'host names (or host:port) the server answers to, comma-separated; other Host headers get 400 '

@@ -18,6 +18,7 @@ import httpx
 import openid_provider
 import pytest
 import seaweed
+from persons_world import People, make_people
 from support import (
     FIXTURES,
     S3_BUCKET,
@@ -169,6 +170,13 @@ def openid() -> Iterator[openid_provider.Provider]:
     provider = openid_provider.start([f"{BASE}/staff/oidc/callback"])
     yield provider
     provider.stop()
+
+
+@pytest.fixture
+async def people_world(catalogue: Catalogue, tmp_path: Path) -> AsyncIterator[People]:
+    """Transport lists with name indexes, portraits, the archive's list of people imported (tests/persons_world.py)."""
+    async for w in make_people(catalogue, tmp_path):
+        yield w
 
 
 # -- pytest-xdist: tests that share an expensive set-up run on one worker --------------------------------

@@ -40,6 +40,7 @@ from iiif_server.db.models import (
     effective_tier,
     now,
 )
+from iiif_server.db.persons import PersonWrites
 from iiif_server.db.withdrawals import Withdrawals
 from iiif_server.errors import Busy, NotFound, Target
 
@@ -144,7 +145,7 @@ def open_catalogue(url: str, tiers: tuple[str, ...] = TIERS) -> Catalogue:
 
 
 
-class Catalogue(IngestWrites, Withdrawals):
+class Catalogue(IngestWrites, Withdrawals, PersonWrites):
     def __init__(self, url: str, tiers: tuple[str, ...] = TIERS) -> None:
         self.url = url
         self.tiers = tiers  # the configured tiers, lowest first

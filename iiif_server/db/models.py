@@ -1,5 +1,6 @@
 """The catalogue's tables, every one of them, in one place: collections -> documents -> images, the Change
-Discovery activities, the catalogue's counters, access tokens, and the text and word tables of search.
+Discovery activities, the catalogue's counters, access tokens, the text and word tables of search, and the
+people of the archive with their links to the pages that show them.
 
 Reading and writing them is `Catalogue`'s business (catalogue.py); these are the shapes only, with the
 small pure helpers their columns need (sort keys, the tier a row falls back to).
@@ -14,6 +15,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -297,3 +299,72 @@ class IngestRun(Base):
     stop_by: Mapped[str | None] = mapped_column(Text, default=None)
     report: Mapped[str | None] = mapped_column(String(300), default=None)  # the report's file name
     message: Mapped[str | None] = mapped_column(Text, default=None)  # why it was refused, failed or interrupted
+
+
+# -- people --------------------------------------------------------------------------------------------------
+
+PORTRAIT, LINE = "portrait", "line"  # what a link points at: a portrait page, a line of a list page
+SUGGESTED, CONFIRMED, REJECTED = "suggested", "confirmed", "rejected"
+FROM_CSV, FROM_SUGGEST, FROM_STAFF = "csv", "suggest", "staff"
+
+
+class Person(Base):
+    """One person of the archive's list of deportees; names and places kept as the list spells them (NFC)."""
+
+    __tablename__ = "persons"
+    __table_args__ = (Index("ix_persons_transport", "transport", "number_key", "id"),)
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    surname: Mapped[str] = mapped_column(Text)
+    given_names: Mapped[str] = mapped_column(Text, default="")
+    birth_date: Mapped[str | None] = mapped_column(String(10), default=None)  # YYYY, YYYY-MM or YYYY-MM-DD
+    birth_year: Mapped[int | None] = mapped_column(Integer, default=None)
+    birth_place: Mapped[str | None] = mapped_column(Text, default=None)
+    nationality: Mapped[str | None] = mapped_column(Text, default=None)
+    transport: Mapped[str | None] = mapped_column(String(50), default=None)
+    number: Mapped[str | None] = mapped_column(String(20), default=None)  # on the transport list, as given
+    number_key: Mapped[str] = mapped_column(SORT_KEY_TYPE, default="")  # natural order of `number`
+    hidden: Mapped[bool] = mapped_column(Boolean, default=False)  # by staff: answers 404 to visitors
+    created: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=now)
+    updated: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=now, onupdate=now)
+
+
+class PersonLink(Base):
+    """A person shown on a page: their portrait (the whole page, or a box) or their line on a list (a box).
+    Suggested by matching, confirmed by staff (or given by the persons CSV), or rejected (never proposed again)."""
+
+    __tablename__ = "person_links"
+    __table_args__ = (UniqueConstraint("person_id", "image_pk", "kind", "box"),
+                      Index("ix_person_links_image", "image_pk", "state"),
+                      Index("ix_person_links_review", "state", "score", "id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    person_id: Mapped[str] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"), index=True)
+    image_pk: Mapped[int] = mapped_column(ForeignKey("images.pk", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))  # PORTRAIT or LINE
+    box: Mapped[str] = mapped_column(String(60), default="")  # "x,y,w,h", "" for the whole page
+    x: Mapped[int | None] = mapped_column(Integer, default=None)
+    y: Mapped[int | None] = mapped_column(Integer, default=None)
+    w: Mapped[int | None] = mapped_column(Integer, default=None)
+    h: Mapped[int | None] = mapped_column(Integer, default=None)
+    text: Mapped[str | None] = mapped_column(Text, default=None)  # the name as the page writes it
+    state: Mapped[str] = mapped_column(String(20))
+    origin: Mapped[str] = mapped_column(String(20))
+    score: Mapped[float | None] = mapped_column(Float, default=None)
+    reason: Mapped[str | None] = mapped_column(Text, default=None)
+    decided_by: Mapped[str | None] = mapped_column(Text, default=None)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    created: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
+class Transport(Base):
+    """A transport of the lists, with its counts kept by every change of its people (never counted per request)."""
+
+    __tablename__ = "transports"
+
+    id: Mapped[str] = mapped_column(String(50), primary_key=True)
+    sort_key: Mapped[str] = mapped_column(SORT_KEY_TYPE, default="")
+    date: Mapped[str | None] = mapped_column(String(10), default=None)
+    destination: Mapped[str | None] = mapped_column(Text, default=None)
+    people: Mapped[int] = mapped_column(Integer, default=0)  # not hidden
+    portraits: Mapped[int] = mapped_column(Integer, default=0)  # of those, with a confirmed portrait

@@ -11,6 +11,7 @@ manifest well under a second instead of the ~3 s full model validation costs.
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
 import math
 import re
@@ -96,6 +97,13 @@ class Urls:
     def range(self, collection: str, document: str) -> str:
         return f"{self.base}/iiif/presentation/{quote(collection)}/range/{quote(document)}"
 
+    def names(self, collection: str, document: str, page: str) -> str:
+        """The AnnotationPage of the names on a list page (served alone too)."""
+        return f"{self.canvas(collection, document, page)}/names"
+
+    def person(self, person_id: str) -> str:
+        return f"{self.base}/persons/{quote(person_id, safe='')}"
+
 
 def lang_map(text: str, language: str) -> dict[str, list[str]]:
     return {language: [text]}
@@ -119,6 +127,7 @@ def thumbnail_size(width: int, height: int) -> tuple[int, int]:
 
 ServicesFor = Callable[[PageRow], list[dict[str, Any]] | None]
 ThumbFor = Callable[[PageRow], dict[str, Any] | None]
+NamesFor = Callable[[PageRow], list[dict[str, Any]] | None]  # a canvas's `annotations`, or None
 
 
 def degraded_thumbnail(urls: Urls, collection: str, page: PageRow, limit: int) -> dict[str, Any]:
@@ -132,11 +141,13 @@ def degraded_thumbnail(urls: Urls, collection: str, page: PageRow, limit: int) -
 
 
 def canvas_dict(urls: Urls, collection: str, page: PageRow, language: str,
-                auth: list[dict[str, Any]] | None = None, thumb: dict[str, Any] | None = None) -> dict[str, Any]:
+                auth: list[dict[str, Any]] | None = None, thumb: dict[str, Any] | None = None,
+                annotations: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """One canvas in the exact shape iiif-prezi3 serialises (see `canvas_model`).
 
     `auth`: the IIIF auth services of a restricted page, nested in its image service; `thumb`: the
-    thumbnail a viewer can show in place of the page's own (a restricted page's degraded or placeholder).
+    thumbnail a viewer can show in place of the page's own (a restricted page's degraded or placeholder);
+    `annotations`: its AnnotationPages beside the image (the names on a list page).
     """
     service = urls.image_service(collection, page.document, page.ident)
     image_service: dict[str, Any] = {"id": service, "type": "ImageService3", "profile": "level2"}
@@ -179,7 +190,33 @@ def canvas_dict(urls: Urls, collection: str, page: PageRow, language: str,
                 ],
             }
         ],
+        **({"annotations": annotations} if annotations else {}),
     }
+
+
+def name_label(surname: str, given_names: str) -> str:
+    """A person's name as a list writes it: `Lévy, Abraham`."""
+    return f"{surname}, {given_names}" if given_names else surname
+
+
+def names_page(urls: Urls, collection: str, page: PageRow, names: list[tuple[str, int, str, tuple[int, ...]]],
+               context: bool = False) -> dict[str, Any]:
+    """The names on a list page as an AnnotationPage: one annotation a line (motivation `identifying`), whose
+    target is the line's box and whose body is the person's page, named (and, for viewers that show an
+    annotation's text, the name as a link to that page). `names`: (person id, link id, name, box)."""
+    canvas_id = urls.canvas(collection, page.document, page.ident)
+    items = []
+    for person_id, link_id, name, (x, y, w, h) in names:
+        person = urls.person(person_id)
+        link = f'<a href="{html.escape(person, quote=True)}">{html.escape(name)}</a>'
+        items.append({
+            "id": f"{canvas_id}/names/{link_id}", "type": "Annotation", "motivation": "identifying",
+            "body": [{"type": "TextualBody", "value": link, "format": "text/html", "purpose": "identifying"},
+                     {"id": person, "type": "Text", "format": "text/html", "label": {"none": [name]}}],
+            "target": f"{canvas_id}#xywh={x},{y},{w},{h}"})
+    doc: dict[str, Any] = {"@context": CONTEXT} if context else {}
+    doc.update({"id": urls.names(collection, page.document, page.ident), "type": "AnnotationPage", "items": items})
+    return doc
 
 
 def canvas_model(urls: Urls, collection: str, page: PageRow, language: str,
@@ -242,9 +279,9 @@ def _dump(model: Manifest | Collection) -> dict[str, Any]:
 def manifest(urls: Urls, inst: Institution, coll: CollectionRow, pages: list[PageRow],
              document: DocumentRow | None = None, documents: list[DocumentEntry] | None = None,
              services_for: ServicesFor | None = None, thumb_for: ThumbFor | None = None,
-             services: list[dict[str, Any]] | None = None) -> bytes:
+             services: list[dict[str, Any]] | None = None, names_for: NamesFor | None = None) -> bytes:
     """A document's manifest, or (document None) the whole collection's with one Range per document;
-    `services`: the manifest's own (e.g. Content Search)."""
+    `services`: the manifest's own (e.g. Content Search); `names_for`: a canvas's name annotations."""
     if document is not None:
         ident, part_of = urls.manifest(coll.id, document.ident), urls.collection(coll.id)
         described = _described(urls, document, inst, coll.id, document.ident)
@@ -259,7 +296,7 @@ def manifest(urls: Urls, inst: Institution, coll: CollectionRow, pages: list[Pag
         doc["service"] = services
     lang = inst.language
     doc["items"] = [canvas_dict(urls, coll.id, page, lang, services_for(page) if services_for else None,
-                                thumb_for(page) if thumb_for else None)
+                                thumb_for(page) if thumb_for else None, names_for(page) if names_for else None)
                     for page in pages]
     if document is None and documents:
         by_doc: dict[str, list[dict[str, str]]] = {}

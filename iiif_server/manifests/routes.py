@@ -7,6 +7,7 @@ replica or by ingest changes the key, so no replica serves a stale document.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,7 @@ from iiif_server.db.models import Collection as CollectionRow
 from iiif_server.db.models import effective_tier
 from iiif_server.manifests import discovery, presentation
 from iiif_server.manifests.cache import Document, DocumentCache
-from iiif_server.manifests.presentation import CANVAS_LIMIT, Part, ServicesFor, ThumbFor
+from iiif_server.manifests.presentation import CANVAS_LIMIT, NamesFor, Part, ServicesFor, ThumbFor
 from iiif_server.runtime import observe
 from iiif_server.runtime.compression import accepted
 from iiif_server.runtime.singleflight import SingleFlight
@@ -81,6 +82,9 @@ class PresentationService:
         self.builds: SingleFlight[Document | None] = SingleFlight()
         # a document's own services (Content Search when it has text), set by the application
         self.document_services: Callable[[str, str, str, int], list[dict[str, Any]] | None] | None = None
+        # the confirmed names on the pages of a document (or of a whole collection), set by the application:
+        # (collection, document or None) -> {(document, page): [(person id, link id, name, box)]}
+        self.page_names: Callable[[str, str | None], dict[tuple[str, str], list[Any]]] | None = None
 
     def routes(self) -> list[Route]:
         return [
@@ -89,6 +93,8 @@ class PresentationService:
             Route("/iiif/presentation/{collection}/collection/{part:int}", self.part, methods=["GET", "HEAD"]),
             Route("/iiif/presentation/{collection}/manifest", self.collection_manifest, methods=["GET", "HEAD"]),
             Route("/iiif/presentation/{collection}/{document}/manifest", self.manifest, methods=["GET", "HEAD"]),
+            Route("/iiif/presentation/{collection}/{document}/canvas/{page}/names", self.names,
+                  methods=["GET", "HEAD"]),
             Route("/iiif/discovery/activity/all-changes", self.activity_stream, methods=["GET", "HEAD"]),
             Route("/iiif/discovery/activity/page/{n:int}", self.activity_page, methods=["GET", "HEAD"]),
         ]
@@ -138,6 +144,30 @@ class PresentationService:
             return auth.descriptions(base, f"{coll.id}/{page.document}/{page.ident}", access, tier)
 
         return services
+
+    def _readable(self, view: View, tier: str, collection: str) -> bool:
+        """Whether the view is cleared for the page itself (its image and the words on it), not only shown it."""
+        if self.auth is None or view.access is None:
+            return True
+        policy = self.auth.policy
+        return policy.tiers.allows(view.access.clearance(policy.tiers, collection), tier)
+
+    def _names_for(self, base: str, view: View, coll: CollectionRow, document: str | None) -> NamesFor | None:
+        """The name annotations of the pages this view may read (a name on a restricted list is its content)."""
+        if self.page_names is None:
+            return None
+        found = self.page_names(coll.id, document)
+        if not found:
+            return None
+        urls = presentation.Urls(base)
+
+        def names(page: PageRow) -> list[dict[str, Any]] | None:
+            on_page = found.get((page.document, page.ident))
+            if not on_page or not self._readable(view, effective_tier(page.tier, page.doc_tier, coll.tier), coll.id):
+                return None
+            return [presentation.names_page(urls, coll.id, page, on_page)]
+
+        return names
 
     def _thumb_for(self, base: str, view: View, coll: CollectionRow) -> ThumbFor | None:
         """Restricted pages the view is not cleared for: the degraded thumbnail where the tier has one,
@@ -333,7 +363,8 @@ class PresentationService:
                          for e in self.catalogue.entries(coll.id, n, n + PART_SIZE)]
             body = presentation.manifest(urls, self.institution, coll, pages, documents=documents,
                                          services_for=self._services_for(urls.base, view, coll),
-                                         thumb_for=self._thumb_for(urls.base, view, coll))
+                                         thumb_for=self._thumb_for(urls.base, view, coll),
+                                         names_for=self._names_for(urls.base, view, coll, None))
             return body, restricted
 
         try:
@@ -358,10 +389,31 @@ class PresentationService:
             own = self.document_services(urls.base, coll.id, did, document.pk) if self.document_services else None
             body = presentation.manifest(urls, self.institution, coll, pages, document=document,
                                          services_for=self._services_for(urls.base, view, coll),
-                                         thumb_for=self._thumb_for(urls.base, view, coll), services=own)
+                                         thumb_for=self._thumb_for(urls.base, view, coll), services=own,
+                                         names_for=self._names_for(urls.base, view, coll, did))
             return body, restricted
 
         return await self._in_collection(request, "document", did, build)
+
+    async def names(self, request: Request) -> Response:
+        """The names on one list page, as the AnnotationPage its canvas embeds (404 where there are none, or
+        where the page or its names are not for this requester)."""
+        did, pid = request.path_params["document"], request.path_params["page"]
+
+        def build(coll: CollectionRow, view: View, urls: presentation.Urls) -> Built | None:
+            document = self.catalogue.document(coll.id, did)
+            if document is None or not self._visible(view, effective_tier(document.tier, coll.tier), coll.id):
+                return None
+            pages, restricted = self._pages(view, coll, did)
+            page = next((p for p in pages if p.ident == pid), None)
+            names_for = self._names_for(urls.base, view, coll, did)
+            found = names_for(page) if page is not None and names_for is not None else None
+            if not found:
+                return None
+            body = {"@context": presentation.CONTEXT, **found[0]}
+            return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(), restricted
+
+        return await self._in_collection(request, "names", f"{did}/{pid}", build)
 
     async def activity_stream(self, request: Request) -> Response:
         urls = presentation.Urls(self.base_url(request))

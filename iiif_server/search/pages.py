@@ -52,6 +52,8 @@ class AcrossService:
         self.policy = policy
         self.base_url = base_url
         self.run = run
+        # the people a query finds, shown first (set by the application): (query, access, base) -> people
+        self.people_for: Callable[[str, Access, str], list[dict[str, Any]]] | None = None
 
     def routes(self) -> list[Route]:
         return [
@@ -118,11 +120,16 @@ class AcrossService:
             else ([], None)
         urls = Urls(self.base_url(request))
         next_url = f"{urls.base}/iiif/search?{urlencode({'q': q, 'after': next_pk})}" if next_pk else None
+        people = await self.run(self.people_for, q, access, urls.base) \
+            if self.people_for is not None and q.strip() and not after and "text_after" not in request.query_params \
+            else []
         wants_json = request.query_params.get("format") == "json" or (
             "application/json" in request.headers.get("accept", "") and "text/html" not in
             request.headers.get("accept", ""))
         if wants_json:
             body: dict[str, Any] = {"query": q, "items": [_described(urls, d) for d in found]}
+            if people:
+                body["people"] = [{"id": p["url"], "name": _person_name(p)} for p in people]
             if next_url:
                 body["next"] = next_url + "&format=json"
             return self._json(request, body)
@@ -138,7 +145,7 @@ class AcrossService:
                                            across.parse_cursor(text_after or ""))
             if cursor:
                 text_next = f"{urls.base}/iiif/search?{urlencode({'q': q, 'text_after': cursor})}"
-        return HTMLResponse(_results_page(urls, q, found, next_url, texts, text_next), headers=HTML_HEADERS)
+        return HTMLResponse(_results_page(urls, q, found, next_url, texts, text_next, people), headers=HTML_HEADERS)
 
     # -- the viewer page --------------------------------------------------------------
 
@@ -227,11 +234,33 @@ def _page(title: str, body: str) -> str:
             f"<style>{STYLE}</style></head><body>{body}</body></html>")
 
 
+def _person_name(person: dict[str, Any]) -> str:
+    return f"{person['surname']}, {person['given_names']}" if person["given_names"] else person["surname"]
+
+
+def _people(q: str, people: list[dict[str, Any]]) -> str:
+    """The people a query finds, first: name, birth, transport, a link to their page and to more of them."""
+    e = html.escape
+    parts = ['<h2>People</h2><ul id="people">']
+    for p in people:
+        portrait = p.get("portrait")
+        thumb = f'<img src="{e(portrait.thumbnail)}" alt="" height="48"> ' if portrait and portrait.readable else ""
+        born = f" born {e(p['birth_date'])}" if p.get("birth_date") else ""
+        parts.append(f'<li>{thumb}<a class="person" href="{e(p["url"])}">{e(_person_name(p))}</a>'
+                     f'<span class="small">{born}{" · transport " + e(p["transport"]) if p.get("transport") else ""}'
+                     f"</span></li>")
+    parts.append(f'</ul><p><a href="/persons?{urlencode({"q": q})}">More people</a></p>')
+    return "".join(parts)
+
+
 def _results_page(urls: Urls, q: str, found: list[Described], next_url: str | None,
-                  texts: list[DocumentHits] | None = None, text_next: str | None = None) -> str:
+                  texts: list[DocumentHits] | None = None, text_next: str | None = None,
+                  people: list[dict[str, Any]] | None = None) -> str:
     e = html.escape
     parts = ['<h1>Search the catalogue</h1><form action="" method="get">'
              f'<input type="search" name="q" value="{e(q)}" aria-label="words"> <button>Search</button></form>']
+    if people:
+        parts.append(_people(q, people))
     if texts:
         parts.append("<h2>In the text of the pages</h2><ul>")
         for doc in texts:

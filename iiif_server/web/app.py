@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pyvips
@@ -49,6 +50,9 @@ from iiif_server.tiles.objectstore import ObjectStoreSource
 from iiif_server.tiles.service import ImageService
 from iiif_server.tiles.sources import SourceStore
 from iiif_server.web import home as home_page
+from iiif_server.web.persons import PersonPages
+from iiif_server.web.transports import TransportPages
+from iiif_server.web.viewers import ViewerPages
 
 log = logging.getLogger("iiif_server")
 SEARCH_SLOTS = 2  # searches running at once per process: a client chooses their cost, tiles must not wait for it
@@ -162,9 +166,27 @@ def prepare(settings: config.Settings) -> Path | None:
     root.mkdir(parents=True, exist_ok=True)
     default_root = settings.images is None
     if settings.demo and default_root and not catalogue.collections() and not FileSystemSource(root).has_images():
-        demo.install(catalogue, root, settings.data_dir)
+        demo_people(catalogue, demo.install(catalogue, root, settings.data_dir), settings.data_dir)
     catalogue.engine.dispose()
     return root
+
+
+def demo_people(catalogue: Catalogue, people: demo.DemoPeople, data_dir: Path) -> None:
+    """The demo's transport list gets its name index and its people (some lines and portraits linked by the list
+    of people, the others proposed by `persons suggest` for review in the console)."""
+    import tempfile
+
+    from iiif_server.ingest.persons import import_persons
+    from iiif_server.search.importer import import_text
+    from iiif_server.search.suggest import Suggester
+
+    with tempfile.TemporaryDirectory(dir=data_dir, prefix=".demo-") as tmp:
+        names, listed = Path(tmp) / "names.csv", Path(tmp) / "people.csv"
+        names.write_text(people.names_csv, encoding="utf-8")
+        listed.write_text(people.people_csv, encoding="utf-8")
+        import_text(TextStore(catalogue), names, "demo-lists")
+        import_persons(catalogue, listed)
+    Suggester(catalogue).run(["demo-portraits"], ["demo-lists"])
 
 
 def institution(settings: config.Settings) -> presentation.Institution:
@@ -229,6 +251,32 @@ def console(runtime: Runtime, catalogue: Catalogue, auth: AuthServices, audit_lo
                    ingest_workers=settings.ingest_workers)
 
 
+def persons_routes(runtime: Runtime, catalogue: Catalogue, auth: AuthServices, documents: PresentationService,
+                   search_across: AcrossService, searching: Any, staff: Console) -> list[Route]:
+    """The people: their pages and search, the transports, the names on the lists' canvases (in manifests), the
+    people in the site search, and the viewer pages that open a content state."""
+    from iiif_server.console.persons import PersonReview
+    from iiif_server.db.people import People
+    from iiif_server.search.persons import Filters, PersonSearch
+    from iiif_server.search.suggest import THRESHOLD
+
+    settings = runtime.settings
+    people, finder = People(catalogue), PersonSearch(catalogue)
+    inst = institution(settings)
+
+    def page_names(collection: str, document: str | None) -> dict[tuple[str, str], list[Any]]:
+        return {key: [(n.person_id, n.link_id, presentation.name_label(n.surname, n.given_names), n.box)
+                      for n in names] for key, names in people.names(collection, document).items()}
+
+    documents.page_names = page_names
+    pages = PersonPages(catalogue, auth.policy, runtime.base_url, runtime.run_io, searching, inst, people, finder)
+    search_across.people_for = pages.first_found
+    transports = TransportPages(catalogue, auth.policy, runtime.base_url, runtime.run_io, inst, people)
+    viewers = ViewerPages(settings.viewer_url, settings.uv_url)
+    review = PersonReview(staff, people, lambda q: finder.search(q, Filters(hidden=True), "", 50)[0], THRESHOLD)
+    return [*pages.routes(), *transports.routes(), *viewers.routes(), *review.routes()]
+
+
 def setup_process(settings: config.Settings) -> None:
     """What is one per process, not per app: request bounds the protocol reads, libvips' cache (ours decide
     what stays), malloc's handling of large blocks, and the budget of decoded untiled levels."""
@@ -259,6 +307,7 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
     searching = runtime.limited(SEARCH_SLOTS, SEARCH_WAIT)  # one bound for every search route of this process
     search = SearchService(text, auth.policy, runtime.base_url, searching)
     search_across = AcrossService(text, auth.policy, runtime.base_url, searching)
+    people = persons_routes(runtime, catalogue, auth, documents, search_across, searching, staff)
 
     async def image_api_3(request: Request) -> Response:
         return await service.handle(request, 3)
@@ -329,6 +378,7 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
         *search_across.routes(),
         *auth.routes(),
         *staff.routes(),
+        *people,
     ]
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -21,7 +21,21 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from .viewing import ARTIFACTS, NAMES, TRANSPORT_LIST, TRANSPORTS, TRANSPORTS_RR, Session, screenshot, wait_until
+from .viewing import (
+    ARTIFACTS,
+    NAMES,
+    TRANSPORT_LIST,
+    TRANSPORTS,
+    TRANSPORTS_RR,
+    VIEWPORT,
+    Session,
+    assert_near,
+    coloured_box,
+    grey_blocks,
+    mirador_screen_box,
+    screenshot,
+    wait_until,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -41,54 +55,7 @@ def manifest(server: str, collection: str = COLLECTION) -> str:
     return f"{server}/iiif/presentation/{collection}/{DOCUMENT}/manifest"
 
 
-def coloured_box(png: bytes, region: dict[str, float], chroma: int = 40) -> tuple[int, int, int, int] | None:
-    """Bounding box (x, y, w, h, page pixels) of the coloured pixels inside `region` of a screenshot."""
-    import numpy as np
-    import pyvips
-
-    img = pyvips.Image.new_from_buffer(png, "")
-    arr = np.ndarray(buffer=img.write_to_memory(), dtype=np.uint8, shape=(img.height, img.width, img.bands))
-    x0, y0 = int(region["x"]), int(region["y"])
-    x1, y1 = int(region["x"] + region["width"]), int(region["y"] + region["height"])
-    rgb = arr[y0:y1, x0:x1, :3].astype(np.int16)
-    mask = (rgb.max(axis=-1) - rgb.min(axis=-1)) >= chroma
-    if mask.sum() < 20:
-        return None
-    ys, xs = np.nonzero(mask)
-    return x0 + int(xs.min()), y0 + int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)
-
-
-def assert_near(found: tuple[float, float, float, float], expected: tuple[float, float, float, float],
-                what: str) -> None:
-    """Within 4 px plus 5 % of the box's size on each edge (stroke widths, rounding)."""
-    fx, fy, fw, fh = found
-    ex, ey, ew, eh = expected
-    tol_x, tol_y = 4 + 0.05 * ew, 4 + 0.05 * eh
-    edges = [(fx, ex, tol_x), (fx + fw, ex + ew, tol_x), (fy, ey, tol_y), (fy + fh, ey + eh, tol_y)]
-    assert all(abs(a - b) <= t for a, b, t in edges), f"{what}: drawn at {found}, the box maps to {expected}"
-
-
 # -- Mirador 4 ------------------------------------------------------------------------
-
-VIEWPORT = """() => {
-  const state = window.miradorInstance.store.getState();
-  const windowId = Object.keys(state.windows)[0];
-  const v = state.viewers[windowId];
-  const el = document.querySelector('.openseadragon-canvas');
-  const r = el.getBoundingClientRect();
-  return v ? {x: v.x, y: v.y, zoom: v.zoom, left: r.left, top: r.top, width: r.width, height: r.height} : null;
-}"""
-
-
-def mirador_screen_box(view: dict[str, float], box: tuple[int, int, int, int]) -> tuple[float, ...]:
-    """An image-pixel box on screen: Mirador lays the canvas out in world units of its pixels; OpenSeadragon's
-    zoom is the container's width per world width shown, centred on (x, y)."""
-    scale = view["zoom"] * view["width"]
-    x, y, w, h = box
-    left = view["left"] + view["width"] / 2 + (x - view["x"]) * scale
-    top = view["top"] + view["height"] / 2 + (y - view["y"]) * scale
-    return left, top, w * scale, h * scale
-
 
 def test_mirador_search_panel_finds_and_highlights_a_name(session: Session, pages: str, search_server: str) -> None:
     page = session.page
@@ -141,25 +108,6 @@ def test_mirador_finds_nothing_in_a_reading_room_list_without_clearance(session:
 
 
 # -- Universal Viewer 4 ---------------------------------------------------------------
-
-
-def grey_blocks(png: bytes, region: dict[str, float]) -> list[tuple[int, int, int, int]]:
-    """Screen boxes of the page's untinted grey name blocks inside `region`, top to bottom."""
-    import numpy as np
-    import pyvips
-
-    img = pyvips.Image.new_from_buffer(png, "")
-    arr = np.ndarray(buffer=img.write_to_memory(), dtype=np.uint8, shape=(img.height, img.width, img.bands))
-    x0, y0 = int(region["x"]), int(region["y"])
-    x1, y1 = int(region["x"] + region["width"]), int(region["y"] + region["height"])
-    rgb = arr[y0:y1, x0:x1, :3].astype(np.int16)
-    mask = (np.abs(rgb - 90) <= 12).all(axis=-1)
-    rows = np.nonzero(mask.sum(axis=1) >= 10)[0]
-    blocks = []
-    for run in np.split(rows, np.nonzero(np.diff(rows) > 1)[0] + 1) if len(rows) else []:
-        cols = np.nonzero(mask[run[0]:run[-1] + 1].any(axis=0))[0]
-        blocks.append((x0 + int(cols.min()), y0 + int(run[0]), int(cols.max() - cols.min() + 1), len(run)))
-    return blocks
 
 
 def landmark_screen_box(png: bytes, region: dict[str, float], box: tuple[int, int, int, int]) -> tuple[float, ...]:

@@ -370,3 +370,74 @@ def sign_in(session: Session, server: str, token: str, click_confirm: Callable[[
         popup.click("button[type=submit]")
     assert 200 in session.traffic.statuses(server, "/iiif/auth/login")  # the POST that set the cookie
     assert any(c["name"] == "iiif_access" for c in session.context.cookies(server))
+
+
+# -- where a viewer drew what, read off a screenshot ---------------------------------------------
+
+
+def coloured_box(png: bytes, region: dict[str, float], chroma: int = 40) -> tuple[int, int, int, int] | None:
+    """Bounding box (x, y, w, h, page pixels) of the coloured pixels inside `region` of a screenshot."""
+    import numpy as np
+    import pyvips
+
+    img = pyvips.Image.new_from_buffer(png, "")
+    arr = np.ndarray(buffer=img.write_to_memory(), dtype=np.uint8, shape=(img.height, img.width, img.bands))
+    x0, y0 = int(region["x"]), int(region["y"])
+    x1, y1 = int(region["x"] + region["width"]), int(region["y"] + region["height"])
+    rgb = arr[y0:y1, x0:x1, :3].astype(np.int16)
+    mask = (rgb.max(axis=-1) - rgb.min(axis=-1)) >= chroma
+    if mask.sum() < 20:
+        return None
+    ys, xs = np.nonzero(mask)
+    return x0 + int(xs.min()), y0 + int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)
+
+
+def assert_near(found: tuple[float, float, float, float], expected: tuple[float, float, float, float],
+                what: str) -> None:
+    """Within 4 px plus 5 % of the box's size on each edge (stroke widths, rounding)."""
+    fx, fy, fw, fh = found
+    ex, ey, ew, eh = expected
+    tol_x, tol_y = 4 + 0.05 * ew, 4 + 0.05 * eh
+    edges = [(fx, ex, tol_x), (fx + fw, ex + ew, tol_x), (fy, ey, tol_y), (fy + fh, ey + eh, tol_y)]
+    assert all(abs(a - b) <= t for a, b, t in edges), f"{what}: drawn at {found}, the box maps to {expected}"
+
+
+VIEWPORT = """() => {
+  const state = window.miradorInstance.store.getState();
+  const windowId = Object.keys(state.windows)[0];
+  const v = state.viewers[windowId];
+  const el = document.querySelector('.openseadragon-canvas');
+  // x, y and zoom are reported once the viewer has settled (a window may start with bounds only)
+  const known = el && v && [v.x, v.y, v.zoom].every(n => typeof n === 'number');
+  const r = known && el.getBoundingClientRect();
+  return known ? {x: v.x, y: v.y, zoom: v.zoom, left: r.left, top: r.top, width: r.width, height: r.height} : null;
+}"""
+
+
+def mirador_screen_box(view: dict[str, float], box: tuple[int, int, int, int]) -> tuple[float, ...]:
+    """An image-pixel box on screen: Mirador lays the canvas out in world units of its pixels; OpenSeadragon's
+    zoom is the container's width per world width shown, centred on (x, y)."""
+    scale = view["zoom"] * view["width"]
+    x, y, w, h = box
+    left = view["left"] + view["width"] / 2 + (x - view["x"]) * scale
+    top = view["top"] + view["height"] / 2 + (y - view["y"]) * scale
+    return left, top, w * scale, h * scale
+
+
+def grey_blocks(png: bytes, region: dict[str, float]) -> list[tuple[int, int, int, int]]:
+    """Screen boxes of the page's untinted grey name blocks inside `region`, top to bottom."""
+    import numpy as np
+    import pyvips
+
+    img = pyvips.Image.new_from_buffer(png, "")
+    arr = np.ndarray(buffer=img.write_to_memory(), dtype=np.uint8, shape=(img.height, img.width, img.bands))
+    x0, y0 = int(region["x"]), int(region["y"])
+    x1, y1 = int(region["x"] + region["width"]), int(region["y"] + region["height"])
+    rgb = arr[y0:y1, x0:x1, :3].astype(np.int16)
+    mask = (np.abs(rgb - 90) <= 12).all(axis=-1)
+    rows = np.nonzero(mask.sum(axis=1) >= 10)[0]
+    blocks = []
+    for run in np.split(rows, np.nonzero(np.diff(rows) > 1)[0] + 1) if len(rows) else []:
+        cols = np.nonzero(mask[run[0]:run[-1] + 1].any(axis=0))[0]
+        blocks.append((x0 + int(cols.min()), y0 + int(run[0]), int(cols.max() - cols.min() + 1), len(run)))
+    return blocks

@@ -44,6 +44,13 @@ TABLE: dict[tuple[str, str], tuple[frozenset[str], int, dict[str, str]]] = {
     ("GET", "/staff/ingest/runs/{rid}/progress"): (READ, 200, {}),
     ("POST", "/staff/ingest/runs/{rid}/stop"): (EDIT, 303, {}),
     ("GET", "/staff/ingest/{name}"): (READ, 200, {}),
+    ("GET", "/staff/persons"): (READ, 200, {"q": "Levy"}),
+    ("GET", "/staff/persons/suggestions"): (READ, 200, {}),
+    ("GET", "/staff/persons/{pid}"): (READ, 404, {}),  # no one is catalogued here
+    ("POST", "/staff/persons/suggestions/decide"): (EDIT, 400, {"link": "999999", "decision": "accept"}),
+    ("POST", "/staff/persons/suggestions/accept"): (EDIT, 303, {"min": "1"}),  # none waiting: accepts none
+    ("POST", "/staff/persons/{pid}/links/{lid}"): (EDIT, 404, {"decision": "reject"}),
+    ("POST", "/staff/persons/{pid}/hidden"): (EDIT, 404, {"hidden": "1", "reason": "asked"}),
     ("GET", "/staff/audit"): (AUDIT, 200, {}),
     ("GET", "/staff/audit.csv"): (AUDIT, 200, {}),
     ("POST", "/staff/logout"): (ALL, 303, {}),  # last: it ends the session
@@ -74,7 +81,8 @@ async def test_every_route_answers_each_role_as_the_table_says(world: World, rol
     runs.end(world.catalogue, rid, "finished")
     tokens_before = len(world.store.list())
     client, csrf = await with_roles(world, (role,))
-    fill = {"{cid}": "maps", "{doc}": "d1", "{tid}": "unknown", "{rid}": rid, "{name}": report}
+    fill = {"{cid}": "maps", "{doc}": "d1", "{tid}": "unknown", "{rid}": rid, "{name}": report, "{pid}": "nobody",
+            "{lid}": "999999"}
     for (method, route), (roles, status, data) in TABLE.items():
         path = route
         for key, value in fill.items():
@@ -106,6 +114,8 @@ async def test_pages_offer_only_what_the_role_may_do(world: World) -> None:
     page = (await archivist.get("/staff/collections/maps/d1")).text
     assert 'action="/staff/tier"' in page and 'href="/staff/tokens"' not in page
     assert 'href="/staff/ingest/new"' in (await archivist.get("/staff/ingest")).text
+    assert 'action="/staff/persons/suggestions/accept"' in (await archivist.get("/staff/persons/suggestions")).text
+    assert 'action="/staff/persons/suggestions/accept"' not in (await desk.get("/staff/persons/suggestions")).text
     auditor, _ = await with_roles(world, ("auditor",))
     page = (await auditor.get("/staff/audit")).text
     assert 'href="/staff/audit"' in page and 'href="/staff/"' not in page

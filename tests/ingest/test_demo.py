@@ -34,6 +34,20 @@ def test_bare_serve_installs_and_serves_the_demo_collection(tmp_path: Path) -> N
             service = canvas["items"][0]["items"][0]["body"]["service"][0]["id"]
             info = httpx.get(service + "/info.json").json()
             assert (info["width"], info["height"]) == (canvas["width"], canvas["height"])
+        # a typed transport list with names to find, portraits linked to its people, their pages
+        found = httpx.get(url + "/persons", params={"q": "Levy", "format": "json"}).json()["items"]
+        assert [(p["id"], p["surname"]) for p in found] == [("demo-1", "Lévy")]
+        person = httpx.get(url + "/persons/demo-1")
+        assert person.status_code == 200
+        assert "/iiif/3/demo-portraits%2Fportrait-1%2Fportrait-1/full/" in person.text
+        assert "/iiif/3/demo-lists%2Ftransport-list%2Fp1/" in person.text and "/view?iiif-content=" in person.text
+        lists = httpx.get(url + "/iiif/presentation/demo-lists/transport-list/manifest").json()
+        jsonschema.validate(lists, presentation_schema())
+        named = [a["body"][1]["label"]["none"][0] for a in lists["items"][0]["annotations"][0]["items"]]
+        assert "Lévy, Abraham" in named and "Goldsztajn, Chaja" not in named  # hers waits for review
+        hits = httpx.get(url + "/iiif/search/2/demo-lists/transport-list/search", params={"q": "Goldsztajn"}).json()
+        assert hits["items"], "the typed list's names can be searched"
+        assert "D-1" in httpx.get(url + "/transports").text
     finally:
         stop_server(proc)
     with tifffile.TiffFile(tmp_path / "images" / "demo" / "letter" / "p1.tif") as tif:

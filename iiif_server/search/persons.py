@@ -1,0 +1,268 @@
+"""Finding people by name: every person's names in memory, indexed by word, code and trigram.
+
+The archive's people are a list of known, bounded size (26,000): each process holds their names, dates,
+places and transports (a few MB) and rebuilds them when the catalogue's `person_index` counter moves (an
+import, a person hidden or shown), never on a link decision or an ingest. A query's words each find names
+through the tiers of `namematch` (as typed, folded, prefix, Daitch–Mokotoff, typo); a person matches when
+every word finds one of their names, at the worst of those words' tiers. Results are ranked by tier, then
+surname, given names and birth, and paged by that key.
+"""
+
+from __future__ import annotations
+
+import base64
+import bisect
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+
+from iiif_server.db.catalogue import Catalogue
+from iiif_server.db.models import Person, State, sort_key
+from iiif_server.db.persons import PERSON_INDEX
+from iiif_server.errors import RequestError
+from iiif_server.search.namematch import (
+    EXACT,
+    FOLDED,
+    NONE,
+    PREFIX,
+    SOUNDS,
+    TRIGRAM_MIN,
+    TYPO,
+    TYPO_MIN,
+    codes,
+    fold,
+    folded,
+    name_words,
+    surname_forms,
+    typo,
+)
+from iiif_server.words import similarity, trigrams
+
+QUERY_WORDS = 6  # words of a query
+PREFIX_WORDS = 2000  # distinct name words a prefix reaches at most
+PAGE = 20
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A person as the index holds them."""
+
+    id: str
+    surname: str
+    given_names: str
+    birth_date: str | None
+    birth_year: int | None
+    birth_place: str | None
+    transport: str | None
+    number: str | None
+    hidden: bool
+    order: str  # surname, given names, birth: the results' order within a tier
+
+
+@dataclass(frozen=True)
+class Filters:
+    year: int | None = None
+    within: int = 0  # years either side of `year`
+    place: str = ""
+    transport: str = ""
+    hidden: bool = False  # staff: hidden people too
+
+    def keeps(self, entry: Entry) -> bool:
+        if entry.hidden and not self.hidden:
+            return False
+        if self.year is not None and (entry.birth_year is None or abs(entry.birth_year - self.year) > self.within):
+            return False
+        if self.transport and (entry.transport or "").casefold() != self.transport.casefold():
+            return False
+        if self.place:
+            have = fold(entry.birth_place or "").split()
+            return all(any(w.startswith(want) for w in have) for want in fold(self.place).split())
+        return True
+
+
+@dataclass(frozen=True)
+class Found:
+    entry: Entry
+    tier: int
+
+
+@dataclass
+class PersonIndex:
+    entries: list[Entry]
+    by_typed: dict[str, set[int]] = field(default_factory=dict)  # a name word as written -> people
+    by_word: dict[str, set[int]] = field(default_factory=dict)  # folded
+    words: list[str] = field(default_factory=list)  # the folded words, sorted (prefixes)
+    by_code: dict[str, set[str]] = field(default_factory=dict)  # Daitch–Mokotoff code -> folded words
+    by_gram: dict[str, set[str]] = field(default_factory=dict)  # trigram -> folded words
+    by_surname: dict[str, set[int]] = field(default_factory=dict)  # folded surname form -> people
+    surname_codes: dict[str, set[str]] = field(default_factory=dict)  # code -> folded surname forms
+    positions: dict[str, int] = field(default_factory=dict)  # person id -> index
+
+    @classmethod
+    def build(cls, entries: Iterable[Entry]) -> PersonIndex:
+        index = cls(sorted(entries, key=lambda e: (e.order, e.id)))
+        for n, entry in enumerate(index.entries):
+            index.positions[entry.id] = n
+            for word in name_words(f"{entry.surname} {entry.given_names}"):
+                index.by_typed.setdefault(word, set()).add(n)
+                index.by_word.setdefault(folded(word), set()).add(n)
+            for form in surname_forms(entry.surname):
+                index.by_surname.setdefault(folded(form), set()).add(n)
+        index.words = sorted(index.by_word)
+        for word in index.words:
+            for code in codes(word):
+                index.by_code.setdefault(code, set()).add(word)
+            for gram in trigrams(word):
+                index.by_gram.setdefault(gram, set()).add(word)
+        for form in index.by_surname:
+            for code in codes(form):
+                index.surname_codes.setdefault(code, set()).add(form)
+        return index
+
+    # -- one word -----------------------------------------------------------------------------------
+
+    def _typos(self, word: str) -> list[str]:
+        """Name words a typing error away from `word` (folded)."""
+        if len(word) < TYPO_MIN:
+            return []
+        shared: dict[str, int] = {}
+        for gram in trigrams(word):
+            for other in self.by_gram.get(gram, ()):
+                shared[other] = shared.get(other, 0) + 1
+        grams = len(trigrams(word))
+        return [w for w, n in shared.items()
+                if n * 3 >= grams and (typo(word, w) or similarity(word, w) >= TRIGRAM_MIN)]
+
+    def word_matches(self, word: str, prefix: bool = True) -> dict[int, int]:
+        """Every person a word finds, with the best tier at which it finds one of their names."""
+        found: dict[int, int] = {}
+
+        def add(people: Iterable[int], tier: int) -> None:
+            for n in people:
+                if found.get(n, NONE) > tier:
+                    found[n] = tier
+
+        add(self.by_typed.get(word, ()), EXACT)
+        fw = folded(word)
+        add(self.by_word.get(fw, ()), FOLDED)
+        if prefix and len(fw) >= 2:
+            start = bisect.bisect_left(self.words, fw)
+            for other in self.words[start:start + PREFIX_WORDS]:
+                if not other.startswith(fw):
+                    break
+                add(self.by_word[other], PREFIX)
+        if len(fw) >= 3:
+            for code in codes(fw):
+                for other in self.by_code.get(code, ()):
+                    add(self.by_word[other], SOUNDS)
+        for other in self._typos(fw):
+            add(self.by_word[other], TYPO)
+        return found
+
+    def surname_candidates(self, word: str) -> set[int]:
+        """People whose surname (or a word of it) a word written on a page may be: folded, coded alike, or a
+        typing error away."""
+        fw = folded(word)
+        found = set(self.by_surname.get(fw, ()))
+        if len(fw) >= 3:
+            for code in codes(fw):
+                for form in self.surname_codes.get(code, ()):
+                    found |= self.by_surname[form]
+        if len(fw) >= TYPO_MIN:
+            for other in self._typos(fw):
+                found |= self.by_surname.get(other, set())
+        return found
+
+    # -- a query --------------------------------------------------------------------------------------
+
+    def search(self, query: str, filters: Filters, after: str = "", limit: int = PAGE) -> tuple[list[Found], str]:
+        """A page of the people every word of the query finds, best tier first, and the next page's cursor
+        ("" at the end)."""
+        words = name_words(query)[:QUERY_WORDS]
+        if not words:
+            return [], ""
+        tiers: dict[int, int] | None = None
+        for word in words:
+            matches = self.word_matches(word)
+            if tiers is None:
+                tiers = matches
+            else:
+                tiers = {n: max(t, matches[n]) for n, t in tiers.items() if n in matches}
+            if not tiers:
+                return [], ""
+        assert tiers is not None
+        start = decode_cursor(after)
+        ranked = sorted((t, n) for n, t in tiers.items() if filters.keeps(self.entries[n]))
+        keys = [(t, self.entries[n].order, self.entries[n].id) for t, n in ranked]
+        first = bisect.bisect_right(keys, start) if start else 0
+        page = ranked[first:first + limit]
+        more = first + limit < len(ranked)
+        cursor = encode_cursor(keys[first + limit - 1]) if more and page else ""
+        return [Found(self.entries[n], t) for t, n in page], cursor
+
+
+def encode_cursor(key: tuple[int, str, str]) -> str:
+    raw = f"{key[0]}\x1f{key[1]}\x1f{key[2]}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(text: str) -> tuple[int, str, str] | None:
+    """The key of the last person of the previous page; RequestError (400) for anything this server did not give."""
+    if not text:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+        tier, order, ident = raw.split("\x1f")
+        if not tier.isdigit() or len(tier) > 1:
+            raise ValueError(tier)
+        return int(tier), order, ident
+    except (ValueError, UnicodeDecodeError):
+        raise RequestError(f"not a cursor this server gave: {text[:40]!r}") from None
+
+
+def order_key(surname: str, given_names: str, birth_date: str | None) -> str:
+    return sort_key(f"{fold(surname)} {fold(given_names)} {birth_date or ''}")
+
+
+def load(catalogue: Catalogue) -> PersonIndex:
+    """Every person of the catalogue, hidden ones marked."""
+    with catalogue.sessions() as session:
+        rows = session.execute(select(Person.id, Person.surname, Person.given_names, Person.birth_date,
+                                      Person.birth_year, Person.birth_place, Person.transport, Person.number,
+                                      Person.hidden)).all()
+    return PersonIndex.build(Entry(*row, order=order_key(row[1], row[2], row[3])) for row in rows)
+
+
+class PersonSearch:
+    """This process's index of people, rebuilt when the catalogue's `person_index` counter moves."""
+
+    def __init__(self, catalogue: Catalogue) -> None:
+        self.catalogue = catalogue
+        self._index: PersonIndex | None = None
+        self._revision: int | None = None
+        self._lock = threading.Lock()
+
+    def revision(self) -> int:
+        with self.catalogue.sessions() as session:
+            return session.scalar(select(State.value).where(State.key == PERSON_INDEX)) or 0
+
+    def index(self) -> PersonIndex:
+        """Blocking: the current index (built at most once per revision, whoever asks)."""
+        revision = self.revision()
+        with self._lock:
+            if self._index is None or revision != self._revision:
+                self._index, self._revision = load(self.catalogue), revision
+            return self._index
+
+    def search(self, query: str, filters: Filters, after: str = "", limit: int = PAGE) -> tuple[list[Found], str]:
+        return self.index().search(query, filters, after, limit)
+
+
+def tier_words(tier: int) -> str:
+    return {EXACT: "as written", FOLDED: "without accents", PREFIX: "beginning", SOUNDS: "sounds alike",
+            TYPO: "spelt nearly alike"}.get(tier, "")
+
+
+__all__ = ["Entry", "Filters", "Found", "PersonIndex", "PersonSearch", "tier_words"]

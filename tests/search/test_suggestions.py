@@ -1,0 +1,106 @@
+"""Matching people's names: the tiers of one word, the scores of a written name, the suggestions' quality on a
+labelled sample (tests/fixtures/names: Polish, Yiddish, German, French and Dutch forms, accents lost, typing
+errors, people of the same name), and `persons suggest` over the lists and portraits of a catalogue."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from persons_world import People
+from sqlalchemy import select
+from support import FIXTURES
+
+from iiif_server.db.models import SUGGESTED, PersonLink
+from iiif_server.search import namematch
+from iiif_server.search.namematch import EXACT, FOLDED, NONE, PREFIX, SOUNDS, TYPO
+from iiif_server.search.persons import Entry, PersonIndex, order_key
+from iiif_server.search.suggest import THRESHOLD, Suggester, quality
+
+SAMPLE = FIXTURES / "names"
+
+
+@pytest.mark.parametrize(("typed", "name", "tier"), [
+    ("lévy", "lévy", EXACT), ("levy", "lévy", FOLDED), ("LEVY", "lévy", FOLDED), ("lé", "lévy", PREFIX),
+    ("goldstein", "goldsztajn", SOUNDS), ("szmul", "shmul", SOUNDS), ("wajsman", "weissmann", SOUNDS),
+    ("goldsztjan", "goldsztajn", TYPO), ("mendelowitz", "mendelovitz", SOUNDS), ("cohen", "levy", NONE),
+    ("ab", "abraham", PREFIX), ("abr", "abraham", PREFIX), ("chaja", "chana", TYPO),
+])
+def test_a_word_finds_a_name_at_its_tier(typed: str, name: str, tier: int) -> None:
+    assert namematch.word_tier(typed, name, prefix=True) == tier
+
+
+def test_given_names_meet_across_languages_and_a_conflict_counts_against() -> None:
+    assert namematch.compare_given("Moszek", ["moshe"]).score == 0.85
+    assert namematch.compare_given("Jankiel", ["jacques"]).score == 0.85
+    assert namematch.compare_given("Abraham", ["abraham"]).score == 1.0
+    assert namematch.compare_given("Abraham Icek", ["icek"]).score == 1.0  # a second given name
+    assert namematch.compare_given("Abraham", []).score == 0.5  # nothing written: neutral
+    assert namematch.compare_given("Abraham", ["a"]).score == 0.6  # an initial that agrees
+    assert namematch.compare_given("Abraham", ["m"]).score == 0.0
+    assert namematch.compare_given("Abraham", ["chaim"]).score == 0.0
+
+
+def test_birth_dates_compare_as_precisely_as_both_are_known() -> None:
+    assert namematch.dates_in("Lévy Abraham 12.03.1921 Warszawa") == ["1921-03-12"]
+    assert namematch.dates_in("born 1921-03") == ["1921-03"]
+    assert namematch.dates_in("Chaja, 2.7.11") == ["1911-07-02"]
+    assert namematch.dates_in("31.02.1921") == ["1921"]  # no such day: the year is still worth having
+    assert namematch.compare_birth("1921-03-12", ["1921-03-12"]).score == 1.0
+    assert namematch.compare_birth("1921", ["1921-03-12"]).score == 0.85  # the year agrees, the rest unknown
+    assert namematch.compare_birth("1921-03", ["1921"]).score == 0.85
+    assert namematch.compare_birth("1921-03-12", ["1922-03-12"]).score == 0.45  # a year apart: a slip?
+    assert namematch.compare_birth("1921-03-12", ["1925"]).score == 0.0
+    assert namematch.compare_birth(None, ["1925"]).score == 0.5
+
+
+def sample_index() -> PersonIndex:
+    with (SAMPLE / "people.csv").open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    return PersonIndex.build(
+        Entry(r["id"], r["surname"], r["given names"], r["birth date"] or None,
+              int(r["birth date"][:4]) if r["birth date"] else None, None, r["transport"] or None, None, False,
+              order_key(r["surname"], r["given names"], r["birth date"])) for r in rows)
+
+
+def sample_texts(path: Path = SAMPLE / "written.csv") -> list[tuple[str, str, str | None, str | None]]:
+    with path.open(encoding="utf-8") as f:
+        return [(r["text"], r["kind"], r["transport"] or None, r["person"] or None) for r in csv.DictReader(f)]
+
+
+def test_suggestions_above_the_threshold_are_right_on_the_labelled_sample() -> None:
+    texts = sample_texts()
+    assert len(texts) >= 80 and sum(1 for t in texts if t[3] is None) >= 8
+    q = quality(sample_index(), texts, THRESHOLD)
+    assert q.precision >= 0.95, q
+    assert q.recall >= 0.9, q
+    # below the threshold there is more to review, and more of it wrong: the threshold does its work
+    lower = quality(sample_index(), texts, 0.7)
+    assert lower.recall >= q.recall and lower.precision < q.precision
+
+
+async def test_suggest_proposes_lines_and_portraits_once_and_never_for_a_confirmed_place(
+        people_world: People) -> None:
+    catalogue = people_world.catalogue
+    first = Suggester(catalogue).run(["portraits"], ["lists"])
+    with catalogue.sessions() as session:
+        made = session.execute(select(PersonLink.person_id, PersonLink.kind, PersonLink.box, PersonLink.score)
+                               .where(PersonLink.state == SUGGESTED)).all()
+    found = {(p, k, b) for p, k, b, _ in made}
+    assert ("2", "line", "200,420,480,60") in found  # Goldsztain Chaja on the list of transport XX
+    assert ("4", "line", "200,540,460,60") in found  # Cohen Sara: the XX one, the list's transport
+    assert ("2", "portrait", "") in found
+    assert not any(p == "1" for p, _, _ in found)  # Lévy's line and portrait are confirmed already
+    assert not any(b == "200,300,420,60" for p, k, b in found if k == "line")  # lines confirmed for someone
+    assert first.skipped_known >= 2
+    again = Suggester(catalogue).run(["portraits"], ["lists"])
+    assert again.suggested == 0
+    # a hidden person is not proposed
+    with catalogue.session() as session:
+        for link in session.scalars(select(PersonLink).where(PersonLink.state == SUGGESTED)):
+            session.delete(link)
+    catalogue.set_hidden("2", True)
+    Suggester(catalogue).run(["portraits"], ["lists"])
+    with catalogue.sessions() as session:
+        assert "2" not in set(session.scalars(select(PersonLink.person_id).where(PersonLink.state == SUGGESTED)))
