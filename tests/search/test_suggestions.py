@@ -24,7 +24,9 @@ SAMPLE = FIXTURES / "names"
 @pytest.mark.parametrize(("typed", "name", "tier"), [
     ("lévy", "lévy", EXACT), ("levy", "lévy", FOLDED), ("LEVY", "lévy", FOLDED), ("lé", "lévy", PREFIX),
     ("goldstein", "goldsztajn", SOUNDS), ("szmul", "shmul", SOUNDS), ("wajsman", "weissmann", SOUNDS),
-    ("goldsztjan", "goldsztajn", TYPO), ("mendelowitz", "mendelovitz", SOUNDS), ("cohen", "levy", NONE),
+    # the chart codes a J after a consonant not at all: a transposed "tj" still sounds alike
+    ("goldsztjan", "goldsztajn", SOUNDS), ("boldsztajn", "goldsztajn", TYPO),
+    ("mendelowitz", "mendelovitz", SOUNDS), ("cohen", "levy", NONE),
     ("ab", "abraham", PREFIX), ("abr", "abraham", PREFIX), ("chaja", "chana", TYPO),
 ])
 def test_a_word_finds_a_name_at_its_tier(typed: str, name: str, tier: int) -> None:
