@@ -39,6 +39,7 @@ class Access:
 
     network_tier: str | None
     grant: Grant | None
+    partner: str | None = None  # the institution the network's rule names (the reading room of partner X)
 
     def clearance(self, tiers: Tiers, collection: str | None) -> str:
         token_tier = None
@@ -94,14 +95,14 @@ class Policy:
         # repeated header lines are one comma-separated list, in order (RFC 9110 5.3)
         forwarding = {name: ", ".join(request.headers.getlist(name)) for name in ("forwarded", "x-forwarded-for")}
         addr = client_address(peer, forwarding, self.proxies)
-        network_tier = self.networks.tier_of(addr)
+        network_tier, partner = self.networks.match(addr)
         if network_tier == self.tiers.public:
-            network_tier = None  # a rule for the lowest tier clears nothing: no credential
+            network_tier = partner = None  # a rule for the lowest tier clears nothing: no credential
         token = bearer_token(request)
         grant = self.tokens.verify(token) if token else None
         if grant is not None and grant.kiosk and not self.tiers.allows(network_tier or self.tiers.public, grant.tier):
             grant = None  # a kiosk token outside its network is no credential at all
-        return Access(network_tier, grant)
+        return Access(network_tier, grant, partner)
 
     def tier_of(self, identifier: str) -> str:
         """In memory: the snapshot's tier for catalogued collections, else the path rules, else the fallback;

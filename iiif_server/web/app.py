@@ -33,9 +33,11 @@ from iiif_server.ingest import demo
 from iiif_server.ingest.withdraw import ObjectCopies
 from iiif_server.manifests import presentation
 from iiif_server.manifests.routes import PresentationService
+from iiif_server.manifests.stream import DiscoveryService
 from iiif_server.runtime import bounds, metrics, observe
 from iiif_server.runtime.base import Runtime
 from iiif_server.runtime.hosts import HostCheck
+from iiif_server.runtime.ratelimit import RateLimit
 from iiif_server.search.pages import AcrossService
 from iiif_server.search.routes import SearchService
 from iiif_server.search.routes import services as search_services
@@ -165,13 +167,34 @@ def prepare(settings: config.Settings) -> Path | None:
     return root
 
 
-def institution(settings: config.Settings) -> presentation.Institution:
+def institution(settings: config.Settings, policy: Policy | None = None) -> presentation.Institution:
+    """Who publishes, and where each restricted tier can be consulted: `--consult`'s sentence, and the
+    institutions the network rules of the tiers cleared for it name (hidden tiers' networks are not shown)."""
+    tiers = Tiers(settings.tiers)
+    consult = {}
+    for part in (settings.consult or "").split("|"):
+        tier, sep, sentence = part.partition("=")
+        if not part.strip():
+            continue
+        if not sep or tiers.rank(tier.strip()) >= len(tiers.names) or not sentence.strip():
+            raise ValueError(f"consult: {part.strip()!r} is not TIER=SENTENCE with a known tier")
+        consult[tier.strip()] = sentence.strip().rstrip(".")
+    partners = {}
+    if policy is not None:
+        for tier in tiers.names[1:]:
+            names = [name for rule in tiers.names if tiers.allows(rule, tier) and rule not in policy.hidden
+                     for name in policy.networks.partners(rule)]
+            if names:
+                partners[tier] = tuple(dict.fromkeys(names))
     return presentation.Institution(
         language=settings.language,
         attribution=settings.attribution,
         provider=settings.provider,
         provider_homepage=settings.provider_homepage,
         homepage=settings.homepage,
+        record_url=settings.record_url,
+        consult=consult,
+        partners=partners,
     )
 
 
@@ -241,7 +264,11 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
     service = ImageService(runtime, source, auth)
     audit_log = observe.JsonLines(settings.audit_log_target)
     staff = console(runtime, catalogue, auth, audit_log, source)
-    documents = PresentationService(catalogue, institution(settings), runtime.base_url, runtime.run_io, auth)
+    publisher = institution(settings, auth.policy)
+    documents = PresentationService(catalogue, publisher, runtime.base_url, runtime.run_io, auth)
+    stream = DiscoveryService(catalogue, runtime.base_url, runtime.run_io,
+                              RateLimit(settings.discovery_rate) if settings.discovery_rate else None,
+                              lambda request: observe.client_of(request.scope, runtime.proxies))
     text = TextStore(catalogue)
     documents.document_services = lambda base, c, d, pk: search_services(base, c, d) if text.has_text(pk) else None
     searching = runtime.limited(SEARCH_SLOTS, SEARCH_WAIT)  # one bound for every search route of this process
@@ -313,6 +340,7 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
         Route("/iiif/3/{rest:path}", image_api_3, methods=["GET", "HEAD"]),
         Route("/iiif/2/{rest:path}", image_api_2, methods=["GET", "HEAD"]),
         *documents.routes(),
+        *stream.routes(),
         *search.routes(),
         *search_across.routes(),
         *auth.routes(),

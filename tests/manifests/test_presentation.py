@@ -175,8 +175,12 @@ async def test_descriptive_properties_appear_as_configured_with_the_configured_l
     [provider] = doc["provider"]
     assert (provider["type"], provider["label"]) == ("Agent", {LANGUAGE: [PROVIDER]})
     assert provider["homepage"][0]["id"] == PROVIDER_HOMEPAGE
-    [homepage] = doc["homepage"]
+    viewer, homepage = doc["homepage"]  # its page here (the viewer), then the configured website's
+    assert (viewer["id"], viewer["format"]) == (f"{BASE}/view/family/letter", "text/html")
     assert (homepage["id"], homepage["format"]) == ("https://archive.example.org/browse/family/letter", "text/html")
+    assert doc["seeAlso"] == [{"id": f"{BASE}/iiif/presentation/family/letter/dc.xml", "type": "Dataset",
+                               "label": {LANGUAGE: ["A typed letter: Dublin Core"]}, "format": "application/xml",
+                               "profile": "http://www.openarchives.org/OAI/2.0/oai_dc/"}]
     assert doc["partOf"] == [{"id": f"{BASE}/iiif/presentation/family/collection", "type": "Collection"}]
     photo = await get_json(client, "/iiif/presentation/family/photo/manifest")
     assert photo["navDate"] == "1938-01-01T00:00:00Z"
