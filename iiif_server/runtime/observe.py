@@ -241,6 +241,10 @@ def route_kind(path: str) -> str:
         if path.startswith("/iiif/auth/"):
             return "auth"
         return "other"
+    if path.startswith(("/collections/", "/view/")):
+        return "page"
+    if path.startswith("/sitemap") or path == "/robots.txt":
+        return "sitemap"
     return {"/": "home", "/healthz": "health", "/metrics": "metrics"}.get(path, "other")
 
 

@@ -9,12 +9,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
-from urllib.parse import quote
 
 import pyvips
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -48,7 +47,8 @@ from iiif_server.tiles.files import FileSystemSource
 from iiif_server.tiles.objectstore import ObjectStoreSource
 from iiif_server.tiles.service import ImageService
 from iiif_server.tiles.sources import SourceStore
-from iiif_server.web import home as home_page
+from iiif_server.web.pages import PublicPages
+from iiif_server.web.sitemap import Sitemaps
 
 log = logging.getLogger("iiif_server")
 SEARCH_SLOTS = 2  # searches running at once per process: a client chooses their cost, tiles must not wait for it
@@ -281,39 +281,9 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
     async def image_api_2(request: Request) -> Response:
         return await service.handle(request, 2)
 
-    listing = home_page.Listing(catalogue)
-
-    async def home(request: Request) -> Response:
-        policy = auth.policy
-        await policy.fresh(runtime.run_io)
-        access = await policy.access_async(request, runtime.run_io)
-        colls = await runtime.run_io(listing.collections, policy.snapshot.tables.version)
-        shown, images = await runtime.run_io(home_page.visible_parts, policy, access, colls, source)
-        after = request.query_params.get("after", "")[:200]
-        cards, more = await runtime.run_io(home_page.cards, listing.first_pages, policy, access, shown, after)
-        return HTMLResponse(home_page.render(cards, images if not after else [], after, more),
-                            headers=home_page.HEADERS)
-
-    async def viewer(request: Request) -> Response:
-        """A collection in Mirador: its first document open, the collection in Mirador's catalogue."""
-        policy = auth.policy
-        await policy.fresh(runtime.run_io)
-        access = await policy.access_async(request, runtime.run_io)
-        cid = request.path_params["cid"]
-        coll = await runtime.run_io(catalogue.collection, cid)
-        if coll is None or not policy.visible(access, coll.tier, coll.id):
-            return PlainTextResponse("not found\n", status_code=404, headers=home_page.HEADERS)
-        base = runtime.base_url(request)
-        first = await runtime.run_io(home_page.first_document, catalogue, cid)
-        manifest = (f"{base}/iiif/presentation/{quote(cid, safe='')}/{quote(first, safe='')}/manifest"
-                    if first is not None else None)
-        body = home_page.render_viewer(coll, manifest, f"{base}/iiif/presentation/{quote(cid, safe='')}/collection",
-                                       settings.viewer_url)
-        return HTMLResponse(body, headers=home_page.viewer_headers(settings.viewer_url))
-
-    async def viewer_script(request: Request) -> Response:
-        return Response(home_page.VIEWER_SCRIPT, media_type="text/javascript",
-                        headers={"Cache-Control": "public, max-age=3600"})
+    people = PublicPages(catalogue, auth.policy, publisher, runtime.base_url, runtime.run_io, source,
+                         settings.viewer_url)
+    crawlers = Sitemaps(catalogue, auth.policy, runtime.base_url, runtime.run_io)
 
     async def healthz(request: Request) -> Response:
         """503 when any part a request needs is missing: encoders, image root, catalogue."""
@@ -332,9 +302,8 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
         return PlainTextResponse("ok\n")
 
     routes = [
-        Route("/", home, methods=["GET", "HEAD"]),
-        Route("/view/{cid}", viewer, methods=["GET", "HEAD"]),
-        Route("/view.js", viewer_script, methods=["GET", "HEAD"]),
+        *people.routes(),
+        *crawlers.routes(),
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
         Route(placeholder.PATH, placeholder.serve, methods=["GET", "HEAD"]),
         Route("/iiif/3/{rest:path}", image_api_3, methods=["GET", "HEAD"]),
