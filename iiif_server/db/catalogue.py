@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from iiif_server.db import stamps
 from iiif_server.db.descriptions import Descriptions
 from iiif_server.db.ingest import IngestWrites
 from iiif_server.db.models import (
@@ -161,6 +162,7 @@ class Catalogue(IngestWrites, Withdrawals, Descriptions):
         from iiif_server.db.labels import watch
 
         watch()
+        stamps.watch(self.sessions)  # activities' end times, at the commit
 
     def upgrade(self) -> None:
         upgrade(self.engine)
@@ -206,6 +208,7 @@ class Catalogue(IngestWrites, Withdrawals, Descriptions):
             with session.no_autoflush:  # rows written after the lock, never locked while waiting for it
                 session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ACTIVITY_LOCK})
         session.info["activities_locked"] = transaction
+        stamps.mark(session)
 
     @contextmanager
     def run_lock(self, collection_id: str) -> Iterator[None]:
