@@ -218,9 +218,11 @@ class PresentationService:
 
     async def _in_collection(self, request: Request, kind: str, document: str | None,
                              build: Callable[[CollectionRow, View, presentation.Urls], Built | None],
-                             media: str | None = None) -> Response:
+                             media: str | None = None, own_tier: bool = False) -> Response:
         """A document about one collection: 404 when it does not exist or is hidden from this request,
-        else built (in a worker thread) and cached under the collection's revision and the view."""
+        else built (in a worker thread) and cached under the collection's revision and the view. `own_tier`:
+        about one of its documents, whose own tier decides (`build` checks it): a document given a tier of its
+        own is as visible as its images, whatever its collection's."""
         cid = request.path_params["collection"]
         revision = await self.run(self.catalogue.revision, cid)
         if revision is None:
@@ -230,7 +232,7 @@ class PresentationService:
 
         def checked() -> Built | None:
             coll = self.catalogue.collection(cid)
-            if coll is None or not self._visible(view, coll.tier, cid):
+            if coll is None or (not own_tier and not self._visible(view, coll.tier, cid)):
                 return None
             return build(coll, view, urls)
 
@@ -365,7 +367,7 @@ class PresentationService:
                                          withheld=withheld)
             return body, restricted or self._restricted(tier), modified(coll)
 
-        return await self._in_collection(request, "document", did, build)
+        return await self._in_collection(request, "document", did, build, own_tier=True)
 
     async def collection_record(self, request: Request) -> Response:
         """The collection's description as a Dublin Core record (oai_dc): as public as the collection's
@@ -390,4 +392,4 @@ class PresentationService:
             body = dublincore.document_record(urls, self.institution, coll, document)
             return body, self._restricted(tier) or self._restricted(coll.tier), modified(coll)
 
-        return await self._in_collection(request, "dc", did, build, XML)
+        return await self._in_collection(request, "dc", did, build, XML, own_tier=True)
