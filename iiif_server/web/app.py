@@ -24,6 +24,7 @@ from iiif_server.auth.services import AuthServices, Texts, language_map
 from iiif_server.auth.snapshot import Snapshot
 from iiif_server.auth.tiers import Tiers
 from iiif_server.auth.tokens import TokenStore
+from iiif_server.console.describe import DescribeForm
 from iiif_server.console.routes import Console
 from iiif_server.db.catalogue import Catalogue
 from iiif_server.db.catalogue import open_catalogue as catalogue_at
@@ -314,6 +315,7 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
         *search_across.routes(),
         *auth.routes(),
         *staff.routes(),
+        *DescribeForm(staff).routes(),
     ]
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
