@@ -157,6 +157,11 @@ class Policy:
     def degraded_limit(self, tier: str) -> int | None:
         return self.degraded.get(tier)
 
+    def cleared(self, access: Access, tier: str, collection: str | None) -> bool:
+        """Whether the request may open material of `tier`: what is listed to it and described to it (labels,
+        page names, text). Restricted material it is not cleared for is at most announced, never described."""
+        return self.tiers.allows(access.clearance(self.tiers, collection), tier)
+
     def visible(self, access: Access, tier: str, collection: str | None) -> bool:
         """Whether a manifest or collection entry of this tier is shown at all."""
         return tier not in self.hidden or self.tiers.allows(access.clearance(self.tiers, collection), tier)
