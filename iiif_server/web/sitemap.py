@@ -10,9 +10,12 @@ its collection's last change, so a crawler's If-Modified-Since is answered 304 w
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+from urllib.parse import quote
 from xml.sax.saxutils import escape
 
 from starlette.requests import Request
@@ -35,6 +38,26 @@ CACHE = {"Cache-Control": "public, max-age=3600"}
 DISALLOWED = ("/staff/", "/iiif/auth/", "/iiif/search", "/iiif/view/", "/iiif/discovery/")
 
 Run = Callable[..., Awaitable[Any]]
+
+
+PLAIN = re.compile(r"[A-Za-z0-9_.~-]+")  # what quote(..., safe="") leaves as it is
+
+
+def document_entries(prefix: str, rows: Any) -> str:
+    """The entries of documents whose viewer pages are `prefix` + identifier (the prefix escaped once, the
+    identifiers quoted only when they need it: a file is 50,000 of these)."""
+    prefix = escape(prefix)
+    return "".join(f"<url><loc>{prefix}{ident if PLAIN.fullmatch(ident) else quote(ident, safe='')}</loc>"
+                   + (f"<lastmod>{w3c(when)}</lastmod>" if when is not None else "") + "</url>\n"
+                   for ident, when in rows)
+
+
+def w3c(when: dt.datetime) -> str:
+    """A UTC time as the sitemaps protocol writes it; what the catalogue returns is UTC already (or naive UTC)."""
+    offset = when.utcoffset()
+    if offset:
+        when = when.astimezone(dt.UTC)
+    return f"{when:%Y-%m-%dT%H:%M:%S}Z"
 
 
 def url_entry(loc: str, lastmod: Any) -> str:
@@ -127,7 +150,7 @@ class Sitemaps:
             for start in range(first, stop, CHUNK):
                 rows = await self.run(sitemaps.public_documents, self.catalogue, cid, collection_public, public,
                                       start, min(start + CHUNK, stop))
-                yield "".join(url_entry(urls.document_page(cid, ident), when) for ident, when in rows)
+                yield document_entries(urls.document_page(cid, ""), rows)
             yield "</urlset>\n"
 
         headers["Vary"] = "Accept-Encoding"
