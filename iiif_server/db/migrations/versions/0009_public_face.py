@@ -7,7 +7,7 @@ by key.
 - activities (collection_id, document_ident, id) replaces the index on collection_id alone: a document's
   last activity (a sitemap's lastmod) is one index probe.
 
-Revision ID: 0008
+Revision ID: 0009
 Revises: 0007
 Create Date: 2026-12-08
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
+revision = "0009"
 down_revision = "0007"
 branch_labels = None
 depends_on = None
