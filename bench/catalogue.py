@@ -488,6 +488,7 @@ class Server:
         self.base = f"http://127.0.0.1:{port}"
         cmd = [sys.executable, "-m", "iiif_server.cli", "serve", "--database", self.url, "--images", str(self.images),
                "--data-dir", str(self.data_dir), "--no-demo", "--workers", "1", "--port", str(port),
+               "--discovery-rate", "0",  # the discovery row walks every page as fast as it can
                "--host", "127.0.0.1"]
         self.proc = subprocess.Popen(cmd, env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      start_new_session=True)

@@ -395,10 +395,14 @@ def persons_suggest(portraits: tuple[str, ...], lists: tuple[str, ...], config_f
                f"{time.monotonic() - started:.1f} s", err=True)
 
 
-@main.command()
+@main.group(invoke_without_command=True)
 @settings_options(STORAGE)
-def collections(config_file: str | None, **cli: Any) -> None:
-    """List the collections in the catalogue."""
+@click.pass_context
+def collections(ctx: click.Context, config_file: str | None, **cli: Any) -> None:
+    """List the collections in the catalogue (`collections describe FILE.csv` describes them)."""
+    ctx.obj = (config_file, cli)  # what a subcommand takes from options given before its name
+    if ctx.invoked_subcommand is not None:
+        return
     from rich.console import Console
     from rich.table import Table
 
@@ -409,6 +413,41 @@ def collections(config_file: str | None, **cli: Any) -> None:
         docs, imgs = counts.get(coll.id, (0, 0))
         table.add_row(coll.id, coll.label, coll.tier, str(docs), str(imgs))
     Console().print(table)
+
+
+@collections.command("describe")
+@click.argument("csv_file", metavar="FILE.csv", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@settings_options(STORAGE)
+@click.pass_context
+def collections_describe(ctx: click.Context, csv_file: Path, config_file: str | None, **cli: Any) -> None:
+    """Describe collections for everyone from a CSV, one row per collection: id, label, summary, description,
+    dates, provenance, rights, required statement, record, and any other column as a metadata pair.
+
+    A column the file has sets its field (an empty cell clears it); one it lacks is left as it is. Applying
+    a file again changes nothing. Every row is reported as described, unchanged or refused with its line;
+    a file with any refused row applies nothing (exit 2)."""
+    from iiif_server.ingest.describe import read_descriptions
+
+    first_config, first = ctx.obj or (None, {})
+    settings = config.load({**first, **{k: v for k, v in cli.items() if v is not None}}, config_file or first_config)
+    catalogue = open_catalogue(settings)
+    rows, errors = read_descriptions(csv_file, [c.id for c in catalogue.collections()])
+    for line in errors:
+        click.echo(f"error {line}", err=True)
+    if errors:
+        click.echo(f"nothing was described: {len(errors)} row(s) refused, {len(rows)} good; fix the file and run "
+                   "it again", err=True)
+        sys.exit(2)
+    try:
+        done = catalogue.describe([row.description for row in rows])
+    except NotFound as exc:  # removed while the file was read
+        raise click.ClickException(exc.message) from None
+    for row, result in zip(rows, done, strict=True):
+        what = ("described: " + ", ".join(name.replace("_pairs", "").replace("_", " ") for name in result.changed)
+                if result.changed else "unchanged")
+        click.echo(f"{csv_file}:{row.line}: {result.collection} {what}")
+    changed = sum(1 for r in done if r.changed)
+    click.echo(f"{changed} described, {len(done) - changed} unchanged, 0 refused", err=True)
 
 
 @main.command("set-tier")

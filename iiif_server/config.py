@@ -91,7 +91,8 @@ class Settings:
     tiers: tuple[str, ...] = setting(("public", 'reading-room', "staff"), 'access tiers, lowest first, comma-separated')
     networks: tuple[str, ...] = setting(
         (),
-        'network rules TIER=CIDR, comma-separated (IPv4 and IPv6), e.g. reading-room=192.0.2.0/24')
+        'network rules TIER=CIDR, comma-separated (IPv4 and IPv6), each optionally naming its institution in '
+        'double quotes, e.g. reading-room=192.0.2.0/24 "Partner archive X"')
     path_tiers: tuple[str, ...] = setting(
         (),
         'tiers of images outside the catalogue by path prefix, PREFIX=TIER, comma-separated')
@@ -113,6 +114,19 @@ class Settings:
         None,
         "heading viewers show on restricted material; 'en=...|nl=...' for several languages")
     auth_note: str | None = setting(None, 'note viewers show on restricted material, e.g. where the reading room is')
+    consult: str | None = setting(
+        None,
+        "where the collections of each restricted tier can be consulted, as the overview page says it: "
+        "'reading-room=in the reading room of the archive or at a partner institution|staff=...' (default: in "
+        "the reading room, or with an access token from the archive)")
+    record_url: str | None = setting(
+        None,
+        "URL template of a collection's record in the archive's own catalogue, with {record} (the collection's "
+        "record reference, else its id) or {collection}, e.g. https://archive.example.org/record/{record}")
+    discovery_rate: int = setting(
+        600,
+        'requests per minute one client may make to the Change Discovery stream, in bursts of up to a tenth '
+        'of it; more are answered 429 with Retry-After (counted per server process; 0: no limit)', minimum=0)
     access_log: str | None = setting(
         None,
         "access log, one JSON line per request: a file, '-' for standard error, or 'off' (default: "
@@ -291,9 +305,9 @@ def check_proxies(proxies: tuple[str, ...], hops: int, networks: tuple[str, ...]
                     "for any address (a reading room, the staff network). List each proxy's own address, or, "
                     "when their addresses vary, set --proxy-hops to the number of proxies in front")
     for rule in networks:
-        tier, _, cidr = rule.partition("=")
+        tier, cidr, _ = network_rule(rule)
         try:
-            clients = ipaddress.ip_network(cidr.strip(), strict=False)
+            clients = ipaddress.ip_network(cidr, strict=False)
         except ValueError:
             continue  # said where the rules are parsed
         for net in trusted:
@@ -319,6 +333,31 @@ def check_sign_in(settings: Settings) -> None:
             raise ValueError(f"oidc_role_map entries are VALUE=ROLE, not {rule!r}")
 
 
+def network_rule(rule: str) -> tuple[str, str, str | None]:
+    """`TIER=CIDR "Institution"` as (tier, CIDR, institution or None); ValueError when the name is not quoted."""
+    tier, _, rest = rule.partition("=")
+    cidr, _, name = rest.strip().partition(" ")
+    name = name.strip()
+    if name and not (len(name) >= 3 and name[0] == name[-1] == '"'):
+        raise ValueError(f'network rule {rule.strip()!r}: put the institution\'s name in double quotes, '
+                         'e.g. reading-room=192.0.2.0/24 "Partner archive X"')
+    return tier.strip(), cidr.strip(), name[1:-1].strip() or None if name else None
+
+
+def split_list(text: str) -> list[str]:
+    """A comma-separated list whose items may hold commas inside double quotes (an institution's name)."""
+    items, current, quoted = [], "", False
+    for char in text:
+        if char == '"':
+            quoted = not quoted
+        if char == "," and not quoted:
+            items.append(current)
+            current = ""
+        else:
+            current += char
+    return [*items, current]
+
+
 def check_origin(origin: str) -> str:
     """`scheme://host[:port]`, lower case, no path: what browsers send as an origin."""
     parts = urlsplit(origin.strip())
@@ -337,7 +376,7 @@ def _convert(name: str, raw: Any) -> Any:
     if "Path" in kind:
         return Path(os.path.expanduser(str(raw)))
     if "tuple" in kind:
-        items = raw if isinstance(raw, list) else str(raw).split(",")
+        items = raw if isinstance(raw, list) else split_list(str(raw))
         out = tuple(str(i).strip() for i in items if str(i).strip())
         if name in ("trusted_proxies", "metrics_networks"):
             for cidr in out:

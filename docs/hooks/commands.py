@@ -63,32 +63,41 @@ def render(group: Any, parent: Any, setting_names: set[str], click: Any) -> list
     for name, cmd in group.commands.items():
         ctx = click.Context(cmd, info_name=name, parent=parent)
         if isinstance(cmd, click.Group):
+            if cmd.invoke_without_command:  # the group does something of its own too
+                out += describe(cmd, ctx, setting_names, click)
             out += render(cmd, ctx, setting_names, click)
             continue
-        path = ctx.command_path
-        out.append(f"## {path}\n")
-        out.append(f"```text\n{cmd.get_usage(ctx).strip()}\n```\n")
-        if cmd.help:
-            out.append(escape(inspect.cleandoc(cmd.help)) + "\n")
-        own, takes = [], []
-        for param in cmd.params:
-            if not isinstance(param, click.Option):
-                continue
-            if param.name in setting_names or param.name == "config_file":
-                takes.append(param.name)
-                continue
-            record = param.get_help_record(ctx)
-            if record:
-                own.append(f"| `{record[0]}` | {escape(record[1]).replace(chr(10), ' ')} |")
-        if own:
-            out.append("| option | what it does |\n|---|---|")
-            out += own
-            out.append("")
-        if takes:
-            if set(takes) - {"config_file"} == setting_names:
-                out.append("It takes every setting as an option: see [Settings](settings.md).\n")
-            else:
-                links = ", ".join(f"[`--{n.replace('_', '-')}`](settings.md#{n})" for n in takes
-                                  if n != "config_file")
-                out.append(f"Settings it takes: {links} and `--config` (see [Settings](settings.md)).\n")
+        out += describe(cmd, ctx, setting_names, click)
+    return out
+
+
+def describe(cmd: Any, ctx: Any, setting_names: set[str], click: Any) -> list[str]:
+    """One command's heading, usage, help, own options and the settings it takes."""
+    out: list[str] = []
+    path = ctx.command_path
+    out.append(f"## {path}\n")
+    out.append(f"```text\n{cmd.get_usage(ctx).strip()}\n```\n")
+    if cmd.help:
+        out.append(escape(inspect.cleandoc(cmd.help)) + "\n")
+    own, takes = [], []
+    for param in cmd.params:
+        if not isinstance(param, click.Option):
+            continue
+        if param.name in setting_names or param.name == "config_file":
+            takes.append(param.name)
+            continue
+        record = param.get_help_record(ctx)
+        if record:
+            own.append(f"| `{record[0]}` | {escape(record[1]).replace(chr(10), ' ')} |")
+    if own:
+        out.append("| option | what it does |\n|---|---|")
+        out += own
+        out.append("")
+    if takes:
+        if set(takes) - {"config_file"} == setting_names:
+            out.append("It takes every setting as an option: see [Settings](settings.md).\n")
+        else:
+            links = ", ".join(f"[`--{n.replace('_', '-')}`](settings.md#{n})" for n in takes
+                              if n != "config_file")
+            out.append(f"Settings it takes: {links} and `--config` (see [Settings](settings.md)).\n")
     return out

@@ -40,6 +40,7 @@ class Access:
     network_tier: str | None
     grant: Grant | None
     by_cookie: bool = False  # the grant came from the sign-in cookie, not an Authorization header
+    partner: str | None = None  # the institution the network's rule names (the reading room of partner X)
 
     def clearance(self, tiers: Tiers, collection: str | None) -> str:
         token_tier = None
@@ -95,15 +96,15 @@ class Policy:
         # repeated header lines are one comma-separated list, in order (RFC 9110 5.3)
         forwarding = {name: ", ".join(request.headers.getlist(name)) for name in ("forwarded", "x-forwarded-for")}
         addr = client_address(peer, forwarding, self.proxies)
-        network_tier = self.networks.tier_of(addr)
+        network_tier, partner = self.networks.match(addr)
         if network_tier == self.tiers.public:
-            network_tier = None  # a rule for the lowest tier clears nothing: no credential
+            network_tier = partner = None  # a rule for the lowest tier clears nothing: no credential
         token = bearer_token(request)
         grant = self.tokens.verify(token) if token else None
         if grant is not None and grant.kiosk and not self.tiers.allows(network_tier or self.tiers.public, grant.tier):
             grant = None  # a kiosk token outside its network is no credential at all
         by_cookie = grant is not None and request.headers.get("authorization", "")[:7].lower() != "bearer "
-        return Access(network_tier, grant, by_cookie)
+        return Access(network_tier, grant, by_cookie=by_cookie, partner=partner)
 
     def tier_of(self, identifier: str) -> str:
         """In memory: the snapshot's tier for catalogued collections, else the path rules, else the fallback;
@@ -157,6 +158,11 @@ class Policy:
 
     def degraded_limit(self, tier: str) -> int | None:
         return self.degraded.get(tier)
+
+    def cleared(self, access: Access, tier: str, collection: str | None) -> bool:
+        """Whether the request may open material of `tier`: what is listed to it and described to it (labels,
+        page names, text). Restricted material it is not cleared for is at most announced, never described."""
+        return self.tiers.allows(access.clearance(self.tiers, collection), tier)
 
     def visible(self, access: Access, tier: str, collection: str | None) -> bool:
         """Whether a manifest or collection entry of this tier is shown at all."""

@@ -37,6 +37,7 @@ class Tables:
     used: frozenset[str] = frozenset()  # every tier the catalogue gives
     # folded key -> the exact keys spelled so, with their tiers (see `Snapshot.alias_tiers`)
     folded: dict[tuple[str, ...], tuple[tuple[tuple[str, ...], str], ...]] = field(default_factory=dict)
+    overridden: frozenset[str] = frozenset()  # the collections with a document or page of a tier of its own
 
 
 def fold_keys(*maps: dict[Any, str]) -> dict[tuple[str, ...], tuple[tuple[tuple[str, ...], str], ...]]:
@@ -59,8 +60,9 @@ def load(catalogue: Catalogue, version: int) -> Tables:
             .join(Document, Image.document_pk == Document.pk).where(Image.tier.is_not(None)))}
         revoked = {i: r is not None for i, r in session.execute(select(TokenRow.id, TokenRow.revoked))}
     used = frozenset(collections.values()) | frozenset(documents.values()) | frozenset(images.values())
+    overridden = frozenset(key[0] for key in documents) | frozenset(key[0] for key in images)
     return Tables(version, collections, documents, images, revoked, used,
-                  fold_keys(collections, documents, images))
+                  fold_keys(collections, documents, images), overridden)
 
 
 class Snapshot:

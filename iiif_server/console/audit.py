@@ -22,7 +22,7 @@ from iiif_server.console import tail
 
 SCAN = 8 * 1024 * 1024  # bytes a filtered page may read before it stops and offers to search on
 COLUMNS = ("time", "event", "action", "holder", "token_id", "network", "client", "target", "tier", "detail")
-SHOWN = {"time", "event", "action", "holder", "token_id", "network", "via", "client", "target",
+SHOWN = {"time", "event", "action", "holder", "token_id", "network", "partner", "via", "client", "target",
          "identifier", "tier"}
 
 
@@ -62,7 +62,7 @@ class Filter:
     def matches(self, entry: dict[str, Any]) -> bool:
         if self.holder:
             wanted = self.holder.lower()
-            names = [entry.get(k) for k in ("holder", "token_holder", "token_id", "network")]
+            names = [entry.get(k) for k in ("holder", "token_holder", "token_id", "network", "partner")]
             if not any(isinstance(n, str) and wanted in n.lower() for n in names):
                 return False
         if self.collection:
@@ -147,13 +147,19 @@ def _shown(entry: dict[str, Any]) -> dict[str, Any]:
         "action": entry.get("action") if staff else f"{entry.get('access', 'allow')} {entry.get('kind') or ''}".strip(),
         "holder": entry.get("holder") or "",
         "token_id": entry.get("token_id") or "",
-        "network": (entry.get("via") if staff else entry.get("network")) or "",
+        "network": (entry.get("via") if staff else _network(entry)) or "",
         "client": entry.get("client") or "",
         "target": (entry.get("target") if staff else entry.get("identifier")) or "",
         "tier": entry.get("tier") or "",
         "detail": json.dumps(detail, ensure_ascii=False, sort_keys=True) if detail else "",
         "token_holder": entry.get("token_holder") or "",
     }
+
+
+def _network(entry: dict[str, Any]) -> str:
+    """The network tier an access came from, with the institution its rule names: `reading-room: Partner X`."""
+    network, partner = entry.get("network") or "", entry.get("partner")
+    return f"{network}: {partner}" if network and isinstance(partner, str) and partner else network
 
 
 # what makes a spreadsheet read a cell as a formula, full-width forms included; and what may end a cell where

@@ -268,6 +268,7 @@ class Console(SignIn, IngestDesk):
     async def networks(self, request: Request, session: StaffSession) -> Response:
         tiers = self.policy.tiers
         rules = [{"tier": tier, "networks": [str(n) for n in nets],
+                  "names": {str(n): name for n, name in self.policy.networks.names.items()},
                   "clears": [t for t in tiers.names if tiers.allows(tier, t)]}
                  for tier, nets in self.policy.networks.rules.items()]
         return self.render(request, session, "networks.html", rules=rules)

@@ -27,6 +27,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from iiif_server.db import stamps
+from iiif_server.db.descriptions import Descriptions
 from iiif_server.db.ingest import IngestWrites
 from iiif_server.db.models import (
     TIERS,
@@ -88,6 +90,16 @@ class PageRow:
     doc_tier: str | None = None
 
 
+def tier_steps(old: str, new: str) -> list[tuple[str, str]]:
+    """The activities (kind, tier) of a change of tier: into public an Add (the public stream's harvesters
+    include it), out of it a Remove (they drop it) and an Update in the restricted stream; else an Update."""
+    if old != new and new == "public":
+        return [("Add", "public")]
+    if old != new and old == "public":
+        return [("Remove", "public"), ("Update", new)]
+    return [("Update", new)]
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
@@ -145,7 +157,7 @@ def open_catalogue(url: str, tiers: tuple[str, ...] = TIERS) -> Catalogue:
 
 
 
-class Catalogue(IngestWrites, Withdrawals, PersonWrites):
+class Catalogue(IngestWrites, Withdrawals, PersonWrites, Descriptions):
     def __init__(self, url: str, tiers: tuple[str, ...] = TIERS) -> None:
         self.url = url
         self.tiers = tiers  # the configured tiers, lowest first
@@ -154,6 +166,7 @@ class Catalogue(IngestWrites, Withdrawals, PersonWrites):
         from iiif_server.db.labels import watch
 
         watch()
+        stamps.watch(self.sessions)  # activities' end times, at the commit
 
     def upgrade(self) -> None:
         upgrade(self.engine)
@@ -199,6 +212,7 @@ class Catalogue(IngestWrites, Withdrawals, PersonWrites):
             with session.no_autoflush:  # rows written after the lock, never locked while waiting for it
                 session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ACTIVITY_LOCK})
         session.info["activities_locked"] = transaction
+        stamps.mark(session)
 
     @contextmanager
     def run_lock(self, collection_id: str) -> Iterator[None]:
@@ -269,16 +283,10 @@ class Catalogue(IngestWrites, Withdrawals, PersonWrites):
 
     def record_tier_change(self, session: Session, object_type: str, collection_id: str,
                            document: str | None, old: str, new: str) -> None:
-        """A move into or out of public shows in the public stream as Create or Delete."""
-        if old == new:
-            self.record(session, "Update", object_type, collection_id, document, new)
-        elif new == "public":
-            self.record(session, "Create", object_type, collection_id, document, "public")
-        elif old == "public":
-            self.record(session, "Delete", object_type, collection_id, document, "public")
-            self.record(session, "Update", object_type, collection_id, document, new)
-        else:
-            self.record(session, "Update", object_type, collection_id, document, new)
+        """A move into public is an Add to the public stream, a move out of it a Remove: a change of permissions,
+        neither a creation nor a deletion (Change Discovery 1.0, 2.1.4). See `tier_steps`."""
+        for kind, tier in tier_steps(old, new):
+            self.record(session, kind, object_type, collection_id, document, tier)
 
     def change_collection_tier(self, session: Session, coll: Collection, tier: str) -> None:
         """Set a collection's tier, recording it for the collection, its manifest and every
@@ -293,13 +301,7 @@ class Catalogue(IngestWrites, Withdrawals, PersonWrites):
         if 0 < self.whole_pages(session, coll.id) <= WHOLE_MANIFEST_PAGES:  # its whole manifest, where there is one
             self.record_tier_change(session, "Manifest", coll.id, None, old, tier)
         session.flush()
-        # (kind, tier) per document, in the order record_tier_change writes them
-        if old != tier and tier == "public":
-            steps = [("Create", "public")]
-        elif old != tier and old == "public":
-            steps = [("Delete", "public"), ("Update", tier)]
-        else:
-            steps = [("Update", tier)]
+        steps = tier_steps(old, tier)  # per document, in the order record_tier_change writes them
         inserted = self._insert_document_activities(session, coll.id, steps)
         public_steps = sum(1 for _, t in steps if t == "public")
         self.count_public(session, inserted // len(steps) * public_steps)

@@ -78,6 +78,11 @@ class Collection(Described, Base):
     image_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # documents placed in the listing since the collection's last Update activity (ingest announces them at its end)
     unannounced: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # the collection's public description (`summary` is the short one): see db/descriptions.py
+    description: Mapped[str | None] = mapped_column(Text, default=None)
+    dates: Mapped[str | None] = mapped_column(String(200), default=None)  # as the archive writes them: 1942-1944
+    provenance: Mapped[str | None] = mapped_column(Text, default=None)  # donor, partner archive
+    record: Mapped[str | None] = mapped_column(String(500), default=None)  # the archive's own reference
     documents: Mapped[list[Document]] = relationship(
         back_populates="collection", order_by="Document.position", cascade="all, delete-orphan"
     )
@@ -136,12 +141,13 @@ class Activity(Base):
     """One Change Discovery activity; `tier` is the object's tier when it happened."""
 
     __tablename__ = "activities"
-    __table_args__ = (Index("ix_activities_tier_id", "tier", "id"),)
+    __table_args__ = (Index("ix_activities_tier_id", "tier", "id"),
+                      Index("ix_activities_object", "collection_id", "document_ident", "id"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    type: Mapped[str] = mapped_column(String(20))  # Create, Update, Delete
+    type: Mapped[str] = mapped_column(String(20))  # Create, Update, Delete, Add, Remove
     object_type: Mapped[str] = mapped_column(String(20))  # Manifest, Collection
-    collection_id: Mapped[str] = mapped_column(String(200), index=True)
+    collection_id: Mapped[str] = mapped_column(String(200))
     document_ident: Mapped[str | None] = mapped_column(String(200), default=None)
     tier: Mapped[str] = mapped_column(String(50))
     end_time: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=now)

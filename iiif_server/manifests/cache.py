@@ -25,12 +25,13 @@ class Document:
     private: bool  # shows restricted material: never stored by shared caches
     etag: str
     encoded: dict[str, bytes]  # the body in each offered Content-Encoding, when worth it
+    modified: float | None = None  # when what it shows last changed (Last-Modified), a POSIX time
 
     @classmethod
-    def build(cls, body: bytes, private: bool) -> Document:
+    def build(cls, body: bytes, private: bool, modified: float | None = None) -> Document:
         """Hash and compress once (in a worker thread), not per request."""
         encoded = {e: compress(body, e) for e in ENCODINGS} if len(body) >= MIN_SIZE else {}
-        return cls(body, private, content_etag(body), encoded)
+        return cls(body, private, content_etag(body), encoded, modified)
 
     @property
     def size(self) -> int:

@@ -76,8 +76,20 @@ def page_document(urls: Urls, n: int, top: int, activities: Sequence[Any], size:
         doc["prev"] = {"id": page_url(urls, n - 1), "type": "OrderedCollectionPage"}
     if n < last_page(top, size):
         doc["next"] = {"id": page_url(urls, n + 1), "type": "OrderedCollectionPage"}
-    doc["orderedItems"] = [
-        {"type": a.type, "object": _object(urls, a), "endTime": nav_date(a.end_time)} for a in activities
-    ]
+    stream = {"id": stream_url(urls), "type": "OrderedCollection"}
+    doc["orderedItems"] = [activity(urls, a, stream) for a in activities]
     return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def activity(urls: Urls, a: Any, stream: dict[str, str]) -> dict[str, Any]:
+    """One activity. A change of tier into or out of public is an Add to or a Remove from this stream (2.1.4: a
+    change of permissions, not a creation or a deletion): an Add names the stream as its `target` and a Remove
+    as its `origin`, which is how a harvester's page algorithm (3.5.2) knows they concern it."""
+    item: dict[str, Any] = {"type": a.type, "object": _object(urls, a)}
+    if a.type == "Add":
+        item["target"] = stream
+    elif a.type == "Remove":
+        item["origin"] = stream
+    item["endTime"] = nav_date(a.end_time)
+    return item
 

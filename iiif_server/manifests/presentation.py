@@ -10,15 +10,12 @@ manifest well under a second instead of the ~3 s full model validation costs.
 
 from __future__ import annotations
 
-import datetime as dt
 import html
 import json
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote as _quote
 
 from iiif_prezi3 import (
     Annotation,
@@ -26,10 +23,7 @@ from iiif_prezi3 import (
     AnnotationPage,
     Canvas,
     Collection,
-    Homepage,
-    KeyValueString,
     Manifest,
-    Provider,
     ServiceV3,
 )
 
@@ -37,84 +31,12 @@ from iiif_server.db.catalogue import DocumentEntry, PageRow
 from iiif_server.db.models import WHOLE_MANIFEST_PAGES
 from iiif_server.db.models import Collection as CollectionRow
 from iiif_server.db.models import Document as DocumentRow
+from iiif_server.manifests.base import Institution, Urls, lang_map, nav_date
+from iiif_server.manifests.described import collection_fields, document_fields
 
 CONTEXT = "http://iiif.io/api/presentation/3/context.json"
 THUMBNAIL_MAX = 256
 CANVAS_LIMIT = WHOLE_MANIFEST_PAGES  # pages of a whole-collection manifest (about 1 KB of JSON each); above, none
-
-
-@dataclass(frozen=True)
-class Institution:
-    """Who publishes: the configured provider, attribution and language."""
-
-    language: str = "en"
-    attribution: str | None = None
-    provider: str | None = None
-    provider_homepage: str | None = None
-    homepage: str | None = None  # template with {collection} and {document}
-
-
-_PLAIN = re.compile(r"[A-Za-z0-9_.~/-]*")  # what quote() leaves as it is (with its default safe "/")
-
-
-def quote(text: str, safe: str = "/") -> str:
-    """urllib's quote, with the common case (nothing to escape) answered by one regular expression: a
-    discovery page or a part builds thousands of URLs."""
-    if safe == "/" and _PLAIN.fullmatch(text):
-        return text
-    return _quote(text, safe=safe)
-
-
-@dataclass(frozen=True)
-class Urls:
-    base: str
-
-    def image_service(self, collection: str, document: str, page: str) -> str:
-        return f"{self.base}/iiif/3/{quote(f'{collection}/{document}/{page}', safe='')}"
-
-    def top(self) -> str:
-        return f"{self.base}/iiif/presentation/collections"
-
-    def collection(self, collection: str) -> str:
-        return f"{self.base}/iiif/presentation/{quote(collection)}/collection"
-
-    def part(self, collection: str, number: int) -> str:
-        return f"{self.base}/iiif/presentation/{quote(collection)}/collection/{number}"
-
-    def collection_manifest(self, collection: str) -> str:
-        return f"{self.base}/iiif/presentation/{quote(collection)}/manifest"
-
-    def manifest(self, collection: str, document: str) -> str:
-        return f"{self.base}/iiif/presentation/{quote(collection)}/{quote(document)}/manifest"
-
-    def search(self, collection: str | None) -> str:
-        """The service searching the text of a collection's documents (None: of every collection)."""
-        return f"{self.base}/iiif/search/collections" + (f"/{quote(collection)}" if collection else "")
-
-    def canvas(self, collection: str, document: str, page: str) -> str:
-        return f"{self.base}/iiif/presentation/{quote(collection)}/{quote(document)}/canvas/{quote(page)}"
-
-    def range(self, collection: str, document: str) -> str:
-        return f"{self.base}/iiif/presentation/{quote(collection)}/range/{quote(document)}"
-
-    def names(self, collection: str, document: str, page: str) -> str:
-        """The AnnotationPage of the names on a list page (served alone too)."""
-        return f"{self.canvas(collection, document, page)}/names"
-
-    def person(self, person_id: str) -> str:
-        return f"{self.base}/persons/{quote(person_id, safe='')}"
-
-
-def lang_map(text: str, language: str) -> dict[str, list[str]]:
-    return {language: [text]}
-
-
-def nav_date(value: dt.datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def thumbnail_size(width: int, height: int) -> tuple[int, int]:
@@ -240,38 +162,6 @@ def canvas_model(urls: Urls, collection: str, page: PageRow, language: str,
     )
 
 
-def _described(urls: Urls, row: CollectionRow | DocumentRow, inst: Institution, collection: str,
-               document: str | None) -> dict[str, Any]:
-    """The descriptive properties shared by manifests and collections."""
-    lang = inst.language
-    fields: dict[str, Any] = {"label": lang_map(row.label or (document or collection), lang)}
-    if row.summary:
-        fields["summary"] = lang_map(row.summary, lang)
-    if row.metadata_pairs:
-        fields["metadata"] = [
-            KeyValueString(label=lang_map(str(k), lang), value=lang_map(str(v), lang)) for k, v in row.metadata_pairs
-        ]
-    statement = row.required_statement or inst.attribution
-    if statement:
-        fields["requiredStatement"] = KeyValueString(label=lang_map("Attribution", lang),
-                                                     value=lang_map(statement, lang))
-    if row.rights:
-        fields["rights"] = row.rights
-    if row.nav_date:
-        fields["navDate"] = nav_date(row.nav_date)
-    if inst.provider:
-        agent: dict[str, Any] = {"id": inst.provider_homepage or f"{urls.base}/",
-                                 "type": "Agent", "label": lang_map(inst.provider, lang)}
-        if inst.provider_homepage:
-            agent["homepage"] = [Homepage(id=inst.provider_homepage, type="Text",
-                                          label=lang_map(inst.provider, lang), format="text/html")]
-        fields["provider"] = [Provider(**agent)]
-    if inst.homepage:
-        url = inst.homepage.format(collection=quote(collection), document=quote(document or ""))
-        fields["homepage"] = [Homepage(id=url, type="Text", label=fields["label"], format="text/html")]
-    return fields
-
-
 def _dump(model: Manifest | Collection) -> dict[str, Any]:
     return json.loads(model.jsonld())
 
@@ -279,17 +169,18 @@ def _dump(model: Manifest | Collection) -> dict[str, Any]:
 def manifest(urls: Urls, inst: Institution, coll: CollectionRow, pages: list[PageRow],
              document: DocumentRow | None = None, documents: list[DocumentEntry] | None = None,
              services_for: ServicesFor | None = None, thumb_for: ThumbFor | None = None,
-             services: list[dict[str, Any]] | None = None, names_for: NamesFor | None = None) -> bytes:
+             services: list[dict[str, Any]] | None = None, names_for: NamesFor | None = None,
+             withheld: bool = False, public: bool = True) -> bytes:
     """A document's manifest, or (document None) the whole collection's with one Range per document;
-    `services`: the manifest's own (e.g. Content Search); `names_for`: a canvas's name annotations."""
+    `services`: the manifest's own (e.g. Content Search); `names_for`: a canvas's name annotations; `withheld`:
+    the document's own description is not for this requester (see described.document_fields); `public`:
+    whether the collection's tier is."""
     if document is not None:
         ident, part_of = urls.manifest(coll.id, document.ident), urls.collection(coll.id)
-        described = _described(urls, document, inst, coll.id, document.ident)
-        if "rights" not in described and coll.rights:
-            described["rights"] = coll.rights
+        described = document_fields(urls, inst, coll, document, withheld)
     else:
         ident, part_of = urls.collection_manifest(coll.id), urls.top()
-        described = _described(urls, coll, inst, coll.id, None)
+        described = collection_fields(urls, inst, coll, public)
     model = Manifest(id=ident, partOf=[{"id": part_of, "type": "Collection"}], **described)
     doc = _dump(model)
     if services:
@@ -351,10 +242,10 @@ def _collection(ident: str, part_of: str, described: dict[str, Any], items: list
 
 
 def collection(urls: Urls, inst: Institution, coll: CollectionRow, entries: list[DocumentEntry],
-               thumb_for: ThumbFor | None = None) -> bytes:
+               thumb_for: ThumbFor | None = None, public: bool = True) -> bytes:
     """A Collection of the collection's document manifests (a collection small enough to list whole)."""
     items = [manifest_ref(urls, coll.id, e, inst.language, thumb_for) for e in entries]
-    return _collection(urls.collection(coll.id), urls.top(), _described(urls, coll, inst, coll.id, None), items,
+    return _collection(urls.collection(coll.id), urls.top(), collection_fields(urls, inst, coll, public), items,
                        urls.search(coll.id))
 
 
@@ -376,11 +267,12 @@ def part_label(part: Part) -> str:
     return span
 
 
-def collection_of_parts(urls: Urls, inst: Institution, coll: CollectionRow, parts: list[Part]) -> bytes:
+def collection_of_parts(urls: Urls, inst: Institution, coll: CollectionRow, parts: list[Part],
+                        public: bool = True) -> bytes:
     """A large collection as a Collection of sub-Collections of documents, in the collection's order."""
     items = [{"id": urls.part(coll.id, p.number), "type": "Collection",
               "label": lang_map(part_label(p), inst.language)} for p in parts]
-    return _collection(urls.collection(coll.id), urls.top(), _described(urls, coll, inst, coll.id, None), items,
+    return _collection(urls.collection(coll.id), urls.top(), collection_fields(urls, inst, coll, public), items,
                        urls.search(coll.id))
 
 
@@ -402,3 +294,8 @@ def top_collection(urls: Urls, inst: Institution, collections: list[CollectionRo
     doc = _dump(model)
     doc["service"] = [{"id": urls.search(None), "type": "SearchService2"}]
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+__all__ = ["CANVAS_LIMIT", "CONTEXT", "Institution", "Part", "Urls", "canvas_dict", "canvas_model", "collection",
+           "collection_of_parts", "collection_part", "degraded_thumbnail", "lang_map", "manifest", "manifest_ref",
+           "manifest_ref_model", "nav_date", "thumbnail", "top_collection"]

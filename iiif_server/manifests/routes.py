@@ -1,8 +1,12 @@
-"""Presentation and Change Discovery over HTTP: route -> catalogue -> builder -> cache -> response.
+"""Presentation over HTTP: route -> catalogue -> builder -> cache -> response (Change Discovery: stream.py).
 
 Documents are cached per process under a key taken from the catalogue (the
 collection's revision, or the catalogue version): a change made by any
 replica or by ingest changes the key, so no replica serves a stale document.
+
+A collection that is not hidden is described to everyone; what it holds is listed only to those cleared for
+it: its documents, the parts of a large one and their labels, its whole manifest. A restricted document's own
+manifest stays reachable by its URL, so that a viewer can offer the sign-in, but without its description.
 """
 
 from __future__ import annotations
@@ -18,30 +22,33 @@ from starlette.routing import Route
 
 from iiif_server.auth.policy import Access
 from iiif_server.db.catalogue import Catalogue, DocumentEntry, PageRow
+from iiif_server.db.ingest import utc
 from iiif_server.db.models import Collection as CollectionRow
 from iiif_server.db.models import effective_tier
-from iiif_server.manifests import discovery, presentation
+from iiif_server.manifests import dublincore, presentation
+from iiif_server.manifests.answer import respond
 from iiif_server.manifests.cache import Document, DocumentCache
 from iiif_server.manifests.presentation import CANVAS_LIMIT, NamesFor, Part, ServicesFor, ThumbFor
 from iiif_server.runtime import observe
-from iiif_server.runtime.compression import accepted
 from iiif_server.runtime.singleflight import SingleFlight
 from iiif_server.tiles import placeholder
-from iiif_server.tiles.answers import etag_matches
 
 if TYPE_CHECKING:
     from iiif_server.auth.services import AuthServices
 
-JSON_LD = 'application/ld+json;profile="{}"'
 CACHE_BYTES = 64 * 1024 * 1024
 PART_SIZE = 1000  # documents listed by one Collection; larger collections are split into parts
-# the public change stream: complete pages never change, the open end does
-FINAL = "final"
-FINAL_PAGE = f"public, max-age={discovery.COMPLETE_MAX_AGE}, immutable"
-OPEN_STREAM = f"public, max-age={discovery.OPEN_MAX_AGE}"
+XML = "application/xml; charset=utf-8"
 
 Run = Callable[..., Awaitable[Any]]
-Built = tuple[bytes, bool]  # a serialised document, and whether it shows restricted material
+# a serialised document, whether it depends on who asks, and when what it shows last changed (POSIX time)
+Built = tuple[bytes, bool, float | None]
+
+
+def modified(coll: CollectionRow) -> float:
+    """When a document about this collection last changed: the collection's `updated` moves with every change
+    of its revision (Catalogue.touch), which every change to what it holds makes."""
+    return utc(coll.updated).timestamp()
 
 
 def not_found() -> Response:
@@ -92,11 +99,11 @@ class PresentationService:
             Route("/iiif/presentation/{collection}/collection", self.collection, methods=["GET", "HEAD"]),
             Route("/iiif/presentation/{collection}/collection/{part:int}", self.part, methods=["GET", "HEAD"]),
             Route("/iiif/presentation/{collection}/manifest", self.collection_manifest, methods=["GET", "HEAD"]),
+            Route("/iiif/presentation/{collection}/dc.xml", self.collection_record, methods=["GET", "HEAD"]),
             Route("/iiif/presentation/{collection}/{document}/manifest", self.manifest, methods=["GET", "HEAD"]),
             Route("/iiif/presentation/{collection}/{document}/canvas/{page}/names", self.names,
                   methods=["GET", "HEAD"]),
-            Route("/iiif/discovery/activity/all-changes", self.activity_stream, methods=["GET", "HEAD"]),
-            Route("/iiif/discovery/activity/page/{n:int}", self.activity_page, methods=["GET", "HEAD"]),
+            Route("/iiif/presentation/{collection}/{document}/dc.xml", self.document_record, methods=["GET", "HEAD"]),
         ]
 
     # -- access ------------------------------------------------------------------
@@ -119,16 +126,24 @@ class PresentationService:
             return True
         return self.auth.policy.visible(view.access, tier, collection)
 
+    def _cleared(self, view: View, tier: str) -> bool:
+        """Whether this view may open material of `tier`: what is listed to it, and described."""
+        if self.auth is None or view.clearance is None:
+            return True
+        return self.auth.policy.tiers.allows(view.clearance, tier)
+
     def _restricted(self, tier: str) -> bool:
         return self.auth is not None and self.auth.policy.restricted(tier)
 
     def _pages(self, view: View, coll: CollectionRow, document: str | None = None) -> tuple[list[PageRow], bool]:
-        """The pages this view may see, and whether any of them is restricted."""
+        """The pages this view may see, and whether any of them is restricted. Of the whole collection (no
+        `document`), only those of the documents it is cleared for: the others are not listed to it."""
         pages, restricted = [], self._restricted(coll.tier)
         for page in self.catalogue.pages(coll.id, document):
             tier = effective_tier(page.tier, page.doc_tier, coll.tier)
+            doc_tier = effective_tier(page.doc_tier, coll.tier)
             restricted = restricted or self._restricted(tier)  # hidden or shown: the body depends on who asks
-            if self._visible(view, tier, coll.id):
+            if self._visible(view, tier, coll.id) and (document is not None or self._cleared(view, doc_tier)):
                 pages.append(page)
         return pages, restricted
 
@@ -190,7 +205,7 @@ class PresentationService:
     # -- responses ------------------------------------------------------------------
 
     async def _serve(self, request: Request, key: Hashable | None, build: Callable[[], Built | None],
-                     context: str, revision: Hashable = None) -> Response:
+                     context: str, revision: Hashable = None, media: str | None = None) -> Response:
         """A document from the cache, else built once (in a worker thread) for all who wait for it.
 
         `key` names the document (None: not cached), `revision` the catalogue state it reflects."""
@@ -212,30 +227,7 @@ class PresentationService:
             doc = await self.builds.run((what, revision), work) if what is not None else await work()
             if doc is None:
                 return not_found()
-        return self._respond(request, doc, context)
-
-    @staticmethod
-    def _respond(request: Request, doc: Document, context: str, public: str = "public, max-age=60") -> Response:
-        """`public`: the Cache-Control of a document that is the same for everybody."""
-        jsonld = "application/ld+json" in request.headers.get("accept", "")
-        media = JSON_LD.format(context) if jsonld else "application/json"
-        etag = doc.etag[:-1] + '-ld"' if jsonld else doc.etag  # two representations (Vary: Accept)
-        encoding = accepted(request.headers.get("accept-encoding", "")) if doc.encoded else None
-        body = doc.encoded.get(encoding, doc.body) if encoding else doc.body
-        headers = {"Cache-Control": public, "Vary": "Accept, Accept-Encoding"}
-        if doc.private:
-            observe.note_private_document()
-            headers.update({"Cache-Control": "private, max-age=0",
-                            "Vary": "Accept, Accept-Encoding, Authorization, Cookie"})
-        if encoding and body is not doc.body:
-            headers["Content-Encoding"] = encoding
-            etag = etag[:-1] + f'-{encoding}"'  # each encoding is its own representation
-        headers["ETag"] = etag
-        if etag_matches(etag, request.headers.get("if-none-match", "")):
-            return Response(status_code=304, headers=headers)
-        if request.method == "HEAD":
-            return Response(b"", media_type=media, headers={**headers, "Content-Length": str(len(body))})
-        return Response(body, media_type=media, headers=headers)
+        return respond(request, doc, context, media=media)
 
     async def top(self, request: Request) -> Response:
         urls = presentation.Urls(self.base_url(request))
@@ -247,16 +239,20 @@ class PresentationService:
             shown = [c for c in collections if self._visible(self._view(access, c.id), c.tier, c.id)]
             # private when some entry is shown to some requesters only, whether this one sees it or not
             depends = self.auth is not None and any(c.tier in self.auth.policy.hidden for c in collections)
-            return presentation.top_collection(urls, self.institution, shown), depends
+            latest = max((modified(c) for c in shown), default=None)
+            return presentation.top_collection(urls, self.institution, shown), depends, latest
 
         # the listing differs by what is hidden from whom: one entry per clearance set
         key = ("top", self._view(access, None).key, access.grant.collections if access and access.grant else ())
         return await self._serve(request, key, build, presentation.CONTEXT, version)
 
     async def _in_collection(self, request: Request, kind: str, document: str | None,
-                             build: Callable[[CollectionRow, View, presentation.Urls], Built | None]) -> Response:
+                             build: Callable[[CollectionRow, View, presentation.Urls], Built | None],
+                             media: str | None = None, own_tier: bool = False) -> Response:
         """A document about one collection: 404 when it does not exist or is hidden from this request,
-        else built (in a worker thread) and cached under the collection's revision and the view."""
+        else built (in a worker thread) and cached under the collection's revision and the view. `own_tier`:
+        about one of its documents, whose own tier decides (`build` checks it): a document given a tier of its
+        own is as visible as its images, whatever its collection's."""
         cid = request.path_params["collection"]
         revision = await self.run(self.catalogue.revision, cid)
         if revision is None:
@@ -266,20 +262,21 @@ class PresentationService:
 
         def checked() -> Built | None:
             coll = self.catalogue.collection(cid)
-            if coll is None or not self._visible(view, coll.tier, cid):
+            if coll is None or (not own_tier and not self._visible(view, coll.tier, cid)):
                 return None
             return build(coll, view, urls)
 
-        return await self._serve(request, (kind, cid, document, view.key), checked, presentation.CONTEXT, revision)
+        return await self._serve(request, (kind, cid, document, view.key), checked, presentation.CONTEXT, revision,
+                                 media)
 
     def _entries(self, view: View, coll: CollectionRow, first: int, stop: int) -> tuple[list[DocumentEntry], bool]:
-        """The documents at positions [first, stop) this view may see (a thumbnail only where the page
+        """The documents at positions [first, stop) this view is cleared for (a thumbnail only where the page
         is visible too), and whether any of them is restricted."""
         shown, restricted = [], self._restricted(coll.tier)
         for entry in self.catalogue.entries(coll.id, first, stop):
             tier = effective_tier(entry.tier, coll.tier)
-            restricted = restricted or self._restricted(tier)  # hidden or shown: the body depends on who asks
-            if not self._visible(view, tier, coll.id):
+            restricted = restricted or self._restricted(tier)  # listed or not: the body depends on who asks
+            if not self._cleared(view, tier):
                 continue
             page = entry.first
             if page is not None:
@@ -291,8 +288,9 @@ class PresentationService:
         return shown, restricted
 
     def _parts(self, view: View, coll: CollectionRow, last: int, numbers: range) -> list[Part]:
-        """Parts of a large collection that hold a document this view may see, labelled by their first and last
-        documents this view may see (a part of hidden documents only is not listed: it would say they exist)."""
+        """Parts of a large collection that hold a document this view is cleared for, labelled by their first and
+        last documents where it is cleared for them (a part of other documents only is not listed: it would
+        say they exist)."""
 
         def span(n: int) -> tuple[int, int]:
             return (n - 1) * PART_SIZE, min(last + 1, n * PART_SIZE)
@@ -303,8 +301,8 @@ class PresentationService:
             own = overrides.get(n - 1, {})
             size = span(n)[1] - span(n)[0]
             inheriting = size - sum(own.values())
-            return (inheriting > 0 and self._visible(view, coll.tier, coll.id)) or any(
-                count and self._visible(view, tier, coll.id) for tier, count in own.items())
+            return (inheriting > 0 and self._cleared(view, coll.tier)) or any(
+                count and self._cleared(view, tier) for tier, count in own.items())
 
         shown = [n for n in numbers if seen(n)]
 
@@ -312,7 +310,7 @@ class PresentationService:
 
         def label(position: int) -> str | None:
             found = labels.get(position)
-            if found is None or not self._visible(view, effective_tier(found[1], coll.tier), coll.id):
+            if found is None or not self._cleared(view, effective_tier(found[1], coll.tier)):
                 return None
             return found[0]
 
@@ -323,13 +321,15 @@ class PresentationService:
 
         def build(coll: CollectionRow, view: View, urls: presentation.Urls) -> Built | None:
             last = self.catalogue.last_position(coll.id)
+            public = not self._restricted(coll.tier)
             if last is not None and last >= PART_SIZE:
                 parts = self._parts(view, coll, last, range(1, last // PART_SIZE + 2))
-                return presentation.collection_of_parts(urls, self.institution, coll, parts), self._restricted(
-                    coll.tier) or bool(self.auth and self.auth.policy.hidden)
+                return presentation.collection_of_parts(urls, self.institution, coll, parts, public), self._restricted(
+                    coll.tier) or bool(self.auth and self.auth.policy.hidden), modified(coll)
             entries, restricted = self._entries(view, coll, 0, PART_SIZE)
             thumbs = self._thumb_for(urls.base, view, coll)
-            return presentation.collection(urls, self.institution, coll, entries, thumbs), restricted
+            return presentation.collection(urls, self.institution, coll, entries, thumbs, public), restricted, modified(
+                coll)
 
         return await self._in_collection(request, "collection", None, build)
 
@@ -346,7 +346,8 @@ class PresentationService:
             part = found[0]
             entries, restricted = self._entries(view, coll, part.first, part.stop)
             thumbs = self._thumb_for(urls.base, view, coll)
-            return presentation.collection_part(urls, self.institution, coll, part, entries, thumbs), restricted
+            return presentation.collection_part(urls, self.institution, coll, part, entries, thumbs), restricted, (
+                modified(coll))
 
         return await self._in_collection(request, "part", str(number), build)
 
@@ -364,8 +365,9 @@ class PresentationService:
             body = presentation.manifest(urls, self.institution, coll, pages, documents=documents,
                                          services_for=self._services_for(urls.base, view, coll),
                                          thumb_for=self._thumb_for(urls.base, view, coll),
-                                         names_for=self._names_for(urls.base, view, coll, None))
-            return body, restricted
+                                         names_for=self._names_for(urls.base, view, coll, None),
+                                         public=not self._restricted(coll.tier))
+            return body, restricted, modified(coll)
 
         try:
             return await self._in_collection(request, "manifest", None, build)
@@ -381,19 +383,23 @@ class PresentationService:
 
         def build(coll: CollectionRow, view: View, urls: presentation.Urls) -> Built | None:
             document = self.catalogue.document(coll.id, did)
-            if document is None or not self._visible(view, effective_tier(document.tier, coll.tier), coll.id):
+            tier = effective_tier(document.tier, coll.tier) if document is not None else coll.tier
+            if document is None or not self._visible(view, tier, coll.id):
                 return None
             pages, restricted = self._pages(view, coll, did)
             if not pages:
                 return None
-            own = self.document_services(urls.base, coll.id, did, document.pk) if self.document_services else None
+            withheld = not self._cleared(view, tier)
+            own = (self.document_services(urls.base, coll.id, did, document.pk)
+                   if self.document_services and not withheld else None)
             body = presentation.manifest(urls, self.institution, coll, pages, document=document,
                                          services_for=self._services_for(urls.base, view, coll),
                                          thumb_for=self._thumb_for(urls.base, view, coll), services=own,
-                                         names_for=self._names_for(urls.base, view, coll, did))
-            return body, restricted
+                                         names_for=self._names_for(urls.base, view, coll, did),
+                                         withheld=withheld)
+            return body, restricted or self._restricted(tier), modified(coll)
 
-        return await self._in_collection(request, "document", did, build)
+        return await self._in_collection(request, "document", did, build, own_tier=True)
 
     async def names(self, request: Request) -> Response:
         """The names on one list page, as the AnnotationPage its canvas embeds (404 where there are none, or
@@ -411,31 +417,33 @@ class PresentationService:
             if not found:
                 return None
             body = {"@context": presentation.CONTEXT, **found[0]}
-            return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(), restricted
+            tier = effective_tier(document.tier, coll.tier)
+            return (json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
+                    restricted or self._restricted(tier), modified(coll))
 
         return await self._in_collection(request, "names", f"{did}/{pid}", build)
 
-    async def activity_stream(self, request: Request) -> Response:
-        urls = presentation.Urls(self.base_url(request))
-        total, top = await self.run(self.catalogue.activity_bounds)
-        doc = Document.build(discovery.collection_document(urls, total, top, discovery.PAGE_SIZE), False)
-        return self._respond(request, doc, discovery.CONTEXT, OPEN_STREAM)
+    async def collection_record(self, request: Request) -> Response:
+        """The collection's description as a Dublin Core record (oai_dc): as public as the collection's
+        description, which is everyone's unless its tier is hidden."""
 
-    async def activity_page(self, request: Request) -> Response:
-        """Page n by its id range; a complete page (the highest id lies beyond it) is final."""
-        n = request.path_params["n"]
-        urls = presentation.Urls(self.base_url(request))
-        size = discovery.PAGE_SIZE
-        what = ("activity-page", n, size, urls.base)
-        doc = self.cache.get(what, FINAL)
-        if doc is not None:
-            return self._respond(request, doc, discovery.CONTEXT, FINAL_PAGE)
-        top, rows = await self.run(self.catalogue.activities, *discovery.id_range(n, size), True)
-        last = discovery.last_page(top, size)
-        if n > last:
-            return PlainTextResponse(f"no page {n}\n", status_code=404)
-        doc = await self.run(lambda: Document.build(discovery.page_document(urls, n, top, rows, size), False))
-        if n < last:
-            self.cache.put(what, FINAL, doc)
-            return self._respond(request, doc, discovery.CONTEXT, FINAL_PAGE)
-        return self._respond(request, doc, discovery.CONTEXT, OPEN_STREAM)
+        def build(coll: CollectionRow, view: View, urls: presentation.Urls) -> Built | None:
+            public = not self._restricted(coll.tier)
+            body = dublincore.collection_record(urls, self.institution, coll, public)
+            return body, bool(self.auth and coll.tier in self.auth.policy.hidden), modified(coll)
+
+        return await self._in_collection(request, "dc", None, build, XML)
+
+    async def document_record(self, request: Request) -> Response:
+        """A document's Dublin Core record (oai_dc), for those cleared for the document only."""
+        did = request.path_params["document"]
+
+        def build(coll: CollectionRow, view: View, urls: presentation.Urls) -> Built | None:
+            document = self.catalogue.document(coll.id, did)
+            tier = effective_tier(document.tier, coll.tier) if document is not None else coll.tier
+            if document is None or not self._cleared(view, tier):
+                return None
+            body = dublincore.document_record(urls, self.institution, coll, document)
+            return body, self._restricted(tier) or self._restricted(coll.tier), modified(coll)
+
+        return await self._in_collection(request, "dc", did, build, XML, own_tier=True)

@@ -40,7 +40,8 @@ log = logging.getLogger("iiif_server")
 class Record:
     """What the handlers tell the middleware about one request."""
 
-    __slots__ = ("kind", "identifier", "outcome", "clearance", "token_id", "holder", "tier", "granted", "network")
+    __slots__ = ("kind", "identifier", "outcome", "clearance", "token_id", "holder", "tier", "granted", "network",
+                 "partner")
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
@@ -52,6 +53,7 @@ class Record:
         self.tier: str | None = None  # the material's tier, when restricted
         self.granted: str | None = None  # allow / degrade: a granted restricted access (audited)
         self.network: str | None = None  # the network tier the request came from
+        self.partner: str | None = None  # the institution that network's rule names
 
 
 _current: ContextVar[Record | None] = ContextVar("iiif_request_record", default=None)
@@ -87,6 +89,7 @@ def note_access(access: Access | None, clearance: str | None, tier: str | None =
     rec.tier = tier
     if access is not None:
         rec.network = access.network_tier
+        rec.partner = access.partner
         if access.grant is not None:
             rec.token_id, rec.holder = access.grant.id, access.grant.holder
     if verdict is not None and verdict.value in ("allow", "degrade"):
@@ -238,6 +241,10 @@ def route_kind(path: str) -> str:
         if path.startswith("/iiif/auth/"):
             return "auth"
         return "other"
+    if path.startswith(("/collections/", "/view/")):
+        return "page"
+    if path.startswith("/sitemap") or path == "/robots.txt":
+        return "sitemap"
     return {"/": "home", "/healthz": "health", "/metrics": "metrics"}.get(path, "other")
 
 
@@ -329,7 +336,7 @@ class ObserveMiddleware:
             self.audit_log.write({
                 "time": time_text, "identifier": identifier, "kind": rec.kind, "tier": rec.tier,
                 "access": rec.granted, "clearance": rec.clearance, "token_id": rec.token_id, "holder": rec.holder,
-                "network": rec.network, "client": client, "status": status,
+                "network": rec.network, "partner": rec.partner, "client": client, "status": status,
             })
 
     def client(self, scope: Scope) -> str | None:

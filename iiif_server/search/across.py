@@ -287,7 +287,7 @@ class Across:
                 examined += 1
                 position = pk
                 coll_tier = visible[cid].tier
-                if policy.visible(access, tier or coll_tier, cid):
+                if policy.cleared(access, tier or coll_tier, cid):  # a document's words only to those cleared
                     results.append(Described(cid, ident, label or ident, summary))
                 if len(results) >= limit:
                     return results, position

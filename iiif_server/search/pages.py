@@ -158,13 +158,14 @@ class AcrossService:
             if row is None:
                 return None
             target = self.store.target_of(session, row[0], row[3], row[2])
-        if not self.policy.visible(access, row[3], cid) or not self.policy.visible(
-                access, effective_tier(row[2], row[3]), cid):
+        if not self.policy.visible(access, effective_tier(row[2], row[3]), cid):
             return None
-        # exactly the pages the document's manifest shows this requester: a hidden page's name (often a
-        # person's), place and size are content, not overview
+        # a document's label is content: named by its identifier to those not cleared for it, as its manifest
+        # does; and only the pages this requester may open (a restricted page's name, often a person's, its
+        # place and size are content too)
+        label = (row[1] or did) if self.policy.cleared(access, effective_tier(row[2], row[3]), cid) else did
         pages = [p for p in self.store.catalogue.pages(cid, did)
-                 if self.policy.visible(access, effective_tier(p.tier, p.doc_tier, row[3]), cid)]
+                 if self.policy.cleared(access, effective_tier(p.tier, p.doc_tier, row[3]), cid)]
         if not pages:
             return None
         shown = next((p for p in pages if p.ident == page), pages[0])
@@ -174,7 +175,7 @@ class AcrossService:
             hits = self.store.search(row[0], q, scope[0], limit=200, count=False)[0]
             if page is None and hits:
                 shown = next((p for p in pages if p.ident == hits[0].page), shown)
-        return row[1] or did, pages, shown, hits
+        return label, pages, shown, hits
 
     async def view(self, request: Request) -> Response:
         cid, did = request.path_params["collection"], request.path_params["document"]

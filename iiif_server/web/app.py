@@ -11,12 +11,11 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pyvips
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -27,6 +26,7 @@ from iiif_server.auth.services import AuthServices, Texts, language_map
 from iiif_server.auth.snapshot import Snapshot
 from iiif_server.auth.tiers import Tiers
 from iiif_server.auth.tokens import TokenStore
+from iiif_server.console.describe import DescribeForm
 from iiif_server.console.oidc import OpenIDSignIn
 from iiif_server.console.routes import Console
 from iiif_server.db.catalogue import Catalogue
@@ -36,9 +36,11 @@ from iiif_server.ingest import demo
 from iiif_server.ingest.withdraw import ObjectCopies
 from iiif_server.manifests import presentation
 from iiif_server.manifests.routes import PresentationService
+from iiif_server.manifests.stream import DiscoveryService
 from iiif_server.runtime import bounds, metrics, observe
 from iiif_server.runtime.base import Runtime
 from iiif_server.runtime.hosts import HostCheck
+from iiif_server.runtime.ratelimit import RateLimit
 from iiif_server.search.pages import AcrossService
 from iiif_server.search.routes import SearchService
 from iiif_server.search.routes import services as search_services
@@ -49,8 +51,9 @@ from iiif_server.tiles.files import FileSystemSource
 from iiif_server.tiles.objectstore import ObjectStoreSource
 from iiif_server.tiles.service import ImageService
 from iiif_server.tiles.sources import SourceStore
-from iiif_server.web import home as home_page
+from iiif_server.web.pages import PublicPages
 from iiif_server.web.persons import PersonPages
+from iiif_server.web.sitemap import Sitemaps
 from iiif_server.web.transports import TransportPages
 from iiif_server.web.viewers import ViewerPages
 
@@ -189,13 +192,34 @@ def demo_people(catalogue: Catalogue, people: demo.DemoPeople, data_dir: Path) -
     Suggester(catalogue).run(["demo-portraits"], ["demo-lists"])
 
 
-def institution(settings: config.Settings) -> presentation.Institution:
+def institution(settings: config.Settings, policy: Policy | None = None) -> presentation.Institution:
+    """Who publishes, and where each restricted tier can be consulted: `--consult`'s sentence, and the
+    institutions the network rules of the tiers cleared for it name (hidden tiers' networks are not shown)."""
+    tiers = Tiers(settings.tiers)
+    consult = {}
+    for part in (settings.consult or "").split("|"):
+        tier, sep, sentence = part.partition("=")
+        if not part.strip():
+            continue
+        if not sep or tiers.rank(tier.strip()) >= len(tiers.names) or not sentence.strip():
+            raise ValueError(f"consult: {part.strip()!r} is not TIER=SENTENCE with a known tier")
+        consult[tier.strip()] = sentence.strip().rstrip(".")
+    partners = {}
+    if policy is not None:
+        for tier in tiers.names[1:]:
+            names = [name for rule in tiers.names if tiers.allows(rule, tier) and rule not in policy.hidden
+                     for name in policy.networks.partners(rule)]
+            if names:
+                partners[tier] = tuple(dict.fromkeys(names))
     return presentation.Institution(
         language=settings.language,
         attribution=settings.attribution,
         provider=settings.provider,
         provider_homepage=settings.provider_homepage,
         homepage=settings.homepage,
+        record_url=settings.record_url,
+        consult=consult,
+        partners=partners,
     )
 
 
@@ -301,7 +325,11 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
     service = ImageService(runtime, source, auth)
     audit_log = observe.JsonLines(settings.audit_log_target)
     staff = console(runtime, catalogue, auth, audit_log, source)
-    documents = PresentationService(catalogue, institution(settings), runtime.base_url, runtime.run_io, auth)
+    publisher = institution(settings, auth.policy)
+    documents = PresentationService(catalogue, publisher, runtime.base_url, runtime.run_io, auth)
+    stream = DiscoveryService(catalogue, runtime.base_url, runtime.run_io,
+                              RateLimit(settings.discovery_rate) if settings.discovery_rate else None,
+                              lambda request: observe.client_of(request.scope, runtime.proxies))
     text = TextStore(catalogue)
     documents.document_services = lambda base, c, d, pk: search_services(base, c, d) if text.has_text(pk) else None
     searching = runtime.limited(SEARCH_SLOTS, SEARCH_WAIT)  # one bound for every search route of this process
@@ -315,39 +343,9 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
     async def image_api_2(request: Request) -> Response:
         return await service.handle(request, 2)
 
-    listing = home_page.Listing(catalogue)
-
-    async def home(request: Request) -> Response:
-        policy = auth.policy
-        await policy.fresh(runtime.run_io)
-        access = await policy.access_async(request, runtime.run_io)
-        colls = await runtime.run_io(listing.collections, policy.snapshot.tables.version)
-        shown, images = await runtime.run_io(home_page.visible_parts, policy, access, colls, source)
-        after = request.query_params.get("after", "")[:200]
-        cards, more = await runtime.run_io(home_page.cards, listing.first_pages, policy, access, shown, after)
-        return HTMLResponse(home_page.render(cards, images if not after else [], after, more),
-                            headers=home_page.HEADERS)
-
-    async def viewer(request: Request) -> Response:
-        """A collection in Mirador: its first document open, the collection in Mirador's catalogue."""
-        policy = auth.policy
-        await policy.fresh(runtime.run_io)
-        access = await policy.access_async(request, runtime.run_io)
-        cid = request.path_params["cid"]
-        coll = await runtime.run_io(catalogue.collection, cid)
-        if coll is None or not policy.visible(access, coll.tier, coll.id):
-            return PlainTextResponse("not found\n", status_code=404, headers=home_page.HEADERS)
-        base = runtime.base_url(request)
-        first = await runtime.run_io(home_page.first_document, catalogue, cid)
-        manifest = (f"{base}/iiif/presentation/{quote(cid, safe='')}/{quote(first, safe='')}/manifest"
-                    if first is not None else None)
-        body = home_page.render_viewer(coll, manifest, f"{base}/iiif/presentation/{quote(cid, safe='')}/collection",
-                                       settings.viewer_url)
-        return HTMLResponse(body, headers=home_page.viewer_headers(settings.viewer_url))
-
-    async def viewer_script(request: Request) -> Response:
-        return Response(home_page.VIEWER_SCRIPT, media_type="text/javascript",
-                        headers={"Cache-Control": "public, max-age=3600"})
+    public = PublicPages(catalogue, auth.policy, publisher, runtime.base_url, runtime.run_io, source,
+                         settings.viewer_url)
+    crawlers = Sitemaps(catalogue, auth.policy, runtime.base_url, runtime.run_io)
 
     async def healthz(request: Request) -> Response:
         """503 when any part a request needs is missing: encoders, image root, catalogue."""
@@ -366,19 +364,20 @@ def create_app(settings: config.Settings | None = None, migrate: bool = True) ->
         return PlainTextResponse("ok\n")
 
     routes = [
-        Route("/", home, methods=["GET", "HEAD"]),
-        Route("/view/{cid}", viewer, methods=["GET", "HEAD"]),
-        Route("/view.js", viewer_script, methods=["GET", "HEAD"]),
+        *public.routes(),
+        *crawlers.routes(),
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
         Route(placeholder.PATH, placeholder.serve, methods=["GET", "HEAD"]),
         Route("/iiif/3/{rest:path}", image_api_3, methods=["GET", "HEAD"]),
         Route("/iiif/2/{rest:path}", image_api_2, methods=["GET", "HEAD"]),
         *documents.routes(),
+        *stream.routes(),
         *search.routes(),
         *search_across.routes(),
         *auth.routes(),
         *staff.routes(),
         *people,
+        *DescribeForm(staff).routes(),
     ]
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

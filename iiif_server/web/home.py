@@ -1,13 +1,11 @@
-"""The `/` landing page and the viewer page behind it.
+"""`/`, the overview of the image bank: every collection that is not in a hidden tier, described for everyone.
 
-`/` shows the collections the requester is cleared to see (a visitor: the public ones; a reading-room
-computer or a token holder: theirs too), each with a thumbnail of its first page, its label and size, a
-link that opens it in the embedded viewer and links to its IIIF documents; a search box; and the images
-outside the catalogue. What it lists depends on who asks, so it is never stored by shared caches.
-Collections are few (hundreds) and are paged; the documents of a collection are never listed here.
-
-The viewer page loads Mirador from `--viewer-url` (a public CDN by default): no viewer code is part of
-this server.
+Each collection shows its label, short description, extent, dates, provenance and access: a public one opens
+in the viewer (with a thumbnail of its first page, when that page is public too); a restricted one says where
+it can be consulted (`--consult`, the partner institutions the network rules name) and shows nothing of what
+it holds. Every requester gets the same page, so it is public and shared caches may keep it; what differs by
+clearance is on the collection pages (web/pages.py). Collections are few (hundreds) and are paged by key;
+the documents of a collection are never listed here.
 """
 
 from __future__ import annotations
@@ -21,16 +19,20 @@ from urllib.parse import quote, urlsplit
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
 
-from iiif_server.auth.policy import Access, Policy
+from iiif_server.auth.policy import Policy
 from iiif_server.db.catalogue import Catalogue
 from iiif_server.db.models import Collection, Document, Image
+from iiif_server.manifests.base import Institution
+from iiif_server.manifests.described import extent
 from iiif_server.manifests.presentation import CANVAS_LIMIT
 from iiif_server.tiles.sources import SourceStore
 
 LIMIT = 1000  # images listed
 PAGE = 48  # collections per page
 THUMB = "full/!240,240/0/default.jpg"
-HEADERS = {"Cache-Control": "private, max-age=0", "Vary": "Authorization, Cookie"}
+PUBLIC = {"Cache-Control": "public, max-age=60"}  # the same for everybody
+PRIVATE = {"Cache-Control": "private, max-age=0", "Vary": "Authorization, Cookie"}
+HEADERS = PRIVATE
 TEMPLATES = Path(__file__).parent / "templates"
 ENV = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True),
                   trim_blocks=True, lstrip_blocks=True)
@@ -41,28 +43,30 @@ ENV.filters["q"] = lambda value: quote(str(value), safe="")
 class Card:
     id: str
     label: str
-    documents: int
-    pages: int
-    thumbnail: str | None  # an Image API URL of the first page, when the requester may see it
+    summary: str | None
+    extent: str
+    dates: str | None
+    provenance: str | None
+    public: bool  # opens in the viewer; else `access` says where it can be consulted
+    access: str
+    thumbnail: str | None  # an Image API URL of the first page, when that page is public
     manifest: bool  # small enough for one manifest of every page
 
 
-def cleared(policy: Policy | None, access: Access | None, tier: str, collection: str | None) -> bool:
-    return policy is None or access is None or policy.tiers.allows(access.clearance(policy.tiers, collection), tier)
+def overview(policy: Policy, collections: list[Collection]) -> list[Collection]:
+    """What the overview lists: every collection not in a hidden tier, whoever asks."""
+    return [c for c in collections if c.tier not in policy.hidden]
 
 
-def visible_parts(policy: Policy | None, access: Access | None, collections: list[Collection],
-                  source: SourceStore) -> tuple[list[Collection], list[str]]:
-    """Runs in a worker thread: the collections this requester is cleared for, and the loose images it may open."""
-    shown = [c for c in collections if cleared(policy, access, c.tier, c.id)]
+def public_images(policy: Policy, collections: list[Collection], source: SourceStore) -> list[str]:
+    """Runs in a worker thread: the images outside the catalogue that are public (first LIMIT)."""
     images = []
     for ident in source.loose_images({c.id for c in collections}):
-        if policy is None or access is None or policy.tiers.allows(access.clearance(policy.tiers, None),
-                                                                     policy.tier_of(ident)):
+        if not policy.restricted(policy.tier_of(ident)):
             images.append(ident)
             if len(images) >= LIMIT:
                 break
-    return shown, images
+    return images
 
 
 def first_pages(catalogue: Catalogue, ids: list[str]) -> dict[str, str]:
@@ -112,47 +116,42 @@ class Listing:
             return {i: page for i in ids if (page := self._firsts.get(i)) is not None}
 
 
-def cards(firsts: Callable[[list[str]], dict[str, str]], policy: Policy | None, access: Access | None,
+def cards(firsts: Callable[[list[str]], dict[str, str]], policy: Policy, inst: Institution,
           shown: list[Collection], after: str) -> tuple[list[Card], str | None]:
     """Blocking: one page of collections after the id `after`, with thumbnails; and the next page's key.
     `firsts`: each collection's first page identifier (`Listing.first_pages`)."""
     page = [c for c in shown if c.id > after][:PAGE + 1]
     more = page[PAGE - 1].id if len(page) > PAGE else None
     page = page[:PAGE]
-    firsts = firsts([c.id for c in page])
+    public = {c.id for c in page if not policy.restricted(c.tier)}
+    firsts = firsts(sorted(public))
     out = []
     for c in page:
         first = firsts.get(c.id)
-        if first is not None and policy is not None and not cleared(policy, access, policy.tier_of(first), c.id):
-            first = None  # a first page with a higher tier of its own: no thumbnail rather than a refusal
+        if first is not None and policy.restricted(policy.tier_of(first)):
+            first = None  # a first page with a tier of its own: no thumbnail rather than a refusal
         thumb = f"/iiif/3/{quote(first, safe='')}/{THUMB}" if first else None
-        out.append(Card(c.id, c.label or c.id, c.document_count, c.image_count, thumb, c.image_count <= CANVAS_LIMIT))
+        out.append(Card(c.id, c.label or c.id, c.summary, extent(c), c.dates, c.provenance, c.id in public,
+                        inst.access(c.tier, c.id in public), thumb, c.image_count <= CANVAS_LIMIT))
     return out, more
 
 
-def render(cards: list[Card], images: list[str], after: str = "", more: str | None = None) -> str:
-    return ENV.get_template("home.html").render(cards=cards, images=images, after=after, more=more)
+def render(cards: list[Card], images: list[str], base: str, after: str = "", more: str | None = None,
+           title: str = "Collections", site: str = "Collections") -> str:
+    canonical = f"{base}/" + (f"?after={quote(after, safe='')}" if after else "")
+    description = f"{title}: what has been digitised, and where each collection can be consulted."
+    return ENV.get_template("home.html").render(cards=cards, images=images, after=after, more=more, base=base,
+                                                canonical=canonical, title=title, site=site, description=description)
 
 
-def viewer_headers(viewer_url: str) -> dict[str, str]:
+def viewer_headers(viewer_url: str, public: bool = False) -> dict[str, str]:
     """The viewer page: scripts from this server and the viewer's origin only; never framed elsewhere."""
     parts = urlsplit(viewer_url)
     origin = f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") and parts.netloc else ""
-    return {**HEADERS, "Content-Security-Policy": f"script-src 'self' {origin}; object-src 'none'; base-uri 'none'; "
-                                                  "frame-ancestors 'self'",
+    return {**(PUBLIC if public else PRIVATE),
+            "Content-Security-Policy": f"script-src 'self' {origin}; object-src 'none'; base-uri 'none'; "
+                                       "frame-ancestors 'self'",
             "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
 
 
-def render_viewer(collection: Collection, manifest: str | None, collection_url: str, viewer_url: str) -> str:
-    return ENV.get_template("viewer.html").render(coll=collection, manifest=manifest, collection_url=collection_url,
-                                                  viewer_url=viewer_url)
-
-
-def first_document(catalogue: Catalogue, collection_id: str) -> str | None:
-    with catalogue.sessions() as session:
-        return session.scalar(select(Document.ident).where(Document.collection_id == collection_id)
-                              .order_by(Document.position).limit(1))
-
-
 VIEWER_SCRIPT = (TEMPLATES / "view.js").read_bytes()  # starts Mirador as the page says (no viewer code)
-

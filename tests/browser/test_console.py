@@ -1,11 +1,11 @@
 """The staff console and the landing page in Debian's Chromium, end to end (issue 13's done-when).
 
 A member of staff signs in with a staff token; changes a document from public to reading-room and an
-anonymous request for it is refused; issues a reading-room token, which a reader uses in Mirador (the
-viewer page behind `/`, Mirador loaded from --viewer-url, here the npm package served on loopback);
+anonymous request for it is refused; issues a reading-room token, which a reader uses in Mirador (a
+document's viewer page, Mirador loaded from --viewer-url, here the npm package served on loopback);
 revokes it, and it is refused; withdraws a page; and reads all four actions in the audit log. A visitor's
-`/` shows only the public collection and opens it in the viewer. A screenshot of each screen goes to
-test-artifacts/browser/ (the test prints the folder).
+`/` shows the public and the reading-room collection and opens the public one in the viewer. A screenshot
+of each screen goes to test-artifacts/browser/ (the test prints the folder).
 """
 
 from __future__ import annotations
@@ -140,7 +140,9 @@ def test_staff_console_and_landing_page(browser: Any, console_archive: tuple[Pat
     reader_ctx = browser.new_context(viewport={"width": 1280, "height": 800})
     reader_ctx.set_default_timeout(20_000)
     reader = Session(reader_ctx, reader_ctx.new_page(), _traffic(reader_ctx), [])
-    reader.page.goto(f"{server}/view/rr")
+    # (the collection's own viewer sends those not cleared to its page: the reader opens the document's, which
+    # offers the sign-in as its manifest does)
+    reader.page.goto(f"{server}/view/rr/letter")
     notice = reader.page.get_by_text(LOGIN_LABEL)
     notice.wait_for()
     reader.page.wait_for_timeout(SETTLE_MS)
@@ -207,15 +209,16 @@ def test_staff_console_and_landing_page(browser: Any, console_archive: tuple[Pat
     page.wait_for_url(f"{server}/staff/login")
     staff.close()
 
-    # a visitor's /: only the public collection; it opens in the viewer
+    # a visitor's /: the public collection, which opens in the viewer, and the reading-room one without an
+    # image or a document of it (tests/browser/test_overview.py looks at it closer); not the staff one
     visitor_ctx = browser.new_context(viewport={"width": 1280, "height": 800})
     visitor_ctx.set_default_timeout(20_000)
     visitor = visitor_ctx.new_page()
     visitor.goto(f"{server}/")
     cards = visitor.locator("li.card")
-    assert cards.count() == 1 and visitor.locator("#collection-open").is_visible()
-    assert "rr" not in [c.get_attribute("id") for c in cards.all()]
-    assert "personnel" not in visitor.content() and "The rr collection" not in visitor.content()
+    assert sorted(c.get_attribute("id") for c in cards.all()) == ["collection-open", "collection-rr"]
+    assert visitor.locator("#collection-rr img").count() == 0 and "letter" not in visitor.content()
+    assert "personnel" not in visitor.content()
     wait_until(lambda: visitor.evaluate("document.querySelector('#collection-open img').naturalWidth") > 0, 15,
                "the thumbnail", visitor)
     shot(visitor, "console-13-visitor-home")

@@ -44,6 +44,8 @@ TABLE: dict[tuple[str, str], tuple[frozenset[str], int, dict[str, str]]] = {
     ("GET", "/staff/ingest/runs/{rid}/progress"): (READ, 200, {}),
     ("POST", "/staff/ingest/runs/{rid}/stop"): (EDIT, 303, {}),
     ("GET", "/staff/ingest/{name}"): (READ, 200, {}),
+    ("GET", "/staff/describe/{cid}"): (EDIT, 200, {}),
+    ("POST", "/staff/describe/{cid}"): (EDIT, 400, {"rights": "all rights reserved"}),  # refused: no URI
     ("GET", "/staff/persons"): (READ, 200, {"q": "Levy"}),
     ("GET", "/staff/persons/suggestions"): (READ, 200, {}),
     ("GET", "/staff/persons/{pid}"): (READ, 404, {}),  # no one is catalogued here

@@ -76,14 +76,15 @@ def test_every_change_bumps_the_revision_and_the_version(catalogue: Catalogue) -
     other.engine.dispose()
 
 
-def test_moving_out_of_public_shows_as_delete_in_the_public_stream(catalogue: Catalogue) -> None:
+def test_moving_out_of_public_shows_as_remove_and_back_as_add_in_the_public_stream(catalogue: Catalogue) -> None:
+    """A change of tier is a change of permissions (Change Discovery 1.0, 2.1.4): neither Create nor Delete."""
     add_collection(catalogue)
     catalogue.set_tier("family/d0", "staff")
     _, public = catalogue.activities(1, 100, public_only=True)
-    assert [(a.type, a.document_ident) for a in public] == [("Delete", "d0")]
+    assert [(a.type, a.document_ident) for a in public] == [("Remove", "d0")]
     catalogue.set_tier("family/d0", "public")
     _, public = catalogue.activities(1, 100, public_only=True)
-    assert [(a.type, a.document_ident) for a in public][-1] == ("Create", "d0")
+    assert [(a.type, a.document_ident) for a in public][-1] == ("Add", "d0")
     _, everything = catalogue.activities(1, 100, public_only=False)
     assert len(everything) > len(public)
 

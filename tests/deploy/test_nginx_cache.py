@@ -8,7 +8,9 @@ the reverse. Clients choose their address on the loopback network (127.0.0.2 is 
 Content Search and autocomplete (1.0 and 2.0) are among the routes: each collection's document has
 a name index (`iiif-server text import`); the "open" document's second page is reading-room, so one
 search URL answers differently by clearance, while the "list" document is public throughout (its
-search is shared, and must be served from the cache).
+search is shared, and must be served from the cache). The public face is among them too: the overview, the
+collection and viewer pages, robots.txt, the sitemaps, the Dublin Core records and the catalogue search; the
+restricted collections' document has a label and summary of its own, which must never reach a visitor.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from support import free_port, need_nginx, quadrants, start_nginx, start_server,
 
 ROOM_ADDRESS, PUBLIC_ADDRESS = "127.0.0.2", "127.0.0.3"
 PAGE = {"open": "open/d1/p1", "room": "room/d1/p1", "staff": "staff/d1/p1"}
+RESTRICTED_WORD = "Zylberberg"  # in the label and summary of the reading-room and staff collections' document
+RESTRICTED_LABEL = f"Letter of Abram {RESTRICTED_WORD}"
+RESTRICTED_SUMMARY = f"Written by Chaja {RESTRICTED_WORD} from the barracks"
 
 
 @dataclass(frozen=True)
@@ -36,10 +41,17 @@ class Setup:
 
 def routes() -> list[str]:
     out = ["/", "/iiif/presentation/collections", "/iiif/discovery/activity/all-changes",
-           "/iiif/presentation/nothing/collection"]
+           "/iiif/discovery/activity/page/0", "/iiif/presentation/nothing/collection",
+           # the public face: robots.txt, the sitemaps, the catalogue search by label and across texts
+           "/robots.txt", "/sitemap.xml", "/sitemaps/collections-0.xml", "/iiif/search?q=levy",
+           "/iiif/search?q=abram", "/iiif/search?q=chaja+barracks&format=json",  # words of restricted documents
+           "/iiif/search/collections?q=levy", "/collections/nothing", "/view/nothing/d1"]
     for coll in ("open", "room", "staff"):
         out += [f"/iiif/presentation/{coll}/collection", f"/iiif/presentation/{coll}/manifest",
-                f"/iiif/presentation/{coll}/d1/manifest"]
+                f"/iiif/presentation/{coll}/d1/manifest", f"/iiif/presentation/{coll}/dc.xml",
+                f"/iiif/presentation/{coll}/d1/dc.xml", f"/collections/{coll}", f"/collections/{coll}?from=0",
+                f"/view/{coll}", f"/view/{coll}/d1", f"/iiif/view/{coll}/d1", f"/iiif/view/{coll}/d1?q=levy",
+                f"/sitemaps/documents/{coll}/0.xml", f"/iiif/search/collections/{coll}?q=levy"]
     for coll in ("list", "open", "room", "staff", "nothing"):
         for version in (1, 2):
             search = f"/iiif/search/{version}/{coll}/d1"
@@ -71,8 +83,12 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     names = tmp_path_factory.mktemp("nginx-text") / "names.csv"
     names.write_text("document,page,text,x,y,w,h\nd1,p1,\"Lévy, Abraham\",10,10,50,20\n"
                      "d1,p2,\"Lévy, Rywka\",10,40,50,20\n", encoding="utf-8")
+    described = tmp_path_factory.mktemp("nginx-metadata") / "documents.csv"
+    described.write_text(f"id,label,summary\nd1,{RESTRICTED_LABEL},{RESTRICTED_SUMMARY}\n", encoding="utf-8")
     for coll, tier in (("open", "public"), ("room", "reading-room"), ("staff", "staff"), ("list", "public")):
-        cli("ingest", str(masters), "--collection", coll, "--tier", tier, "--processes", "1", "--data-dir", str(data))
+        own = ["--metadata", str(described)] if tier != "public" else []  # restricted documents' own words
+        cli("ingest", str(masters), "--collection", coll, "--tier", tier, "--processes", "1", "--data-dir", str(data),
+            *own)
         cli("text", "import", str(names), "--collection", coll, "--data-dir", str(data))
     cli("set-tier", "open/d1/p2", "reading-room", "--data-dir", str(data))  # a restricted page of a public document
     staff = cli("token", "issue", "--tier", "staff", "--holder", "nginx test", "--data-dir", str(data)).split()[-1]
@@ -130,6 +146,28 @@ def test_what_one_requester_left_in_the_cache_never_reaches_another(setup: Setup
             search_hits.add(route.split("?")[0].split("/")[4])
     assert hits, "nothing was ever served from the cache: the test shows nothing"
     assert search_hits == {"list"}, f"searches served from the shared cache: {search_hits}"
+
+
+def test_a_visitor_reaches_nothing_of_a_restricted_document_through_the_cache(setup: Setup) -> None:
+    """Staff and the reading room fill the cache first; a visitor then asks every route through it and
+    directly: no restricted document's words and no restricted image reach them, while the reading room's
+    own answers do hold those words (so the check can fail)."""
+    held = 0
+    for route in routes():
+        path = f"{route}{'&' if '?' in route else '?'}pair=visitor"
+        for first in ("staff", "reading-room"):
+            r = ask(setup, setup.nginx, first, path)
+            held += RESTRICTED_WORD in r.text
+        for base in (setup.nginx, setup.server):
+            r = ask(setup, base, "anonymous", path)
+            assert RESTRICTED_WORD not in r.text, f"{route}: a restricted document's words reach a visitor"
+            restricted_image = route.startswith(("/iiif/3/", "/iiif/2/")) and "%2F" in route and \
+                route.split("/")[3].split("%2F")[0] in ("room", "staff") and not route.endswith("info.json")
+            assert not (restricted_image and r.status_code == 200), f"{route}: a restricted image to a visitor"
+            if r.headers.get("content-type", "").startswith("image/"):
+                assert not route.split("?")[0].endswith(("room%2Fd1%2Fp1/full/64,/0/default.jpg",
+                                                         "staff%2Fd1%2Fp1/full/64,/0/default.jpg"))
+    assert held, "the restricted words are never shown even to the reading room: the test shows nothing"
 
 
 def test_search_answers_differ_by_clearance(setup: Setup) -> None:

@@ -407,8 +407,8 @@ def test_changing_the_collection_tier_at_ingest_withdraws_its_documents_from_the
     assert catalogue.collection("family").tier == "staff"
     withdrawn = activities(catalogue, public_only=True)[old:]
     assert sorted((kind, kind_of, doc or "") for kind, kind_of, doc, _ in withdrawn) == [
-        ("Delete", "Collection", ""), ("Delete", "Manifest", ""), ("Delete", "Manifest", "letter"),
-        ("Delete", "Manifest", "photo")]
+        ("Remove", "Collection", ""), ("Remove", "Manifest", ""), ("Remove", "Manifest", "letter"),
+        ("Remove", "Manifest", "photo")]
 
 
 # -- metadata CSV ------------------------------------------------------------------------------
@@ -568,7 +568,7 @@ def test_cli_set_tier_changes_a_tier_refuses_an_unknown_tier_and_fails_on_an_unk
         assert page_tier(cat, "family/letter/p1") == "staff"
         _, public = cat.activities(0, 1000, public_only=True)
         # the document leaves the public stream; the collection's whole manifest, public still, no longer shows it
-        assert [(a.type, a.document_ident) for a in public[-2:]] == [("Delete", "letter"), ("Update", None)]
+        assert [(a.type, a.document_ident) for a in public[-2:]] == [("Remove", "letter"), ("Update", None)]
     finally:
         cat.engine.dispose()
     result = cli(database_url, tmp_path, "set-tier", "family/letter", "secret")

@@ -224,9 +224,9 @@ def test_set_tier_of_thousands_of_documents_follows_the_rule_in_document_order(c
     catalogue.set_tier("big", "reading-room")
     inheriting = sorted((i for i in range(count) if i % 7), key=lambda i: (i * 7919) % count)
     # (documents without pages: no whole-collection manifest exists, so none is announced)
-    expected = [("Delete", "Collection", None, "public"), ("Update", "Collection", None, "reading-room")]
+    expected = [("Remove", "Collection", None, "public"), ("Update", "Collection", None, "reading-room")]
     for i in inheriting:
-        expected += [("Delete", "Manifest", f"doc{i}", "public"), ("Update", "Manifest", f"doc{i}", "reading-room")]
+        expected += [("Remove", "Manifest", f"doc{i}", "public"), ("Update", "Manifest", f"doc{i}", "reading-room")]
     assert recorded(catalogue, "big") == expected
     assert public_counter_is_the_count(catalogue)
     assert catalogue.revision("big") == rev + 1

@@ -175,8 +175,12 @@ async def test_descriptive_properties_appear_as_configured_with_the_configured_l
     [provider] = doc["provider"]
     assert (provider["type"], provider["label"]) == ("Agent", {LANGUAGE: [PROVIDER]})
     assert provider["homepage"][0]["id"] == PROVIDER_HOMEPAGE
-    [homepage] = doc["homepage"]
+    viewer, homepage = doc["homepage"]  # its page here (the viewer), then the configured website's
+    assert (viewer["id"], viewer["format"]) == (f"{BASE}/view/family/letter", "text/html")
     assert (homepage["id"], homepage["format"]) == ("https://archive.example.org/browse/family/letter", "text/html")
+    assert doc["seeAlso"] == [{"id": f"{BASE}/iiif/presentation/family/letter/dc.xml", "type": "Dataset",
+                               "label": {LANGUAGE: ["A typed letter: Dublin Core"]}, "format": "application/xml",
+                               "profile": "http://www.openarchives.org/OAI/2.0/oai_dc/"}]
     assert doc["partOf"] == [{"id": f"{BASE}/iiif/presentation/family/collection", "type": "Collection"}]
     photo = await get_json(client, "/iiif/presentation/family/photo/manifest")
     assert photo["navDate"] == "1938-01-01T00:00:00Z"
@@ -276,9 +280,9 @@ async def test_a_tier_change_through_another_replica_is_seen_on_the_next_request
     stream = await get_json(client, "/iiif/discovery/activity/all-changes")
     replica.set_tier("family/photo", "staff")
     after = await get_json(client, "/iiif/discovery/activity/all-changes")
-    assert after["totalItems"] == stream["totalItems"] + 2  # its Delete, and the whole manifest's Update
+    assert after["totalItems"] == stream["totalItems"] + 2  # its Remove, and the whole manifest's Update
     page = await get_json(client, after["last"]["id"].removeprefix(BASE))
-    assert [i["type"] for i in page["orderedItems"][-2:]] == ["Delete", "Update"]
+    assert [i["type"] for i in page["orderedItems"][-2:]] == ["Remove", "Update"]
 
 
 # -- Change Discovery 1.0 ---------------------------------------------------------------------------
@@ -409,7 +413,7 @@ async def test_restricted_material_never_appears_in_the_public_stream(
     assert ids and not any("/board/" in i or "/diary/" in i for i in ids)
 
 
-async def test_moving_a_document_from_public_to_staff_shows_as_a_delete_in_the_public_stream(
+async def test_moving_a_document_from_public_to_staff_shows_as_a_remove_in_the_public_stream(
     client: httpx.AsyncClient, replica: Catalogue
 ) -> None:
     before = await all_items(client)
@@ -417,11 +421,13 @@ async def test_moving_a_document_from_public_to_staff_shows_as_a_delete_in_the_p
     after = await all_items(client)
     assert after[: len(before)] == before
     whole = {"id": f"{BASE}/iiif/presentation/family/manifest", "type": "Manifest"}
-    assert [(i["type"], i["object"]) for i in after[len(before):]] == [
-        ("Delete", {"id": f"{BASE}/iiif/presentation/family/letter/manifest", "type": "Manifest"}),
-        ("Update", whole)]  # the public whole-collection manifest no longer shows its pages
+    stream = {"id": f"{BASE}/iiif/discovery/activity/all-changes", "type": "OrderedCollection"}
+    assert [(i["type"], i["object"], i.get("origin")) for i in after[len(before):]] == [
+        ("Remove", {"id": f"{BASE}/iiif/presentation/family/letter/manifest", "type": "Manifest"}, stream),
+        ("Update", whole, None)]  # the public whole-collection manifest no longer shows its pages
     replica.set_tier("family/letter/p1", "public")  # a change inside staff material: news only for the whole
     assert [(i["type"], i["object"]) for i in (await all_items(client))[len(after):]] == [("Update", whole)]
     replica.set_tier("family/letter", "public")
-    back = [(i["type"], i["object"]["id"]) for i in (await all_items(client))[-2:]]
-    assert back == [("Create", f"{BASE}/iiif/presentation/family/letter/manifest"), ("Update", whole["id"])]
+    back = [(i["type"], i["object"]["id"], i.get("target")) for i in (await all_items(client))[-2:]]
+    assert back == [("Add", f"{BASE}/iiif/presentation/family/letter/manifest", stream),
+                    ("Update", whole["id"], None)]

@@ -121,7 +121,40 @@ async def test_catalogue_search_pages_by_keyset(setup, monkeypatch: pytest.Monke
     assert len(first["items"]) == 2 and "after=" in first["next"]
     second = (await client.get(first["next"].removeprefix("http://testserver"))).json()
     labels = [i["label"]["none"][0] for i in first["items"] + second["items"]]
-    assert labels == ["list", "rr", "open"]  # `secret` is hidden from an anonymous search
+    assert labels == ["list", "open"]  # `rr` is reading-room, `secret` hidden: their labels are not shown
+
+
+async def test_restricted_labels_and_page_names_only_to_those_cleared(setup) -> None:  # type: ignore[no-untyped-def]
+    """A reading-room document is announced (its manifest offers the sign-in) but its label is content, as are
+    a restricted page's name and the catalogue's words for it: none reach a visitor, all reach the reader."""
+    client, store, cat = setup
+    with cat.session() as s:
+        for doc in s.execute(select(Document).where(Document.collection_id == "transports")).scalars():
+            doc.summary = "Deportation list"
+            if doc.ident == "rr":
+                doc.label = "Convoy of Abram Zylberberg"
+            for image in doc.images:
+                if (doc.ident, image.ident) == ("list", "p3"):
+                    image.label = "Rywka Zylberberg"
+    reader, _ = store.issue("reading-room", "Reader", 1)
+    for who, headers in (("visitor", {}), ("reader", {"Authorization": f"Bearer {reader}"})):
+        found = (await client.get("/iiif/search", params={"q": "zylberberg", "format": "json"},
+                                  headers=headers)).json()["items"]
+        listed = (await client.get("/iiif/search", params={"q": "deportation", "format": "json"},
+                                   headers=headers)).json()["items"]
+        rr = await client.get("/iiif/view/transports/rr", headers=headers)
+        view = await client.get("/iiif/view/transports/list", headers=headers)
+        pages = [(await client.get("/iiif/view/transports/list", params={"page": p}, headers=headers)).text
+                 for p in ("p1", "p2", "p3")]
+        assert rr.status_code == 200 and view.status_code == 200  # announced to both
+        if who == "visitor":
+            assert found == [] and [i["label"]["none"][0] for i in listed] == ["list", "open"]
+            assert "Zylberberg" not in rr.text and "Zylberberg" not in view.text
+            assert not any("Zylberberg" in text or "p3" in text.replace("page=p3", "") for text in pages)
+        else:
+            assert [i["label"]["none"][0] for i in found] == ["Convoy of Abram Zylberberg"]
+            assert [i["label"]["none"][0] for i in listed] == ["list", "Convoy of Abram Zylberberg", "open"]
+            assert "Convoy of Abram Zylberberg" in rr.text and "Rywka Zylberberg" in pages[2]
 
 
 async def test_viewer_page_shows_the_page_with_its_hits(setup) -> None:  # type: ignore[no-untyped-def]

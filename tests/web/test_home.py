@@ -1,5 +1,6 @@
-"""The `/` landing page and its viewer page: what a visitor, a reading-room computer and a token holder
-see, thumbnails, sizes, IIIF links, the search box, paging, and Mirador from the configured URL.
+"""The `/` overview and the viewer pages: every collection that is not hidden, the same for every requester
+(public, shareable), thumbnails of public collections only, sizes, IIIF links, the search box, paging, and
+Mirador from the configured URL.
 
 Through the ASGI app on SQLite and PostgreSQL, with the staff console's world (tests/worlds.py; staff tier hidden).
 """
@@ -33,20 +34,26 @@ def counted(world: World) -> None:
 
 
 def shown(html: str) -> list[str]:
-    return re.findall(r'<li class="card" id="collection-([^"]+)">', html)
+    return re.findall(r'<li class="card [a-z]+" id="collection-([^"]+)">', html)
 
 
-async def test_a_visitor_sees_the_public_collections_with_thumbnail_size_and_links(world: World) -> None:
+def card_of(html: str, cid: str) -> str:
+    found = re.search(rf'<li class="card [a-z]+" id="collection-{cid}">.*?</li>', html, re.S)
+    assert found, html
+    return found.group(0)
+
+
+async def test_a_visitor_sees_every_collection_that_is_not_hidden_with_thumbnail_size_and_links(
+        world: World) -> None:
     counted(world)
     c = world.client()
     r = await c.get("/")
-    assert r.status_code == 200 and r.headers["cache-control"].startswith("private")
-    assert "Cookie" in r.headers["vary"] and "Authorization" in r.headers["vary"]
-    assert shown(r.text) == ["maps"]
-    for hidden in ("letters", "diaries", "personnel", "staff", "vault"):
+    assert r.status_code == 200 and r.headers["cache-control"] == "public, max-age=60"
+    assert shown(r.text) == ["diaries", "letters", "maps"]
+    for hidden in ("personnel", "staff", "vault"):
         assert hidden not in r.text, hidden
-    card = re.search(r'<li class="card" id="collection-maps">.*?</li>', r.text, re.S).group(0)
-    assert "2 documents · 3 pages" in card
+    card = card_of(r.text, "maps")
+    assert "2 documents, 3 pages" in card
     assert 'href="/view/maps"' in card and 'href="/iiif/presentation/maps/collection"' in card
     assert 'href="/iiif/presentation/maps/manifest"' in card
     thumb = re.search(r'<img src="([^"]+)"', card).group(1)
@@ -57,23 +64,26 @@ async def test_a_visitor_sees_the_public_collections_with_thumbnail_size_and_lin
     assert re.search(r'<form method="get" action="/iiif/search"[^>]*><input type="search" name="q"', r.text)
     # documents are never listed here
     assert "maps/d2" not in r.text and "maps%2Fd2" not in r.text
+    # a reading-room collection: described, where to consult it, nothing of what it holds
+    letters = card_of(r.text, "letters")
+    assert "<img" not in letters and "/view/letters" not in letters and "letters%2F" not in letters
+    assert "Can be consulted in the reading room" in letters and 'href="/collections/letters"' in letters
 
 
-async def test_clearance_brings_more_collections(world: World) -> None:
-    c = world.client()
-    reader = await c.get("/", headers=bearer(world.token("reading-room", collections=("letters",))))
-    assert shown(reader.text) == ["letters", "maps"]
+async def test_every_requester_gets_the_same_overview(world: World) -> None:
+    """What differs by clearance is on the collection pages: `/` is public, the same for all."""
+    visitor = (await world.client().get("/")).text
+    reader = await world.client().get("/", headers=bearer(world.token("reading-room", collections=("letters",))))
     room = await world.client(peer=READING_ROOM_V4).get("/")
-    assert shown(room.text) == ["diaries", "letters", "maps"]
-    assert room.headers["cache-control"].startswith("private")
-    staff = await c.get("/", headers=bearer(world.token("staff")))
-    assert shown(staff.text) == ["diaries", "letters", "maps", "personnel"]
+    staff = await world.client().get("/", headers=bearer(world.token("staff")))
+    for r in (reader, room, staff):
+        assert r.text == visitor and r.headers["cache-control"] == "public, max-age=60"
 
 
 async def test_no_thumbnail_where_the_first_page_is_more_restricted(world: World) -> None:
     world.catalogue.set_tier("maps/d1/p1", "reading-room")
     r = await world.client().get("/")
-    card = re.search(r'<li class="card" id="collection-maps">.*?</li>', r.text, re.S).group(0)
+    card = card_of(r.text, "maps")
     assert "<img" not in card and "maps%2Fd1%2Fp1" not in card
 
 
@@ -95,22 +105,22 @@ async def test_collections_are_paged_and_a_huge_one_costs_index_look_ups(world: 
     finally:
         event.remove(app.state.catalogue.engine, "before_cursor_execute", seen)
     ids = shown(first.text)
-    assert ids[:2] == ["big", "maps"] and len(ids) == 48
-    big = re.search(r'<li class="card" id="collection-big">.*?</li>', first.text, re.S).group(0)
-    assert "200000 documents · 200000 pages" in big and "big%2Fdoc0%2F" in big
+    assert ids[:4] == ["big", "diaries", "letters", "maps"] and len(ids) == 48
+    big = card_of(first.text, "big")
+    assert "200000 documents, 200000 pages" in big and "big%2Fdoc0%2F" in big
     assert 'href="/iiif/presentation/big/manifest"' not in big  # too large for one manifest
     assert not [s for s in statements if "count(" in s], statements
     more = re.search(r'rel="next" href="(/\?after=[^"]+)"', first.text).group(1)
     second = await c.get(more)
-    assert shown(second.text) == [f"z{n:03d}" for n in range(46, 94)]
+    assert shown(second.text) == [f"z{n:03d}" for n in range(44, 92)]
     third = await c.get(re.search(r'rel="next" href="(/\?after=[^"]+)"', second.text).group(1))
-    assert shown(third.text) == [f"z{n:03d}" for n in range(94, 100)] and 'rel="next"' not in third.text
+    assert shown(third.text) == [f"z{n:03d}" for n in range(92, 100)] and 'rel="next"' not in third.text
 
 
 async def test_the_viewer_page_loads_mirador_from_the_configured_url(world: World) -> None:
     c = world.client()
     page = await c.get("/view/maps")
-    assert page.status_code == 200 and page.headers["cache-control"].startswith("private")
+    assert page.status_code == 200 and page.headers["cache-control"].startswith("private")  # d2 is reading-room
     assert f'<script src="{config.DEFAULT_VIEWER_URL}"></script>' in page.text
     assert 'data-manifest="http://testserver/iiif/presentation/maps/d1/manifest"' in page.text
     assert 'data-collection="http://testserver/iiif/presentation/maps/collection"' in page.text
@@ -126,6 +136,10 @@ async def test_the_viewer_page_loads_mirador_from_the_configured_url(world: Worl
     assert (await c.get("/view/personnel")).status_code == 404
     assert (await c.get("/view/nowhere")).status_code == 404
     assert (await c.get("/view/personnel", headers=bearer(world.token("staff")))).status_code == 200
+    # a reading-room collection: its page, which says where to consult it
+    closed = await c.get("/view/letters")
+    assert (closed.status_code, closed.headers["location"]) == (303, "http://testserver/collections/letters")
+    assert (await world.client(peer=READING_ROOM_V4).get("/view/letters")).status_code == 200
 
 
 def test_viewer_url_is_a_setting_with_an_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
