@@ -160,7 +160,7 @@ def test_an_archivist_signs_in_through_the_provider_and_works_without_a_second_s
     # 4. a reading-room document in Mirador on the same site: shown, with no sign-in window and no token typed
     opened = len(context.pages)
     viewer = context.new_page()
-    viewer.goto(f"{server}/view/rr")
+    viewer.goto(f"{server}/view/rr/letter")  # the document: its collection page is all a visitor gets of /view/rr
     wait_until(lambda: shows_image(viewer), 40, "Mirador showing the reading-room letter", viewer)
     viewer.wait_for_timeout(SETTLE_MS)
     assert len(context.pages) == opened + 1  # the viewer only: no sign-in window opened
