@@ -33,7 +33,7 @@ from iiif_server.search.names import (
 from iiif_server.words import normalise
 
 NONE = 9  # no match at all
-_WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")  # letters, with inner apostrophes and hyphens
+_WORD = re.compile(r"[^\W\d_]+")  # letters: the words of `names.tokens` but numbers (Rozen-berg, d'Ancona: two)
 
 # The usual equivalents of Jewish given names across the languages of the lists (folded forms). Spellings
 # that differ only as Daitch–Mokotoff hears them (Szmul, Shmul) need not be listed.
@@ -67,7 +67,8 @@ NO_MATCH = Compared(0.0, NONE, "")
 
 
 def name_words(text: str) -> list[str]:
-    """The letters-only words of a name as written (case and accents kept, NFC): numbers and dates are not names."""
+    """The words of a name as written (case and accents kept, NFC), split as Content Search splits them; numbers
+    and dates are not names."""
     return _WORD.findall(unicodedata.normalize("NFC", text))
 
 

@@ -36,6 +36,8 @@ from iiif_server.search.names import (
     codes,
     deletions,
     distance,
+    glued_forms,
+    query_words,
     typo_keys,
 )
 from iiif_server.words import normalise as fold
@@ -112,6 +114,8 @@ class PersonIndex:
             for form in surname_forms(entry.surname):
                 index.by_surname.setdefault(fold(form), set()).add(n)
                 spelt.add(form)
+            for _, _, form in glued_forms([fold(w) for w in name_words(entry.surname)]):  # Vanpraag finds Van Praag
+                index.by_word.setdefault(form, set()).add(n)
         index.words = sorted(index.by_word)
         for word in index.by_typed:  # codes of the spelling as written too (Ą, Ę, Ţ), as Content Search's
             for code in codes(word):
@@ -136,8 +140,10 @@ class PersonIndex:
                 found.add(key)
         return [w for w in found if w != word and distance(word, w, 1) <= 1]
 
-    def word_matches(self, word: str, prefix: bool = True) -> dict[int, int]:
-        """Every person a word finds, with the best tier at which it finds one of their names."""
+    def word_matches(self, word: str, prefix: bool = True, fuzzy: bool = True) -> dict[int, int]:
+        """Every person a word finds, with the best tier at which it finds one of their names, by the rules of
+        `names.match_word`: `prefix` whether a name the word begins counts, `fuzzy` whether sound-alikes and
+        words one letter off do."""
         found: dict[int, int] = {}
 
         def add(people: Iterable[int], tier: int) -> None:
@@ -156,6 +162,8 @@ class PersonIndex:
                 if not other.startswith(fw):
                     break
                 add(self.by_word[other], PREFIX)
+        if not fuzzy:
+            return found
         for code in codes(word):
             for other in self.by_code.get(code, ()):
                 add(self.by_word[other], SOUNDS)
@@ -182,14 +190,19 @@ class PersonIndex:
     def search(self, query: str, filters: Filters, after: str = "", limit: int = PAGE) -> tuple[list[Found], str]:
         """A page of the people every word of the query finds, best tier first, and the next page's cursor
         ("" at the end)."""
-        words = name_words(query)[:QUERY_WORDS]
+        words = [w for w in query_words(query, QUERY_WORDS) if any(c.isalpha() for c in w.norm)]
         if not words:
             return [], ""
         tiers: dict[int, int] | None = None
-        for word in words:
-            matches = self.word_matches(word)
+        for word in sorted(words, key=lambda w: w.particle):  # particles last: they only lower a tier
+            matches = self.word_matches(word.typed, fuzzy=not word.prefix_only)
+            for form in word.glued:  # `van praag` finds Vanpraag
+                for n, tier in self.word_matches(form, fuzzy=not word.prefix_only).items():
+                    matches[n] = min(tier, matches.get(n, NONE))
             if tiers is None:
                 tiers = matches
+            elif word.particle:  # a particle may be missing, as in search (`de jong` finds Dejong, Jong)
+                tiers = {n: max(t, matches.get(n, t)) for n, t in tiers.items()}
             else:
                 tiers = {n: max(t, matches[n]) for n, t in tiers.items() if n in matches}
             if not tiers:

@@ -4,9 +4,10 @@ Two kinds of text name people: the label and metadata of portrait documents, and
 indexes with boxes) of list pages. Each is read once, in key order and bounded batches, and each of its
 words is looked up among the people's surnames (`PersonIndex.surname_candidates`: folded, Daitch–Mokotoff,
 one letter off, as Content Search matches words: `search.names`); every person found is scored on surname,
-given names and birth date (`namematch`), with the list's transport as a further clue. What scores at least `KEEP` is stored as a suggestion with its
-score and reason; nothing is public before staff confirm it. Links already known (suggested, confirmed or
-rejected), and lines another person is already confirmed on, are not proposed again.
+given names and birth date (`namematch`), with the list's transport as a further clue. What scores at least
+`KEEP` is stored as a suggestion with its score and reason; nothing is public before staff confirm it. Links
+already known (suggested, confirmed or rejected), and lines another person is already confirmed on, are not
+proposed again.
 """
 
 from __future__ import annotations
