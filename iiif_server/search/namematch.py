@@ -1,14 +1,14 @@
-"""Comparing names as the archive's lists write them: the one place where people's names are matched.
+"""Scoring a name written on a page against a person: surname, given names and birth date.
 
 A name on a transport list, a portrait's label and the deportees' list spell one person differently: Polish,
 Yiddish, German, French and Dutch forms (Szmul, Shmuel, Samuel), accents lost (Levy for Lévy), typing errors
-(Goldsztain). Two words compare in tiers, best first, as Content Search ranks its hits: as typed, folded (case
-and accents), a prefix (searching only), Daitch–Mokotoff codes in common, a typing error (one edit, or
-similar trigrams). Given names also meet through their usual equivalents (Moszek, Moshe, Moïse, Mozes).
+(Goldsztain). Each written word meets a person's names through the tiers of `search.names`, the one place where
+words of names are compared (folding, Daitch–Mokotoff codes with the Dutch ij, one letter off, particles and
+their glued spellings), so a name is found alike by Content Search, the person search and the link
+suggestions. What is here is about persons only: which forms of a surname to look for, given names and their
+usual equivalents across languages (Moszek, Moshe, Moïse, Mozes), birth dates, and the scores of each.
 
-This module is pure (strings in, scores out). It rests on the search's own folding (`words.normalise`) and
-Daitch–Mokotoff codes (`search.soundex`): when the search's name comparison is reworked, only this module
-changes for the people's search and the link suggestions.
+This module is pure (strings in, scores out).
 """
 
 from __future__ import annotations
@@ -16,20 +16,24 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
-
-import jellyfish
 
 from iiif_server.db.persons import check_date
-from iiif_server.search import soundex
-from iiif_server.words import normalise, similarity
+from iiif_server.search.names import (
+    EXACT,
+    FOLDED,
+    PARTICLES,
+    PREFIX,
+    SOUNDS,
+    TIER_NAMES,
+    TYPO,
+    codes,
+    glued_forms,
+    match_word,
+)
+from iiif_server.words import normalise
 
-EXACT, FOLDED, PREFIX, SOUNDS, TYPO = range(5)
 NONE = 9  # no match at all
-TIER_NAMES = {EXACT: "as typed", FOLDED: "folded", PREFIX: "prefix", SOUNDS: "Daitch–Mokotoff", TYPO: "typo"}
-TYPO_MIN = 4  # shorter words get no typo tier: every short word is one edit from many others
-TRIGRAM_MIN = 0.45
-_WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")  # letters, with inner apostrophes and hyphens
+_WORD = re.compile(r"[^\W\d_]+")  # letters: the words of `names.tokens` but numbers (Rozen-berg, d'Ancona: two)
 
 # The usual equivalents of Jewish given names across the languages of the lists (folded forms). Spellings
 # that differ only as Daitch–Mokotoff hears them (Szmul, Shmul) need not be listed.
@@ -48,7 +52,6 @@ frajda freida frida frieda fryda | fajga feiga fejga fega | golda golde goldie |
 """
 EQUIVALENT: dict[str, int] = {name: n for n, group in enumerate(_EQUIVALENTS.replace("\n", " ").split("|"))
                               for name in group.split()}
-PARTICLES = frozenset("van der den de la le du von zu ten ter het d l".split())  # of compound surnames
 
 
 @dataclass(frozen=True)
@@ -63,94 +66,62 @@ class Compared:
 NO_MATCH = Compared(0.0, NONE, "")
 
 
-def fold(text: str) -> str:
-    """Case folded, accents removed (the search's own normalisation)."""
-    return normalise(text)
-
-
-def typed(text: str) -> str:
-    """As typed: case folded but accents kept (NFC)."""
-    return unicodedata.normalize("NFC", text.casefold())
-
-
 def name_words(text: str) -> list[str]:
-    """The letters-only words of a name, as typed (case folded, accents kept)."""
-    return _WORD.findall(typed(text))
+    """The words of a name as written (case and accents kept, NFC), split as Content Search splits them; numbers
+    and dates are not names."""
+    return _WORD.findall(unicodedata.normalize("NFC", text))
 
 
-@lru_cache(maxsize=65536)
-def codes(word: str) -> frozenset[str]:
-    return frozenset(soundex.codes(word))
-
-
-@lru_cache(maxsize=65536)
-def folded(word: str) -> str:
-    return fold(word)
-
-
-def typo(a: str, b: str) -> bool:
-    """Folded words one typing error apart (or with most trigrams in common), neither of them short."""
-    if min(len(a), len(b)) < TYPO_MIN:
-        return False
-    return jellyfish.damerau_levenshtein_distance(a, b) <= 1 or similarity(a, b) >= TRIGRAM_MIN + 0.15
-
-
-def word_tier(query: str, word: str, prefix: bool = False) -> int:
-    """The tier at which a word typed (or written on a page) finds a word of a name: EXACT ... TYPO, or NONE."""
-    if query == word:
-        return EXACT
-    fq, fw = folded(query), folded(word)
-    if fq == fw:
-        return FOLDED
-    if prefix and len(fq) >= 2 and fw.startswith(fq):
-        return PREFIX
-    if len(fq) >= 3 and codes(fq) & codes(fw):
-        return SOUNDS
-    if typo(fq, fw) or (len(fq) >= TYPO_MIN and similarity(fq, fw) >= TRIGRAM_MIN):
-        return TYPO
-    return NONE
+def tier(written: str, name: str) -> int:
+    """The tier at which a written word finds a word of a person's name (`names.match_word`, no prefixes: a
+    page's word is whole), or NONE."""
+    found = match_word(written, name, prefix=False)
+    return NONE if found is None else found.tier
 
 
 SURNAME_SCORES = {EXACT: 1.0, FOLDED: 0.95, SOUNDS: 0.82, TYPO: 0.72}
 
 
 def surname_forms(surname: str) -> list[str]:
-    """A surname's forms to look for: the whole (its words joined, `Van Praag` as `vanpraag`) and each word
+    """A surname's forms to look for: the whole (its words joined, `Van Praag` as `VanPraag`) and each word
     that is not a particle."""
     words = name_words(surname)
     forms = ["".join(words)] if len(words) > 1 else []
-    return forms + [w for w in words if w not in PARTICLES]
+    return forms + [w for w in words if normalise(w) not in PARTICLES]
 
 
 def compare_surname(surname: str, written: list[str]) -> tuple[Compared, int | None, int]:
     """The person's surname against the words written on a page: the best agreement, the index of the first
-    written word that gives it and how many words it takes (a compound surname may be written as two)."""
+    written word that gives it and how many words it takes (a compound surname may be written as two, or as a
+    name after its particles: `van der Berg`)."""
     best, where, span = NO_MATCH, None, 0
     candidates = [(n, w, 1) for n, w in enumerate(written)]
     candidates += [(n, written[n] + written[n + 1], 2) for n in range(len(written) - 1)]
+    candidates += [(start, "".join(written[start:end + 1]), end + 1 - start)
+                   for start, end, _ in glued_forms([normalise(w) for w in written]) if end - start > 1]
     whole = "".join(name_words(surname))
     for n, word, size in candidates:
-        tier = word_tier(word, whole)
-        if tier == NONE:
+        found = tier(word, whole)
+        if found == NONE:
             continue
-        score = SURNAME_SCORES[tier]
+        score = SURNAME_SCORES[found]
         if score > best.score:
-            best, where, span = Compared(score, tier, f"surname {TIER_NAMES[tier]} ({word} = {surname})"), n, size
+            best, where, span = Compared(score, found, f"surname {TIER_NAMES[found]} ({word} = {surname})"), n, size
     return best, where, span
 
 
 def given_tier(a: str, b: str) -> tuple[int, float]:
-    """Two given names: their tier and score; equivalents across languages count as Daitch–Mokotoff."""
-    tier = word_tier(a, b)
-    if tier in (EXACT, FOLDED):
-        return tier, 1.0
-    fa, fb = folded(a), folded(b)
+    """Two given names: their tier and score; equivalents across languages count as sounding alike."""
+    found = tier(a, b)
+    if found in (EXACT, FOLDED):
+        return found, 1.0
+    fa, fb = normalise(a), normalise(b)
     if EQUIVALENT.get(fa) is not None and EQUIVALENT.get(fa) == EQUIVALENT.get(fb):
         return SOUNDS, 0.85
-    if tier == SOUNDS:
-        return tier, 0.85
-    if tier == TYPO:
-        return tier, 0.7
+    if found == SOUNDS:
+        return found, 0.85
+    if found == TYPO:
+        return found, 0.7
     return NONE, 0.0
 
 
@@ -163,7 +134,7 @@ def compare_given(given_names: str, written: list[str]) -> Compared:
     if not names:
         return Compared(0.5, NONE, "no given names known")
     if not words:
-        if initials and any(folded(n)[0] == folded(i) for n in names for i in initials):
+        if initials and any(normalise(n)[0] == normalise(i) for n in names for i in initials):
             return Compared(0.6, PREFIX, f"initial {initials[0].upper()}. of {given_names}")
         if initials:
             return Compared(0.0, NONE, f"initial {initials[0].upper()}. is not {given_names}")
@@ -171,11 +142,10 @@ def compare_given(given_names: str, written: list[str]) -> Compared:
     best = Compared(0.0, NONE, f"given name {' '.join(words)} is not {given_names}")
     for word in words:
         for name in names:
-            tier, score = given_tier(word, name)
+            found, score = given_tier(word, name)
             if score > best.score:
-                how = "equivalent" if tier == SOUNDS and not codes(folded(word)) & codes(folded(name)) \
-                    else TIER_NAMES[tier]
-                best = Compared(score, tier, f"given name {how} ({word} = {name})")
+                how = "equivalent" if found == SOUNDS and not codes(word) & codes(name) else TIER_NAMES[found]
+                best = Compared(score, found, f"given name {how} ({word} = {name})")
     return best
 
 
@@ -228,6 +198,5 @@ def compare_birth(birth_date: str | None, written: list[str]) -> Compared:
     return best
 
 
-__all__ = ["EXACT", "FOLDED", "NONE", "PREFIX", "SOUNDS", "TYPO", "Compared", "check_date", "codes",
-           "compare_birth", "compare_given", "compare_surname", "dates_in", "fold", "name_words", "surname_forms",
-           "typed", "word_tier"]
+__all__ = ["EQUIVALENT", "NONE", "SURNAME_SCORES", "Compared", "check_date", "compare_birth", "compare_given",
+           "compare_surname", "dates_in", "given_tier", "name_words", "surname_forms", "tier"]

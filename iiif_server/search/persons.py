@@ -1,9 +1,10 @@
-"""Finding people by name: every person's names in memory, indexed by word, code and trigram.
+"""Finding people by name: every person's names in memory, indexed by word, code and deletion (typos).
 
 The archive's people are a list of known, bounded size (26,000): each process holds their names, dates,
 places and transports (a few MB) and rebuilds them when the catalogue's `person_index` counter moves (an
 import, a person hidden or shown), never on a link decision or an ingest. A query's words each find names
-through the tiers of `namematch` (as typed, folded, prefix, Daitch–Mokotoff, typo); a person matches when
+through the tiers Content Search ranks by (`search.names`: as typed, folded, prefix, sounds alike, one letter
+off, with the same rules of length); a person matches when
 every word finds one of their names, at the worst of those words' tiers. Results are ranked by tier, then
 surname, given names and birth, and paged by that key.
 """
@@ -22,23 +23,24 @@ from iiif_server.db.catalogue import Catalogue
 from iiif_server.db.models import Person, State, sort_key
 from iiif_server.db.persons import PERSON_INDEX
 from iiif_server.errors import RequestError
-from iiif_server.search.namematch import (
+from iiif_server.search.namematch import NONE, name_words, surname_forms
+from iiif_server.search.names import (
     EXACT,
     FOLDED,
-    NONE,
+    FUZZY_MIN,
     PREFIX,
     SOUNDS,
-    TRIGRAM_MIN,
     TYPO,
+    TYPO_MAX,
     TYPO_MIN,
     codes,
-    fold,
-    folded,
-    name_words,
-    surname_forms,
-    typo,
+    deletions,
+    distance,
+    glued_forms,
+    query_words,
+    typo_keys,
 )
-from iiif_server.words import similarity, trigrams
+from iiif_server.words import normalise as fold
 
 QUERY_WORDS = 6  # words of a query
 PREFIX_WORDS = 2000  # distinct name words a prefix reaches at most
@@ -95,7 +97,7 @@ class PersonIndex:
     by_word: dict[str, set[int]] = field(default_factory=dict)  # folded
     words: list[str] = field(default_factory=list)  # the folded words, sorted (prefixes)
     by_code: dict[str, set[str]] = field(default_factory=dict)  # Daitch–Mokotoff code -> folded words
-    by_gram: dict[str, set[str]] = field(default_factory=dict)  # trigram -> folded words
+    by_key: dict[str, set[str]] = field(default_factory=dict)  # a deletion of a folded word -> those words
     by_surname: dict[str, set[int]] = field(default_factory=dict)  # folded surname form -> people
     surname_codes: dict[str, set[str]] = field(default_factory=dict)  # code -> folded surname forms
     positions: dict[str, int] = field(default_factory=dict)  # person id -> index
@@ -103,40 +105,45 @@ class PersonIndex:
     @classmethod
     def build(cls, entries: Iterable[Entry]) -> PersonIndex:
         index = cls(sorted(entries, key=lambda e: (e.order, e.id)))
+        spelt: set[str] = set()  # the surname forms as written
         for n, entry in enumerate(index.entries):
             index.positions[entry.id] = n
             for word in name_words(f"{entry.surname} {entry.given_names}"):
                 index.by_typed.setdefault(word, set()).add(n)
-                index.by_word.setdefault(folded(word), set()).add(n)
+                index.by_word.setdefault(fold(word), set()).add(n)
             for form in surname_forms(entry.surname):
-                index.by_surname.setdefault(folded(form), set()).add(n)
+                index.by_surname.setdefault(fold(form), set()).add(n)
+                spelt.add(form)
+            for _, _, form in glued_forms([fold(w) for w in name_words(entry.surname)]):  # Vanpraag finds Van Praag
+                index.by_word.setdefault(form, set()).add(n)
         index.words = sorted(index.by_word)
-        for word in index.words:
+        for word in index.by_typed:  # codes of the spelling as written too (Ą, Ę, Ţ), as Content Search's
             for code in codes(word):
-                index.by_code.setdefault(code, set()).add(word)
-            for gram in trigrams(word):
-                index.by_gram.setdefault(gram, set()).add(word)
-        for form in index.by_surname:
+                index.by_code.setdefault(code, set()).add(fold(word))
+        for word in {*index.words, *index.by_surname}:
+            for key in deletions(word) if TYPO_MIN <= len(word) <= TYPO_MAX else ():
+                index.by_key.setdefault(key, set()).add(word)
+        for form in spelt:
             for code in codes(form):
-                index.surname_codes.setdefault(code, set()).add(form)
+                index.surname_codes.setdefault(code, set()).add(fold(form))
         return index
 
     # -- one word -----------------------------------------------------------------------------------
 
     def _typos(self, word: str) -> list[str]:
-        """Name words a typing error away from `word` (folded)."""
-        if len(word) < TYPO_MIN:
-            return []
-        shared: dict[str, int] = {}
-        for gram in trigrams(word):
-            for other in self.by_gram.get(gram, ()):
-                shared[other] = shared.get(other, 0) + 1
-        grams = len(trigrams(word))
-        return [w for w, n in shared.items()
-                if n * 3 >= grams and (typo(word, w) or similarity(word, w) >= TRIGRAM_MIN)]
+        """Name words and surname forms one letter off `word` (folded), as Content Search finds them: through
+        the deletions both share."""
+        found: set[str] = set()
+        for key in typo_keys(word):
+            found |= self.by_key.get(key, set())
+            if key in self.by_word or key in self.by_surname:
+                found.add(key)
+        return [w for w in found if w != word and distance(word, w, 1) <= 1]
 
-    def word_matches(self, word: str, prefix: bool = True) -> dict[int, int]:
-        """Every person a word finds, with the best tier at which it finds one of their names."""
+    def word_matches(self, word: str, prefix: bool = True, fuzzy: bool = True) -> dict[int, int]:
+        """Every person a word finds, with the best tier at which it finds one of their names, by the rules of
+        `names.match_word`: `prefix` whether a name the word begins counts, `fuzzy` whether sound-alikes and
+        words one letter off do."""
         found: dict[int, int] = {}
 
         def add(people: Iterable[int], tier: int) -> None:
@@ -145,34 +152,37 @@ class PersonIndex:
                     found[n] = tier
 
         add(self.by_typed.get(word, ()), EXACT)
-        fw = folded(word)
+        fw = fold(word)
         add(self.by_word.get(fw, ()), FOLDED)
-        if prefix and len(fw) >= 2:
+        if len(fw) < FUZZY_MIN:
+            return found
+        if prefix:
             start = bisect.bisect_left(self.words, fw)
             for other in self.words[start:start + PREFIX_WORDS]:
                 if not other.startswith(fw):
                     break
                 add(self.by_word[other], PREFIX)
-        if len(fw) >= 3:
-            for code in codes(fw):
-                for other in self.by_code.get(code, ()):
-                    add(self.by_word[other], SOUNDS)
+        if not fuzzy:
+            return found
+        for code in codes(word):
+            for other in self.by_code.get(code, ()):
+                add(self.by_word[other], SOUNDS)
         for other in self._typos(fw):
-            add(self.by_word[other], TYPO)
+            add(self.by_word.get(other, ()), TYPO)
         return found
 
     def surname_candidates(self, word: str) -> set[int]:
         """People whose surname (or a word of it) a word written on a page may be: folded, coded alike, or a
         typing error away."""
-        fw = folded(word)
+        fw = fold(word)
         found = set(self.by_surname.get(fw, ()))
-        if len(fw) >= 3:
-            for code in codes(fw):
-                for form in self.surname_codes.get(code, ()):
-                    found |= self.by_surname[form]
-        if len(fw) >= TYPO_MIN:
-            for other in self._typos(fw):
-                found |= self.by_surname.get(other, set())
+        if len(fw) < FUZZY_MIN:
+            return found
+        for code in codes(word):
+            for form in self.surname_codes.get(code, ()):
+                found |= self.by_surname[form]
+        for other in self._typos(fw):
+            found |= self.by_surname.get(other, set())
         return found
 
     # -- a query --------------------------------------------------------------------------------------
@@ -180,14 +190,19 @@ class PersonIndex:
     def search(self, query: str, filters: Filters, after: str = "", limit: int = PAGE) -> tuple[list[Found], str]:
         """A page of the people every word of the query finds, best tier first, and the next page's cursor
         ("" at the end)."""
-        words = name_words(query)[:QUERY_WORDS]
+        words = [w for w in query_words(query, QUERY_WORDS) if any(c.isalpha() for c in w.norm)]
         if not words:
             return [], ""
         tiers: dict[int, int] | None = None
-        for word in words:
-            matches = self.word_matches(word)
+        for word in sorted(words, key=lambda w: w.particle):  # particles last: they only lower a tier
+            matches = self.word_matches(word.typed, fuzzy=not word.prefix_only)
+            for form in word.glued:  # `van praag` finds Vanpraag
+                for n, tier in self.word_matches(form, fuzzy=not word.prefix_only).items():
+                    matches[n] = min(tier, matches.get(n, NONE))
             if tiers is None:
                 tiers = matches
+            elif word.particle:  # a particle may be missing, as in search (`de jong` finds Dejong, Jong)
+                tiers = {n: max(t, matches.get(n, t)) for n, t in tiers.items()}
             else:
                 tiers = {n: max(t, matches[n]) for n, t in tiers.items() if n in matches}
             if not tiers:

@@ -3,10 +3,11 @@
 Two kinds of text name people: the label and metadata of portrait documents, and the name entries (CSV
 indexes with boxes) of list pages. Each is read once, in key order and bounded batches, and each of its
 words is looked up among the people's surnames (`PersonIndex.surname_candidates`: folded, Daitch–Mokotoff,
-typing errors); every person found is scored on surname, given names and birth date (`namematch`), with
-the list's transport as a further clue. What scores at least `KEEP` is stored as a suggestion with its
-score and reason; nothing is public before staff confirm it. Links already known (suggested, confirmed or
-rejected), and lines another person is already confirmed on, are not proposed again.
+one letter off, as Content Search matches words: `search.names`); every person found is scored on surname,
+given names and birth date (`namematch`), with the list's transport as a further clue. What scores at least
+`KEEP` is stored as a suggestion with its score and reason; nothing is public before staff confirm it. Links
+already known (suggested, confirmed or rejected), and lines another person is already confirmed on, are not
+proposed again.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from iiif_server.db.catalogue import Catalogue
 from iiif_server.db.models import CONFIRMED, LINE, PORTRAIT, Document, Image, Person, PersonLink, TextEntry
 from iiif_server.db.persons import Suggestion, box_text
 from iiif_server.search import namematch
-from iiif_server.search.namematch import EQUIVALENT, compare_birth, compare_given, compare_surname, dates_in, folded
+from iiif_server.search.namematch import EQUIVALENT, compare_birth, compare_given, compare_surname, dates_in
 from iiif_server.search.persons import Entry, PersonIndex, load
+from iiif_server.words import normalise as folded
 
 THRESHOLD = 0.83  # the default score above which staff may accept all at once (bench/persons.py measures it)
 KEEP = 0.6  # below this a suggestion is not stored at all
