@@ -139,7 +139,7 @@ class PersonPages:
 
     def mentions(self, person: Any, linked: set[tuple[str, str]]) -> list[Any]:
         """Public documents whose text names the person (surname and first given name in one entry, or the
-        surname alone, as written or without accents), other than those linked to them."""
+        surname alone, exactly as written), other than those linked to them."""
         if self.policy is None:
             return []
         policy = self.policy
@@ -150,7 +150,8 @@ class PersonPages:
         found, _ = self.across.search(query, public, policy, ANONYMOUS, None)
         kept = []
         for doc in found:
-            # every word of several (a phrase or one entry); one word as written or folded, not its variants
+            # every word of several (a phrase or one entry); one word alone only as written: a lone surname's variants
+            # name too many other people
             hits = doc.hits if given else [h for h in doc.hits if h.tier == 0]
             if hits and (doc.collection, doc.document) not in linked:
                 kept.append(doc)
