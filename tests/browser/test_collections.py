@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import pytest
 from bulk import fill
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from support import quadrants, start_server, stop_server
 
 from iiif_server.db.catalogue import Catalogue
@@ -50,9 +51,18 @@ def test_mirador_reaches_a_document_of_a_large_collection_from_the_top(session: 
     page: Any = session.page
     top = f"{big_server}/iiif/presentation/collections"
     page.goto(f"{pages}/mirador.html?manifest={quote(top, safe='')}")
-    page.get_by_text("Show collection").click()  # a window on a Collection offers its dialog
     dialog = page.locator("#select-collection")
-    page.get_by_role("menuitem", name="Collection registers").click()
+    registers = page.get_by_role("menuitem", name="Collection registers")
+    # a window on a Collection offers its dialog; Mirador may have opened it already (on a slow machine the
+    # click came after it had, and the dialog intercepted it)
+    show = page.get_by_text("Show collection")
+    wait_until(lambda: registers.count() > 0 or show.count() > 0, 30, "Mirador's collection window", page)
+    if registers.count() == 0:
+        try:
+            show.click(timeout=5_000)
+        except PlaywrightTimeout:  # the dialog opened meanwhile, over the button
+            pass
+    registers.click()
     part = page.get_by_role("menuitem", name="1001–2000: Dossier 1000 … Dossier 1999")
     part.wait_for()
     assert page.get_by_role("menuitem", name="4001–5000: Dossier 4000 … Dossier 4999").count() == 1
