@@ -150,7 +150,8 @@ def test_staff_console_and_landing_page(browser: Any, console_archive: tuple[Pat
     confirm = reader.page.get_by_role("button", name=CONFIRM, exact=True)
     confirm.wait_for()
     sign_in(reader, server, reader_token, confirm.click, "console-6-reader-login-window")
-    reader.page.get_by_role("button", name="Sign out").wait_for()
+    # the window's sign-in, the token and info.json again: beyond the default 20 s on a loaded 2-core machine
+    reader.page.get_by_role("button", name="Sign out").wait_for(timeout=45_000)
     # Mirador 4.0.0 keeps the tile source it opened from the 401 (see test_viewers): turn the page and back
     reader.page.get_by_role("button", name="Next item").click()
     reader.page.wait_for_timeout(500)
