@@ -15,7 +15,7 @@ run). Then `iiif-server serve` (one worker) answers transport pages (first and l
 request; cached: again), `/transports`, and person pages and JSON of people with links, cold and cached.
 
     python bench/persons_links.py [--scale 1.0] [--lines 20] [--listed 0.1] [--requests 300]
-                                  [--suggest-timeout 1200] [--workdir DIR]
+                                  [--suggest-timeout 1200] [--workdir DIR] [--populate-only]
 
 --scale shrinks the portraits and the list pages (never the 26,000 people). Results: docs/benchmarks.md,
 "People". Targets (issue 21): a transport page < 200 ms; `persons suggest` over everything < 10 min, memory
@@ -283,6 +283,7 @@ def main() -> None:
                         help="chance that a line of a list copy names the person of its transport and number")
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--suggest-timeout", type=float, default=1200)
+    parser.add_argument("--populate-only", action="store_true", help="stop once the catalogue is populated")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the catalogue here (default: a temp dir)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -303,6 +304,8 @@ def main() -> None:
         load_sqlite(catalogue.engine, streams(plan, 21))
         populated = time.perf_counter() - t0
         print(f"populated in {populated:.0f} s, {db_path.stat().st_size / 1e9:.2f} GB", flush=True)
+        if args.populate_only:
+            return
         csv = work / "people.csv"
         with_portrait, with_line = write_people_csv(csv, plan)
         imported = cli(database, "persons", "import", str(csv))
