@@ -45,7 +45,7 @@ from sqlalchemy.engine import Engine
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from iiif_server.db.catalogue import MIGRATIONS, Catalogue  # noqa: E402
-from iiif_server.db.models import Activity, Collection, Document, Image, State, sort_key  # noqa: E402
+from iiif_server.db.models import Activity, Base, Collection, Document, Image, State, sort_key  # noqa: E402
 from iiif_server.manifests.presentation import Urls  # noqa: E402
 
 GENERATOR = 2  # bump when the synthetic data changes shape: kept databases are then rebuilt
@@ -118,7 +118,7 @@ def collection_row(ci: int, spec: Spec) -> dict[str, Any]:
     return {"id": spec.id, "label": spec.label, "summary": None, "metadata": [], "rights": None,
             "required_statement": None, "nav_date": None, "created": when, "updated": when,
             "tier": spec.tier, "revision": 2, "document_count": len(spec.pages), "image_count": sum(spec.pages),
-            "unannounced": 0}
+            "unannounced": 0, "description": None, "dates": None, "provenance": None, "record": None}
 
 
 def document_row(ci: int, spec: Spec, pk: int, n: int) -> dict[str, Any]:
@@ -210,10 +210,9 @@ def check_columns(engine: Engine, table: str, row: dict[str, Any]) -> list[str]:
 
 def converters(engine: Engine, table: str, columns: list[str]) -> list[Callable[[Any], Any] | None]:
     """SQLAlchemy's own bind conversion per column (JSON -> text, datetimes for SQLite)."""
-    tables = {t.__tablename__: t.__table__ for t in (Collection, Document, Image, Activity, State)}
     out: list[Callable[[Any], Any] | None] = []
     for name in columns:
-        col = tables[table].c.get(name)
+        col = Base.metadata.tables[table].c.get(name)
         proc = col.type.dialect_impl(engine.dialect).bind_processor(engine.dialect) if col is not None else None
         out.append(proc)
     return out
