@@ -11,20 +11,17 @@ replaced by the file's other columns when it has any.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from iiif_server.db.descriptions import LIMITS, Description
-from iiif_server.ingest.convert import describe as explain
-from iiif_server.ingest.metadata import read_sheet, rights_uri
+from iiif_server.ingest.metadata import rights_uri, sheet_with_ids
 
 COLUMNS = {"label": "label", "summary": "summary", "description": "description", "dates": "dates",
            "provenance": "provenance", "rights": "rights", "required statement": "required_statement",
            "required_statement": "required_statement", "attribution": "required_statement", "record": "record"}
-SEPARATORS = {",": "commas", ";": "semicolons", "\t": "tabs"}
 
 
 @dataclass(frozen=True)
@@ -49,14 +46,9 @@ def check_field(name: str, value: str) -> str | None:
 def read_descriptions(path: Path, known: Iterable[str]) -> tuple[list[Row], list[str]]:
     """The rows and the errors (with line numbers); the caller applies all rows or none."""
     known_ids = set(known)
-    try:
-        sheet = read_sheet(path)
-    except (OSError, ValueError, csv.Error) as exc:
-        return [], [f"{path}: unreadable: {explain(exc)}"]
-    if "id" not in sheet.header:
-        named = ", ".join(repr(h) for h in sheet.shown[:12]) or "nothing"
-        return [], [f"{path}:1: no column is called 'id' (read as {sheet.encoding} with "
-                    f"{SEPARATORS[sheet.separator]} between columns, the first line names {named})"]
+    sheet, problem = sheet_with_ids(path)
+    if sheet is None:
+        return [], [problem]
     fields = [COLUMNS.get(name) for name in sheet.header]
     twice = sorted({f for f in fields if f and fields.count(f) > 1} | {h for h in sheet.header
                                                                        if h and sheet.header.count(h) > 1})

@@ -58,6 +58,20 @@ class Sheet:
     separator: str
 
 
+def sheet_with_ids(path: Path) -> tuple[Sheet | None, str]:
+    """The sheet of a CSV whose rows are named by an `id` column, or None and the one line saying why not: the
+    file unreadable, or no `id` column (with how it was read, so that the operator sees what went wrong)."""
+    try:
+        sheet = read_sheet(path)
+    except (OSError, ValueError, csv.Error) as exc:
+        return None, f"{path}: unreadable: {describe(exc)}"
+    if "id" not in sheet.header:
+        named = ", ".join(repr(h) for h in sheet.shown[:12]) or "nothing"
+        return None, (f"{path}:1: no column is called 'id' (read as {sheet.encoding} with "
+                      f"{_SEPARATORS[sheet.separator]} between columns, the first line names {named})")
+    return sheet, ""
+
+
 def read_sheet(path: Path) -> Sheet:
     """UTF-8 (with or without a byte order mark), else Windows-1252 (Excel's "CSV" on Windows in Western Europe);
     `,`, `;` (Excel where the decimal mark is a comma: Belgium, France, the Netherlands) or a tab, whichever the
@@ -98,14 +112,9 @@ def read_metadata_csv(path: Path, known: Iterable[str], tiers: tuple[str, ...] =
     rows: list[CsvRow] = []
     errors: list[str] = []
     seen: dict[str, int] = {}
-    try:
-        sheet = read_sheet(path)
-    except (OSError, ValueError, csv.Error) as exc:
-        return [], [f"{path}: unreadable: {describe(exc)}"]
-    if "id" not in sheet.header:
-        named = ", ".join(repr(h) for h in sheet.shown[:12]) or "nothing"
-        return [], [f"{path}:1: no column is called 'id' (read as {sheet.encoding} with {_SEPARATORS[sheet.separator]}"
-                    f" between columns, the first line names {named})"]
+    sheet, problem = sheet_with_ids(path)
+    if sheet is None:
+        return [], [problem]
     duplicated = sorted({h for h in sheet.header if sheet.header.count(h) > 1 and h})
     if duplicated:
         return [], [f"{path}:1: column {duplicated[0]!r} is named twice"]
