@@ -151,6 +151,17 @@ def state_rows(version: int, public_activities: int) -> list[dict[str, Any]]:
     return [{"key": "version", "value": version}, {"key": "public_activities", "value": public_activities}]
 
 
+def image_rows(specs: list[Spec]) -> Iterator[dict[str, Any]]:
+    """Every page of every collection's documents, keyed as the documents are (pk in load order)."""
+    pk = doc_pk = 0
+    for ci, spec in enumerate(specs):
+        for n, pages in enumerate(spec.pages):
+            doc_pk += 1
+            for page in range(pages):
+                pk += 1
+                yield image_row(ci, spec, pk, doc_pk, n, page)
+
+
 def generate(specs: list[Spec]) -> dict[str, Callable[[], Iterator[dict[str, Any]]]]:
     """Row streams per table, in load order (re-iterable: each call starts over)."""
 
@@ -166,13 +177,7 @@ def generate(specs: list[Spec]) -> dict[str, Callable[[], Iterator[dict[str, Any
                 yield document_row(ci, spec, pk, n)
 
     def images() -> Iterator[dict[str, Any]]:
-        pk = doc_pk = 0
-        for ci, spec in enumerate(specs):
-            for n, pages in enumerate(spec.pages):
-                doc_pk += 1
-                for page in range(pages):
-                    pk += 1
-                    yield image_row(ci, spec, pk, doc_pk, n, page)
+        return image_rows(specs)
 
     def activities() -> Iterator[dict[str, Any]]:
         aid = 0

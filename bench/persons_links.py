@@ -42,7 +42,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from catalogue import MIB, Server, Spec, child_env, collection_row, document_row, image_row, load_sqlite, proc_status  # noqa: E402
+from catalogue import MIB, Server, Spec, child_env, collection_row, document_row, image_rows, load_sqlite, proc_status  # noqa: E402
 from persons import GIVEN, PLACES, SURNAMES, p99, timed  # noqa: E402
 
 from iiif_server.db.catalogue import Catalogue  # noqa: E402
@@ -161,13 +161,7 @@ def streams(plan: Plan, seed: int) -> dict[str, Callable[[], Iterator[dict[str, 
             yield row
 
     def images() -> Iterator[dict[str, Any]]:
-        pk = doc_pk = 0
-        for ci, spec in enumerate(specs):
-            for n, pages in enumerate(spec.pages):
-                doc_pk += 1
-                for page in range(pages):
-                    pk += 1
-                    yield image_row(ci, spec, pk, doc_pk, n, page)
+        return image_rows(specs)
 
     def entries() -> Iterator[dict[str, Any]]:
         rng = random.Random(seed + 1)
