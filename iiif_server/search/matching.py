@@ -243,7 +243,7 @@ class Matcher:
         per_word: list[dict[tuple[int, int], tuple[WordMatch, Row]]] = []
         for n in range(len(self.words)):
             kinds = self.lookups(scope, n)
-            per_word.append(self._prefix_only(n, self._matches(n, kinds)))
+            per_word.append(self._narrow(n, self._matches(n, kinds)))
         if len(self.words) == 1:
             hits: dict[int, list[Found]] = {}
             for how, row in per_word[0].values():
@@ -254,21 +254,39 @@ class Matcher:
             return {d: _dedupe(found) for d, found in hits.items()}
         return self._units_and_phrases(per_word)
 
-    def _prefix_only(self, n: int, best: dict[tuple[int, int], tuple[WordMatch, Row]]
-                     ) -> dict[tuple[int, int], tuple[WordMatch, Row]]:
-        """A word that, in a document, begins words but is none of them is taken as their beginning there: no
-        sound-alikes or typos for it (`Goldsz` finds Goldsztajn, not Goldes)."""
+    def _narrow(self, n: int, best: dict[tuple[int, int], tuple[WordMatch, Row]]
+                ) -> dict[tuple[int, int], tuple[WordMatch, Row]]:
+        """Per document, what a word's closest matches there say it is:
+
+        - a word that begins words but is none of them is taken as their beginning: no sound-alikes or typos for
+          it (`Goldsz` finds Goldsztajn, not Goldes);
+        - a name the document holds, or holds in another register's spelling, brings no sound-alike that only
+          shares its chart code (`Rotblat` finds Rotblat and Rotblatt, not Rotfeld); where it holds neither,
+          every sound-alike stays, closest first.
+
+        Decided on the rows the requester may read, as everything else."""
+        word = self.words[n].norm
         whole: set[int] = set()
         begins: set[int] = set()
+        close: set[int] = set()
         for how, row in best.values():
             if how.tier <= FOLDED:
                 whole.add(row.document_pk)
             elif how.tier == PREFIX:
                 begins.add(row.document_pk)
+            elif how.tier == SOUNDS and names.near(word, row.norm):
+                close.add(row.document_pk)
         prefix_docs = begins - whole
-        if not prefix_docs:
+        close |= whole
+        if not prefix_docs and not close:
             return best
-        return {k: v for k, v in best.items() if v[0].tier <= PREFIX or v[1].document_pk not in prefix_docs}
+
+        def keeps(how: WordMatch, row: Row) -> bool:
+            if row.document_pk in prefix_docs:
+                return how.tier <= PREFIX
+            return how.tier != SOUNDS or row.document_pk not in close or names.near(word, row.norm)
+
+        return {k: v for k, v in best.items() if keeps(*v)}
 
     def _units_and_phrases(self, per_word: list[dict[tuple[int, int], tuple[WordMatch, Row]]]
                            ) -> dict[int, list[Found]]:

@@ -116,9 +116,39 @@ def distance(a: str, b: str, limit: int = 3) -> int:
     return min(previous[-1], limit + 1)
 
 
+# spellings the registers of different countries gave one sound (Polish sz, German sch, English sh; the
+# diphthong written aj, ei, ey, ij ...), longest first: after them, Szwarc and Schwarz, Wajnberg, Weinberg and
+# Wijnberg, Kirsz and Kirsch, Lipszowicz and Lipszovitch differ by a letter at most
+_REGISTERS = (("tsch", "cz"), ("tch", "cz"), ("witz", "wicz"), ("sch", "sz"), ("sh", "sz"), ("tz", "c"),
+              ("ck", "k"), ("ph", "f"), ("v", "w"), ("eij", "y"), ("aj", "y"), ("ai", "y"), ("ay", "y"), ("ei", "y"), ("ey", "y"), ("ej", "y"),
+              ("ij", "y"))
+_REGISTER_PATTERN = re.compile("|".join(re.escape(a) for a, _ in _REGISTERS))
+_REGISTER_MAP = dict(_REGISTERS)
+_DOUBLED = re.compile(r"(.)\1+")
+NEAR = 1  # letters a sound-alike may differ by, registers aside, and still be the same name (`near`)
+
+
+@lru_cache(maxsize=65536)
+def skeleton(norm: str) -> str:
+    """A folded word with each register's spelling of a sound written one way and doubled letters single."""
+    return _DOUBLED.sub(r"\1", _REGISTER_PATTERN.sub(lambda m: _REGISTER_MAP[m.group(0)], norm))
+
+
+@lru_cache(maxsize=65536)
+def spelling_distance(a: str, b: str) -> int:
+    """Letters two folded words differ by once the registers' spellings are set aside (at most 9)."""
+    return distance(skeleton(a), skeleton(b), 9)
+
+
+def near(query: str, word: str) -> bool:
+    """Whether a sound-alike is the same name in another register, not another name sharing its code (Rotblat
+    and Rotfeld, Holcson and Kleijn: one chart code, three or more letters apart)."""
+    return spelling_distance(query, word) <= NEAR
+
+
 def sounds_cost(query: str, word: str) -> int:
-    """The cost of a sound-alike: by how many letters it differs (folded words)."""
-    return SOUNDS * TIER_COST + EDIT_COST * distance(query, word, 9)
+    """The cost of a sound-alike: by how many letters it differs (folded words), registers' spellings aside."""
+    return SOUNDS * TIER_COST + EDIT_COST * spelling_distance(query, word)
 
 
 TYPO_COST = SOUNDS * TIER_COST + EDIT_COST + TYPO_EXTRA
@@ -240,4 +270,4 @@ def best_matches(query: str, names: Iterable[str], limit: int = 10) -> list[tupl
 
 __all__ = ["EXACT", "FOLDED", "PARTICLES", "PREFIX", "SOUNDS", "TIER_COST", "TYPO", "TYPO_COST", "NameMatch",
            "QueryWord", "WordMatch", "best_matches", "codes", "compare", "deletions", "distance", "glued_forms",
-           "match_word", "query_words", "sounds_cost", "tokens", "typo_keys"]
+           "match_word", "near", "query_words", "skeleton", "sounds_cost", "spelling_distance", "tokens", "typo_keys"]
