@@ -163,12 +163,10 @@ class Across:
         return Readable(or_(*parts) if parts else false(), or_(*wholes) if wholes else false())
 
     def candidates(self, session: Session, matcher: Matcher, readable: Readable,
-                   after: tuple[int, str, int] | None, limit: int) -> list[tuple[int, str, int]]:
-        """(pass, collection, document pk) of readable documents holding the query's words, after `after`, in
-        pass then key order: first those with every word (case and accents folded), then those with every word
-        through any tier."""
-        content = matcher.content or list(range(len(matcher.words)))
-        order = self.rarest_words(session, matcher, content)
+                   after: tuple[int, str, int] | None, limit: int, order: list[int]) -> list[tuple[int, str, int]]:
+        """(pass, collection, document pk) of readable documents holding the query's words (`order`: the content
+        words, rarest first), after `after`, in pass then key order: first those with every word (case and
+        accents folded), then those with every word through any tier."""
         found: list[tuple[int, str, int]] = []
         for tier, variants in ((FOLDED, False), (SIMILAR, True)):
             if after is not None and tier < after[0]:
@@ -216,8 +214,10 @@ class Across:
             if not matcher.words:
                 return [], None
             visible = self.readable_clause(session, policy, access, collections)
+            order = self.rarest_words(session, matcher, matcher.content or list(range(len(matcher.words))))
             while examined < EXAMINE_MAX:
-                batch = self.candidates(session, matcher, visible, position, min(CANDIDATES, EXAMINE_MAX - examined))
+                batch = self.candidates(session, matcher, visible, position, min(CANDIDATES, EXAMINE_MAX - examined),
+                                        order)
                 pks = [pk for _, _, pk in batch]
                 rows = {r[0]: r[1:] for r in session.execute(
                     select(Document.pk, Document.ident, Document.label, Document.tier, Collection.tier)
@@ -232,7 +232,7 @@ class Across:
                         scope = readable(policy, access, cid, Target(pk, rows[pk][3], rows[pk][2], own.get(pk, {})))
                         if scope is not None and not scope[0].none:
                             pages[pk] = scope[0]
-                found = matcher.find(scope_of(pages)) if pages else {}
+                found = matcher.find(scope_of(pages), order) if pages else {}
                 shown = [f for _, _, pk in batch for f in found.get(pk, [])[:HITS_PER_DOCUMENT]]
                 hits: dict[int, list[Hit]] = {}
                 for f, hit in zip(shown, self.store.read(session, shown), strict=False):

@@ -30,6 +30,7 @@ from iiif_server.search.results import Pages
 TOP = "\U0010ffff"  # above every character: [p, p + TOP) holds every term starting with p
 PHRASE_MAX = 8  # words of a query
 ROWS_MAX = 20_000  # index rows one look-up of one word reads at most
+PAGES_MAX = 2_000  # pages of the first word that narrow the other words' look-ups (more: not narrowed)
 MISSING = 10_000  # the cost of a missing word (a query of three words or more may miss one)
 PARTICLE_MISSING = 20  # the cost of a missing particle (van, de ...)
 GLUED = 15  # the cost of meeting a name through its glued particles (Dewolf / De Wolf)
@@ -236,14 +237,35 @@ class Matcher:
         own = words.get(row.entry_id, {})
         return all(own.get(row.ord - k) == p for k, p in enumerate(reversed(particles), 1))
 
-    def find(self, scope: ColumnElement[bool], fuzzy_docs: bool = True) -> dict[int, list[Found]]:
+    def first_word(self, order: Sequence[int] | None = None) -> int | None:
+        """The content word looked up first in a query of several (`order`: rarest first, when the caller knows;
+        else the longest: surnames are rarer than given names)."""
+        content = self.content or list(range(len(self.words)))
+        if len(self.words) < 2:
+            return None
+        if order:
+            return next(n for n in order if n in content)
+        return max(content, key=lambda n: (len(self.words[n].norm), -n))
+
+    def find(self, scope: ColumnElement[bool], order: Sequence[int] | None = None) -> dict[int, list[Found]]:
         """Every hit in the documents `scope` selects (with the pages readable), ranked, per document."""
         if not self.words:
             return {}
-        per_word: list[dict[tuple[int, int], tuple[WordMatch, Row]]] = []
-        for n in range(len(self.words)):
-            kinds = self.lookups(scope, n)
-            per_word.append(self._narrow(n, self._matches(n, kinds)))
+        per_word: list[dict[tuple[int, int], tuple[WordMatch, Row]]] = [{} for _ in self.words]
+        content = self.content or list(range(len(self.words)))
+        first = self.first_word(order)
+        pages: list[int] | None = None
+        for n in ([first, *(k for k in range(len(self.words)) if k != first)] if first is not None
+                  else range(len(self.words))):
+            within = scope if pages is None else and_(scope, TextEntry.image_pk.in_(pages))
+            per_word[n] = self._narrow(n, self._matches(n, self.lookups(within, n)))
+            if n == first and len(content) <= 2:
+                # every hit holds this word (one or two content words: none may be missing), so the other words
+                # are looked up only on the pages where it stands: a common given name is not read everywhere
+                held = sorted({row.image_pk for _, row in per_word[n].values()})
+                if not held:
+                    return {}
+                pages = held if len(held) <= PAGES_MAX else None
         if len(self.words) == 1:
             hits: dict[int, list[Found]] = {}
             for how, row in per_word[0].values():
@@ -258,33 +280,34 @@ class Matcher:
                 ) -> dict[tuple[int, int], tuple[WordMatch, Row]]:
         """Per document, what a word's closest matches there say it is:
 
-        - a word that begins words but is none of them is taken as their beginning: no sound-alikes or typos for
-          it (`Goldsz` finds Goldsztajn, not Goldes);
-        - a name the document holds, or holds in another register's spelling, brings no sound-alike that only
-          shares its chart code (`Rotblat` finds Rotblat and Rotblatt, not Rotfeld); where it holds neither,
-          every sound-alike stays, closest first.
+        - a name the document holds, in this spelling or another register's (Fiszer for Fisher), brings no
+          sound-alike that only shares its chart code (`Rotblat` finds Rotblat and Rotblatt, not Rotfeld);
+        - a word that begins words there is taken as their beginning, as well: no sound-alikes but its own
+          spellings in other registers (`Goldsz` finds Goldsztajn, not Goldes or Golds; `Fisher` finds Fisherowicz
+          and Fiszer), and no typos unless it is a name there too;
+        - where the document holds none of these, every sound-alike and typo stays, closest first.
 
         Decided on the rows the requester may read, as everything else."""
         word = self.words[n].norm
         whole: set[int] = set()
         begins: set[int] = set()
-        close: set[int] = set()
         for how, row in best.values():
-            if how.tier <= FOLDED:
+            if how.tier <= FOLDED or how.tier == SOUNDS and names.spelling_distance(word, row.norm) == 0:
                 whole.add(row.document_pk)
             elif how.tier == PREFIX:
                 begins.add(row.document_pk)
-            elif how.tier == SOUNDS and names.near(word, row.norm):
-                close.add(row.document_pk)
-        prefix_docs = begins - whole
-        close |= whole
-        if not prefix_docs and not close:
+        if not whole and not begins:
             return best
 
         def keeps(how: WordMatch, row: Row) -> bool:
-            if row.document_pk in prefix_docs:
-                return how.tier <= PREFIX
-            return how.tier != SOUNDS or row.document_pk not in close or names.near(word, row.norm)
+            doc = row.document_pk
+            if how.tier == SOUNDS:
+                if doc in whole:
+                    return names.near(word, row.norm)
+                return doc not in begins or names.spelling_distance(word, row.norm) == 0
+            if how.tier == TYPO:
+                return doc in whole or doc not in begins
+            return True
 
         return {k: v for k, v in best.items() if keeps(*v)}
 

@@ -125,6 +125,7 @@ _REGISTERS = (("tsch", "cz"), ("tch", "cz"), ("witz", "wicz"), ("sch", "sz"), ("
 _REGISTER_PATTERN = re.compile("|".join(re.escape(a) for a, _ in _REGISTERS))
 _REGISTER_MAP = dict(_REGISTERS)
 _DOUBLED = re.compile(r"(.)\1+")
+SAME_NAME = 50  # a sound-alike no letter apart once the registers are set aside: after the folded tier, before prefixes
 NEAR = 1  # letters a sound-alike may differ by, registers aside, and still be the same name (`near`)
 
 
@@ -147,8 +148,11 @@ def near(query: str, word: str) -> bool:
 
 
 def sounds_cost(query: str, word: str) -> int:
-    """The cost of a sound-alike: by how many letters it differs (folded words), registers' spellings aside."""
-    return SOUNDS * TIER_COST + EDIT_COST * spelling_distance(query, word)
+    """The cost of a sound-alike: by how many letters it differs (folded words), registers' spellings aside. The
+    same name in another register (no letter apart: Kirsch for Kirsz) ranks before the words the query begins
+    (Kirszberg), which are other names."""
+    apart = spelling_distance(query, word)
+    return FOLDED * TIER_COST + SAME_NAME if apart == 0 else SOUNDS * TIER_COST + EDIT_COST * apart
 
 
 TYPO_COST = SOUNDS * TIER_COST + EDIT_COST + TYPO_EXTRA

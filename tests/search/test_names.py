@@ -68,3 +68,16 @@ def test_query_words() -> None:
 def test_typo_keys_are_bounded() -> None:
     assert typo_keys("abc") == set() and typo_keys("x" * 33) == set()
     assert len(typo_keys("krause")) == 7
+
+
+def test_spellings_of_the_registers_are_set_aside() -> None:
+    from iiif_server.search.names import near, spelling_distance
+
+    for a, b in (("szwarc", "schwarz"), ("wajnberg", "weinberg"), ("wijnberg", "vainberg"), ("kirsz", "kirsch"),
+                 ("lipszowicz", "lipszovitch"), ("kacblat", "katzblat"), ("gutman", "guttmann"), ("dyk", "dijk"),
+                 ("goldsztajn", "goldstein"), ("kleijn", "klein")):
+        assert near(a, b), (a, b)
+    assert spelling_distance("kirsz", "kirsch") == 0 and spelling_distance("szwarc", "schwarz") == 1
+    for a, b in (("rotblat", "rotfeld"), ("holcson", "kleijn"), ("felson", "vlijm"), ("frenkelwitz", "frenkelfeld")):
+        assert not near(a, b), (a, b)  # one chart code, other names
+

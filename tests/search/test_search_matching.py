@@ -37,6 +37,8 @@ WORDS = {  # page: words, one ALTO-like line each
     "p8": ["Rotblat", "Sura"],  # and one chart code with Rotfeld, four letters apart: another name
     "p9": ["Rotfeld", "Gitla"],
     "p10": ["Rotblatt", "Chil"],  # Rotblat in another register
+    "p11": ["Fiszer", "Laja"],  # Fisher in the Polish register
+    "p12": ["Fisherowicz", "Mala"],
 }
 
 
@@ -95,6 +97,13 @@ def test_a_name_found_brings_no_other_name_of_its_code(text_store: tuple[TextSto
     # and the cut is made on what the requester may read: hidden Rotblat pages do not take Rotfeld away
     hidden = Pages(True, denied=(images["p8"], images["p10"]))
     assert found(store, doc, "Rotblat", hidden) == [("Rotfeld", SOUNDS)]
+
+
+def test_the_same_name_in_another_register_ranks_before_longer_names(
+        text_store: tuple[TextStore, dict[str, int], int]) -> None:
+    store, _, doc = text_store
+    # Fiszer is Fisher as a Polish register wrote it: before Fisherowicz, which Fisher only begins
+    assert found(store, doc, "Fisher") == [("Fiszer", SOUNDS), ("Fisherowicz", PREFIX)]
 
 
 def test_spelling_variants_of_names(text_store: tuple[TextStore, dict[str, int], int]) -> None:
