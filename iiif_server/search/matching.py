@@ -280,34 +280,33 @@ class Matcher:
                 ) -> dict[tuple[int, int], tuple[WordMatch, Row]]:
         """Per document, what a word's closest matches there say it is:
 
-        - a name the document holds, in this spelling or another register's (Fiszer for Fisher), brings no
-          sound-alike that only shares its chart code (`Rotblat` finds Rotblat and Rotblatt, not Rotfeld);
-        - a word that begins words there is taken as their beginning, as well: no sound-alikes but its own
-          spellings in other registers (`Goldsz` finds Goldsztajn, not Goldes or Golds; `Fisher` finds Fisherowicz
-          and Fiszer), and no typos unless it is a name there too;
-        - where the document holds none of these, every sound-alike and typo stays, closest first.
+        - a sound-alike that only shares the chart's code with the word (Rotfeld for Rotblat: three letters or
+          more apart once the registers' spellings are set aside) stays only where the word finds nothing closer
+          (the name, its spellings in other registers, a word one letter off, a word it begins);
+        - a word that begins words but is not a name there (in any register's spelling) is taken as their
+          beginning: no typos, and no sound-alikes but its own spellings in other registers (`Goldsz` finds
+          Goldsztajn, not Goldes or Golds; `Fisher` finds Fiszer and Fisherowicz).
 
         Decided on the rows the requester may read, as everything else."""
         word = self.words[n].norm
         whole: set[int] = set()
         begins: set[int] = set()
+        closer: set[int] = set()
         for how, row in best.values():
             if how.tier <= FOLDED or how.tier == SOUNDS and names.spelling_distance(word, row.norm) == 0:
                 whole.add(row.document_pk)
             elif how.tier == PREFIX:
                 begins.add(row.document_pk)
-        if not whole and not begins:
+            if how.tier != SOUNDS or names.near(word, row.norm):
+                closer.add(row.document_pk)
+        if not closer:
             return best
 
         def keeps(how: WordMatch, row: Row) -> bool:
             doc = row.document_pk
-            if how.tier == SOUNDS:
-                if doc in whole:
-                    return names.near(word, row.norm)
-                return doc not in begins or names.spelling_distance(word, row.norm) == 0
-            if how.tier == TYPO:
-                return doc in whole or doc not in begins
-            return True
+            if doc in begins and doc not in whole:
+                return how.tier <= PREFIX or how.tier == SOUNDS and names.spelling_distance(word, row.norm) == 0
+            return how.tier != SOUNDS or doc not in closer or names.near(word, row.norm)
 
         return {k: v for k, v in best.items() if keeps(*v)}
 

@@ -91,6 +91,8 @@ def test_a_name_found_brings_no_other_name_of_its_code(text_store: tuple[TextSto
     # Rotblat, Rotblatt and Rotfeld share a chart code; Rotfeld is four letters from Rotblat
     assert found(store, doc, "Rotblat") == [("Rotblat", EXACT), ("Rotblatt", PREFIX)]
     assert found(store, doc, "Rotblatt") == [("Rotblatt", EXACT), ("Rotblat", SOUNDS)]
+    # a typo (two letters swapped) finds the name one letter off, and no other name of its code
+    assert found(store, doc, "Rotbalt") == [("Rotblat", SOUNDS), ("Rotblatt", SOUNDS)]
     # where the readable pages hold neither spelling, every sound-alike stays: the chart is all there is
     only = Pages(False, allowed=(images["p9"],))
     assert found(store, doc, "Rotblat", only) == [("Rotfeld", SOUNDS)]
