@@ -5,11 +5,12 @@ Both page by keyset over the index's own order, never by OFFSET, and count nothi
 walks the documents holding every word of the query (through text_doc_terms), only among documents whose
 text the requester may read, and reads the hits of a batch of documents in one plan (matching.py: the same
 tiers and ranking as one document's search, never a search per document). Each request examines a bounded
-number of candidates: a page may come back short, with `next`.
+number of candidates, for a bounded time: a page may come back short, with `next`.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,9 @@ DOCUMENTS_PAGE = 20  # manifests per page of a collection search
 HITS_PER_DOCUMENT = 3
 CANDIDATES = 50  # documents read from the index per round
 EXAMINE_MAX = 200  # candidates one request looks at, at most
+# and for at most this long: past it, the page is sent as it is, with `next` (a full name of common words has
+# candidates in most documents and hits in few; the next page goes on from there)
+EXAMINE_SECONDS = 0.15
 RAREST_COUNT = 10_000  # index rows counted per word to find the rarest of a query's words
 FOLDED, SIMILAR = range(2)
 
@@ -215,7 +219,10 @@ class Across:
                 return [], None
             visible = self.readable_clause(session, policy, access, collections)
             order = self.rarest_words(session, matcher, matcher.content or list(range(len(matcher.words))))
+            deadline = time.monotonic() + EXAMINE_SECONDS
             while examined < EXAMINE_MAX:
+                if examined and time.monotonic() > deadline:
+                    return results, cursor(*position) if position else None
                 batch = self.candidates(session, matcher, visible, position, min(CANDIDATES, EXAMINE_MAX - examined),
                                         order)
                 pks = [pk for _, _, pk in batch]

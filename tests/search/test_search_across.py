@@ -200,3 +200,22 @@ async def test_a_query_of_several_words_walks_the_rarest_word(setup) -> None:  #
         assert finder.rarest_first(s, TextDocTerm.norm, ["paris", "chaja"]) == ["chaja", "paris"]
     body = (await client.get("/iiif/search", params={"q": "deportation drancy", "format": "json"})).json()
     assert [i["label"]["none"][0] for i in body["items"]] == ["open"]
+
+
+async def test_a_collection_search_works_for_a_bounded_time_then_sends_its_page_with_next(  # type: ignore[no-untyped-def]
+        setup, monkeypatch: pytest.MonkeyPatch) -> None:
+    client, _, _ = setup
+    # one candidate a round and no time to spare: each request examines one round, then answers with `next`
+    monkeypatch.setattr(across, "CANDIDATES", 1)
+    monkeypatch.setattr(across, "EXAMINE_SECONDS", 0.0)
+    seen: list[str] = []
+    url = "/iiif/search/collections?" + "q=Mendelowicz"
+    for _ in range(6):
+        body = (await client.get(url)).json()
+        assert len(manifests(body)) <= 1
+        seen += manifests(body)
+        if "next" not in body:
+            break
+        url = body["next"]["id"].removeprefix("http://testserver")
+    # nothing lost or repeated on the way: the same documents as one request with time to spare
+    assert seen == ["transports/list", "transports/open"]
