@@ -120,8 +120,8 @@ def distance(a: str, b: str, limit: int = 3) -> int:
 # diphthong written aj, ei, ey, ij ...), longest first: after them, Szwarc and Schwarz, Wajnberg, Weinberg and
 # Wijnberg, Kirsz and Kirsch, Lipszowicz and Lipszovitch differ by a letter at most
 _REGISTERS = (("tsch", "cz"), ("tch", "cz"), ("witz", "wicz"), ("sch", "sz"), ("sh", "sz"), ("tz", "c"),
-              ("ck", "k"), ("ph", "f"), ("v", "w"), ("eij", "y"), ("aj", "y"), ("ai", "y"), ("ay", "y"), ("ei", "y"), ("ey", "y"), ("ej", "y"),
-              ("ij", "y"))
+              ("ck", "k"), ("ph", "f"), ("v", "w"), ("eij", "y"), ("aj", "y"), ("ai", "y"), ("ay", "y"),
+              ("ei", "y"), ("ey", "y"), ("ej", "y"), ("ij", "y"))
 _REGISTER_PATTERN = re.compile("|".join(re.escape(a) for a, _ in _REGISTERS))
 _REGISTER_MAP = dict(_REGISTERS)
 _DOUBLED = re.compile(r"(.)\1+")

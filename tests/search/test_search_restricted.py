@@ -7,7 +7,6 @@ with clearance."""
 from __future__ import annotations
 
 import json
-
 from collections.abc import AsyncIterator
 from pathlib import Path
 
