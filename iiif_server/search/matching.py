@@ -33,6 +33,7 @@ ROWS_MAX = 20_000  # index rows one look-up of one word reads at most
 PAGES_MAX = 2_000  # pages of the first word that narrow the other words' look-ups (more: not narrowed)
 MISSING = 10_000  # the cost of a missing word (a query of three words or more may miss one)
 PARTICLE_MISSING = 20  # the cost of a missing particle (van, de ...)
+FAR = 3  # letters apart (registers aside) of a sound-alike that a word one letter off in the document sets aside
 GLUED = 15  # the cost of meeting a name through its glued particles (Dewolf / De Wolf)
 CROSS_LINE = 2  # a phrase over a line break ranks after the same words on one line
 CHUNK = 500
@@ -280,9 +281,10 @@ class Matcher:
                 ) -> dict[tuple[int, int], tuple[WordMatch, Row]]:
         """Per document, what a word's closest matches there say it is:
 
-        - a sound-alike that only shares the chart's code with the word (Rotfeld for Rotblat: three letters or
-          more apart once the registers' spellings are set aside) stays only where the word finds nothing closer
-          (the name, its spellings in other registers, a word one letter off, a word it begins);
+        - a sound-alike that only shares the chart's code with the word (Rotfeld for Rotblat: more than a letter
+          apart once the registers' spellings are set aside) stays only where the word finds nothing closer (the
+          name, its spellings in other registers, a word it begins); beside a word one letter off (most likely
+          the name, mistyped) only if it is less than FAR letters apart;
         - a word that begins words but is not a name there (in any register's spelling) is taken as their
           beginning: no typos, and no sound-alikes but its own spellings in other registers (`Goldsz` finds
           Goldsztajn, not Goldes or Golds; `Fisher` finds Fiszer and Fisherowicz).
@@ -292,21 +294,27 @@ class Matcher:
         whole: set[int] = set()
         begins: set[int] = set()
         closer: set[int] = set()
+        typos: set[int] = set()
         for how, row in best.values():
             if how.tier <= FOLDED or how.tier == SOUNDS and names.spelling_distance(word, row.norm) == 0:
                 whole.add(row.document_pk)
             elif how.tier == PREFIX:
                 begins.add(row.document_pk)
-            if how.tier != SOUNDS or names.near(word, row.norm):
+            if how.tier < SOUNDS or how.tier == SOUNDS and names.near(word, row.norm):
                 closer.add(row.document_pk)
-        if not closer:
+            elif how.tier == TYPO:
+                typos.add(row.document_pk)
+        if not closer and not typos:
             return best
 
         def keeps(how: WordMatch, row: Row) -> bool:
             doc = row.document_pk
             if doc in begins and doc not in whole:
                 return how.tier <= PREFIX or how.tier == SOUNDS and names.spelling_distance(word, row.norm) == 0
-            return how.tier != SOUNDS or doc not in closer or names.near(word, row.norm)
+            if how.tier != SOUNDS:
+                return True
+            apart = names.spelling_distance(word, row.norm)
+            return apart <= names.NEAR or doc not in closer and (doc not in typos or apart < FAR)
 
         return {k: v for k, v in best.items() if keeps(*v)}
 

@@ -132,7 +132,9 @@ NEAR = 1  # letters a sound-alike may differ by, registers aside, and still be t
 @lru_cache(maxsize=65536)
 def skeleton(norm: str) -> str:
     """A folded word with each register's spelling of a sound written one way and doubled letters single."""
-    return _DOUBLED.sub(r"\1", _REGISTER_PATTERN.sub(lambda m: _REGISTER_MAP[m.group(0)], norm))
+    # then szt as st: Polish sztajn is German stein (st read sht)
+    written = _REGISTER_PATTERN.sub(lambda m: _REGISTER_MAP[m.group(0)], norm).replace("szt", "st")
+    return _DOUBLED.sub(r"\1", written)
 
 
 @lru_cache(maxsize=65536)
