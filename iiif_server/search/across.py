@@ -219,10 +219,12 @@ class Across:
                 return [], None
             visible = self.readable_clause(session, policy, access, collections)
             order = self.rarest_words(session, matcher, matcher.content or list(range(len(matcher.words))))
-            deadline = time.monotonic() + EXAMINE_SECONDS
+            started, rounds = time.monotonic(), 0
             while examined < EXAMINE_MAX:
-                if examined and time.monotonic() > deadline:
-                    return results, cursor(*position) if position else None
+                now = time.monotonic()
+                if rounds and now + (now - started) / rounds > started + EXAMINE_SECONDS:
+                    return results, cursor(*position) if position else None  # another round would end past it
+                rounds += 1
                 batch = self.candidates(session, matcher, visible, position, min(CANDIDATES, EXAMINE_MAX - examined),
                                         order)
                 pks = [pk for _, _, pk in batch]

@@ -117,6 +117,7 @@ class Matcher:
         self.content = [n for n, w in enumerate(self.words) if not w.particle]
         self._codes: dict[int, list[str]] = {}
         self._typos: dict[int, list[str]] = {}
+        self._sounds: dict[int, tuple[list[str], list[str]]] = {}
         self._units: dict[int, int | None] = {}
         self.before: dict[tuple[int, int], int] = {}  # (entry, word) matched through particles -> ALTO words before
 
@@ -127,6 +128,17 @@ class Matcher:
             word = self.words[n]
             self._codes[n] = sorted(names.codes(word.typed)) if len(word.norm) >= names.FUZZY_MIN else []
         return self._codes[n]
+
+    def sound_forms(self, n: int) -> tuple[list[str], list[str]]:
+        """The words of the vocabulary sharing a code with query word n (and not beginning with it): those near
+        it (one letter apart at most, registers aside), and the others."""
+        if n not in self._sounds:
+            word = self.words[n].norm
+            found = sorted(set(self.session.execute(
+                select(TextCode.norm).where(TextCode.code.in_(self.codes(n)))).scalars())) if self.codes(n) else []
+            found = [w for w in found if not w.startswith(word)]
+            self._sounds[n] = ([w for w in found if names.near(word, w)], [w for w in found if not names.near(word, w)])
+        return self._sounds[n]
 
     def typos(self, n: int) -> list[str]:
         """Every word of the vocabulary one letter off the query word (not starting with it): by equality on the
@@ -149,9 +161,13 @@ class Matcher:
                         .where(scope, *norm).limit(ROWS_MAX))
         return [Row(*r) for r in self.session.execute(stmt)]
 
+    def _among(self, scope: ColumnElement[bool], norms: list[str]) -> list[Row]:
+        return [row for chunk in _chunks(norms) for row in self._rows(scope, TextTerm.norm.in_(chunk))]
+
     def lookups(self, scope: ColumnElement[bool], n: int, fuzzy: bool = True) -> dict[str, list[Row]]:
         """The rows of query word n, by kind: near (the word, words it begins, its glued spellings), split
-        (a glued query word's last part), sounds (Daitch–Mokotoff), typos."""
+        (a glued query word's last part), sounds (Daitch–Mokotoff, the near ones: `far_sounds` reads the others
+        only where they count), typos."""
         word = self.words[n]
         w = word.norm
         short = len(w) < names.FUZZY_MIN or word.particle
@@ -164,10 +180,9 @@ class Matcher:
             found["split"] = self._rows(scope, TextTerm.norm.in_(sorted({rest for _, rest in splits})))
         if not fuzzy or word.prefix_only or short:
             return found
-        codes = self.codes(n)
-        if codes:
-            found["sounds"] = self._rows(scope, TextTerm.norm.in_(
-                select(TextCode.norm).where(TextCode.code.in_(codes)).scalar_subquery()))
+        near_sounds = self.sound_forms(n)[0]
+        if near_sounds:
+            found["sounds"] = self._among(scope, near_sounds)
         typos = self.typos(n)
         if typos:
             found["typos"] = self._rows(scope, TextTerm.norm.in_(typos))
@@ -191,11 +206,13 @@ class Matcher:
 
     # -- ranking ----------------------------------------------------------------------------------------------
 
-    def _matches(self, n: int, kinds: dict[str, list[Row]]) -> dict[tuple[int, int], tuple[WordMatch, Row]]:
-        """Query word n's best match per (entry, word of the entry)."""
+    def _matches(self, n: int, kinds: dict[str, list[Row]],
+                 best: dict[tuple[int, int], tuple[WordMatch, Row]] | None = None
+                 ) -> dict[tuple[int, int], tuple[WordMatch, Row]]:
+        """Query word n's best match per (entry, word of the entry) (added to `best`, when given)."""
         word = self.words[n]
         w = word.norm
-        best: dict[tuple[int, int], tuple[WordMatch, Row]] = {}
+        best = {} if best is None else best
 
         def keep(row: Row, how: WordMatch) -> None:
             key = (row.entry_id, row.ord)
@@ -259,7 +276,14 @@ class Matcher:
         for n in ([first, *(k for k in range(len(self.words)) if k != first)] if first is not None
                   else range(len(self.words))):
             within = scope if pages is None else and_(scope, TextEntry.image_pk.in_(pages))
-            per_word[n] = self._narrow(n, self._matches(n, self.lookups(within, n)))
+            best = self._matches(n, self.lookups(within, n))
+            far = [] if len(self.words[n].norm) < names.FUZZY_MIN or self.words[n].particle \
+                or self.words[n].prefix_only else self.sound_forms(n)[1]
+            if far:  # other names of the word's code: read only in documents where it finds nothing closer
+                closer = sorted(self._closer(n, best))
+                rest = and_(within, TextTerm.document_pk.not_in(closer)) if closer else within
+                best = self._matches(n, {"sounds": self._among(rest, far)}, best)
+            per_word[n] = self._narrow(n, best)
             if n == first and len(content) <= 2:
                 # every hit holds this word (one or two content words: none may be missing), so the other words
                 # are looked up only on the pages where it stands: a common given name is not read everywhere
@@ -276,6 +300,12 @@ class Matcher:
                     ((row.entry_id, row.ord),)))
             return {d: _dedupe(found) for d, found in hits.items()}
         return self._units_and_phrases(per_word)
+
+    def _closer(self, n: int, best: dict[tuple[int, int], tuple[WordMatch, Row]]) -> set[int]:
+        """Documents where query word n finds something closer than a sound-alike more than a letter apart."""
+        word = self.words[n].norm
+        return {row.document_pk for how, row in best.values()
+                if how.tier < SOUNDS or how.tier == SOUNDS and names.near(word, row.norm)}
 
     def _narrow(self, n: int, best: dict[tuple[int, int], tuple[WordMatch, Row]]
                 ) -> dict[tuple[int, int], tuple[WordMatch, Row]]:
