@@ -24,7 +24,7 @@ from iiif_server.db.labels import described_words
 from iiif_server.db.models import Collection, Document, Image, LabelTerm, TextCode, TextDocTerm
 from iiif_server.errors import RequestError
 from iiif_server.search import names
-from iiif_server.search.matching import PHRASE_MAX, TOP, Matcher, _splits, scope_of
+from iiif_server.search.matching import PHRASE_MAX, TOP, Matcher, scope_of
 from iiif_server.search.results import Hit, Pages, Target, cursor_number
 from iiif_server.search.store import TextStore
 from iiif_server.words import terms
@@ -102,7 +102,7 @@ class Across:
         folded = [word.norm, *word.glued]
         if not variants:
             return [column.in_(folded)]
-        parts: list[ColumnElement[bool]] = [column.in_(folded + sorted({rest for _, rest in _splits(word.norm)}))]
+        parts: list[ColumnElement[bool]] = [column.in_(folded + sorted(matcher.split_forms(n)))]
         if len(word.norm) >= names.FUZZY_MIN and not word.particle:
             parts.append(and_(column >= word.norm, column < word.norm + TOP))
             if not word.prefix_only:

@@ -118,6 +118,7 @@ class Matcher:
         self._codes: dict[int, list[str]] = {}
         self._typos: dict[int, list[str]] = {}
         self._sounds: dict[int, tuple[list[str], list[str]]] = {}
+        self._split_forms: dict[int, dict[str, tuple[str, ...]]] = {}
         self._units: dict[int, int | None] = {}
         self.before: dict[tuple[int, int], int] = {}  # (entry, word) matched through particles -> ALTO words before
 
@@ -139,6 +140,24 @@ class Matcher:
             found = [w for w in found if not w.startswith(word)]
             self._sounds[n] = ([w for w in found if names.near(word, w)], [w for w in found if not names.near(word, w)])
         return self._sounds[n]
+
+    def split_forms(self, n: int) -> dict[str, tuple[str, ...]]:
+        """For a query word that may be a name glued to its particles (`deleeuv`): the words a page may spell
+        its rest with (`leeuv`, and `leeuw` of the vocabulary: the same name in another register), each with
+        the rests it stands for."""
+        if n not in self._split_forms:
+            word = self.words[n]
+            rests = sorted({rest for _, rest in _splits(word.norm)}) if not word.particle else []
+            forms: dict[str, set[str]] = {rest: {rest} for rest in rests}
+            for rest in rests:
+                codes = sorted(names.codes(rest)) if len(rest) >= names.FUZZY_MIN else []
+                if not codes:
+                    continue
+                for form in self.session.execute(select(TextCode.norm).where(TextCode.code.in_(codes))).scalars():
+                    if names.spelling_distance(rest, form) == 0:
+                        forms.setdefault(form, set()).add(rest)
+            self._split_forms[n] = {form: tuple(sorted(r)) for form, r in forms.items()}
+        return self._split_forms[n]
 
     def typos(self, n: int) -> list[str]:
         """Every word of the vocabulary one letter off the query word (not starting with it): by equality on the
@@ -175,9 +194,9 @@ class Matcher:
         found: dict[str, list[Row]] = {"near": self._rows(scope, *near)}
         if word.glued:
             found["glued"] = self._rows(scope, TextTerm.norm.in_(word.glued))
-        splits = () if word.particle else _splits(w)
-        if splits:
-            found["split"] = self._rows(scope, TextTerm.norm.in_(sorted({rest for _, rest in splits})))
+        forms = self.split_forms(n)
+        if forms:
+            found["split"] = self._among(scope, sorted(forms))
         if not fuzzy or word.prefix_only or short:
             return found
         near_sounds = self.sound_forms(n)[0]
@@ -231,10 +250,13 @@ class Matcher:
         split_rows = kinds.get("split", [])
         if split_rows:
             words = self._preceding(split_rows)
+            forms = self.split_forms(n)
             for row in split_rows:
                 for particles, rest in _splits(w):
-                    if row.norm == rest and self._preceded(row, particles, words):
-                        keep(row, WordMatch(FOLDED, FOLDED * TIER_COST + GLUED, "glued particles"))
+                    if rest in forms.get(row.norm, ()) and self._preceded(row, particles, words):
+                        # the rest as glued, or spelt as another register writes it (Deleeuv, De Leeuw)
+                        other = 0 if row.norm == rest else names.SAME_NAME
+                        keep(row, WordMatch(FOLDED, FOLDED * TIER_COST + GLUED + other, "glued particles"))
                         if row.alto:
                             self.before[(row.entry_id, row.ord)] = len(particles)
         for row in kinds.get("sounds", []):
@@ -245,15 +267,16 @@ class Matcher:
         return best
 
     def _preceded(self, row: Row, particles: tuple[str, ...], words: dict[int, dict[int, str]]) -> bool:
-        """Whether the particles stand right before the row's word, in its entry (CSV) or line (ALTO)."""
+        """Whether the particles stand right before the row's word, in its entry (CSV) or line (ALTO), as written
+        or a letter off as OCR reads them (`Vann`, `Dc`)."""
         if row.alto:
             for k, particle in enumerate(reversed(particles), 1):
                 before = row.entry_id - k
-                if self._units.get(before) != row.unit or words.get(before, {}).get(0) != particle:
+                if self._units.get(before) != row.unit or not _particle(words.get(before, {}).get(0), particle):
                     return False
             return True
         own = words.get(row.entry_id, {})
-        return all(own.get(row.ord - k) == p for k, p in enumerate(reversed(particles), 1))
+        return all(_particle(own.get(row.ord - k), p) for k, p in enumerate(reversed(particles), 1))
 
     def first_word(self, order: Sequence[int] | None = None) -> int | None:
         """The content word looked up first in a query of several (`order`: rarest first, when the caller knows;
@@ -419,6 +442,10 @@ class Matcher:
                 rows[0].document_pk, cost, max(h.tier for h, _ in run), tuple(r.entry_id for r in rows),
                 tuple((r.entry_id, r.ord) for r in rows)))
         return found
+
+
+def _particle(found: str | None, particle: str) -> bool:
+    return found == particle or found is not None and 0 < len(found) and names.distance(found, particle, 1) <= 1
 
 
 def _typed(row: Row, typed: str) -> bool:

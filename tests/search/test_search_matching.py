@@ -39,6 +39,8 @@ WORDS = {  # page: words, one ALTO-like line each
     "p10": ["Rotblatt", "Chil"],  # Rotblat in another register
     "p11": ["Fiszer", "Laja"],  # Fisher in the Polish register
     "p12": ["Fisherowicz", "Mala"],
+    "p13": ["Vann", "Raalte", "Sara"],  # the particle as OCR read it
+    "p14": ["De", "Leeuw", "Ida"],
 }
 
 
@@ -99,6 +101,15 @@ def test_a_name_found_brings_no_other_name_of_its_code(text_store: tuple[TextSto
     # and the cut is made on what the requester may read: hidden Rotblat pages do not take Rotfeld away
     hidden = Pages(True, denied=(images["p8"], images["p10"]))
     assert found(store, doc, "Rotblat", hidden) == [("Rotfeld", SOUNDS)]
+
+
+def test_a_name_glued_to_its_particles_meets_them_misread_or_in_another_register(
+        text_store: tuple[TextStore, dict[str, int], int]) -> None:
+    store, _, doc = text_store
+    assert found(store, doc, "Vanraalte") == [("Vann Raalte", FOLDED)]  # van read as vann
+    assert found(store, doc, "Deleeuv") == [("De Leeuw", FOLDED)]  # leeuv as leeuw: w and v, one sound
+    assert found(store, doc, "Deleeuw") == [("De Leeuw", FOLDED)]
+    assert found(store, doc, "Doleeuw") == []  # not a particle: nothing glued to find
 
 
 def test_the_same_name_in_another_register_ranks_before_longer_names(
