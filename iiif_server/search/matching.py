@@ -160,17 +160,18 @@ class Matcher:
         return self._split_forms[n]
 
     def typos(self, n: int) -> list[str]:
-        """Every word of the vocabulary one letter off the query word (not starting with it): by equality on the
-        deletions, at most 2 x 32 + 1 index look-ups."""
+        """Every word of the vocabulary one letter off the query word (not starting with it), as typed or as
+        other registers would spell it (a typo in a name spelt otherwise): by equality on the deletions, at most
+        (1 + SPELLINGS_MAX) x (32 + 1) keys."""
         if n not in self._typos:
             word = self.words[n].norm
-            keys = sorted(names.typo_keys(word))
+            keys = sorted(set().union(*(names.typo_keys(form) for form in (word, *names.register_spellings(word)))))
             found: set[str] = set()
             for chunk in _chunks(keys):
                 found.update(self.session.execute(select(TextKey.norm).where(TextKey.key.in_(chunk))).scalars())
                 found.update(self.session.execute(select(TextVocab.norm).where(TextVocab.norm.in_(chunk))).scalars())
             self._typos[n] = sorted(w for w in found if not w.startswith(word) and w != word
-                                    and names.distance(word, w, 1) <= 1)
+                                    and (names.distance(word, w, 1) <= 1 or names.spelling_distance(word, w) <= 1))
         return self._typos[n]
 
     # -- the look-ups ---------------------------------------------------------------------------------------
@@ -364,6 +365,8 @@ class Matcher:
             doc = row.document_pk
             if doc in begins and doc not in whole:
                 return how.tier <= PREFIX or how.tier == SOUNDS and names.spelling_distance(word, row.norm) == 0
+            if how.tier == TYPO:  # one letter off only as another register spells it: where nothing is closer
+                return doc not in closer or names.distance(word, row.norm, 1) <= 1
             if how.tier != SOUNDS:
                 return True
             apart = names.spelling_distance(word, row.norm)

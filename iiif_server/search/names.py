@@ -143,6 +143,25 @@ def spelling_distance(a: str, b: str) -> int:
     return distance(skeleton(a), skeleton(b), 9)
 
 
+# the other spellings of each of the skeleton's sounds (register_spellings writes a word in each)
+_SPELLINGS = (("wicz", ("witz",)), ("cz", ("tsch", "tch")), ("sz", ("sch", "sh")), ("st", ("szt",)),
+              ("y", ("ij", "ei", "aj", "ey", "ay", "ej")), ("w", ("v",)), ("c", ("tz",)))
+SPELLINGS_MAX = 16
+
+
+@lru_cache(maxsize=4096)
+def register_spellings(norm: str) -> tuple[str, ...]:
+    """The word as other registers would write it (one sound respelled at a time, everywhere it stands), at most
+    SPELLINGS_MAX: the typo tier looks up the words one letter off each (Wynbnerg, a typo, finds Wijnberg)."""
+    base = skeleton(norm)
+    found = {base}
+    for unit, others in _SPELLINGS:
+        if unit in base:
+            found.update(base.replace(unit, other) for other in others)
+    found.discard(norm)
+    return tuple(sorted(found)[:SPELLINGS_MAX])
+
+
 def near(query: str, word: str) -> bool:
     """Whether a sound-alike is the same name in another register, not another name sharing its code (Rotblat
     and Rotfeld, Holcson and Kleijn: one chart code, three or more letters apart)."""
@@ -274,6 +293,7 @@ def best_matches(query: str, names: Iterable[str], limit: int = 10) -> list[tupl
     return sorted(found, key=lambda nm: (nm[1].cost, nm[0]))[:limit]
 
 
-__all__ = ["EXACT", "FOLDED", "PARTICLES", "PREFIX", "SOUNDS", "TIER_COST", "TYPO", "TYPO_COST", "NameMatch",
-           "QueryWord", "WordMatch", "best_matches", "codes", "compare", "deletions", "distance", "glued_forms",
-           "match_word", "near", "query_words", "skeleton", "sounds_cost", "spelling_distance", "tokens", "typo_keys"]
+__all__ = ["EXACT", "FOLDED", "NameMatch", "PARTICLES", "PREFIX", "QueryWord", "SOUNDS", "TIER_COST", "TYPO",
+           "TYPO_COST", "WordMatch", "best_matches", "codes", "compare", "deletions", "distance", "glued_forms",
+           "match_word", "near", "query_words", "register_spellings", "skeleton", "sounds_cost", "spelling_distance",
+           "tokens", "typo_keys"]

@@ -41,6 +41,7 @@ WORDS = {  # page: words, one ALTO-like line each
     "p12": ["Fisherowicz", "Mala"],
     "p13": ["Vann", "Raalte", "Sara"],  # the particle as OCR read it
     "p14": ["De", "Leeuw", "Ida"],
+    "p15": ["Wijnberg", "Hersz"],
 }
 
 
@@ -112,6 +113,13 @@ def test_a_name_glued_to_its_particles_meets_them_misread_or_in_another_register
     assert found(store, doc, "Doleeuw") == []  # not a particle: nothing glued to find
 
 
+def test_a_typo_in_a_name_spelt_in_another_register(text_store: tuple[TextStore, dict[str, int], int]) -> None:
+    store, _, doc = text_store
+    # Wynbnerg: Wynberg mistyped, and Wynberg is Wijnberg as another register spells it
+    assert found(store, doc, "Wynbnerg") == [("Wijnberg", TYPO)]
+    assert found(store, doc, "Wijnbnerg") == [("Wijnberg", TYPO)]  # the plain typo, as before
+
+
 def test_the_same_name_in_another_register_ranks_before_longer_names(
         text_store: tuple[TextStore, dict[str, int], int]) -> None:
     store, _, doc = text_store
@@ -152,15 +160,18 @@ def test_paging_runs_through_the_tiers(text_store: tuple[TextStore, dict[str, in
 
 
 def test_typo_look_ups_are_bounded_whatever_the_word(text_store: tuple[TextStore, dict[str, int], int]) -> None:
-    """A typo is looked up by equality on the word's deletions: at most 2 x 32 + 1 keys, none for a longer word
-    (issue 17, finding 6: a 200-letter word cost seconds through trigrams)."""
+    """A typo is looked up by equality on the deletions of the word and of its spellings in other registers: at most
+    (1 + SPELLINGS_MAX) x (32 + 1) keys, none for a longer word (issue 17, finding 6: a 200-letter word cost
+    seconds through trigrams)."""
     from iiif_server.search.matching import Matcher
-    from iiif_server.search.names import TYPO_MAX, typo_keys
+    from iiif_server.search.names import SPELLINGS_MAX, TYPO_MAX, register_spellings, typo_keys
 
     assert len(typo_keys("a" * TYPO_MAX)) <= 2 * TYPO_MAX + 1 and typo_keys("a" * 200) == set()
+    assert len(register_spellings("wyszcwyszcwyszcwyszcwyszcwyszcwy")) <= SPELLINGS_MAX
     store, _, doc = text_store
     with store.catalogue.sessions() as s:
-        assert Matcher(s, "goldsztajm").typos(0) == ["goldsztajn"]
+        # one letter off as typed, and (Goldstein) one letter off as the Polish register would write it
+        assert Matcher(s, "goldsztajm").typos(0) == ["goldstein", "goldsztajn"]
         assert Matcher(s, "x" * 200).typos(0) == []
 
 
