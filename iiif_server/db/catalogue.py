@@ -47,6 +47,7 @@ from iiif_server.db.withdrawals import Withdrawals
 from iiif_server.errors import Busy, NotFound, Target
 
 ACTIVITY_LOCK = 0x11F5AC7  # PostgreSQL advisory lock key: one recording transaction at a time
+MIGRATION_LOCK = 0x11F5AC8  # and one migrating transaction at a time
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -144,8 +145,10 @@ def upgrade(engine: Engine) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":  # processes starting together on several hosts: one migrates,
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})  # the rest wait
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, "head")  # at head already (another process did it): nothing to do
 
 
 def open_catalogue(url: str, tiers: tuple[str, ...] = TIERS) -> Catalogue:
