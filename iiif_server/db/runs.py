@@ -50,6 +50,14 @@ def locked(catalogue: Catalogue, rid: str, collection: str) -> None:
         session.execute(update(IngestRun).where(IngestRun.id == rid).values(state="running", heartbeat=now()))
 
 
+def helping(catalogue: Catalogue, rid: str, leader: str) -> None:
+    """The run's process helps another run of its collection (`--join`): its row is not a live run of its own
+    (the leader's is: stopping that stops its helpers), only a record of what this process did."""
+    with catalogue.session() as session:
+        session.execute(update(IngestRun).where(IngestRun.id == rid).values(
+            state="helping", heartbeat=now(), message=f"helping run {leader}"))
+
+
 def beat(catalogue: Catalogue, rid: str, done: int, total: int | None, failed: int) -> bool:
     """A heartbeat with the progress; whether a stop was asked."""
     with catalogue.session() as session:
