@@ -292,7 +292,8 @@ class Ingest:
         previous = self._catch_signals()
         ctx = multiprocessing.get_context("spawn")
         before = set(multiprocessing.active_children())
-        pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(),))
+        pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(),
+                                   (os.cpu_count() or 1) // self.workers))
         queue = [] if share is not None else list(reversed(jobs))
         inflight: dict[Future[Outcome], tuple[str, Slot]] = {}
         committed: set[str] = set()
