@@ -62,10 +62,28 @@ def joinable(catalogue: Catalogue, collection: str) -> IngestRun | None:
 
 
 def going(catalogue: Catalogue, rid: str) -> bool:
-    """Whether the run still takes work: live and not asked to stop."""
+    """Whether the run still takes work: live, not asked to stop, its leader not stopping."""
     with catalogue.sessions() as session:
         run = session.get(IngestRun, rid)
-        return run is not None and run.state in LIVE and run.stop_requested is None
+        return (run is not None and run.state in LIVE and run.stop_requested is None
+                and not (run.shared or {}).get("halted"))
+
+
+def halt(catalogue: Catalogue, rid: str) -> None:
+    """The leader stops: the other processes take no more documents (they finish those in hand)."""
+    with catalogue.session() as session:
+        run = session.get(IngestRun, rid)
+        if run is not None:
+            run.shared = {**(run.shared or {}), "halted": True}
+
+
+def held_by_others(catalogue: Catalogue, rid: str, me: str) -> bool:
+    """Whether another process holds a document of the run on a live lease."""
+    alive = now() - dt.timedelta(seconds=LEASE_SECONDS)
+    with catalogue.sessions() as session:
+        return session.scalar(select(IngestWork.seq).where(
+            IngestWork.run_id == rid, IngestWork.state == "claimed", IngestWork.claimed_by != me,
+            IngestWork.claimed_at >= alive).limit(1)) is not None
 
 
 def claim(catalogue: Catalogue, rid: str, me: str, limit: int) -> list[Item]:

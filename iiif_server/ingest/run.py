@@ -57,7 +57,7 @@ from iiif_server.ingest.scan import (
     safe_ident,
     scan_source,
 )
-from iiif_server.ingest.share import Share, claim_jobs, help_run, unwritable
+from iiif_server.ingest.share import Share, claim_jobs, help_run, options_of, unwritable
 from iiif_server.ingest.staging import STAGING, folder_copies, recover
 from iiif_server.ingest.withdraw import FolderCopies, ObjectCopies
 from iiif_server.names import copy_path, on_disk, shown
@@ -280,7 +280,7 @@ class Ingest:
             progress(0, total, len(report.failed))
         share = self.share
         if share is not None and share.leader:  # the documents to convert, for every process of the run to claim
-            share.publish(self._options(), [(ident, by_ident[ident].name, str(by_ident[ident].path), count)
+            share.publish(options_of(self), [(ident, by_ident[ident].name, str(by_ident[ident].path), count)
                                             for ident, count in pending.items() if count])
         if not jobs and (share is None or share.leader):
             return
@@ -318,7 +318,13 @@ class Ingest:
                                          self.thumbnail_quality)
                     inflight[future] = (ident, slot)
                 if not inflight:
-                    if share is None or self.stopped is not None or report.fatal or not share.more():
+                    if share is None or report.fatal or self._kill:
+                        break
+                    if self.stopped is not None:  # a leader gives its helpers the grace to commit theirs
+                        deadline = deadline or time.monotonic() + self.stop_grace
+                        if not share.leader or not share.drain(deadline):
+                            break
+                    elif not share.more():
                         break
                     continue
                 finished, _ = wait(inflight, timeout=0.25, return_when=FIRST_COMPLETED)
@@ -368,18 +374,9 @@ class Ingest:
             lock.close()
         report.stopped = self.stopped
         if share is not None and share.leader:  # what the other processes did is this run's too
-            for outcome in share.outcomes():
-                report.by_others += outcome.get("converted", 0)
-                report.converted += outcome.get("converted", 0)
-                report.unchanged += outcome.get("unchanged", 0)
-                report.failed += [(Path(path), reason) for path, reason in outcome.get("failed", [])]
+            share.fold(report)
             if progress:
                 progress(done + share.others_done(force=True), total, len(report.failed))
-
-    def _options(self) -> dict[str, Any]:
-        """What a process joining the run converts with: the leader's options."""
-        return {"quality": self.quality, "subsample": self.subsample, "thumbnail_quality": self.thumbnail_quality,
-                "withdraw_missing": self.withdraw_missing, "new_source": self.new_source, "exclude": self.exclude}
 
     def _catch_signals(self) -> dict[int, Any]:
         if threading.current_thread() is not threading.main_thread():

@@ -42,6 +42,7 @@ class Share:
         self._renewed = time.monotonic()
         self._idle_until = 0.0
         self._others = (0.0, 0)  # when last read, masters the others converted
+        self._halted = False
 
     def publish(self, shared: dict[str, Any], documents: list[tuple[str, str, str, int]]) -> None:
         work.publish(self.catalogue, self.rid, shared, documents)
@@ -69,6 +70,17 @@ class Share:
             return False
         return work.open_work(self.catalogue, self.rid)
 
+    def drain(self, until: float) -> bool:
+        """The leader stops: the others take no more; whether to wait on for the documents they hold (until
+        `until`, the stop's grace), so that their commits still find the run's rows."""
+        if not self._halted:
+            work.halt(self.catalogue, self.rid)
+            self._halted = True
+        if time.monotonic() > until:
+            return False
+        time.sleep(IDLE_SECONDS)
+        return work.held_by_others(self.catalogue, self.rid, self.me)
+
     def marker(self, ident: str, outcome: dict[str, Any]) -> Callable[[Session], None]:
         seq = self.held[ident]
         return lambda session: work.done(session, self.rid, seq, self.me, outcome)
@@ -91,8 +103,13 @@ class Share:
             self._others = (time.monotonic(), work.done_by_others(self.catalogue, self.rid, self.me))
         return self._others[1]
 
-    def outcomes(self) -> Any:
-        return work.outcomes(self.catalogue, self.rid, self.me)
+    def fold(self, report: Report) -> None:
+        """The leader's report gets what the other processes did: the run's report holds every page."""
+        for outcome in work.outcomes(self.catalogue, self.rid, self.me):
+            report.by_others += outcome.get("converted", 0)
+            report.converted += outcome.get("converted", 0)
+            report.unchanged += outcome.get("unchanged", 0)
+            report.failed += [(Path(path), reason) for path, reason in outcome.get("failed", [])]
 
     def forget(self) -> None:
         work.forget(self.catalogue, self.rid)
@@ -123,6 +140,12 @@ def find_run(catalogue: Catalogue, collection: str, source: str, stopped: Callab
         time.sleep(1.0)
         waited += 1.0
     return None
+
+
+def options_of(ingest: Any) -> dict[str, Any]:
+    """What a process joining the run converts with: the leader's options."""
+    return {"quality": ingest.quality, "subsample": ingest.subsample, "thumbnail_quality": ingest.thumbnail_quality,
+            "withdraw_missing": ingest.withdraw_missing, "new_source": ingest.new_source, "exclude": ingest.exclude}
 
 
 def help_run(ingest: Any, src: Path, progress: Any, joined: Callable[[str], None] | None) -> Report:

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from support import fresh_postgres, s3_settings_for
 
 from iiif_server import config
@@ -145,3 +145,66 @@ def test_a_second_process_without_join_is_refused_with_the_way_to_help(tmp_path:
     assert done.returncode == 1
     assert "another ingest of collection 'shared' is running" in done.stderr
     assert "add --join to help it" in done.stderr
+
+
+def test_stopping_the_leader_stops_the_run_and_a_rerun_finishes_it_with_each_page_once(tmp_path: Path) -> None:
+    """The helpers take no more documents and commit those in hand; nothing is half committed, and the next run
+    converts exactly what is left."""
+    import signal
+    import time
+
+    url = fresh_postgres("to share an ingest run between processes")
+    src = tmp_path / "masters"
+    pages = masters(src)
+    (src / "d03" / "p9.jpg").unlink()
+    envs = [config.Settings(data_dir=tmp_path / f"host{n}", images=str(tmp_path / "images"), database=url,
+                            demo=False).to_env() for n in range(PROCESSES)]
+    cmd = [sys.executable, "-m", "iiif_server.cli", "ingest", str(src), "--collection", "shared", "--join",
+           "--workers", "1"]
+    procs = [subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for env in envs]
+    catalogue = Catalogue(url)
+    try:
+        leader = None
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:  # the run is under way: some documents committed
+            try:
+                with catalogue.sessions() as session:
+                    leader = session.scalars(select(IngestRun).where(IngestRun.state == "running")).first()
+                    committed = session.scalar(select(func.count()).select_from(Image))
+            except Exception:  # noqa: BLE001 - the schema is still being created
+                time.sleep(0.2)
+                continue
+            if leader is not None and committed and committed >= PAGES_EACH:
+                break
+            time.sleep(0.1)
+        assert leader is not None and leader.pid is not None
+        os.kill(leader.pid, signal.SIGTERM)
+        done = [proc.communicate(timeout=300) for proc in procs]
+        codes = sorted(proc.returncode for proc in procs)
+        assert 128 + signal.SIGTERM in codes, (codes, [err for _, err in done])
+        for _, err in done:
+            assert "Traceback" not in err, err
+
+        with catalogue.sessions() as session:
+            assert session.get(IngestRun, leader.id).state == "stopped"
+            assert session.scalars(select(IngestWork)).all() == []
+            first = session.execute(select(Document.ident, func.count(Image.pk)).join(
+                Image, Image.document_pk == Document.pk).group_by(Document.ident)).all()
+        assert all(n == PAGES_EACH for _, n in first), first  # a document is committed whole or not at all
+        assert len(first) < DOCS, "the run ended before the stop: nothing to check"
+
+        rerun = subprocess.run(cmd, env={**os.environ, **envs[0]}, capture_output=True, text=True, timeout=600)
+        assert rerun.returncode == 0, rerun.stderr
+        assert f"{pages - PAGES_EACH * len(first)} converted" in rerun.stderr, rerun.stderr
+        with catalogue.sessions() as session:
+            images = session.scalar(select(func.count()).select_from(Image))
+            acts = session.scalars(select(Activity).order_by(Activity.id)).all()
+        assert images == pages
+        assert sorted(a.document_ident for a in acts if a.document_ident) == [f"d{d:02}" for d in range(DOCS)]
+        assert [a.end_time for a in acts] == sorted(a.end_time for a in acts)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+        catalogue.engine.dispose()
