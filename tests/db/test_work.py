@@ -65,3 +65,24 @@ def test_claims_at_once_never_wait_for_each_other_nor_take_the_same_document(cat
                               ["p", "q", "r", "s"]))
     every = sorted(seq for mine in taken for seq in mine)
     assert every == sorted(set(every)) and set(every) == set(range(40)) - {2, 3, 4}
+
+
+def test_the_run_lock_is_held_by_an_idle_session_not_an_open_transaction(catalogue: Catalogue) -> None:
+    """A run holds its collection for days: an open transaction would hold back vacuum, and a server's
+    idle_in_transaction_session_timeout would end it, and the lock with it."""
+    if catalogue.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's run lock is a lock file")
+    from sqlalchemy import text
+
+    from iiif_server.errors import Busy
+
+    with catalogue.run_lock("c"):
+        with catalogue.engine.connect() as conn:
+            states = conn.execute(text("SELECT state FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                                       "AND datname = current_database()")).scalars().all()
+            assert "idle in transaction" not in states and "idle" in states, states
+        with pytest.raises(Busy):
+            with catalogue.run_lock("c"):
+                pass
+    with catalogue.run_lock("c"):  # released
+        pass
