@@ -86,3 +86,17 @@ def test_the_run_lock_is_held_by_an_idle_session_not_an_open_transaction(catalog
                 pass
     with catalogue.run_lock("c"):  # released
         pass
+
+
+def test_a_helper_whose_heartbeat_stopped_is_swept_as_interrupted(catalogue: Catalogue) -> None:
+    rid = shared_run(catalogue, 1)
+    gone, alive = runs.create(catalogue, "c", "/masters", "test"), runs.create(catalogue, "c", "/masters", "test")
+    runs.helping(catalogue, gone, rid)
+    runs.helping(catalogue, alive, rid)
+    with catalogue.session() as session:  # killed with -9 a while ago: no heartbeat since
+        session.execute(update(IngestRun).where(IngestRun.id == gone).values(
+            heartbeat=now() - dt.timedelta(seconds=runs.STALE_SECONDS + 5)))
+    runs.sweep(catalogue)
+    assert runs.get(catalogue, gone).state == "interrupted"
+    assert runs.get(catalogue, alive).state == "helping"
+    assert runs.get(catalogue, rid).state == "running"  # the leader keeps its lock-based test
