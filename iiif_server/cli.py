@@ -174,11 +174,14 @@ def serve(create_images: bool, config_file: str | None, **cli: Any) -> None:
 @click.option("--new-source", is_flag=True,
               help="a document ingested before from another folder takes this one as its source (default: refuse "
                    "it, so that two folders' pages never mix)")
+@click.option("--join", is_flag=True,
+              help="when another process (on this host or another) is ingesting this collection from the same "
+                   "folder, help it: the processes share its documents (PostgreSQL; docs/guide/ingest.md)")
 @click.option("--run-id", default=None, hidden=True, help="the row of a run the staff console started")
 @settings_options(STORAGE)
 def ingest(src: Path, collection_id: str, label: str | None, tier: str | None, metadata_csv: Path | None,
            processes: int | None, quality: int | None, subsample: bool, metrics_file: Path | None,
-           report_dir: Path | None, withdraw_missing: bool, new_source: bool, run_id: str | None,
+           report_dir: Path | None, withdraw_missing: bool, new_source: bool, join: bool, run_id: str | None,
            config_file: str | None, **cli: Any) -> None:
     """Turn a folder of masters into access copies and catalogue entries.
 
@@ -186,7 +189,8 @@ def ingest(src: Path, collection_id: str, label: str | None, tier: str | None, m
     scheduling, waits for the pages in flight, commits the documents that are complete and exits
     with 128 + the signal number; exit 1 when any master failed, 2 on a malformed CSV, 3 when the run
     stopped because every master would fail (no space left, the catalogue cannot be written). The staff
-    console shows the run while it goes, and can stop it the same way."""
+    console shows the run while it goes, and can stop it the same way. With --join, the same command
+    started on several hosts shares one run of the collection: the first leads, the others help."""
     from iiif_server.ingest.tracking import RunTracker
 
     try:
@@ -205,9 +209,10 @@ def ingest(src: Path, collection_id: str, label: str | None, tier: str | None, m
         tracker = RunTracker.new(job.catalogue, collection_id, shown(src.resolve()),
                                  f"command line ({getpass.getuser()}@{socket.gethostname()})", tier,
                                  str(metadata_csv) if metadata_csv else None)
+    job.run_id = tracker.id  # on PostgreSQL, processes started with --join may help this run
     tracker.start(job.stop)
     try:
-        run_ingest(job, settings, src, collection_id, metadata_csv, metrics_file, report_dir, tracker)
+        run_ingest(job, settings, src, collection_id, metadata_csv, metrics_file, report_dir, tracker, join)
     except BaseException as exc:
         if not tracker.ended.is_set():  # an exit said how it ended; anything else is a failure
             tracker.end("failed", message=f"{type(exc).__name__}: {exc}"[:500])
@@ -234,7 +239,7 @@ def ingest_job(src: Path, collection_id: str, label: str | None, tier: str | Non
 
 
 def run_ingest(job: Any, settings: config.Settings, src: Path, collection_id: str, metadata_csv: Path | None,
-               metrics_file: Path | None, report_dir: Path | None, tracker: Any) -> None:
+               metrics_file: Path | None, report_dir: Path | None, tracker: Any, join: bool = False) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -261,7 +266,8 @@ def run_ingest(job: Any, settings: config.Settings, src: Path, collection_id: st
             bar.update(task, rate=f"{speed:.1f}" if speed else "-")
 
         try:
-            report = job.run(src, metadata_csv, progress, locked=lambda: tracker.locked(collection_id))
+            report = job.run(src, metadata_csv, progress, locked=lambda: tracker.locked(collection_id), join=join,
+                             joined=tracker.helping)
         except CsvError as exc:
             for line in exc.errors:
                 console.print(f"[red]metadata error[/red] {line}")
@@ -271,7 +277,8 @@ def run_ingest(job: Any, settings: config.Settings, src: Path, collection_id: st
         except Busy as exc:
             bar.update(task, visible=False)  # refused before it began: the one line says so, no empty bar
             tracker.end("refused", message=exc.message)
-            raise click.ClickException(exc.message) from None
+            hint = "" if join or job.catalogue.engine.dialect.name != "postgresql" else " (or add --join to help it)"
+            raise click.ClickException(exc.message + hint) from None
     if metrics is not None:
         metrics.end(report.converted + report.unchanged + len(report.failed), len(report.failed))
     text, data = render_report(report, src, collection_id)
@@ -281,9 +288,10 @@ def run_ingest(job: Any, settings: config.Settings, src: Path, collection_id: st
     written = write_report(report_dir or settings.data_dir / "reports", collection_id, text, data)
     tracker.end("failed" if report.fatal else "stopped" if report.stopped else "finished",
                 report=written.with_suffix(".json").name, message=report.fatal)
-    click.echo(f"{report.converted} converted, {report.unchanged} unchanged, {len(report.failed)} failed, "
-               f"{len(report.skipped)} skipped" + (f", {len(report.not_done)} not done (stopped)" if report.stopped
-                                                   else "") + f"; full report: {written}", err=True)
+    others = f" ({report.by_others} by the processes that joined)" if report.by_others else ""
+    stopped = f", {len(report.not_done)} not done (stopped)" if report.stopped else ""
+    click.echo(f"{report.converted} converted{others}, {report.unchanged} unchanged, {len(report.failed)} failed, "
+               f"{len(report.skipped)} skipped{stopped}; full report: {written}", err=True)
     if report.fatal:  # every master would have failed so (no space, the catalogue unwritable)
         sys.exit(3)
     if report.stopped:

@@ -47,6 +47,7 @@ from iiif_server.db.withdrawals import Withdrawals
 from iiif_server.errors import Busy, NotFound, Target
 
 ACTIVITY_LOCK = 0x11F5AC7  # PostgreSQL advisory lock key: one recording transaction at a time
+MIGRATION_LOCK = 0x11F5AC8  # and one migrating transaction at a time
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -144,8 +145,10 @@ def upgrade(engine: Engine) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":  # processes starting together on several hosts: one migrates,
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})  # the rest wait
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, "head")  # at head already (another process did it): nothing to do
 
 
 def open_catalogue(url: str, tiers: tuple[str, ...] = TIERS) -> Catalogue:
@@ -217,13 +220,20 @@ class Catalogue(IngestWrites, Withdrawals, PersonWrites, Descriptions):
     @contextmanager
     def run_lock(self, collection_id: str) -> Iterator[None]:
         """One ingest of a collection at a time, on every host that shares this catalogue: PostgreSQL's session
-        advisory lock, held on a connection of its own for the run (released if the process dies); on SQLite
+        advisory lock, held on a connection of its own for the run (released if the process dies, or its host
+        stops answering; so never through a pooler in transaction mode, which would hand it on); on SQLite
         (one host), a lock file beside the database. A second run is refused at once (Busy), never queued."""
         key = int.from_bytes(hashlib.blake2b(f"ingest:{collection_id}".encode(), digest_size=8).digest(), "big",
                              signed=True)
         if self.engine.dialect.name == "postgresql":
             with self.engine.connect() as conn:
-                if not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
+                # a host that vanishes (power, network) closes no connection: the server probes this idle one,
+                # and frees the lock within about a minute instead of the system's two hours
+                for name, value in (("idle", 30), ("interval", 10), ("count", 3)):
+                    conn.execute(text(f"SET tcp_keepalives_{name} = {value}"))
+                got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+                conn.commit()  # the lock is the session's: idle for the run, not idle in a transaction (which
+                if not got:  # a server's idle_in_transaction_session_timeout would end, and the lock with it)
                     raise Busy(f"another ingest of collection {collection_id!r} is running: let it finish, or stop it")
                 try:
                     yield

@@ -197,14 +197,15 @@ class IngestWrites:
         return found
 
     def commit_document(self, collection: str, ident: str, label: str, pages: Sequence[PageSpec],
-                        before_commit: Callable[[], None] = lambda: None, withdraw: Sequence[str] = ()) -> bool:
+                        before_commit: Callable[[], None] = lambda: None, withdraw: Sequence[str] = (),
+                        mark: Callable[[Session], None] = lambda _session: None) -> bool:
         """One document's pages, positions, counts, its place in the collection's listing and its activities, in one
         transaction: they appear together or not at all. `before_commit` runs inside it, after every row is
-        written (a journal of the copies to place). The pages the run did not name (their masters are gone from
-        the source) are withdrawn where `withdraw` names them, else kept after the named ones, so that positions
-        stay unique; a new document that got no page is not kept, an old one left with none is withdrawn. The
-        collection's own Update for its listing is recorded once, at the end of the run (`finish_ingest`).
-        Returns whether anything changed."""
+        written (a journal of the copies to place), after `mark` (a shared run's done mark, which may refuse).
+        The pages the run did not name (their masters are gone from the source) are withdrawn where `withdraw`
+        names them, else kept after the named ones, so that positions stay unique; a new document that got no
+        page is not kept, an old one left with none is withdrawn. The collection's own Update for its listing is
+        recorded once, at the end of the run (`finish_ingest`). Returns whether anything changed."""
         with self.session() as session:
             self.lock_activities(session)  # before any write: see Catalogue.lock_activities
             coll_tier = session.scalar(select(Collection.tier).where(Collection.id == collection))
@@ -256,6 +257,7 @@ class IngestWrites:
                 coll = session.get(Collection, collection)
                 assert coll is not None
                 self._withdraw_document(session, coll, row)
+                mark(session)
                 before_commit()
                 return True
             if not existing and not added:  # every master failed: no document
@@ -272,6 +274,7 @@ class IngestWrites:
                 if row.position == UNPLACED and self.place_documents(session, collection, only=row.pk):
                     session.execute(update(Collection).where(Collection.id == collection).values(unannounced=1))
                     self.touch(session, collection)
+            mark(session)
             before_commit()
         return changed
 

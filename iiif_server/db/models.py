@@ -305,6 +305,29 @@ class IngestRun(Base):
     stop_by: Mapped[str | None] = mapped_column(Text, default=None)
     report: Mapped[str | None] = mapped_column(String(300), default=None)  # the report's file name
     message: Mapped[str | None] = mapped_column(Text, default=None)  # why it was refused, failed or interrupted
+    # what a process joining the run needs (PostgreSQL): its folder and options, set when its work is published
+    shared: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+
+
+class IngestWork(Base):
+    """One document of a shared ingest run, to be claimed by one of the processes doing the run (ingest/share.py):
+    todo, claimed (by a process, until its lease runs out) or done, with what its process did (outcome). Its
+    done mark is written in the transaction that commits the document's pages: a document is committed once."""
+
+    __tablename__ = "ingest_work"
+    __table_args__ = (Index("ix_ingest_work_state", "run_id", "state", "seq"),)
+
+    run_id: Mapped[str] = mapped_column(String(32), ForeignKey("ingest_runs.id", ondelete="CASCADE"),
+                                        primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)  # the source's order: claimed first to last
+    document: Mapped[str] = mapped_column(String(200))  # its catalogue identifier
+    name: Mapped[str] = mapped_column(Text)  # its name on disk (NFC)
+    path: Mapped[str] = mapped_column(Text)  # its folder, or the single master of a one-page document
+    masters: Mapped[int] = mapped_column(Integer)  # masters to convert, as planned
+    state: Mapped[str] = mapped_column(String(8), default="todo")
+    claimed_by: Mapped[str | None] = mapped_column(String(32), default=None)
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
 
 # -- people --------------------------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ LIVE = ("starting", "running")
 STALE_SECONDS = 10  # a live run's heartbeat older than this: perhaps dead (the lock decides)
 INTERRUPTED = ("its process ended without finishing (the server or machine running it stopped); the next run of "
                "this collection finishes what it had committed")
+HELPER_GONE = ("this process helping a shared run ended without finishing; the documents it held went back to the "
+               "run's other processes")
 
 
 def create(catalogue: Catalogue, collection: str, source: str, started_by: str, *, tier: str | None = None,
@@ -48,6 +50,14 @@ def locked(catalogue: Catalogue, rid: str, collection: str) -> None:
                                                 IngestRun.state.in_(LIVE))
                         .values(state="interrupted", ended=now(), message=INTERRUPTED))
         session.execute(update(IngestRun).where(IngestRun.id == rid).values(state="running", heartbeat=now()))
+
+
+def helping(catalogue: Catalogue, rid: str, leader: str) -> None:
+    """The run's process helps another run of its collection (`--join`): its row is not a live run of its own
+    (the leader's is: stopping that stops its helpers), only a record of what this process did."""
+    with catalogue.session() as session:
+        session.execute(update(IngestRun).where(IngestRun.id == rid).values(
+            state="helping", heartbeat=now(), message=f"helping run {leader}"))
 
 
 def beat(catalogue: Catalogue, rid: str, done: int, total: int | None, failed: int) -> bool:
@@ -117,7 +127,8 @@ def running_in(catalogue: Catalogue, collection: str) -> IngestRun | None:
 
 def sweep(catalogue: Catalogue) -> int:
     """Mark interrupted the live runs whose heartbeat stopped and whose collection's lock is free (its holder
-    is gone: the lock ends with its process, and on PostgreSQL with its connection). How many."""
+    is gone: the lock ends with its process, and on PostgreSQL with its connection), and the helpers of shared
+    runs whose heartbeat stopped. How many."""
     marked = 0
     for run in live(catalogue):
         if fresh(run):
@@ -130,4 +141,9 @@ def sweep(catalogue: Catalogue) -> int:
                         .values(state="interrupted", ended=now(), message=INTERRUPTED)).rowcount or 0
         except Busy:
             continue  # still held: alive, only slow to beat (or its host vanished without closing)
+    with catalogue.session() as session:  # a helper of a shared run holds no lock: its heartbeat decides
+        marked += session.execute(
+            update(IngestRun).where(IngestRun.state == "helping",
+                                    IngestRun.heartbeat < now() - dt.timedelta(seconds=STALE_SECONDS))
+            .values(state="interrupted", ended=now(), message=HELPER_GONE)).rowcount or 0
     return marked

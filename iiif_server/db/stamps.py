@@ -6,8 +6,9 @@ recorded, early in its transaction, and committed later, could be seen for the f
 started after that stamp: the harvester would stop before it and miss the change. So every activity of a
 transaction is stamped once more just before the commit, with a time no earlier than the commit: the next
 whole second after now plus the time the transaction has taken so far (the stamping itself takes no longer
-than the writing did) and half a second. The spec's MUST (the object is available at its `endTime`) holds; its
-SHOULD (the stamp is before the activity is published) is missed by that second at most.
+than the writing did) and half a second, and never before the stamp of the activity before it (so that end
+times rise with ids, whichever process recorded them). The spec's MUST (the object is available at its
+`endTime`) holds; its SHOULD (the stamp is before the activity is published) is missed by a second or so.
 
 The recording transactions take turns (Catalogue.lock_activities): the activities with ids above the highest
 id at that moment are this transaction's own.
@@ -44,6 +45,11 @@ def stamp(session: Session) -> None:
     _, top, began = found
     at = dt.datetime.fromtimestamp(math.ceil(time.time() + SLACK + (time.monotonic() - began)), dt.UTC)
     session.flush()
+    # never before the activity recorded just before (a longer transaction may have stamped it further ahead):
+    # the stream's end times then rise with its ids, whichever process recorded them
+    previous = session.scalar(select(Activity.end_time).where(Activity.id == top)) if top else None
+    if previous is not None:
+        at = max(at, previous if previous.tzinfo else previous.replace(tzinfo=dt.UTC))
     session.execute(update(Activity).where(Activity.id > top).values(end_time=at)
                     .execution_options(synchronize_session=False))
 

@@ -32,6 +32,7 @@ ACCESS_SUBSAMPLE = True
 MAX_PILLOW_PIXELS = 1 << 30  # masters decoded by Pillow are held whole in memory (3-4 bytes a pixel, twice)
 LOW_SPACE = 64 << 20  # bytes free below which a failed write is the disk's fault, not the master's
 STRIP_ABOVE = 16 << 20  # pixels of a JPEG 2000 master above which it is decoded in strips (Pillow below)
+JP2_THREADS = 1  # OpenJPEG's threads a worker decodes with: cores // workers (set by _init_worker)
 STRIP_PIXELS = 3 << 19  # pixels of one strip: OpenJPEG needs some 60 bytes a pixel of what it decodes at once
 
 
@@ -54,8 +55,11 @@ class Outcome:
     warnings: list[str] = field(default_factory=list)  # what libtiff, libvips or Pillow said of this master
 
 
-def _init_worker(parent: int) -> None:
-    """Workers die with their coordinator, and leave stopping to it."""
+def _init_worker(parent: int, jp2_threads: int = 1) -> None:
+    """Workers die with their coordinator, and leave stopping to it. `jp2_threads`: the cores each may use to
+    decode a JPEG 2000 master (one when the workers fill the cores: threads cost CPU, they only save time)."""
+    global JP2_THREADS
+    JP2_THREADS = max(1, jp2_threads)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the coordinator decides
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if sys.platform.startswith("linux"):
@@ -232,6 +236,36 @@ def jp2_strips(path: Path, scratch: Path) -> Any | None:
     return img.copy(interpretation=interpretation)
 
 
+def jp2_whole(path: Path) -> Any | None:
+    """An 8-bit JPEG 2000 master decoded at once through OpenJPEG: imagecodecs' build where the [jp2] extra is
+    installed, else glymur's (the system's libopenjp2). Both give Pillow's pixels with 2-2.7x (imagecodecs) or
+    1.7-2.1x (glymur) less CPU (bench/jp2_decode.py). None where neither can, or for other depths: Pillow then."""
+    import numpy as np
+    import pyvips
+
+    try:
+        import imagecodecs
+
+        pixels = imagecodecs.jpeg2k_decode(path.read_bytes(), numthreads=JP2_THREADS)
+    except ImportError:
+        try:
+            import glymur
+
+            glymur.set_option("lib.num_threads", JP2_THREADS)
+            pixels = glymur.Jp2k(str(path))[:]
+        except Exception:  # noqa: BLE001 - no binding, no libopenjp2, or not what glymur reads: Pillow decides
+            return None
+    except Exception:  # noqa: BLE001 - damaged: Pillow's reading says why, as before
+        return None
+    if pixels.dtype != np.uint8 or pixels.ndim not in (2, 3) or (pixels.ndim == 3 and pixels.shape[2] not in (3, 4)):
+        return None
+    if pixels.ndim == 2:  # grey becomes RGB, as Pillow's reading gave it
+        pixels = np.repeat(pixels[:, :, None], 3, axis=2)
+    height, width, bands = pixels.shape
+    img = pyvips.Image.new_from_memory(np.ascontiguousarray(pixels).data, width, height, bands, "uchar")
+    return img.copy(interpretation="srgb")
+
+
 _scratch_files: list[str] = []  # raw strips of the master being converted: removed once its copy is written
 
 
@@ -242,10 +276,10 @@ def open_master(path: Path, page: int, access: str = "sequential", scratch: Path
     kind = sniff(path)
     if kind == "HEIF":
         return _pillow_load(path, page)
-    if kind == "JPEG 2000" and scratch is not None and not jp2_loads():
-        strips = jp2_strips(path, scratch)
-        if strips is not None:
-            return strips
+    if kind == "JPEG 2000" and not page and not jp2_loads():
+        decoded = (jp2_strips(path, scratch) if scratch is not None else None) or jp2_whole(path)
+        if decoded is not None:
+            return decoded
     try:
         return pyvips.Image.new_from_file(str(path), access=access, fail=True, **options)
     except pyvips.Error as exc:

@@ -23,13 +23,15 @@ class Report:
     missing: list[tuple[str, str, str]] = field(default_factory=list)  # page, its master gone, kept or withdrawn
     stopped: int | None = None  # the signal that stopped the run
     fatal: str | None = None  # what stopped it because every master would fail (no space left)
+    by_others: int = 0  # of `converted`, the pages the processes that joined the run converted (--join)
+    helped: str | None = None  # the run this process joined and helped, when it did
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "converted": self.converted, "unchanged": self.unchanged, "failed": len(self.failed),
             "skipped": len(self.skipped), "not_done": len(self.not_done),
             "stopped_by": signal.Signals(self.stopped).name if self.stopped and not self.fatal else None,
-            "fatal": self.fatal,
+            "fatal": self.fatal, "converted_by_others": self.by_others, "helped_run": self.helped,
             "warnings": [{"path": shown(p), "text": t} for p, t in self.warnings],
             "missing": [{"page": page, "master": shown(master), "page_is": what} for page, master, what in
                         self.missing],
@@ -55,7 +57,11 @@ def render_report(report: Any, src: Path, collection: str) -> tuple[str, dict[st
               for page, master, what in report.missing]
     if report.fatal:
         lines.append(f"stopped: {report.fatal}")
-    lines.append(f"{report.converted} converted, {report.unchanged} unchanged, {len(report.failed)} failed, "
+    if report.helped:
+        lines.append(f"helped run {report.helped}: these are the pages this process did; that run's report has all")
+    lines.append(f"{report.converted} converted"
+                 + (f" ({report.by_others} by the processes that joined)" if report.by_others else "")
+                 + f", {report.unchanged} unchanged, {len(report.failed)} failed, "
                  f"{len(report.skipped)} skipped, {len(report.not_done)} not done")
     return "\n".join(lines) + "\n", data
 

@@ -9,7 +9,8 @@ overrides, then workers write copies only to a hidden staging folder (never serv
 coordinator commits each finished document (rows and activities in one transaction) before it
 renames its copies into place. A run that is stopped, killed or crashes leaves nothing servable
 that was not committed, and a re-run gives the catalogue and activity stream an uninterrupted
-run gives. Masters are never modified.
+run gives. Masters are never modified. On PostgreSQL, processes started with `--join` on other
+hosts share the run's documents (ingest/share.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,8 @@ from sqlalchemy.exc import DatabaseError
 from iiif_server.auth.snapshot import MAX_AGE
 from iiif_server.db.catalogue import Catalogue
 from iiif_server.db.ingest import PageSpec
+from iiif_server.db.work import Lost, shares
+from iiif_server.errors import Busy
 from iiif_server.ingest.convert import (
     ACCESS_QUALITY,
     ACCESS_SUBSAMPLE,
@@ -45,20 +49,22 @@ from iiif_server.ingest.convert import (
 )
 from iiif_server.ingest.metadata import CsvError, CsvRow, csv_ids, read_metadata_csv
 from iiif_server.ingest.report import Report
-from iiif_server.ingest.scan import Master, SourceDocument, check_collection_id, nfc, safe_ident, scan_source
-from iiif_server.ingest.withdraw import TRASH, FolderCopies, ObjectCopies, clean_debris
+from iiif_server.ingest.scan import (
+    Master,
+    SourceDocument,
+    check_collection_id,
+    nfc,
+    safe_ident,
+    scan_source,
+)
+from iiif_server.ingest.share import Share, claim_jobs, help_run, options_of, unwritable
+from iiif_server.ingest.staging import STAGING, folder_copies, recover
+from iiif_server.ingest.withdraw import FolderCopies, ObjectCopies
 from iiif_server.names import copy_path, on_disk, shown
 from iiif_server.storage import ObjectTarget
 
-STAGING = ".ingest-"  # hidden: no identifier can name what lies below it
 STOP_GRACE = 120.0  # seconds a stopped run waits for the pages in flight before it kills them
 Progress = Callable[[int, int, int], None]  # masters done (converted or failed), to convert, failed so far
-
-
-# -- worker side (runs in a process pool) ------------------------------------
-
-
-# -- coordinator side ----------------------------------------------------------
 
 
 @dataclass
@@ -106,6 +112,9 @@ class Ingest:
         self._kill = False
         self._visible_at = 0.0  # monotonic time from which copies may be renamed into place
         self._gone: dict[str, list[str]] = {}  # pages whose masters left their document's folder
+        self.run_id: str | None = None  # the run's row: on PostgreSQL, other processes may then join the run
+        self.share: Share | None = None
+        self.exclude: list[str] = []  # files of the source that are no masters (the metadata CSV)
 
     def access_path(self, document: str, page: str) -> Path:
         return self.image_root / copy_path(self.collection, document, page)
@@ -114,7 +123,7 @@ class Ingest:
         """The file names of a document's access copies, in the folder or the bucket."""
         if self.target is not None:
             return self.target.names(copy_path(self.collection, document) + "/")
-        return _copies(self.image_root / copy_path(self.collection, document))
+        return folder_copies(self.image_root / copy_path(self.collection, document))
 
     def _place(self, staged: str, final: Path) -> None:
         """Make a committed copy visible: a rename in the folder, or one upload to the bucket."""
@@ -142,11 +151,19 @@ class Ingest:
             self._kill = True
 
     def run(self, src: Path, metadata_csv: Path | None = None, progress: Progress | None = None,
-            locked: Callable[[], None] | None = None) -> Report:
-        """Busy when another run of the same collection holds it (on any host sharing the catalogue).
+            locked: Callable[[], None] | None = None, join: bool = False,
+            joined: Callable[[str], None] | None = None) -> Report:
+        """Busy when another run of the same collection holds it (on any host sharing the catalogue), unless
+        `join`: this process then helps that run (PostgreSQL; ingest/share.py) and `joined(run id)` is called.
         `progress(done, total, failed)`: masters converted (or failed) of those to convert; `locked()`: called
         once the run holds the collection's lock."""
-        with self.catalogue.run_lock(self.collection):
+        with ExitStack() as held:
+            try:
+                held.enter_context(self.catalogue.run_lock(self.collection))
+            except Busy:
+                if not join:
+                    raise
+                return help_run(self, src, progress, joined)
             if locked is not None:
                 locked()
             return self._run(src, metadata_csv, progress)
@@ -155,6 +172,9 @@ class Ingest:
         src = src.resolve()
         documents, report = scan_source(src, [metadata_csv] if metadata_csv is not None else [])
         self._resolve_idents(documents)
+        self.exclude = [str(metadata_csv.resolve())] if metadata_csv is not None else []
+        if self.run_id is not None and shares(self.catalogue):
+            self.share = Share(self.catalogue, self.run_id, leader=True)
         by_ident = {d.ident: d for d in documents.values()}
         csv_rows: list[CsvRow] = []
         if metadata_csv is not None:
@@ -174,10 +194,11 @@ class Ingest:
             try:
                 self._convert(plan, by_ident, coll_dir, report, progress)
             finally:
+                if self.share is not None:
+                    self.share.forget()
                 self._finish(csv_new, report, metadata_csv or src)
         except DatabaseError as exc:  # the catalogue's disk full, its server gone: every commit would fail so
-            cause = str(getattr(exc, "orig", exc)).splitlines()[0] or type(exc).__name__
-            report.fatal = report.fatal or f"the catalogue cannot be written ({cause}): the run stopped"
+            report.fatal = report.fatal or unwritable(exc)
         return report
 
     # -- before any conversion -------------------------------------------------------------
@@ -251,12 +272,17 @@ class Ingest:
                  report: Report, progress: Progress | None) -> None:
         jobs = [(ident, slot) for ident, slots in plan.items() for slot in slots if slot.job]
         pending = {ident: sum(1 for s in slots if s.job) for ident, slots in plan.items()}
-        for ident, count in pending.items():  # nothing to convert: positions may have moved, masters gone
-            if count == 0 and (_moved(plan[ident]) or self._gone.get(ident)):
-                self._commit(by_ident[ident], plan[ident], report, None)
+        for ident, count in pending.items():
+            if count == 0:
+                self._settle(by_ident[ident], plan[ident], report, None)
+        total = len(jobs)
         if progress:
-            progress(0, len(jobs), len(report.failed))
-        if not jobs:
+            progress(0, total, len(report.failed))
+        share = self.share
+        if share is not None and share.leader:  # the documents to convert, for every process of the run to claim
+            share.publish(options_of(self), [(ident, by_ident[ident].name, str(by_ident[ident].path), count)
+                                            for ident, count in pending.items() if count])
+        if not jobs and (share is None or share.leader):
             return
         staging = coll_dir / f"{STAGING}{uuid.uuid4().hex[:12]}"
         staging.mkdir()
@@ -266,15 +292,23 @@ class Ingest:
         previous = self._catch_signals()
         ctx = multiprocessing.get_context("spawn")
         before = set(multiprocessing.active_children())
-        pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(),))
-        queue = list(reversed(jobs))
+        pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(),
+                                   (os.cpu_count() or 1) // self.workers))
+        queue = [] if share is not None else list(reversed(jobs))
         inflight: dict[Future[Outcome], tuple[str, Slot]] = {}
         committed: set[str] = set()
         done = 0
         deadline: float | None = None
         try:
-            while queue or inflight:
-                while queue and self.stopped is None and len(inflight) < 2 * self.workers:
+            while True:
+                if share is not None:
+                    share.tick()
+                while self.stopped is None and len(inflight) < 2 * self.workers:
+                    if not queue and share is not None:
+                        queue = list(reversed(claim_jobs(self, share, plan, by_ident, pending, report, journal)))
+                        total += 0 if share.leader else len(queue)
+                    if not queue:
+                        break
                     ident, slot = queue.pop()
                     copies_exist = bool(slot.known) and {on_disk(i, ".tif") for i, *_ in slot.known} <= self._copies(
                         ident)
@@ -284,7 +318,15 @@ class Ingest:
                                          self.thumbnail_quality)
                     inflight[future] = (ident, slot)
                 if not inflight:
-                    break
+                    if share is None or report.fatal or self._kill:
+                        break
+                    if self.stopped is not None:  # a leader gives its helpers the grace to commit theirs
+                        deadline = deadline or time.monotonic() + self.stop_grace
+                        if not share.leader or not share.drain(deadline):
+                            break
+                    elif not share.more():
+                        break
+                    continue
                 finished, _ = wait(inflight, timeout=0.25, return_when=FIRST_COMPLETED)
                 if self.stopped is not None and deadline is None:
                     deadline = time.monotonic() + self.stop_grace
@@ -310,7 +352,7 @@ class Ingest:
                         report.failed.append((slot.master.path, slot.outcome.error))
                     done += 1
                     if progress:
-                        progress(done, len(jobs), len(report.failed))
+                        progress(done + (share.others_done() if share is not None else 0), total, len(report.failed))
                     pending[ident] -= 1
                     if pending[ident] == 0 and report.fatal is None:  # the whole document is ready: commit, show
                         self._commit(by_ident[ident], plan[ident], report, journal)
@@ -324,11 +366,17 @@ class Ingest:
                                         is not None and slot.outcome.error is None]  # are not done either
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+            if share is not None:
+                share.release()
             self._restore_signals(previous)
             journal.close()
             shutil.rmtree(staging, ignore_errors=True)
             lock.close()
         report.stopped = self.stopped
+        if share is not None and share.leader:  # what the other processes did is this run's too
+            share.fold(report)
+            if progress:
+                progress(done + share.others_done(force=True), total, len(report.failed))
 
     def _catch_signals(self) -> dict[int, Any]:
         if threading.current_thread() is not threading.main_thread():
@@ -343,16 +391,26 @@ class Ingest:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
+    def _settle(self, doc: SourceDocument, slots: list[Slot], report: Report, journal: Any) -> bool:
+        """A document with nothing to convert is committed if its positions moved or masters went; whether it was."""
+        if _moved(slots) or self._gone.get(doc.ident):
+            self._commit(doc, slots, report, journal)
+            return True
+        return False
+
     def _commit(self, doc: SourceDocument, slots: list[Slot], report: Report, journal: Any) -> None:
         """One document's pages, positions and activity in one transaction; then its copies appear."""
         pages: list[PageSpec] = []
         renames: list[tuple[str, Path, str, str]] = []  # staged, final, checksum, page id
         converted = unchanged = 0
+        failed: list[tuple[Path, str]] = []  # this document's, for a shared run's report
         used: dict[str, Path] = {}
         position = 0
         for slot in slots:
             out = slot.outcome
             if not slot.master.stem or (out is not None and out.error is not None):
+                if out is not None and out.error is not None:
+                    failed.append((slot.master.path, out.error))
                 position += 1  # a failed master keeps its place: the pages after it keep theirs
                 continue
             if out is not None and out.converted:
@@ -361,7 +419,8 @@ class Ingest:
                 items = [(ident, None) for ident, *_ in slot.known]
             clash = next((i for i, _ in items if i in used), None)
             if clash is not None:
-                report.failed.append((slot.master.path, f"page id {clash!r} is already taken by {used[clash]}"))
+                failed.append((slot.master.path, f"page id {clash!r} is already taken by {used[clash]}"))
+                report.failed.append(failed[-1])
                 position += len(items)
                 continue
             for n, (ident, page) in enumerate(items):
@@ -387,7 +446,19 @@ class Ingest:
                 os.fsync(journal.fileno())
 
         withdrawn = self._gone.get(doc.ident, []) if self.withdraw_missing else []
-        self.catalogue.commit_document(self.collection, doc.ident, doc.name, pages, journal_renames, withdrawn)
+        mark = None
+        if self.share is not None and doc.ident in self.share.held:
+            mark = self.share.marker(doc.ident, {"converted": converted, "unchanged": unchanged,
+                                                 "failed": [[str(path), why] for path, why in failed]})
+        try:
+            self.catalogue.commit_document(self.collection, doc.ident, doc.name, pages, journal_renames, withdrawn,
+                                           **({"mark": mark} if mark is not None else {}))
+        except Lost:  # its claim ran out and another process has it: that one commits it
+            report.not_done += [slot.master.path for slot in slots if slot.job]
+            return
+        finally:
+            if self.share is not None:
+                self.share.held.pop(doc.ident, None)
         for page in withdrawn:  # committed: their copies go (the rows are gone, nothing serves them now)
             self._take_away(copy_path(self.collection, doc.ident, page))
         report.converted += converted
@@ -400,39 +471,9 @@ class Ingest:
                 self._place(staged, final)
 
     def _recover(self, coll_dir: Path) -> None:
-        """Staging folders of runs that died: finish the renames they had committed, drop the rest; and what a
-        killed withdrawal left in the collection's folder."""
-        clean_debris(coll_dir)
-        with os.scandir(coll_dir) as entries:
-            dead = [Path(e.path) for e in entries if e.name.startswith(STAGING) and e.is_dir()]
-        for folder in dead:
-            try:
-                lock = open(folder / "lock", "a")
-            except OSError:
-                shutil.rmtree(folder, ignore_errors=True)
-                continue
-            with lock:
-                try:
-                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except OSError:
-                    continue  # a live run's
-                self._replay(folder / "journal")
-                shutil.rmtree(folder, ignore_errors=True)
-
-    def _replay(self, journal: Path) -> None:
-        """A journal line is written before its commit: the rename is finished only when the row is there."""
-        try:
-            lines = journal.read_text(encoding="utf-8").splitlines()
-        except OSError:
-            return
-        for line in lines:
-            staged, final, checksum, document, page = (line.split("\t") + [""] * 4)[:5]
-            if not staged or not os.path.exists(staged):
-                continue
-            if not document:  # a journal of an earlier version: the names are the ids
-                document, page = Path(final).parent.name, Path(final).stem
-            if self.catalogue.page_checksum(self.collection, document, page) == checksum:  # committed: it goes there
-                self._place(staged, Path(final))
+        """What runs that died left in the collection's folder (staging.recover)."""
+        recover(coll_dir, lambda document, page: self.catalogue.page_checksum(self.collection, document, page),
+                self._place)
 
     # -- after the conversions ------------------------------------------------------------------
 
@@ -453,21 +494,3 @@ def _moved(slots: list[Slot]) -> bool:
             return True
         position += len(slot.known)
     return False
-
-
-def _copies(folder: Path) -> set[str]:
-    """The access copies in a document folder; an old run's temporary files and a killed withdrawal's debris
-    there are removed."""
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return set()
-    for name in names:
-        if name.startswith(STAGING):
-            (folder / name).unlink(missing_ok=True)
-        elif name.startswith(TRASH):
-            shutil.rmtree(folder / name, ignore_errors=True) if (folder / name).is_dir() else (
-                folder / name).unlink(missing_ok=True)
-    return {name for name in names if not name.startswith((STAGING, TRASH))}
-
-

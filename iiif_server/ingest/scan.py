@@ -197,3 +197,13 @@ def _walk(folder: Path, doc: SourceDocument, report: Report, excluded: set[str])
             doc.masters.append(master)
         else:
             doc.masters.append(Master(path, "", 0, 0.0))
+
+
+def scan_document(name: str, path: Path, report: Report, exclude: Iterable[Path] = ()) -> SourceDocument:
+    """One document of a source again, as `scan_source` found it (a process sharing a run plans it anew)."""
+    doc = SourceDocument(name, path)
+    if path.is_dir():
+        _walk(path, doc, report, {os.path.realpath(p) for p in exclude})
+    elif (master := _master(path, name, report)) is not None:
+        doc.masters.append(master)
+    return doc

@@ -28,6 +28,7 @@ class RunTracker:
         self.stop: Callable[[], None] | None = None
         self.parent = os.getppid() if watch_parent else None
         self.stopping = False
+        self.helped: str | None = None  # the run this process joined (--join)
         self.ended = threading.Event()
         self.thread = threading.Thread(target=self._beat, name="ingest-heartbeat", daemon=True)
         self._safely(runs.begin, catalogue, rid, socket.gethostname(), os.getpid())
@@ -46,10 +47,16 @@ class RunTracker:
     def locked(self, collection: str) -> None:
         self._safely(runs.locked, self.catalogue, self.id, collection)
 
+    def helping(self, leader: str) -> None:
+        self.helped = leader
+        self._safely(runs.helping, self.catalogue, self.id, leader)
+
     def progress(self, done: int, total: int, failed: int) -> None:
         self.done, self.total, self.failed = done, total, failed
 
     def end(self, state: str, report: str | None = None, message: str | None = None) -> None:
+        if message is None and self.helped is not None:
+            message = f"helped run {self.helped}"
         self.ended.set()
         if self.thread.is_alive():
             self.thread.join(5)
