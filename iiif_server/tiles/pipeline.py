@@ -22,6 +22,12 @@ try:  # libjpeg-turbo through a thin binding: ~3x faster than libvips' jpegsave 
     import simplejpeg
 except ImportError:  # pragma: no cover - the server still works, only slower
     simplejpeg = None
+try:  # OpenCV's resize: a small thumbnail in a tenth of libvips' time, most of which is setting up its pipeline
+    import cv2
+
+    cv2.setNumThreads(0)  # parallelism comes from the image threads and the worker processes
+except ImportError:  # pragma: no cover - stored tiles are then scaled by libvips
+    cv2 = None
 
 from iiif_server.errors import RequestError
 from iiif_server.tiles.edges import find
@@ -239,6 +245,15 @@ class Scratch(threading.local):
             self.region = numpy.empty(size, dtype=numpy.uint8)
         return self.region[:size].reshape(height, width, bands)
 
+    def array(self, name: str, height: int, width: int, bands: int) -> Any:
+        """Another kept buffer (the blurred region, the scaled one), by name."""
+        size = height * width * bands
+        kept = getattr(self, name, None)
+        if kept is None or kept.size < size:
+            kept = numpy.empty(size, dtype=numpy.uint8)
+            setattr(self, name, kept)
+        return kept[:size].reshape(height, width) if bands == 1 else kept[:size].reshape(height, width, bands)
+
 
 _scratch = Scratch()
 
@@ -253,20 +268,16 @@ def _tile_reader(source: Source, read: Read | None, tiles: int) -> Iterator[Read
         yield read or read_stored
 
 
-def from_stored(source: Source, plan: Plan, enc: Encoding, read: Read | None = None,
-                one_tile: bool = False) -> bytes | None:
-    """A request answered from the stored JPEG tiles it covers (edge tiles, regions, thumbnails from a
-    small level): each tile decoded by libjpeg-turbo straight into its place in one buffer, then
-    scaled and encoded as `render` and `encode` do. The general path's pixels at about two thirds of its
-    CPU: libvips reads such a TIFF's tiles one at a time under a lock, through libtiff's codec.
+def stored_pixels(source: Source, plan: Plan, read: Read | None = None, one_tile: bool = False) -> Any:
+    """The pixels a request asks for, before rotation, quality and encoding, from the stored JPEG tiles its
+    region covers: each tile decoded by libjpeg-turbo straight into its place in one buffer, then scaled
+    once (`scale_array`). An array (height x width x bands), or None where libvips must read the level
+    (not JPEG tiles, more than STORED_PIXELS_MAX pixels). `render` and `from_stored` both take their
+    pixels from here, so every format, quality and rotation of a request shows the same pixels.
 
-    None where the general path must answer (not JPEG tiles, rotation, mirroring, other qualities,
-    formats, more than STORED_PIXELS_MAX pixels). With the default `read` (`read_stored`) it blocks
-    (a worker thread's job); `one_tile`: only a request inside one stored tile with no scaling (an
-    edge tile, a quarter of a millisecond of decoding and encoding, done on the event loop)."""
-    if simplejpeg is None or plan.format != "jpg" or plan.mirror or plan.rotation:
-        return None
-    if plan.quality not in ("default", "color") or not source.raw:
+    With the default `read` (`read_stored`) it blocks (a worker thread's job); `one_tile`: only a request
+    inside one stored tile with no scaling (an edge tile, decoded on the event loop)."""
+    if simplejpeg is None or not source.raw:
         return None
     index = pick_level(source, plan)
     tiles = source.raw.get(index)
@@ -302,12 +313,51 @@ def from_stored(source: Source, plan: Plan, enc: Encoding, read: Read | None = N
                 x, y = col * tw, row * th  # the tile's corner in the level; copy what lies inside the crop
                 x0, y0, x1, y1 = max(left, x), max(top, y), min(right, x + tw), min(bottom, y + th)
                 part[y0 - top : y1 - top, x0 - left : x1 - left] = pixels[y0 - y : y1 - y, x0 - x : x1 - x]
+    if part is None or not scaled:
+        return part
+    return scale_array(part, plan.out_w, plan.out_h)
+
+
+def scale_array(part: Any, out_w: int, out_h: int) -> Any:
+    """An 8-bit array scaled to out_w x out_h: where it shrinks, a Gaussian blur of sigma (1/scale - 1) / 2
+    first (the usual anti-aliasing prefilter), then bilinear interpolation. Without OpenCV, libvips'
+    Lanczos resize (`_scale`)."""
+    height, width, bands = part.shape
+    if cv2 is None:
+        img = pyvips.Image.new_from_memory(part.data, width, height, bands, "uchar")
+        img = _scale(img.copy(interpretation="b-w" if bands == 1 else "srgb"), out_w, out_h)
+        return numpy.frombuffer(img.write_to_memory(), dtype=numpy.uint8).reshape(out_h, out_w, bands)
+    sx, sy = out_w / width, out_h / height
+    src = part if bands > 1 else part.reshape(height, width)  # OpenCV's one-channel images are 2-D
+    if sx < 1 or sy < 1:
+        sigma_x, sigma_y = max(0.0, (1 / sx - 1) / 2), max(0.0, (1 / sy - 1) / 2)
+        # a sigma of 0 would make OpenCV derive one from the kernel size: a tiny one blurs (almost) nothing
+        src = cv2.GaussianBlur(src, (0, 0), sigmaX=max(sigma_x, 1e-3), sigmaY=max(sigma_y, 1e-3),
+                               dst=_scratch.array("blurred", height, width, bands), borderType=cv2.BORDER_REPLICATE)
+    out = cv2.resize(src, (out_w, out_h), dst=_scratch.array("scaled", out_h, out_w, bands),
+                     interpolation=cv2.INTER_LINEAR)
+    return out.reshape(out_h, out_w, bands)
+
+
+def from_stored(source: Source, plan: Plan, enc: Encoding, read: Read | None = None,
+                one_tile: bool = False) -> bytes | None:
+    """A JPEG request answered from the stored JPEG tiles it covers (`stored_pixels`: edge tiles, regions,
+    thumbnails of any size), encoded by libjpeg-turbo; the general path's pixels at a fraction of its CPU:
+    libvips reads such a TIFF's tiles one at a time under a lock, and sets up a pipeline per resize.
+
+    None where the general path must answer (not JPEG tiles, rotation, mirroring, other qualities,
+    formats, more than STORED_PIXELS_MAX pixels)."""
+    if simplejpeg is None or plan.format != "jpg" or plan.mirror or plan.rotation:
+        return None
+    if plan.quality not in ("default", "color"):
+        return None
+    part = stored_pixels(source, plan, read, one_tile)
     if part is None:
         return None
-    if scaled:
-        img = pyvips.Image.new_from_memory(part.data, width, height, part.shape[2], "uchar")
-        img = _scale(img.copy(interpretation="b-w" if part.shape[2] == 1 else "srgb"), plan.out_w, plan.out_h)
-        return turbo_jpeg(img, enc.jpeg_quality) or libvips_jpeg(img, enc.jpeg_quality)
+    if part.shape[0] * part.shape[1] > TURBO_MAX_PIXELS:
+        img = pyvips.Image.new_from_memory(numpy.ascontiguousarray(part).data, part.shape[1], part.shape[0],
+                                           part.shape[2], "uchar")
+        return libvips_jpeg(img.copy(interpretation="b-w" if part.shape[2] == 1 else "srgb"), enc.jpeg_quality)
     return _turbo_array(part, enc.jpeg_quality)
 
 
@@ -393,11 +443,17 @@ def _scale(img: pyvips.Image, out_w: int, out_h: int) -> pyvips.Image:
 
 def render(source: Source, plan: Plan) -> pyvips.Image:
     """The pixels a request asks for, not yet encoded."""
-    index = pick_level(source, plan)
-    img = source.image(index)
-    left, top, right, bottom = _level_crop(source, plan, index)
-    img = img.crop(left, top, right - left, bottom - top)
-    img = _scale(img, plan.out_w, plan.out_h)
+    stored = stored_pixels(source, plan)
+    if stored is not None:  # the same pixels as `from_stored`'s, whatever the format, quality or rotation
+        height, width, bands = stored.shape
+        img = pyvips.Image.new_from_memory(numpy.array(stored).data, width, height, bands, "uchar")
+        img = img.copy(interpretation="b-w" if bands == 1 else "srgb")
+    else:
+        index = pick_level(source, plan)
+        img = source.image(index)
+        left, top, right, bottom = _level_crop(source, plan, index)
+        img = img.crop(left, top, right - left, bottom - top)
+        img = _scale(img, plan.out_w, plan.out_h)
     img = to_srgb8(img)
     img = _apply_quality(img, plan.quality)
     img = _rotate(img, plan)
