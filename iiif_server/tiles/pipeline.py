@@ -30,22 +30,25 @@ except ImportError:  # pragma: no cover - stored tiles are then scaled by libvip
     cv2 = None
 
 from iiif_server.errors import RequestError
-from iiif_server.tiles.edges import find
-from iiif_server.tiles.memory import trimmer
+from iiif_server.tiles.memory import MAP_FROM, trimmer
 from iiif_server.tiles.request import FORMATS, Plan
-from iiif_server.tiles.sources import FileReader, Source, adobe_transform, declares_rgb
+from iiif_server.tiles.sources import FileReader, Source
+from iiif_server.tiles.stored import JPEG_QUALITY, StoredTile
+from iiif_server.tiles.stored import WHOLE as WHOLE
+from iiif_server.tiles.stored import assemble_stored as assemble_stored
+from iiif_server.tiles.stored import locate_stored as locate_stored
+from iiif_server.tiles.stored import raw_tile as raw_tile
+from iiif_server.tiles.stored import read_stored as read_stored
 
 WHITE = [255.0]
 # outputs up to this many pixels are encoded from one uncompressed buffer (3 MB at most);
 # larger ones stream through libvips' saver, which never holds the whole image
 TURBO_MAX_PIXELS = 1 << 20
-# APP14 "Adobe", version 100, no flags, colour transform 0: the samples are RGB
-ADOBE_RGB = b"\xff\xee\x00\x0eAdobe\x00\x64\x00\x00\x00\x00\x00"
 
 
 @dataclass(frozen=True)
 class Encoding:
-    jpeg_quality: int = 85
+    jpeg_quality: int = JPEG_QUALITY
     webp_quality: int = 80
     png_compression: int = 6
 
@@ -105,98 +108,6 @@ def pick_level(source: Source, plan: Plan) -> int:
     return best
 
 
-WHOLE = -1  # StoredTile.level of a complete stored image (a thumbnail page), not a pyramid tile
-
-
-@dataclass(frozen=True)
-class StoredTile:
-    """Where one stored JPEG tile sits in its file: found without any I/O."""
-
-    level: int
-    offset: int
-    count: int
-
-
-def locate_stored(source: Source, plan: Plan, jpeg_quality: int = Encoding.jpeg_quality) -> StoredTile | None:
-    """The stored tile a request asks for exactly (same level, grid and size), if any.
-
-    `jpeg_quality`: the server's; a stored thumbnail encoded at another is not what it would render."""
-    if plan.format != "jpg" or plan.mirror or plan.rotation or plan.quality not in ("default", "color"):
-        return None
-    if plan.region_is_full and (found := source.stored.get((plan.out_w, plan.out_h))):
-        if found[2] == jpeg_quality:
-            return StoredTile(WHOLE, found[0], found[1])
-    if not source.raw:
-        return None
-    tw, th = source.tile_width, source.tile_height
-    if (plan.out_w, plan.out_h) != (tw, th):
-        return _edge(source, plan, jpeg_quality)
-    for index, level in enumerate(source.levels):
-        d = level.factor
-        if plan.w != tw * d or plan.h != th * d or index not in source.raw:
-            continue
-        if plan.x % (tw * d) or plan.y % (th * d):
-            return None
-        col, row = plan.x // (tw * d), plan.y // (th * d)
-        if (col + 1) * tw > level.width or (row + 1) * th > level.height:
-            return _edge(source, plan, jpeg_quality)  # edge tiles are padded in the file
-        tiles = source.raw[index]
-        n = row * tiles.tiles_across + col
-        if n >= len(tiles.offsets) or tiles.counts[n] == 0:
-            return None
-        return StoredTile(index, tiles.offsets[n], tiles.counts[n])
-    return _edge(source, plan, jpeg_quality)
-
-
-def _edge(source: Source, plan: Plan, jpeg_quality: int) -> StoredTile | None:
-    """An edge tile stored as the server renders it (tiles/edges.py), at the server's JPEG quality."""
-    edges = source.edges
-    if edges is None or edges.quality != jpeg_quality:
-        return None
-    found = find(edges, plan, source.width, source.height, source.tile_width, source.tile_height)
-    return None if found is None else StoredTile(WHOLE, *found)
-
-
-def assemble_stored(source: Source, tile: StoredTile, data: bytes) -> bytes | None:
-    """A stored tile's bytes as a JPEG stream any decoder reads right; None when they cannot be sent as stored."""
-    if len(data) != tile.count or not data.startswith(b"\xff\xd8"):
-        return None
-    if tile.level == WHOLE:
-        return data if data.endswith(b"\xff\xd9") else None
-    tiles = source.raw[tile.level]
-    head = b"\xff\xd8"
-    if tiles.rgb:
-        if not declares_rgb(data):
-            return None  # the samples would decode as YCbCr
-        if adobe_transform(data) is None:
-            head += ADOBE_RGB  # named R, G, B only: say "no transform" for every decoder
-    if tiles.tables:
-        # tables hold SOI..EOI; the tile repeats SOI: splice them into one stream
-        if not (tiles.tables.startswith(b"\xff\xd8") and tiles.tables.endswith(b"\xff\xd9")):
-            return None
-        return head + tiles.tables[2:-2] + data[2:]
-    return head + data[2:]
-
-
-def read_stored(source: Source, tile: StoredTile) -> bytes | None:
-    """Read a stored tile by path (may block: a worker thread's job).
-
-    The file must still be the one the source describes: offsets of a replaced file point anywhere."""
-    reader = source.reader
-    if isinstance(reader, FileReader):
-        return reader.read_current(tile.offset, tile.count, source.stamp)
-    return reader.read(tile.offset, tile.count)  # an object store's reader names the version it expects
-
-
-def raw_tile(source: Source, plan: Plan, jpeg_quality: int = Encoding.jpeg_quality) -> bytes | None:
-    """The stored JPEG bytes for a request that asks exactly for one stored tile."""
-    tile = locate_stored(source, plan, jpeg_quality)
-    if tile is None:
-        return None
-    data = read_stored(source, tile)
-    return None if data is None else assemble_stored(source, tile, data)
-
-
 def _level_crop(source: Source, plan: Plan, index: int) -> tuple[int, int, int, int]:
     """The crop `render` takes from a level: left, top, right, bottom in the level's pixels."""
     level = source.levels[index]
@@ -225,6 +136,9 @@ def _decode_stored(source: Source, tile: StoredTile, read: Read, out: Any = None
     return simplejpeg.decode_jpeg(stream, colorspace="GRAY" if grey else "RGB", buffer=out)
 
 
+KEPT_MAX = MAP_FROM
+
+
 class Scratch(threading.local):
     """A thread's buffers for decoding stored tiles, kept between requests: a few MiB allocated and freed
     per region fragmented glibc's arenas, and random regions grew a worker by 200 MiB over 200,000
@@ -246,8 +160,12 @@ class Scratch(threading.local):
         return self.region[:size].reshape(height, width, bands)
 
     def array(self, name: str, height: int, width: int, bands: int) -> Any:
-        """Another kept buffer (the blurred region, the scaled one), by name."""
+        """Another kept buffer (the blurred region, the scaled one), by name, or None from KEPT_MAX bytes up:
+        blocks that large are mapped for their request and unmapped after it (memory.map_large_blocks),
+        and keeping them would add 20 MiB per image thread."""
         size = height * width * bands
+        if size >= KEPT_MAX:
+            return None
         kept = getattr(self, name, None)
         if kept is None or kept.size < size:
             kept = numpy.empty(size, dtype=numpy.uint8)
