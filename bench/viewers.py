@@ -1,4 +1,4 @@
-"""Viewer benchmark: four workloads, cold and warm, side by side with IIPImage in one run.
+"""Viewer benchmark: five workloads, cold and warm, side by side with IIPImage in one run.
 
 Generates (or reuses, with `--images`) a 6000x8000 pyramidal JPEG TIFF and portrait scans
 (1400-2400 x 1800-3000) written as ingest writes access copies, then for each mode starts
@@ -9,7 +9,9 @@ other, the same URL paths (Image API 2 syntax, which IIPImage 1.1 speaks):
 - tiles w,  : every tile of every scale factor as OpenSeadragon asks for it, `w,` sizes, shuffled;
 - tiles w,h : the same tiles with `w,h` sizes (what IIIF 3 viewers send);
 - regions   : 2,000 random regions of 300-3000 px of the big scan scaled to 200-1000 px wide;
-- portraits : `full/!200,200` of every portrait (a thumbnail wall).
+- portraits : `full/!200,200` of every portrait (a thumbnail wall);
+- thumbnails: every portrait at the sizes pages and viewers ask (`90,` for Universal Viewer, `!100,100` ...
+  `!400,400` for landing pages and lists, `,150`), shuffled: none of them is stored but `!200,200`.
 
 Modes: "cold" (response caches off: `--cache-mb 0`, IIPImage `MAX_IMAGE_CACHE_SIZE=0`) and
 "warm" (256 MB on both). Each run is preceded by a warm-up of `--warmup` seconds. A bare Starlette
@@ -56,7 +58,9 @@ from iiif_server.tiles.prepare import add_edges, add_thumbnail  # noqa: E402
 BIG = "scan"
 BIG_SIZE = (6000, 8000)
 REGIONS = 2000
-WORKLOADS = ("tiles w,", "tiles w,h", "regions", "portraits")
+WORKLOADS = ("tiles w,", "tiles w,h", "regions", "portraits", "thumbnails")
+# what pages and viewers ask for a thumbnail: Universal Viewer `90,`, landing pages and lists the rest
+THUMBNAIL_SIZES = ("90,", "!100,100", "!150,150", "!200,200", "!240,240", "!300,300", "!400,400", ",150")
 PACKAGES = {"wrk": "wrk", "lighttpd": "lighttpd", "/usr/lib/iipimage-server/iipsrv.fcgi": "iipimage-server"}
 
 # one Lua state per wrk thread: each walks the shuffled list from its own offset
@@ -144,7 +148,7 @@ def with_thumbnails(images: Path) -> Path:
     (tiles/thumbnail.py, the portraits) and the edge tiles (tiles/edges.py, every file), the rest hard
     links; IIPImage keeps the plain files (it would list the pages as pyramid levels)."""
     out = images.with_name(images.name + "-thumbnails")
-    done = out / ".thumbnails-edges-complete"  # named after what the copy holds: an older copy is redone
+    done = out / ".thumbnails2-edges-complete"  # named after what the copy holds: an older copy is redone
     if done.exists():
         return out
     shutil.rmtree(out, ignore_errors=True)
@@ -177,11 +181,14 @@ def workload_paths(info: dict, portraits: list[str]) -> dict[str, list[tuple[str
         regions.append(f"{x},{y},{w},{h}/{s},/0/default.jpg")
     walls = [(p, "full/!200,200/0/default.jpg") for p in portraits]
     rng.shuffle(walls)
+    thumbnails = [(p, f"full/{size}/0/default.jpg") for p in portraits for size in THUMBNAIL_SIZES]
+    rng.shuffle(thumbnails)
     return {
         "tiles w,": [(BIG, r) for r in tiles_w],
         "tiles w,h": [(BIG, r) for r in tiles_wh],
         "regions": [(BIG, r) for r in regions],
         "portraits": walls,
+        "thumbnails": thumbnails,
     }
 
 
@@ -314,12 +321,13 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--modes", default="cold,warm")
-    parser.add_argument("--workloads", default="tiles-w,tiles-wh,regions,portraits")
+    parser.add_argument("--workloads", default="tiles-w,tiles-wh,regions,portraits,thumbnails")
     parser.add_argument("--no-peer", action="store_true", help="only this server (and the ceiling)")
     parser.add_argument("--no-thumbnails", dest="thumbnails", action="store_false",
                         help="serve the plain files, without the stored thumbnail and edge tiles ingest adds")
     args = parser.parse_args()
-    names = {"tiles-w": "tiles w,", "tiles-wh": "tiles w,h", "regions": "regions", "portraits": "portraits"}
+    names = {"tiles-w": "tiles w,", "tiles-wh": "tiles w,h", "regions": "regions", "portraits": "portraits",
+             "thumbnails": "thumbnails"}
     chosen = [names[n] for n in args.workloads.split(",")]
     ensure_tools()
 

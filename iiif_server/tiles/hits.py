@@ -1,5 +1,6 @@
 """The hit path: public images answered from the response cache, or from a stored tile already in the page
-cache, on the event loop, without Starlette's request machinery, thread hops or header building.
+cache, on the event loop, without Starlette's request machinery, thread hops or header building; and
+other public images of a file already open rendered in the image threads, without Starlette either.
 
 Mixed into `ImageService` (service.py), whose caches, memo and access policy it reads; the full path there
 answers everything else, and decides access for all.
@@ -16,6 +17,7 @@ from starlette.types import Scope
 from iiif_server.errors import RequestError
 from iiif_server.runtime import metrics
 from iiif_server.runtime.base import Runtime
+from iiif_server.runtime.singleflight import SingleFlight
 from iiif_server.tiles.answers import Ready, canonical_tail, decode_segment, image_etag, profile_head
 from iiif_server.tiles.cache import MemoryCache
 from iiif_server.tiles.hot import OpenSources
@@ -79,12 +81,16 @@ class HitPath:
     auth: AuthServices | None
     public_cache_header: bytes
     run_io: Any
+    run: Any
+    renders: SingleFlight[Any]
+    process_traced: Any  # (source, plan, encoding) -> (body, sent as stored): the full path's render
 
-    def _stored_on_loop(self, source: Source, version: int, identifier: str,
-                        params: list[str]) -> tuple[Ready, str] | None:
-        """Another spelling of a cached request, or a public request for exactly one stored tile whose bytes
-        are in the page cache, answered as the full path answers it (same parse, plan and canonical form),
-        with its outcome; None for anything else.
+    async def _stored_on_loop(self, source: Source, version: int, identifier: str,
+                              params: list[str]) -> tuple[Ready, str] | None:
+        """Another spelling of a cached request, a public request for exactly one stored tile whose bytes
+        are in the page cache, or any other public image request (rendered in the image threads), answered
+        as the full path answers it (same parse, plan, canonical form and single-flight renders), with its
+        outcome; None where the full path must answer (errors, formats this server lacks).
 
         What a URL resolves to (its canonical key, the stored tile, the header values) is remembered in
         `spellings`: the next request for it is a lookup, a read and a send. No pixels are kept there."""
@@ -111,14 +117,38 @@ class HitPath:
             body = from_stored(source, spelling.plan, self.encoding, self._read_nowait, one_tile=True)
             outcome = "decoded"
         else:
-            return None
+            body = None
         if body is None:
-            return None
+            # a thumbnail, a region: rendered here rather than after Starlette's routing and a second parse,
+            # which cost as much as the render itself on a small thumbnail
+            found = await self._render(source, spelling)
+            if found is not None:
+                self.cache.put(url, found[0])
+            return found
         ready = Ready(body, spelling.media, spelling.etag, spelling.link_head, spelling.link_tail)
         self.cache.put(spelling.key, ready)
         metrics.render_time(outcome, time.perf_counter() - started)
         self.cache.put(url, ready)
         return ready, outcome
+
+    async def _render(self, source: Source, spelling: Spelling) -> tuple[Ready, str] | None:
+        """A render in the image threads, shared with identical requests of either path; None on an error
+        (the full path renders again, and says what went wrong)."""
+
+        async def render() -> tuple[Ready, str]:
+            started = time.perf_counter()
+            body, stored = await self.run(self.process_traced, source, spelling.plan, self.encoding)
+            outcome = "passthrough" if stored else "decoded"
+            metrics.render_time(outcome, time.perf_counter() - started)
+            ready = Ready(body, spelling.media, spelling.etag, spelling.link_head, spelling.link_tail)
+            self.cache.put(spelling.key, ready)
+            return ready, outcome
+
+        try:
+            found: tuple[Ready, str] = await self.renders.run(spelling.key, render)
+        except Exception:  # noqa: BLE001 - the full path renders again, answers and logs what went wrong
+            return None
+        return found
 
     def _spell(self, source: Source, version: int, identifier: str, params: list[str]) -> Spelling | None:
         """What an image URL of public material resolves to; None where the full path must say why not."""
@@ -140,10 +170,10 @@ class HitPath:
         return self.hot.read_nowait(source, tile.offset, tile.count)
 
     async def find_hit(self, scope: Scope) -> Hit | None:
-        """A GET of public material answered from the response cache, or a stored tile already in the page
-        cache, without Starlette's request machinery, thread hops or header building; None where the full
-        path must answer (anything else: restricted material, a source not current in the hot memo,
-        conditional and HEAD requests, proxied requests, errors, renders).
+        """A GET of public material answered from the response cache, a stored tile already in the page
+        cache, or a render in the image threads, without Starlette's request machinery or header building;
+        None where the full path must answer (anything else: restricted material, a source not current in
+        the hot memo, conditional and HEAD requests, proxied requests, errors).
 
         The access decision is the full path's: material whose tier is restricted never gets here, and
         what is cached under a request's own URL was stored only for public material."""
@@ -187,18 +217,18 @@ class HitPath:
         if opened is None:
             return None
         source = opened.source
-        outcome = "cache_hit"
-        ready: Ready | None = self.cache.get((source.path, source.stamp, version, *params))
-        if ready is None:
-            found = self._stored_on_loop(source, version, identifier, params)
-            if found is None:
-                return None
-            ready, outcome = found
         shown = None
         if host:  # the host check's answer, here: a host the server does not answer to goes to the full path (400)
             shown = self.runtime.hosts.normal(host.decode("latin-1"), scope.get("server"))
             if shown is None:
                 return None
+        outcome = "cache_hit"
+        ready: Ready | None = self.cache.get((source.path, source.stamp, version, *params))
+        if ready is None:
+            found = await self._stored_on_loop(source, version, identifier, params)
+            if found is None:
+                return None
+            ready, outcome = found
         base = self.runtime.base or f"{scope.get('scheme', 'http')}://{shown or 'localhost'}"
         return Hit(ready, ready.link_head + base + ready.link_tail, outcome, identifier, shown)
 

@@ -22,24 +22,33 @@ try:  # libjpeg-turbo through a thin binding: ~3x faster than libvips' jpegsave 
     import simplejpeg
 except ImportError:  # pragma: no cover - the server still works, only slower
     simplejpeg = None
+try:  # OpenCV's resize: a small thumbnail in a tenth of libvips' time, most of which is setting up its pipeline
+    import cv2
+
+    cv2.setNumThreads(0)  # parallelism comes from the image threads and the worker processes
+except ImportError:  # pragma: no cover - stored tiles are then scaled by libvips
+    cv2 = None
 
 from iiif_server.errors import RequestError
-from iiif_server.tiles.edges import find
-from iiif_server.tiles.memory import trimmer
+from iiif_server.tiles.memory import MAP_FROM, trimmer
 from iiif_server.tiles.request import FORMATS, Plan
-from iiif_server.tiles.sources import FileReader, Source, adobe_transform, declares_rgb
+from iiif_server.tiles.sources import FileReader, Source
+from iiif_server.tiles.stored import JPEG_QUALITY, StoredTile
+from iiif_server.tiles.stored import WHOLE as WHOLE
+from iiif_server.tiles.stored import assemble_stored as assemble_stored
+from iiif_server.tiles.stored import locate_stored as locate_stored
+from iiif_server.tiles.stored import raw_tile as raw_tile
+from iiif_server.tiles.stored import read_stored as read_stored
 
 WHITE = [255.0]
 # outputs up to this many pixels are encoded from one uncompressed buffer (3 MB at most);
 # larger ones stream through libvips' saver, which never holds the whole image
 TURBO_MAX_PIXELS = 1 << 20
-# APP14 "Adobe", version 100, no flags, colour transform 0: the samples are RGB
-ADOBE_RGB = b"\xff\xee\x00\x0eAdobe\x00\x64\x00\x00\x00\x00\x00"
 
 
 @dataclass(frozen=True)
 class Encoding:
-    jpeg_quality: int = 85
+    jpeg_quality: int = JPEG_QUALITY
     webp_quality: int = 80
     png_compression: int = 6
 
@@ -99,98 +108,6 @@ def pick_level(source: Source, plan: Plan) -> int:
     return best
 
 
-WHOLE = -1  # StoredTile.level of a complete stored image (a thumbnail page), not a pyramid tile
-
-
-@dataclass(frozen=True)
-class StoredTile:
-    """Where one stored JPEG tile sits in its file: found without any I/O."""
-
-    level: int
-    offset: int
-    count: int
-
-
-def locate_stored(source: Source, plan: Plan, jpeg_quality: int = Encoding.jpeg_quality) -> StoredTile | None:
-    """The stored tile a request asks for exactly (same level, grid and size), if any.
-
-    `jpeg_quality`: the server's; a stored thumbnail encoded at another is not what it would render."""
-    if plan.format != "jpg" or plan.mirror or plan.rotation or plan.quality not in ("default", "color"):
-        return None
-    if plan.region_is_full and (found := source.stored.get((plan.out_w, plan.out_h))):
-        if found[2] == jpeg_quality:
-            return StoredTile(WHOLE, found[0], found[1])
-    if not source.raw:
-        return None
-    tw, th = source.tile_width, source.tile_height
-    if (plan.out_w, plan.out_h) != (tw, th):
-        return _edge(source, plan, jpeg_quality)
-    for index, level in enumerate(source.levels):
-        d = level.factor
-        if plan.w != tw * d or plan.h != th * d or index not in source.raw:
-            continue
-        if plan.x % (tw * d) or plan.y % (th * d):
-            return None
-        col, row = plan.x // (tw * d), plan.y // (th * d)
-        if (col + 1) * tw > level.width or (row + 1) * th > level.height:
-            return _edge(source, plan, jpeg_quality)  # edge tiles are padded in the file
-        tiles = source.raw[index]
-        n = row * tiles.tiles_across + col
-        if n >= len(tiles.offsets) or tiles.counts[n] == 0:
-            return None
-        return StoredTile(index, tiles.offsets[n], tiles.counts[n])
-    return _edge(source, plan, jpeg_quality)
-
-
-def _edge(source: Source, plan: Plan, jpeg_quality: int) -> StoredTile | None:
-    """An edge tile stored as the server renders it (tiles/edges.py), at the server's JPEG quality."""
-    edges = source.edges
-    if edges is None or edges.quality != jpeg_quality:
-        return None
-    found = find(edges, plan, source.width, source.height, source.tile_width, source.tile_height)
-    return None if found is None else StoredTile(WHOLE, *found)
-
-
-def assemble_stored(source: Source, tile: StoredTile, data: bytes) -> bytes | None:
-    """A stored tile's bytes as a JPEG stream any decoder reads right; None when they cannot be sent as stored."""
-    if len(data) != tile.count or not data.startswith(b"\xff\xd8"):
-        return None
-    if tile.level == WHOLE:
-        return data if data.endswith(b"\xff\xd9") else None
-    tiles = source.raw[tile.level]
-    head = b"\xff\xd8"
-    if tiles.rgb:
-        if not declares_rgb(data):
-            return None  # the samples would decode as YCbCr
-        if adobe_transform(data) is None:
-            head += ADOBE_RGB  # named R, G, B only: say "no transform" for every decoder
-    if tiles.tables:
-        # tables hold SOI..EOI; the tile repeats SOI: splice them into one stream
-        if not (tiles.tables.startswith(b"\xff\xd8") and tiles.tables.endswith(b"\xff\xd9")):
-            return None
-        return head + tiles.tables[2:-2] + data[2:]
-    return head + data[2:]
-
-
-def read_stored(source: Source, tile: StoredTile) -> bytes | None:
-    """Read a stored tile by path (may block: a worker thread's job).
-
-    The file must still be the one the source describes: offsets of a replaced file point anywhere."""
-    reader = source.reader
-    if isinstance(reader, FileReader):
-        return reader.read_current(tile.offset, tile.count, source.stamp)
-    return reader.read(tile.offset, tile.count)  # an object store's reader names the version it expects
-
-
-def raw_tile(source: Source, plan: Plan, jpeg_quality: int = Encoding.jpeg_quality) -> bytes | None:
-    """The stored JPEG bytes for a request that asks exactly for one stored tile."""
-    tile = locate_stored(source, plan, jpeg_quality)
-    if tile is None:
-        return None
-    data = read_stored(source, tile)
-    return None if data is None else assemble_stored(source, tile, data)
-
-
 def _level_crop(source: Source, plan: Plan, index: int) -> tuple[int, int, int, int]:
     """The crop `render` takes from a level: left, top, right, bottom in the level's pixels."""
     level = source.levels[index]
@@ -219,6 +136,9 @@ def _decode_stored(source: Source, tile: StoredTile, read: Read, out: Any = None
     return simplejpeg.decode_jpeg(stream, colorspace="GRAY" if grey else "RGB", buffer=out)
 
 
+KEPT_MAX = MAP_FROM
+
+
 class Scratch(threading.local):
     """A thread's buffers for decoding stored tiles, kept between requests: a few MiB allocated and freed
     per region fragmented glibc's arenas, and random regions grew a worker by 200 MiB over 200,000
@@ -239,6 +159,19 @@ class Scratch(threading.local):
             self.region = numpy.empty(size, dtype=numpy.uint8)
         return self.region[:size].reshape(height, width, bands)
 
+    def array(self, name: str, height: int, width: int, bands: int) -> Any:
+        """Another kept buffer (the blurred region, the scaled one), by name, or None from KEPT_MAX bytes up:
+        blocks that large are mapped for their request and unmapped after it (memory.map_large_blocks),
+        and keeping them would add 20 MiB per image thread."""
+        size = height * width * bands
+        if size >= KEPT_MAX:
+            return None
+        kept = getattr(self, name, None)
+        if kept is None or kept.size < size:
+            kept = numpy.empty(size, dtype=numpy.uint8)
+            setattr(self, name, kept)
+        return kept[:size].reshape(height, width) if bands == 1 else kept[:size].reshape(height, width, bands)
+
 
 _scratch = Scratch()
 
@@ -253,20 +186,16 @@ def _tile_reader(source: Source, read: Read | None, tiles: int) -> Iterator[Read
         yield read or read_stored
 
 
-def from_stored(source: Source, plan: Plan, enc: Encoding, read: Read | None = None,
-                one_tile: bool = False) -> bytes | None:
-    """A request answered from the stored JPEG tiles it covers (edge tiles, regions, thumbnails from a
-    small level): each tile decoded by libjpeg-turbo straight into its place in one buffer, then
-    scaled and encoded as `render` and `encode` do. The general path's pixels at about two thirds of its
-    CPU: libvips reads such a TIFF's tiles one at a time under a lock, through libtiff's codec.
+def stored_pixels(source: Source, plan: Plan, read: Read | None = None, one_tile: bool = False) -> Any:
+    """The pixels a request asks for, before rotation, quality and encoding, from the stored JPEG tiles its
+    region covers: each tile decoded by libjpeg-turbo straight into its place in one buffer, then scaled
+    once (`scale_array`). An array (height x width x bands), or None where libvips must read the level
+    (not JPEG tiles, more than STORED_PIXELS_MAX pixels). `render` and `from_stored` both take their
+    pixels from here, so every format, quality and rotation of a request shows the same pixels.
 
-    None where the general path must answer (not JPEG tiles, rotation, mirroring, other qualities,
-    formats, more than STORED_PIXELS_MAX pixels). With the default `read` (`read_stored`) it blocks
-    (a worker thread's job); `one_tile`: only a request inside one stored tile with no scaling (an
-    edge tile, a quarter of a millisecond of decoding and encoding, done on the event loop)."""
-    if simplejpeg is None or plan.format != "jpg" or plan.mirror or plan.rotation:
-        return None
-    if plan.quality not in ("default", "color") or not source.raw:
+    With the default `read` (`read_stored`) it blocks (a worker thread's job); `one_tile`: only a request
+    inside one stored tile with no scaling (an edge tile, decoded on the event loop)."""
+    if simplejpeg is None or not source.raw:
         return None
     index = pick_level(source, plan)
     tiles = source.raw.get(index)
@@ -302,12 +231,51 @@ def from_stored(source: Source, plan: Plan, enc: Encoding, read: Read | None = N
                 x, y = col * tw, row * th  # the tile's corner in the level; copy what lies inside the crop
                 x0, y0, x1, y1 = max(left, x), max(top, y), min(right, x + tw), min(bottom, y + th)
                 part[y0 - top : y1 - top, x0 - left : x1 - left] = pixels[y0 - y : y1 - y, x0 - x : x1 - x]
+    if part is None or not scaled:
+        return part
+    return scale_array(part, plan.out_w, plan.out_h)
+
+
+def scale_array(part: Any, out_w: int, out_h: int) -> Any:
+    """An 8-bit array scaled to out_w x out_h: where it shrinks, a Gaussian blur of sigma (1/scale - 1) / 2
+    first (the usual anti-aliasing prefilter), then bilinear interpolation. Without OpenCV, libvips'
+    Lanczos resize (`_scale`)."""
+    height, width, bands = part.shape
+    if cv2 is None:
+        img = pyvips.Image.new_from_memory(part.data, width, height, bands, "uchar")
+        img = _scale(img.copy(interpretation="b-w" if bands == 1 else "srgb"), out_w, out_h)
+        return numpy.frombuffer(img.write_to_memory(), dtype=numpy.uint8).reshape(out_h, out_w, bands)
+    sx, sy = out_w / width, out_h / height
+    src = part if bands > 1 else part.reshape(height, width)  # OpenCV's one-channel images are 2-D
+    if sx < 1 or sy < 1:
+        sigma_x, sigma_y = max(0.0, (1 / sx - 1) / 2), max(0.0, (1 / sy - 1) / 2)
+        # a sigma of 0 would make OpenCV derive one from the kernel size: a tiny one blurs (almost) nothing
+        src = cv2.GaussianBlur(src, (0, 0), sigmaX=max(sigma_x, 1e-3), sigmaY=max(sigma_y, 1e-3),
+                               dst=_scratch.array("blurred", height, width, bands), borderType=cv2.BORDER_REPLICATE)
+    out = cv2.resize(src, (out_w, out_h), dst=_scratch.array("scaled", out_h, out_w, bands),
+                     interpolation=cv2.INTER_LINEAR)
+    return out.reshape(out_h, out_w, bands)
+
+
+def from_stored(source: Source, plan: Plan, enc: Encoding, read: Read | None = None,
+                one_tile: bool = False) -> bytes | None:
+    """A JPEG request answered from the stored JPEG tiles it covers (`stored_pixels`: edge tiles, regions,
+    thumbnails of any size), encoded by libjpeg-turbo; the general path's pixels at a fraction of its CPU:
+    libvips reads such a TIFF's tiles one at a time under a lock, and sets up a pipeline per resize.
+
+    None where the general path must answer (not JPEG tiles, rotation, mirroring, other qualities,
+    formats, more than STORED_PIXELS_MAX pixels)."""
+    if simplejpeg is None or plan.format != "jpg" or plan.mirror or plan.rotation:
+        return None
+    if plan.quality not in ("default", "color"):
+        return None
+    part = stored_pixels(source, plan, read, one_tile)
     if part is None:
         return None
-    if scaled:
-        img = pyvips.Image.new_from_memory(part.data, width, height, part.shape[2], "uchar")
-        img = _scale(img.copy(interpretation="b-w" if part.shape[2] == 1 else "srgb"), plan.out_w, plan.out_h)
-        return turbo_jpeg(img, enc.jpeg_quality) or libvips_jpeg(img, enc.jpeg_quality)
+    if part.shape[0] * part.shape[1] > TURBO_MAX_PIXELS:
+        img = pyvips.Image.new_from_memory(numpy.ascontiguousarray(part).data, part.shape[1], part.shape[0],
+                                           part.shape[2], "uchar")
+        return libvips_jpeg(img.copy(interpretation="b-w" if part.shape[2] == 1 else "srgb"), enc.jpeg_quality)
     return _turbo_array(part, enc.jpeg_quality)
 
 
@@ -393,11 +361,17 @@ def _scale(img: pyvips.Image, out_w: int, out_h: int) -> pyvips.Image:
 
 def render(source: Source, plan: Plan) -> pyvips.Image:
     """The pixels a request asks for, not yet encoded."""
-    index = pick_level(source, plan)
-    img = source.image(index)
-    left, top, right, bottom = _level_crop(source, plan, index)
-    img = img.crop(left, top, right - left, bottom - top)
-    img = _scale(img, plan.out_w, plan.out_h)
+    stored = stored_pixels(source, plan)
+    if stored is not None:  # the same pixels as `from_stored`'s, whatever the format, quality or rotation
+        height, width, bands = stored.shape
+        img = pyvips.Image.new_from_memory(numpy.array(stored).data, width, height, bands, "uchar")
+        img = img.copy(interpretation="b-w" if bands == 1 else "srgb")
+    else:
+        index = pick_level(source, plan)
+        img = source.image(index)
+        left, top, right, bottom = _level_crop(source, plan, index)
+        img = img.crop(left, top, right - left, bottom - top)
+        img = _scale(img, plan.out_w, plan.out_h)
     img = to_srgb8(img)
     img = _apply_quality(img, plan.quality)
     img = _rotate(img, plan)

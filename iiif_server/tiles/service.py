@@ -80,26 +80,28 @@ log = logging.getLogger("iiif_server")
 
 
 
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
 def process_traced(source: Source, plan: Plan, enc: Encoding) -> tuple[bytes, bool]:
     """`process`, and whether it sent a stored tile as stored (in the same worker thread)."""
     body = process(source, plan, enc)
     return body, was_passthrough()
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,7 @@ class ImageService(HitPath):
         self.spellings = MemoryCache(SPELLINGS_BUDGET, cost=lambda _: SPELLING_BYTES)
         self.public_cache_header = self.public_cache.encode()
         self.run, self.run_io, self.base_url = runtime.run, runtime.run_io, runtime.base_url
+        self.process_traced = process_traced  # the hit path renders as the full path does
 
     def service_id(self, request: Request, version: int, identifier: str) -> str:
         return f"{self.base_url(request)}/iiif/{version}/{quote(identifier, safe='')}"

@@ -17,7 +17,9 @@ def subsampling(grey: bool, quality: int) -> tuple[int, int]:
     return (1, 1) if grey or quality >= 90 else (2, 2)
 
 
-DESCRIPTION = "iiif-server thumbnail q="
+# "2": scaled as `pipeline.scale_array` scales (a blur, then bilinear). A page of the first kind (libvips'
+# Lanczos, "iiif-server thumbnail q=") is no longer what the server renders: it is left unread
+DESCRIPTION = "iiif-server thumbnail 2 q="
 
 
 def describe(quality: int) -> bytes:

@@ -215,7 +215,7 @@ def test_access_copies_are_tiled_pyramidal_jpeg_tiffs_at_collection_document_pag
         assert len(pages) >= 3
         appended = tif.pages[len(pages):]
         assert [(p.shape[:2], p.is_tiled) for p in appended[:1]] == [((145, 200), False)]
-        assert [p.description.split(" q=")[0] for p in appended] == ["iiif-server thumbnail", "iiif-server edges"]
+        assert [p.description.split(" q=")[0] for p in appended] == ["iiif-server thumbnail 2", "iiif-server edges"]
         for page in pages:
             assert page.is_tiled and page.compression == 7 and page.bitspersample == 8
         for bigger, smaller in zip(pages, pages[1:], strict=False):

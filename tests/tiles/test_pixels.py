@@ -18,9 +18,18 @@ import pytest
 import pyvips
 from support import BLUE, GREEN, RED, WHITE
 
+from iiif_server.ingest import demo
 from iiif_server.tiles import pipeline
 from iiif_server.tiles.files import FileSystemSource
-from iiif_server.tiles.pipeline import Encoding, encode, from_stored, pick_level, raw_tile, render
+from iiif_server.tiles.pipeline import (
+    Encoding,
+    encode,
+    from_stored,
+    pick_level,
+    raw_tile,
+    render,
+    stored_pixels,
+)
 from iiif_server.tiles.request import Limits, parse, resolve
 from iiif_server.tiles.sources import Source
 from iiif_server.web.app import image_source
@@ -532,6 +541,10 @@ def textured(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
         ("0,0,1000,700", "400,"),  # scaled from four tiles of the level below
         ("0,0,1000,700", "max"),  # twelve tiles
         ("100,50,700,500", "333,"),  # a region across tiles, scaled, not on the grid
+        ("full", "90,"),  # thumbnails of the sizes pages and viewers ask
+        ("full", ",150"),
+        ("full", "!333,333"),
+        ("0,0,1000,700", "300,500"),  # distorted: shrunk across, stretched down
     ],
 )
 def test_request_from_stored_tiles_has_the_general_paths_pixels(
@@ -564,3 +577,36 @@ def test_a_region_past_the_pixel_budget_is_left_to_libvips(textured: Source, mon
     assert from_stored(textured, plan, Encoding()) is None
     monkeypatch.setattr(pipeline, "STORED_PIXELS_MAX", 1000 * 700)
     assert from_stored(textured, plan, Encoding()) is not None
+
+
+@pytest.mark.parametrize(("region", "size"), [("full", "!200,200"), ("full", "90,"), ("100,50,700,500", "333,")])
+def test_every_format_quality_and_rotation_shows_the_stored_tiles_pixels(textured: Source, region: str,
+                                                                          size: str) -> None:
+    """A PNG, a gray or a turned image of a request is made of the very pixels its JPEG is encoded from."""
+    plan = plan_for(textured, region, size)
+    expected = np.array(stored_pixels(textured, plan)).astype(int)
+    assert expected.shape == (plan.out_h, plan.out_w, textured.levels and expected.shape[2])
+    png = pixels(decode(encode(render(textured, plan_for(textured, region, size, "0", "default.png")), "png",
+                               Encoding())))
+    assert np.array_equal(png, expected)
+    turned = pixels(render(textured, plan_for(textured, region, size, "90", "default.png")))
+    assert np.array_equal(turned, np.rot90(expected, k=-1))
+    if expected.shape[2] == 3:
+        gray = render(textured, plan_for(textured, region, size, "0", "gray.png"))
+        want = pyvips.Image.new_from_array(expected.astype(np.uint8)).copy(interpretation="srgb").colourspace("b-w")
+        assert np.array_equal(pixels(gray), pixels(want))
+
+
+@pytest.mark.parametrize("size", ["90,", "!150,150", "!200,200", "!400,400", "333,"])
+def test_scaled_stored_tiles_stay_in_place(tmp_path: Path, size: str) -> None:
+    """Scaled from the stored tiles of a level, a thumbnail is libvips' thumbnail of the full-size image
+    give or take the filter: much closer to it than that thumbnail is to itself moved by one pixel."""
+    img = demo.scan(1000, 700, seed=5)[:3].gaussblur(2)  # detail at every level, no single-pixel noise
+    img.tiffsave(str(tmp_path / "s.tif"), tile=True, tile_width=256, tile_height=256, pyramid=True,
+                 compression="jpeg", Q=85)
+    source = FileSystemSource(tmp_path).open("s")
+    plan = plan_for(source, "full", size)
+    fast = np.array(stored_pixels(source, plan)).astype(int)
+    whole = pixels(source.image(0).thumbnail_image(plan.out_w, height=plan.out_h, size="force"))
+    moved = np.abs(np.roll(whole, 1, axis=1) - whole).mean()
+    assert np.abs(fast - whole).mean() < 0.75 * moved

@@ -61,3 +61,18 @@ def test_no_thumbnail_where_a_level_has_its_size(tmp_path: Path) -> None:
 def test_no_thumbnail_for_an_image_within_the_box(tmp_path: Path) -> None:
     assert add_thumbnail(access_copy(tmp_path, "s", 200, 150)) is None
     assert FileSystemSource(tmp_path).open("s").stored == {}
+
+
+def test_a_thumbnail_scaled_the_old_way_is_not_sent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page written before thumbnails were scaled as the server scales them now (libvips' Lanczos) is no
+    longer the general path's answer: it is left unread, and the file is still the same pyramid."""
+    from iiif_server.tiles import thumbnail
+
+    path = access_copy(tmp_path, "p", 1300, 1900)
+    before = FileSystemSource(tmp_path).open("p")
+    monkeypatch.setattr(thumbnail, "describe", lambda quality: f"iiif-server thumbnail q={quality}".encode() + b"\0")
+    assert add_thumbnail(path) == (137, 200)
+    source = FileSystemSource(tmp_path).open("p")
+    assert source.stored == {} and source.levels == before.levels
+    plan = resolve(parse(3, "full", "!200,200", "0", "default.jpg"), source.width, source.height, Limits())
+    assert locate_stored(source, plan) is None

@@ -995,8 +995,31 @@ async def test_an_edge_tile_without_the_cache_is_the_full_paths_image(settings: 
     assert second.content == first.content
     assert second.headers["etag"] == first.headers["etag"]
     if service.hot.nowait:  # a file system with non-blocking reads: answered before the full path
-        assert calls == ["full/256,/0/default.jpg", "full/256,/0/default.png"]
+        assert calls == ["full/256,/0/default.jpg"]  # the PNG is rendered there too, the source being open
     png = pyvips.Image.new_from_buffer(small.content, "")
     jpg = pyvips.Image.new_from_buffer(second.content, "")
     assert (jpg.width, jpg.height) == (png.width, png.height) == (256, 192)
     assert (jpg - png[:3]).abs().avg() < 3  # the same region (JPEG against lossless)
+
+
+@pytest.mark.libvips
+async def test_a_thumbnail_without_the_cache_is_rendered_on_the_hit_path_as_the_full_path_renders_it(
+        settings: config.Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once its source is open, a public image that is neither cached nor stored (a thumbnail of any size) is
+    rendered without Starlette's routing: the full path's bytes and headers, the full path asked nothing."""
+    app = create_app(dataclasses.replace(settings, cache_mb=0))
+    calls = count_full_path(app.state.service, monkeypatch)
+    thumb = "/iiif/3/pyramid/full/!150,150/0/default.jpg"
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
+        first = await c.get(thumb)  # the full path (and the source's first lookup)
+        second = await c.get(thumb)
+        turned = await c.get("/iiif/3/pyramid/full/!150,150/90/default.png")
+        bad = await c.get("/iiif/3/pyramid/full/!150,150/0/default.bmp")
+    app.state.catalogue.engine.dispose()
+    assert calls == ["full/!150,150/0/default.jpg", "full/!150,150/0/default.bmp"]
+    assert first.status_code == second.status_code == turned.status_code == 200
+    assert second.content == first.content
+    for name in ("etag", "link", "cache-control", "content-type", "access-control-allow-origin"):
+        assert second.headers[name] == first.headers[name]
+    assert pyvips.Image.new_from_buffer(turned.content, "").height == 150
+    assert bad.status_code in (400, 501)
