@@ -15,7 +15,7 @@ One nginx (Debian's, 2 worker processes) listens on four ports of 127.0.0.1:
 The images are bench/viewers.py's loose pyramidal JPEG TIFFs (a 6000x8000 scan and portraits), read by both
 servers from one folder. wrk -t2 -c16, --seconds per run after a warm-up, --rounds alternating rounds, medians.
 
-    IIIF_BENCH_DATABASE=postgresql://iiif:iiif@127.0.0.1:5432/iiif_bench \\
+    IIIF_BENCH_DATABASE=postgresql://iiif:iiif@127.0.0.1:5432/iiif_nginx \\
         python bench/nginx_path.py [--images DIR] [--seconds 8] [--rounds 3] [--workloads tiles-w,tiles-wh,...]
 
 Targets (issue 24): cold tiles through nginx >= 4x IIPImage behind the same nginx; cached public tiles >= 80% of
@@ -181,6 +181,7 @@ def main() -> int:
         pids = {"ours": [p for r in topology.servers if r.proc for p in [r.proc.pid, *children(r.proc.pid)]],
                 "iipimage": children(iip.proc.pid)}
         results: dict[tuple[str, str], Result] = {}
+        per_round: dict[str, list[float]] = {}
         for key in args.workloads.split(","):
             wl = WORKLOADS[key]
             runs: dict[str, list[Result]] = {"ours": [], "iipimage": []}
@@ -196,6 +197,7 @@ def main() -> int:
                     print(f"cold {wl:<10} {name:<9} {cell(res)}", flush=True)
             for name, rs in runs.items():
                 results[(wl, name)] = median(rs)
+            per_round[wl] = [a.rate / b.rate for a, b in zip(runs["ours"], runs["iipimage"], strict=True)]
         # nginx's cache against static files: the same bytes, the same count
         static_root = tmp / "static"
         (static_root / "t").mkdir(parents=True)
@@ -212,15 +214,17 @@ def main() -> int:
                                        files, args, n == 0))
             print(f"lighttpd static files {cell(static_runs[-1])}", flush=True)
         cached, plain = median(cached_runs), median(static_runs)
+        hit_rounds = ", ".join(f"{a.rate / b.rate:.2f}" for a, b in zip(cached_runs, static_runs, strict=True))
         print(f"\nload average after: {os.getloadavg()[0]:.1f}\n")
         print("| workload, through nginx | iiif-server (2 replicas) | IIPImage | ratio | rounds |")
         print("| --- | --- | --- | --- | --- |")
         for key in args.workloads.split(","):
             wl = WORKLOADS[key]
             ours, peer = results[(wl, "ours")], results[(wl, "iipimage")]
-            print(f"| {wl} cold | {cell(ours)} | {cell(peer)} | {ours.rate / peer.rate:.2f} | |")
+            rounds = ", ".join(f"{r:.2f}" for r in per_round[wl])
+            print(f"| {wl} cold | {cell(ours)} | {cell(peer)} | {ours.rate / peer.rate:.2f} | {rounds} |")
         print(f"| tiles from nginx's cache / lighttpd static files | {cell(cached)} | {cell(plain)} | "
-              f"{cached.rate / plain.rate:.2f} | |")
+              f"{cached.rate / plain.rate:.2f} | {hit_rounds} |")
         errors = sum(r.errors for r in results.values()) + cached.errors + plain.errors
         return 1 if errors else 0
     finally:
