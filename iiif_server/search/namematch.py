@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 from iiif_server.db.persons import check_date
 from iiif_server.search.names import (
@@ -72,6 +73,7 @@ def name_words(text: str) -> list[str]:
     return _WORD.findall(unicodedata.normalize("NFC", text))
 
 
+@lru_cache(maxsize=1 << 16)  # pairs of words recur across a list's lines (~0.2 KB each: ~13 MB at most)
 def tier(written: str, name: str) -> int:
     """The tier at which a written word finds a word of a person's name (`names.match_word`, no prefixes: a
     page's word is whole), or NONE."""

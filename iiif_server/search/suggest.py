@@ -12,7 +12,6 @@ proposed again.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,20 +21,12 @@ from sqlalchemy import func, select
 from iiif_server.db.catalogue import Catalogue
 from iiif_server.db.models import CONFIRMED, LINE, PORTRAIT, Document, Image, Person, PersonLink, TextEntry
 from iiif_server.db.persons import Suggestion, box_text
-from iiif_server.search import namematch
-from iiif_server.search.namematch import EQUIVALENT, compare_birth, compare_given, compare_surname, dates_in
-from iiif_server.search.persons import Entry, PersonIndex, load
-from iiif_server.words import normalise as folded
+from iiif_server.search.linkscore import Scorer
+from iiif_server.search.persons import PersonIndex, load
 
 THRESHOLD = 0.83  # the default score above which staff may accept all at once (bench/persons.py measures it)
-KEEP = 0.6  # below this a suggestion is not stored at all
-CANDIDATES = 3  # suggestions kept per text, best first
-AMBIGUOUS = 0.03  # two people scored this close on one text: both lose AMBIGUITY
-AMBIGUITY = 0.12
-RUNNER_UP = 0.5  # a candidate behind the best loses half as much again as it trails by
 DOCUMENTS = 200  # documents read per batch
 BATCH = 2000  # suggestions written per transaction
-_NUMBER = re.compile(r"^\s*(\d{1,5})\b")
 
 
 @dataclass(frozen=True)
@@ -57,68 +48,6 @@ class Report:
     skipped_known: int = 0
 
 
-def score(person: Entry, text: str, given_vocab: set[str], transport: str | None = None) -> tuple[float, str]:
-    """How likely it is that `text` names `person` (0 ... 1), and why, in words staff can check."""
-    words = namematch.name_words(text)
-    surname, where, span = compare_surname(person.surname, words)
-    if where is None:
-        return 0.0, ""
-    rest = words[:where] + words[where + span:]
-    given = compare_given(person.given_names, rest)
-    if given.score == 0.0 and not any(folded(w) in given_vocab or folded(w) in EQUIVALENT for w in rest
-                                      if len(w) > 1):
-        given = namematch.Compared(0.5, namematch.NONE, "no given name written")  # other words: not a conflict
-    birth = compare_birth(person.birth_date, dates_in(text))
-    value = 0.5 * surname.score + 0.35 * given.score + 0.15 * birth.score
-    reasons = [surname.how, given.how, birth.how]
-    if given.score == 0.0:
-        value *= 0.7
-    if birth.score == 0.0:
-        value *= 0.6
-    if transport and person.transport:
-        if transport.casefold() == person.transport.casefold():
-            value += 0.05
-            reasons.append(f"on transport {transport}'s list")
-        else:
-            value *= 0.7
-            reasons.append(f"transport {person.transport}, the list's is {transport}")
-    number = _NUMBER.match(text)
-    if number and person.number and number[1] == person.number.strip():
-        value += 0.05
-        reasons.append(f"number {person.number} on the list")
-    return min(1.0, round(value, 4)), "; ".join(r for r in reasons if r)
-
-
-def best(index: PersonIndex, written: Written, given_vocab: set[str]) -> list[tuple[Entry, float, str]]:
-    """The people a text most likely names, best first, each scored KEEP or more (ambiguity lowers the scores)."""
-    found: set[int] = set()
-    for word in namematch.name_words(written.text):
-        if len(word) > 1:
-            found |= index.surname_candidates(word)
-    scored = []
-    for n in found:
-        entry = index.entries[n]
-        if entry.hidden:
-            continue
-        value, why = score(entry, written.text, given_vocab, written.transport)
-        if value >= KEEP - AMBIGUITY:
-            scored.append((entry, value, why))
-    scored.sort(key=lambda s: (-s[1], s[0].id))
-    if not scored:
-        return []
-    top = scored[0][1]
-    close = sum(1 for s in scored if top - s[1] < AMBIGUOUS)
-    ranked = []
-    for entry, value, why in scored:
-        if close > 1 and top - value < AMBIGUOUS:  # several people fit alike: staff must tell
-            value, why = value - AMBIGUITY, f"{why}; {close} people match alike"
-        elif value < top:  # one text names one person: the others fall behind the best by more
-            value = value - RUNNER_UP * (top - value)
-        ranked.append((entry, round(value, 4), why))
-    scored = sorted(ranked, key=lambda s: (-s[1], s[0].id))
-    return [s for s in scored if s[1] >= KEEP][:CANDIDATES]
-
-
 def _transport_of(metadata: Any) -> str | None:
     if isinstance(metadata, list):
         for pair in metadata:
@@ -131,13 +60,12 @@ class Suggester:
     def __init__(self, catalogue: Catalogue, index: PersonIndex | None = None) -> None:
         self.catalogue = catalogue
         self.index = index or load(catalogue)
-        self.given_vocab = {folded(w) for e in self.index.entries for w in namematch.name_words(e.given_names)}
-        with catalogue.sessions() as session:
+        self.scorer = Scorer(self.index)
+        with catalogue.sessions() as session:  # confirmed links only: at most a few per person
             links = session.execute(select(PersonLink.person_id, PersonLink.image_pk, PersonLink.kind,
-                                           PersonLink.box, PersonLink.state)).all()
-        self.known = {(p, i, k, b) for p, i, k, b, _ in links}  # any state: never proposed twice
-        self.taken = {(i, k, b) for _, i, k, b, s in links if s == CONFIRMED}  # someone's confirmed place
-        self.placed = {(p, i, k) for p, i, k, _, s in links if s == CONFIRMED}  # a person confirmed on a page
+                                           PersonLink.box).where(PersonLink.state == CONFIRMED)).all()
+        self.taken = {(i, k, b) for _, i, k, b in links}  # someone's confirmed place
+        self.placed = {(p, i, k) for p, i, k, _ in links}  # a person confirmed on a page
 
     def _documents(self, collections: Sequence[str]) -> Iterator[list[Any]]:
         """The collections' documents in key order, a batch at a time: (pk, label, metadata)."""
@@ -195,8 +123,10 @@ class Suggester:
         report = Report()
         pending: list[Suggestion] = []
 
-        def flush() -> None:
-            report.suggested += self.catalogue.add_suggestions(pending)
+        def flush() -> None:  # links known already (in any state) are left out as they are written
+            added = self.catalogue.add_suggestions(pending)
+            report.suggested += len(added)
+            report.above += sum(1 for s in added if s.score >= THRESHOLD)
             pending.clear()
             if progress:
                 progress(report)
@@ -208,12 +138,9 @@ class Suggester:
                 if (written.image_pk, written.kind, box) in self.taken:
                     report.skipped_known += 1
                     continue
-                for entry, value, why in best(self.index, written, self.given_vocab):
-                    key = (entry.id, written.image_pk, written.kind, box)
-                    if key in self.known or (entry.id, written.image_pk, written.kind) in self.placed:
+                for entry, value, why in self.scorer.best(written.text, written.transport):
+                    if (entry.id, written.image_pk, written.kind) in self.placed:
                         continue
-                    self.known.add(key)
-                    report.above += value >= THRESHOLD
                     pending.append(Suggestion(entry.id, written.image_pk, written.kind, written.box,
                                               written.text, value, why))
                 if len(pending) >= BATCH:
@@ -243,10 +170,10 @@ class Quality:
 def quality(index: PersonIndex, samples: Sequence[tuple[str, str, str | None, str | None]],
             threshold: float = THRESHOLD) -> Quality:
     """`samples`: (text, kind, the list's transport, the person it names or None) each."""
-    vocab = {folded(w) for e in index.entries for w in namematch.name_words(e.given_names)}
+    scorer = Scorer(index)
     q = Quality()
-    for text, kind, transport, truth in samples:
-        above = [e.id for e, v, _ in best(index, Written(text, 0, kind, None, transport), vocab) if v >= threshold]
+    for text, _, transport, truth in samples:
+        above = [e.id for e, v, _ in scorer.best(text, transport) if v >= threshold]
         q.suggested += len(above)
         q.correct += sum(1 for pid in above if pid == truth)
         q.expected += truth is not None
