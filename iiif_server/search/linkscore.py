@@ -41,6 +41,7 @@ FLOOR = KEEP - AMBIGUITY - 1e-4  # a person whose best is below this (before rou
 WORDS = 50_000  # words remembered with their surnames (~0.3 KB each: ~15 MB at most)
 NAMES = 20_000  # spellings of names remembered with their people (~1 KB each: ~20 MB at most)
 GIVEN = 50_000  # given names compared with the other words of a text (~0.3 KB each: ~15 MB at most)
+CANDIDATES_MEMO = 50_000  # (spelling, transport) with their people (~0.4 KB each: ~20 MB at most)
 _NUMBER = re.compile(r"^\s*(\d{1,5})\b")
 _NO_GIVEN = Compared(0.5, NONE, "no given name written")
 
@@ -88,15 +89,14 @@ class Surname:
 
 
 class Named:
-    """The people a spelling of a name may be: those good enough even on another transport's list found at once,
-    the others by transport when a text of that transport first asks (`Scorer.bucket`)."""
+    """The people a spelling of a name may be: its surnames, and those good enough even on another transport's list
+    (the others are found by transport when a text of that transport asks: `Scorer.candidates`)."""
 
-    __slots__ = ("by_transport", "other", "surnames")
+    __slots__ = ("other", "surnames")
 
     def __init__(self, surnames: tuple[Surname, ...], other: tuple[Partial, ...]) -> None:
         self.surnames = surnames
         self.other = other
-        self.by_transport: dict[str, tuple[Partial, ...]] = {}  # "": on a text that gives no transport
 
 
 def score_of(p: Partial, birth: float, transport: str, number: str | None) -> float:
@@ -139,7 +139,8 @@ def _core(surname: Compared, given: Compared) -> float:
 class Scorer:
     """Texts scored against the people of an index, the work shared between texts remembered (bounded)."""
 
-    def __init__(self, index: PersonIndex, words: int = WORDS, names: int = NAMES, given: int = GIVEN) -> None:
+    def __init__(self, index: PersonIndex, words: int = WORDS, names: int = NAMES, given: int = GIVEN,
+                 candidates: int = CANDIDATES_MEMO) -> None:
         self.index = index
         self.vocab = {folded(w) for e in index.entries for w in name_words(e.given_names)}
         # a surname as written -> its people who may be proposed, by given names and by transport (casefolded)
@@ -153,6 +154,7 @@ class Scorer:
         self._surnames: Memo[str, frozenset[str]] = Memo(words)
         self._named: Memo[tuple[str, ...], Named] = Memo(names)
         self._given_memo: Memo[tuple[str, tuple[str, ...]], Compared] = Memo(given)
+        self._candidates: Memo[tuple[tuple[str, ...], str], tuple[Partial, ...]] = Memo(candidates)
 
     def surnames(self, word: str) -> frozenset[str]:
         """The surnames a word written on a page may be (`PersonIndex.surname_candidates`)."""
@@ -212,15 +214,16 @@ class Scorer:
                           if e.transport and core * 0.7 + (0.05 if e.number else 0.0) >= FLOOR]
         return Named(tuple(surnames), tuple(other))
 
-    def bucket(self, named: Named, transport: str) -> tuple[Partial, ...]:
-        """The people of a name who may reach FLOOR on a text of `transport` (casefolded, "" for none) and are of
-        that transport or of none; or, on a text of no transport, anybody."""
-        found = named.by_transport.get(transport)
+    def candidates(self, words: tuple[str, ...], transport: str) -> tuple[Partial, ...]:
+        """The people a spelling of a name may be who may reach FLOOR on a text of `transport` (casefolded, ""
+        for none)."""
+        found = self._candidates.get((words, transport))
         if found is not None:
             return found
-        kept = []
+        named = self.named(words)
+        kept = [p for p in named.other if p.transport != transport] if transport else []
         for surname in named.surnames:
-            if transport:  # on their transport's list: + 0.05
+            if transport:  # on their transport's list: + 0.05; or of no transport
                 groups = [(self.transports[surname.surname].get(transport, ()), 0.05),
                           (self.transports[surname.surname].get("", ()), 0.0)]
             else:
@@ -231,44 +234,45 @@ class Scorer:
                     core = _core(surname.compared, given)
                     if core + bonus + (0.05 if entry.number else 0.0) >= FLOOR:
                         kept.append(self._partial(entry, surname, given, core, False, bonus))
-        named.by_transport[transport] = found = tuple(kept)
-        return found
+        return self._candidates.put((words, transport), tuple(kept))
 
     def best(self, text: str, transport: str | None) -> list[tuple[Entry, float, str]]:
         """The people a text most likely names, best first, each scored KEEP or more (ambiguity lowers the
         scores)."""
         where = transport.casefold() if transport else ""
-        named = self.named(tuple(name_words(text)))
-        if not named.surnames:
+        candidates = self.candidates(tuple(name_words(text)), where)
+        if not candidates:
             return []
-        groups = (self.bucket(named, where), [p for p in named.other if p.transport != where] if where else ())
         dates = dates_in(text)
         years = {int(d[:4]) + k for d in dates for k in (-1, 0, 1)}  # a birth date agrees only within these
         match = _NUMBER.match(text)
         number = match[1] if match else None
         births: dict[str | None, Compared] = {}
         scored = []
-        for group in groups:
-            for p in group:
-                if p.dated and years and p.year is not None and p.year not in years:
-                    continue  # its birth date scores 0: it cannot reach FLOOR
-                birth = births.get(p.entry.birth_date)
-                if birth is None:
-                    birth = births[p.entry.birth_date] = compare_birth(p.entry.birth_date, dates)
-                v = score_of(p, birth.score, where, number)
-                if v >= KEEP - AMBIGUITY:
-                    scored.append((p.entry, v, reasons(p, birth, transport, number)))
+        for p in candidates:
+            if p.dated and years and p.year is not None and p.year not in years:
+                continue  # its birth date scores 0: it cannot reach FLOOR
+            birth = births.get(p.entry.birth_date)
+            if birth is None:
+                birth = births[p.entry.birth_date] = compare_birth(p.entry.birth_date, dates)
+            v = score_of(p, birth.score, where, number)
+            if v >= KEEP - AMBIGUITY:
+                scored.append((p, v, birth))
         if not scored:
             return []
-        scored.sort(key=lambda s: (-s[1], s[0].id))
+        scored.sort(key=lambda s: (-s[1], s[0].entry.id))
         top = scored[0][1]
         close = sum(1 for s in scored if top - s[1] < AMBIGUOUS)
         ranked = []
-        for entry, value, why in scored:
-            if close > 1 and top - value < AMBIGUOUS:  # several people fit alike: staff must tell
-                value, why = value - AMBIGUITY, f"{why}; {close} people match alike"
+        for p, value, birth in scored:
+            alike = close > 1 and top - value < AMBIGUOUS  # several people fit alike: staff must tell
+            if alike:
+                value = value - AMBIGUITY
             elif value < top:  # one text names one person: the others fall behind the best by more
                 value = value - RUNNER_UP * (top - value)
-            ranked.append((entry, round(value, 4), why))
-        ranked.sort(key=lambda s: (-s[1], s[0].id))
-        return [s for s in ranked if s[1] >= KEEP][:CANDIDATES]
+            ranked.append((p, round(value, 4), birth, alike))
+        ranked.sort(key=lambda s: (-s[1], s[0].entry.id))
+        chosen = [r for r in ranked if r[1] >= KEEP][:CANDIDATES]
+        return [(p.entry, value, reasons(p, birth, transport, number) + (f"; {close} people match alike"
+                                                                          if alike else ""))
+                for p, value, birth, alike in chosen]

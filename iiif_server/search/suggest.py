@@ -12,6 +12,8 @@ proposed again.
 
 from __future__ import annotations
 
+import multiprocessing
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,13 +22,15 @@ from sqlalchemy import func, select
 
 from iiif_server.db.catalogue import Catalogue
 from iiif_server.db.models import CONFIRMED, LINE, PORTRAIT, Document, Image, Person, PersonLink, TextEntry
-from iiif_server.db.persons import Suggestion, box_text
+from iiif_server.db.persons import Suggestion
 from iiif_server.search.linkscore import Scorer
 from iiif_server.search.persons import PersonIndex, load
 
 THRESHOLD = 0.83  # the default score above which staff may accept all at once (bench/persons.py measures it)
 DOCUMENTS = 200  # documents read per batch
+LISTS = 10  # lists read per batch (~800 entries each)
 BATCH = 2000  # suggestions written per transaction
+CHUNK = 2000  # texts scored at a time (by one worker)
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,11 @@ class Report:
     skipped_known: int = 0
 
 
+def _box(text: str | None) -> tuple[int, ...] | None:
+    """A link's box as `Written` holds it (the box_text of the table, read back)."""
+    return tuple(int(v) for v in text.split(",")) if text else None
+
+
 def _transport_of(metadata: Any) -> str | None:
     if isinstance(metadata, list):
         for pair in metadata:
@@ -57,24 +66,26 @@ def _transport_of(metadata: Any) -> str | None:
 
 
 class Suggester:
-    def __init__(self, catalogue: Catalogue, index: PersonIndex | None = None) -> None:
+    def __init__(self, catalogue: Catalogue, index: PersonIndex | None = None, workers: int = 1) -> None:
+        """`workers`: processes that score texts (more than one: forked, each with its own bounded memos)."""
         self.catalogue = catalogue
+        self.workers = workers
         self.index = index or load(catalogue)
         self.scorer = Scorer(self.index)
         with catalogue.sessions() as session:  # confirmed links only: at most a few per person
             links = session.execute(select(PersonLink.person_id, PersonLink.image_pk, PersonLink.kind,
                                            PersonLink.box).where(PersonLink.state == CONFIRMED)).all()
-        self.taken = {(i, k, b) for _, i, k, b in links}  # someone's confirmed place
+        self.taken = {(i, k, _box(b)) for _, i, k, b in links}  # someone's confirmed place
         self.placed = {(p, i, k) for p, i, k, _ in links}  # a person confirmed on a page
 
-    def _documents(self, collections: Sequence[str]) -> Iterator[list[Any]]:
+    def _documents(self, collections: Sequence[str], size: int = DOCUMENTS) -> Iterator[list[Any]]:
         """The collections' documents in key order, a batch at a time: (pk, label, metadata)."""
         last = 0
         while True:
             with self.catalogue.sessions() as session:
                 rows = session.execute(select(Document.pk, Document.label, Document.metadata_pairs).where(
                     Document.collection_id.in_(collections), Document.pk > last)
-                    .order_by(Document.pk).limit(DOCUMENTS)).all()
+                    .order_by(Document.pk).limit(size)).all()
             if not rows:
                 return
             yield list(rows)
@@ -95,7 +106,7 @@ class Suggester:
 
     def lines(self, collections: Sequence[str]) -> Iterator[Written]:
         """The name entries with boxes of the lists' pages (not single ALTO words)."""
-        for rows in self._documents(collections):
+        for rows in self._documents(collections, LISTS):
             pks = [r[0] for r in rows]
             transports = {pk: _transport_of(meta) for pk, _, meta in rows}
             with self.catalogue.sessions() as session:
@@ -131,22 +142,68 @@ class Suggester:
             if progress:
                 progress(report)
 
+        for written, found in self._scored(portraits, lists, report):
+            for person_id, value, why in found:
+                if (person_id, written.image_pk, written.kind) in self.placed:
+                    continue
+                pending.append(Suggestion(person_id, written.image_pk, written.kind, written.box, written.text,
+                                          value, why))
+            if len(pending) >= BATCH:
+                flush()
+        flush()
+        return report
+
+    def _texts(self, portraits: Sequence[str], lists: Sequence[str], report: Report) -> Iterator[list[Written]]:
+        """The texts to score, CHUNK at a time, those on a place someone is confirmed on left out."""
+        chunk: list[Written] = []
         for source in (self.portraits(portraits) if portraits else iter(()), self.lines(lists) if lists else iter(())):
             for written in source:
                 report.examined += 1
-                box = box_text(written.box)
-                if (written.image_pk, written.kind, box) in self.taken:
+                if (written.image_pk, written.kind, written.box) in self.taken:
                     report.skipped_known += 1
                     continue
-                for entry, value, why in self.scorer.best(written.text, written.transport):
-                    if (entry.id, written.image_pk, written.kind) in self.placed:
-                        continue
-                    pending.append(Suggestion(entry.id, written.image_pk, written.kind, written.box,
-                                              written.text, value, why))
-                if len(pending) >= BATCH:
-                    flush()
-        flush()
-        return report
+                chunk.append(written)
+                if len(chunk) >= CHUNK:
+                    yield chunk
+                    chunk = []
+        if chunk:
+            yield chunk
+
+    def _scored(self, portraits: Sequence[str], lists: Sequence[str],
+                report: Report) -> Iterator[tuple[Written, list[Found]]]:
+        """Each text with the people it most likely names, in order; over `workers` processes, each scoring a
+        chunk at a time, at most two chunks each in flight."""
+        chunks = self._texts(portraits, lists, report)
+        if self.workers < 2:
+            for chunk in chunks:
+                yield from zip(chunk, _score(self.scorer, chunk), strict=True)
+            return
+        global _SCORER
+        _SCORER = self.scorer  # the workers are forked: they inherit it, nothing is copied
+        with multiprocessing.get_context("fork").Pool(self.workers) as pool:
+            flight: deque[tuple[list[Written], Any]] = deque()
+            for chunk in chunks:
+                flight.append((chunk, pool.apply_async(_score_in_worker, ([(w.text, w.transport) for w in chunk],))))
+                while len(flight) > 2 * self.workers or (flight and flight[0][1].ready()):
+                    done, result = flight.popleft()
+                    yield from zip(done, result.get(), strict=True)
+            while flight:
+                done, result = flight.popleft()
+                yield from zip(done, result.get(), strict=True)
+        _SCORER = None
+
+
+Found = tuple[str, float, str]  # a person's id, score and reason
+_SCORER: Scorer | None = None  # in a worker process: the parent's
+
+
+def _score(scorer: Scorer, chunk: Sequence[Written]) -> list[list[Found]]:
+    return [[(e.id, v, why) for e, v, why in scorer.best(w.text, w.transport)] for w in chunk]
+
+
+def _score_in_worker(texts: list[tuple[str, str | None]]) -> list[list[Found]]:
+    assert _SCORER is not None
+    return [[(e.id, v, why) for e, v, why in _SCORER.best(text, transport)] for text, transport in texts]
 
 
 @dataclass
