@@ -71,6 +71,19 @@ def test_given_names_meet_across_languages_and_a_conflict_counts_against() -> No
     assert namematch.compare_given("Abraham", ["chaim"]).score == 0.0
 
 
+def test_a_surname_written_without_its_particles_is_found_for_a_little_less() -> None:
+    compared, where, span = namematch.compare_surname("Van den Berg", ["Berg", "Sientje"])
+    assert (compared.score, where, span) == (1.0 - namematch.PARTICLES_LEFT_OUT, 0, 1)
+    assert "without its particles" in compared.how
+    assert namematch.compare_surname("Van den Berg", ["van", "den", "Berg"])[0].score == 0.95  # glued: folded
+    assert namematch.compare_surname("Rozen-Berg", ["Berg"])[0].score == 0.0  # half a name is no particle
+    index = sample_index()
+    rows = [t for t in sample_texts() if t[0] in ("Berg Sientje 1910", "Praag Mozes", "Berg Chaja 1915")]
+    assert len(rows) == 3
+    q = quality(index, rows, THRESHOLD)
+    assert (q.suggested, q.correct, q.found) == (3, 3, 3), q  # a plain Berg stays Berg, not Van den Berg
+
+
 def test_birth_dates_compare_as_precisely_as_both_are_known() -> None:
     assert namematch.dates_in("Lévy Abraham 12.03.1921 Warszawa") == ["1921-03-12"]
     assert namematch.dates_in("born 1921-03") == ["1921-03"]
@@ -133,3 +146,23 @@ async def test_suggest_proposes_lines_and_portraits_once_and_never_for_a_confirm
     Suggester(catalogue).run(["portraits"], ["lists"])
     with catalogue.sessions() as session:
         assert "2" not in set(session.scalars(select(PersonLink.person_id).where(PersonLink.state == SUGGESTED)))
+
+
+async def test_suggest_over_two_processes_proposes_what_one_does(people_world: People) -> None:
+    catalogue = people_world.catalogue
+
+    def proposed() -> set[tuple[str, int, str, str, float, str]]:
+        with catalogue.sessions() as session:
+            return {tuple(r) for r in session.execute(select(
+                PersonLink.person_id, PersonLink.image_pk, PersonLink.kind, PersonLink.box, PersonLink.score,
+                PersonLink.reason).where(PersonLink.state == SUGGESTED))}
+
+    alone = Suggester(catalogue).run(["portraits"], ["lists"])
+    one = proposed()
+    with catalogue.session() as session:
+        for link in session.scalars(select(PersonLink).where(PersonLink.state == SUGGESTED)):
+            session.delete(link)
+    assert proposed() == set()
+    shared = Suggester(catalogue, workers=2).run(["portraits"], ["lists"])
+    assert one and proposed() == one
+    assert (shared.examined, shared.suggested, shared.above) == (alone.examined, alone.suggested, alone.above)
