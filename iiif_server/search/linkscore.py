@@ -15,8 +15,8 @@ scores are exactly those of the plain formula (`finish`), only computed for fewe
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 from iiif_server.search.namematch import (
     EQUIVALENT,
@@ -49,20 +49,17 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
-class Memo(Generic[K, V]):
-    """A dictionary of at most `limit` entries, emptied when full: bounded, and as cheap as a dict to read."""
+class Memo(dict[K, V]):
+    """A dictionary of at most `limit` entries, emptied when full: bounded, and read as a dict."""
 
     def __init__(self, limit: int) -> None:
+        super().__init__()
         self.limit = limit
-        self.items: dict[K, V] = {}
-
-    def get(self, key: K) -> V | None:
-        return self.items.get(key)
 
     def put(self, key: K, value: V) -> V:
-        if len(self.items) >= self.limit:
-            self.items.clear()
-        self.items[key] = value
+        if len(self) >= self.limit:
+            self.clear()
+        self[key] = value
         return value
 
 
@@ -86,6 +83,7 @@ class Surname:
     compared: Compared
     rest: tuple[str, ...]
     unknown: bool  # none of the other words is anybody's given name: one that disagrees is no conflict
+    givens: dict[str, Compared] = field(default_factory=dict, compare=False)  # given names met so far
 
 
 class Named:
@@ -170,11 +168,15 @@ class Scorer:
         return found if found is not None else self._named.put(words, self._name(words))
 
     def _given(self, given_names: str, surname: Surname) -> Compared:
+        found = surname.givens.get(given_names)
+        if found is not None:
+            return found
         key = (given_names, surname.rest)
         given = self._given_memo.get(key)
         if given is None:
             given = self._given_memo.put(key, compare_given(given_names, list(surname.rest)))
-        return _NO_GIVEN if given.score == 0.0 and surname.unknown else given
+        surname.givens[given_names] = found = _NO_GIVEN if given.score == 0.0 and surname.unknown else given
+        return found
 
     @staticmethod
     def _partial(entry: Entry, surname: Surname, given: Compared, core: float, foreign: bool,

@@ -210,5 +210,5 @@ def compare_birth(birth_date: str | None, written: list[str]) -> Compared:
     return best
 
 
-__all__ = ["EQUIVALENT", "NONE", "PARTICLES_LEFT_OUT", "SURNAME_SCORES", "Compared", "check_date", "compare_birth", "compare_given",
-           "compare_surname", "dates_in", "given_tier", "name_words", "surname_forms", "tier"]
+__all__ = ["EQUIVALENT", "NONE", "PARTICLES_LEFT_OUT", "SURNAME_SCORES", "Compared", "check_date", "compare_birth",
+           "compare_given", "compare_surname", "dates_in", "given_tier", "name_words", "surname_forms", "tier"]

@@ -13,6 +13,7 @@ proposed again.
 from __future__ import annotations
 
 import multiprocessing
+from array import array
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -105,29 +106,37 @@ class Suggester:
                 yield Written(" ; ".join([label or "", *values]), first[pk], PORTRAIT, None, _transport_of(metadata))
 
     def lines(self, collections: Sequence[str]) -> Iterator[Written]:
-        """The name entries with boxes of the lists' pages (not single ALTO words)."""
-        for rows in self._documents(collections, LISTS):
-            pks = [r[0] for r in rows]
-            transports = {pk: _transport_of(meta) for pk, _, meta in rows}
-            with self.catalogue.sessions() as session:
-                confirmed = session.execute(
-                    select(Image.document_pk, Person.transport, func.count())
-                    .select_from(PersonLink).join(Image, Image.pk == PersonLink.image_pk)
-                    .join(Person, Person.id == PersonLink.person_id)
-                    .where(Image.document_pk.in_(pks), PersonLink.kind == LINE, PersonLink.state == CONFIRMED)
-                    .group_by(Image.document_pk, Person.transport)).all()
-                entries = session.execute(
-                    select(TextEntry.document_pk, TextEntry.image_pk, TextEntry.text, TextEntry.x, TextEntry.y,
-                           TextEntry.w, TextEntry.h).where(TextEntry.document_pk.in_(pks), TextEntry.kind != "word",
-                                                           TextEntry.x.is_not(None))
-                    .order_by(TextEntry.document_pk, TextEntry.id)).all()
-            votes: dict[int, tuple[int, str]] = {}
-            for doc, transport, count in confirmed:  # a list whose confirmed lines are mostly one transport's
-                if transport and count > votes.get(doc, (0, ""))[0]:
-                    votes[doc] = (count, transport)
-            for doc, image, text, x, y, w, h in entries:
-                transport = transports.get(doc) or votes.get(doc, (0, None))[1]
-                yield Written(text, image, LINE, (x, y, w, h), transport)
+        """The name entries with boxes of the lists' pages (not single ALTO words), a transport at a time: the
+        lists grouped by the transport their metadata gives (those that give none last), so that the names of
+        one transport are scored together while the scorer remembers them."""
+        groups: dict[str, array[int]] = {}  # 8 bytes a list
+        for rows in self._documents(collections):
+            for pk, _, metadata in rows:
+                groups.setdefault(_transport_of(metadata) or "", array("q")).append(pk)
+        for given in sorted(groups, key=lambda t: (t == "", t)):
+            documents = groups.pop(given)
+            for start in range(0, len(documents), LISTS):
+                yield from self._entries(list(documents[start:start + LISTS]), given or None)
+
+    def _entries(self, pks: list[int], given: str | None) -> Iterator[Written]:
+        with self.catalogue.sessions() as session:
+            confirmed = [] if given else session.execute(
+                select(Image.document_pk, Person.transport, func.count())
+                .select_from(PersonLink).join(Image, Image.pk == PersonLink.image_pk)
+                .join(Person, Person.id == PersonLink.person_id)
+                .where(Image.document_pk.in_(pks), PersonLink.kind == LINE, PersonLink.state == CONFIRMED)
+                .group_by(Image.document_pk, Person.transport)).all()
+            entries = session.execute(
+                select(TextEntry.document_pk, TextEntry.image_pk, TextEntry.text, TextEntry.x, TextEntry.y,
+                       TextEntry.w, TextEntry.h).where(TextEntry.document_pk.in_(pks), TextEntry.kind != "word",
+                                                       TextEntry.x.is_not(None))
+                .order_by(TextEntry.document_pk, TextEntry.id)).all()
+        votes: dict[int, tuple[int, str]] = {}
+        for doc, transport, count in confirmed:  # a list whose confirmed lines are mostly one transport's
+            if transport and count > votes.get(doc, (0, ""))[0]:
+                votes[doc] = (count, transport)
+        for doc, image, text, x, y, w, h in entries:
+            yield Written(text, image, LINE, (x, y, w, h), given or votes.get(doc, (0, None))[1])
 
     def run(self, portraits: Sequence[str], lists: Sequence[str],
             progress: Callable[[Report], None] | None = None) -> Report:
