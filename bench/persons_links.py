@@ -15,7 +15,7 @@ run). Then `iiif-server serve` (one worker) answers transport pages (first and l
 request; cached: again), `/transports`, and person pages and JSON of people with links, cold and cached.
 
     python bench/persons_links.py [--scale 1.0] [--lines 20] [--listed 0.1] [--requests 300]
-                                  [--suggest-timeout 1200] [--workdir DIR] [--populate-only]
+                                  [--suggest-timeout 1200] [--workers 2] [--workdir DIR] [--populate-only]
 
 --scale shrinks the portraits and the list pages (never the 26,000 people). Results: docs/benchmarks.md,
 "People". Targets (issue 21): a transport page < 200 ms; `persons suggest` over everything < 10 min, memory
@@ -227,10 +227,21 @@ def cli(database: str, *args: str) -> float:
     return time.monotonic() - started
 
 
-def run_suggest(database: str, timeout: float) -> dict[str, Any]:
-    """`persons suggest` over both collections: wall time, peak RSS (rusage of the child) and RSS samples."""
+def tree_rss(pid: int) -> int:
+    """The resident memory of a process and its children (`persons suggest --workers`), in bytes."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            children = [int(c) for c in fh.read().split()]
+    except OSError:
+        children = []
+    return proc_status(pid, "VmRSS") + sum(proc_status(c, "VmRSS") for c in children)
+
+
+def run_suggest(database: str, timeout: float, workers: int) -> dict[str, Any]:
+    """`persons suggest` over both collections: wall time, CPU time, peak RSS (rusage of the command; its
+    workers' peak is in the samples) and RSS samples of the command with its workers."""
     cmd = [sys.executable, "-m", "iiif_server.cli", "persons", "suggest", "--portraits", "portraits",
-           "--lists", "transport-lists", "--database", database]
+           "--lists", "transport-lists", "--workers", str(workers), "--database", database]
     started = time.monotonic()
     proc = subprocess.Popen(cmd, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     samples: list[tuple[float, int]] = []
@@ -242,7 +253,7 @@ def run_suggest(database: str, timeout: float) -> dict[str, Any]:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
-        samples.append((time.monotonic() - started, proc_status(proc.pid, "VmRSS")))
+        samples.append((time.monotonic() - started, tree_rss(proc.pid)))
         if time.monotonic() - started > timeout:
             timed_out = True
             proc.kill()
@@ -252,6 +263,8 @@ def run_suggest(database: str, timeout: float) -> dict[str, Any]:
     took = time.monotonic() - started
     quarters = [max((r for t, r in samples if t <= took * q / 4), default=0) / MIB for q in (1, 2, 3, 4)]
     return {"seconds": took, "timed_out": timed_out, "code": proc.returncode, "peak_mib": usage.ru_maxrss / 1024,
+            "cpu": usage.ru_utime + usage.ru_stime,  # with its workers': the command waits for them
+            "tree_peak_mib": max((r for _, r in samples), default=0) / MIB,
             "quarters_mib": quarters, "said": "".join(out).strip().splitlines()[-1:] if out else []}
 
 
@@ -277,6 +290,7 @@ def main() -> None:
                         help="chance that a line of a list copy names the person of its transport and number")
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--suggest-timeout", type=float, default=1200)
+    parser.add_argument("--workers", type=int, default=2, help="persons suggest --workers")
     parser.add_argument("--populate-only", action="store_true", help="stop once the catalogue is populated")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the catalogue here (default: a temp dir)")
     args = parser.parse_args()
@@ -305,7 +319,7 @@ def main() -> None:
         imported = cli(database, "persons", "import", str(csv))
         print(f"persons import with {len(with_portrait)} portraits and {len(with_line)} lines: {imported:.1f} s",
               flush=True)
-        suggest = run_suggest(database, args.suggest_timeout)
+        suggest = run_suggest(database, args.suggest_timeout, args.workers)
         print(f"persons suggest: {suggest}", flush=True)
         images = work / "images"
         images.mkdir(exist_ok=True)
@@ -334,8 +348,12 @@ def main() -> None:
             peak = server.peak_mib()
     print(f"\nload average {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores); "
           f"scale {args.scale}; populated in {populated:.0f} s; persons import {imported:.1f} s")
-    print(f"persons suggest: {suggest['seconds']:.0f} s{' (TIMED OUT)' if suggest['timed_out'] else ''}, "
-          f"exit {suggest['code']}, peak RSS {suggest['peak_mib']:.0f} MiB, RSS by quarter "
+    texts = len(plan.portraits.pages) + pages * args.lines
+    print(f"persons suggest --workers {args.workers}: {suggest['seconds']:.0f} s"
+          f"{' (TIMED OUT)' if suggest['timed_out'] else ''}, exit {suggest['code']}, {texts / suggest['seconds']:.0f} "
+          f"texts/s, {suggest['seconds'] / args.scale / 60:.0f} min projected at scale 1.0; "
+          f"CPU {suggest['cpu']:.0f} s ({1e6 * suggest['cpu'] / texts:.0f} us a text, the workers included); "
+          f"peak RSS {suggest['peak_mib']:.0f} MiB, with its workers {suggest['tree_peak_mib']:.0f} MiB, by quarter "
           f"{' / '.join(f'{q:.0f}' for q in suggest['quarters_mib'])} MiB; {' '.join(suggest['said'])}")
     print(f"server worker peak RSS {peak:.0f} MiB")
     print(f"{'request':44} {'n':>5} {'median ms':>10} {'p99 ms':>8}")

@@ -379,8 +379,11 @@ def persons_import(csv_file: Path, remove_missing: bool, config_file: str | None
               help="a collection of portraits: their labels and metadata name people (repeatable)")
 @click.option("--lists", "lists", multiple=True, metavar="COLLECTION",
               help="a collection of transport lists with name entries (text import with boxes; repeatable)")
+@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="processes that score the texts (each holds its own bounded memory of names)")
 @settings_options(STORAGE)
-def persons_suggest(portraits: tuple[str, ...], lists: tuple[str, ...], config_file: str | None, **cli: Any) -> None:
+def persons_suggest(portraits: tuple[str, ...], lists: tuple[str, ...], workers: int, config_file: str | None,
+                    **cli: Any) -> None:
     """Propose links between people and the portraits and list lines that name them, scored on surname,
     given names and birth date, for staff to review in the console (/staff/persons/suggestions).
 
@@ -397,7 +400,7 @@ def persons_suggest(portraits: tuple[str, ...], lists: tuple[str, ...], config_f
     if unknown:
         raise click.UsageError(f"no collection {', '.join(map(repr, unknown))} in the catalogue")
     started = time.monotonic()
-    report = Suggester(catalogue).run(list(portraits), list(lists))
+    report = Suggester(catalogue, workers=workers).run(list(portraits), list(lists))
     click.echo(f"{report.examined} texts examined, {report.suggested} new suggestions ({report.above} scored "
                f"{THRESHOLD} or more), {report.skipped_known} lines already confirmed; "
                f"{time.monotonic() - started:.1f} s", err=True)

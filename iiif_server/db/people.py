@@ -97,6 +97,14 @@ class People:
         with self.catalogue.sessions() as session:
             return session.scalar(select(State.value).where(State.key == PERSONS)) or 0
 
+    def revisions(self) -> tuple[int, int]:
+        """The people's revision and the catalogue version, in one read: what a cached person or transport page
+        is kept under."""
+        with self.catalogue.sessions() as session:
+            found = dict(session.execute(select(State.key, State.value)
+                                         .where(State.key.in_([PERSONS, "version"]))).all())
+        return found.get(PERSONS) or 0, found.get("version") or 0
+
     def person(self, person_id: str) -> Person | None:
         with self.catalogue.sessions() as session:
             return session.get(Person, person_id)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 from iiif_server.db.persons import check_date
 from iiif_server.search.names import (
@@ -72,6 +73,7 @@ def name_words(text: str) -> list[str]:
     return _WORD.findall(unicodedata.normalize("NFC", text))
 
 
+@lru_cache(maxsize=1 << 16)  # pairs of words recur across a list's lines (~0.2 KB each: ~13 MB at most)
 def tier(written: str, name: str) -> int:
     """The tier at which a written word finds a word of a person's name (`names.match_word`, no prefixes: a
     page's word is whole), or NONE."""
@@ -90,23 +92,33 @@ def surname_forms(surname: str) -> list[str]:
     return forms + [w for w in words if normalise(w) not in PARTICLES]
 
 
+PARTICLES_LEFT_OUT = 0.1  # a surname written without its particles (Praag for Van Praag) scores this much less
+
+
 def compare_surname(surname: str, written: list[str]) -> tuple[Compared, int | None, int]:
     """The person's surname against the words written on a page: the best agreement, the index of the first
     written word that gives it and how many words it takes (a compound surname may be written as two, or as a
-    name after its particles: `van der Berg`)."""
+    name after its particles: `van der Berg`). A surname may also be written without its particles (`Berg` for
+    `Van den Berg`, as Content Search lets a query leave them out), for a little less."""
     best, where, span = NO_MATCH, None, 0
     candidates = [(n, w, 1) for n, w in enumerate(written)]
     candidates += [(n, written[n] + written[n + 1], 2) for n in range(len(written) - 1)]
     candidates += [(start, "".join(written[start:end + 1]), end + 1 - start)
                    for start, end, _ in glued_forms([normalise(w) for w in written]) if end - start > 1]
-    whole = "".join(name_words(surname))
-    for n, word, size in candidates:
-        found = tier(word, whole)
-        if found == NONE:
-            continue
-        score = SURNAME_SCORES[found]
-        if score > best.score:
-            best, where, span = Compared(score, found, f"surname {TIER_NAMES[found]} ({word} = {surname})"), n, size
+    words = name_words(surname)
+    forms = [("".join(words), 0.0, "")]
+    bare = [w for w in words if normalise(w) not in PARTICLES]
+    if bare and len(bare) < len(words):
+        forms.append(("".join(bare), PARTICLES_LEFT_OUT, ", without its particles"))
+    for form, less, note in forms:
+        for n, word, size in candidates:
+            found = tier(word, form)
+            if found == NONE:
+                continue
+            score = SURNAME_SCORES[found] - less
+            if score > best.score:
+                best = Compared(score, found, f"surname {TIER_NAMES[found]}{note} ({word} = {surname})")
+                where, span = n, size
     return best, where, span
 
 
@@ -198,5 +210,5 @@ def compare_birth(birth_date: str | None, written: list[str]) -> Compared:
     return best
 
 
-__all__ = ["EQUIVALENT", "NONE", "SURNAME_SCORES", "Compared", "check_date", "compare_birth", "compare_given",
-           "compare_surname", "dates_in", "given_tier", "name_words", "surname_forms", "tier"]
+__all__ = ["EQUIVALENT", "NONE", "PARTICLES_LEFT_OUT", "SURNAME_SCORES", "Compared", "check_date", "compare_birth",
+           "compare_given", "compare_surname", "dates_in", "given_tier", "name_words", "surname_forms", "tier"]

@@ -5,8 +5,9 @@ places and transports (a few MB) and rebuilds them when the catalogue's `person_
 import, a person hidden or shown), never on a link decision or an ingest. A query's words each find names
 through the tiers Content Search ranks by (`search.names`: as typed, folded, prefix, sounds alike, one letter
 off, with the same rules of length); a person matches when
-every word finds one of their names, at the worst of those words' tiers. Results are ranked by tier, then
-surname, given names and birth, and paged by that key.
+every word finds one of their names, at the worst of those words' tiers. Results are ranked by tier, then by
+closeness within it as Content Search ranks (`names.match_word`'s cost: a shorter word begun, fewer letters
+changed), then surname, given names and birth, and paged by that key.
 """
 
 from __future__ import annotations
@@ -30,13 +31,16 @@ from iiif_server.search.names import (
     FUZZY_MIN,
     PREFIX,
     SOUNDS,
+    TIER_COST,
     TYPO,
     TYPO_MAX,
     TYPO_MIN,
+    QueryWord,
     codes,
     deletions,
     distance,
     glued_forms,
+    match_word,
     query_words,
     typo_keys,
 )
@@ -45,6 +49,7 @@ from iiif_server.words import normalise as fold
 QUERY_WORDS = 6  # words of a query
 PREFIX_WORDS = 2000  # distinct name words a prefix reaches at most
 PAGE = 20
+NO_COST = 9 * TIER_COST  # a query word no word of the person's meets by itself (a missing particle)
 
 
 @dataclass(frozen=True)
@@ -209,30 +214,64 @@ class PersonIndex:
                 return [], ""
         assert tiers is not None
         start = decode_cursor(after)
-        ranked = sorted((t, n) for n, t in tiers.items() if filters.keeps(self.entries[n]))
-        keys = [(t, self.entries[n].order, self.entries[n].id) for t, n in ranked]
-        first = bisect.bisect_right(keys, start) if start else 0
-        page = ranked[first:first + limit]
-        more = first + limit < len(ranked)
-        cursor = encode_cursor(keys[first + limit - 1]) if more and page else ""
-        return [Found(self.entries[n], t) for t, n in page], cursor
+        kept = [(t, n) for n, t in tiers.items() if filters.keeps(self.entries[n])]
+        costs = self._costs([w for w in words if not w.particle], [n for _, n in kept])
+        keys = sorted((t, costs[n], self.entries[n].order, self.entries[n].id, n) for t, n in kept)
+        first = bisect.bisect_right(keys, start, key=lambda k: k[:4]) if start else 0
+        page = keys[first:first + limit]
+        more = first + limit < len(keys)
+        cursor = encode_cursor(keys[first + limit - 1][:4]) if more and page else ""
+        return [Found(self.entries[k[4]], k[0]) for k in page], cursor
+
+    def _costs(self, words: list[QueryWord], people: list[int]) -> dict[int, int]:
+        """How close each person's names are to the query, as Content Search ranks within a tier
+        (`names.match_word`'s cost: letters added to a beginning, letters changed in a sound-alike, a typo),
+        summed over the query's words (each meeting the closest of the person's words); lower is closer."""
+        memo: dict[tuple[int, str], int] = {}
+        costs = {}
+        for n in people:
+            entry = self.entries[n]
+            names = self.names_of(entry)
+            total = 0
+            for k, word in enumerate(words):
+                best = NO_COST
+                for name in names:
+                    cost = memo.get((k, name))
+                    if cost is None:
+                        found = match_word(word.typed, name, fuzzy=not word.prefix_only)
+                        for form in word.glued:  # `van praag` meets Vanpraag
+                            glued = match_word(form, name, fuzzy=not word.prefix_only)
+                            if glued is not None and (found is None or glued.cost < found.cost):
+                                found = glued
+                        cost = memo[(k, name)] = NO_COST if found is None else found.cost
+                    best = min(best, cost)
+                total += best
+            costs[n] = total
+        return costs
+
+    def names_of(self, entry: Entry) -> tuple[str, ...]:
+        """The words a query word may meet of a person: their names' words and their surname glued to its
+        particles."""
+        words = name_words(f"{entry.surname} {entry.given_names}")
+        return (*words, *(form for _, _, form in glued_forms([fold(w) for w in name_words(entry.surname)])))
 
 
-def encode_cursor(key: tuple[int, str, str]) -> str:
-    raw = f"{key[0]}\x1f{key[1]}\x1f{key[2]}".encode()
+def encode_cursor(key: tuple[int, int, str, str]) -> str:
+    raw = f"{key[0]}\x1f{key[1]}\x1f{key[2]}\x1f{key[3]}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(text: str) -> tuple[int, str, str] | None:
-    """The key of the last person of the previous page; RequestError (400) for anything this server did not give."""
+def decode_cursor(text: str) -> tuple[int, int, str, str] | None:
+    """The key of the last person of the previous page (tier, closeness, order, id); RequestError (400) for
+    anything this server did not give."""
     if not text:
         return None
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
-        tier, order, ident = raw.split("\x1f")
-        if not tier.isdigit() or len(tier) > 1:
+        tier, cost, order, ident = raw.split("\x1f")
+        if not tier.isdigit() or len(tier) > 1 or not cost.isdigit() or len(cost) > 6:
             raise ValueError(tier)
-        return int(tier), order, ident
+        return int(tier), int(cost), order, ident
     except (ValueError, UnicodeDecodeError):
         raise RequestError(f"not a cursor this server gave: {text[:40]!r}") from None
 

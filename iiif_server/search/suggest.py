@@ -12,7 +12,9 @@ proposed again.
 
 from __future__ import annotations
 
-import re
+import multiprocessing
+from array import array
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,21 +23,15 @@ from sqlalchemy import func, select
 
 from iiif_server.db.catalogue import Catalogue
 from iiif_server.db.models import CONFIRMED, LINE, PORTRAIT, Document, Image, Person, PersonLink, TextEntry
-from iiif_server.db.persons import Suggestion, box_text
-from iiif_server.search import namematch
-from iiif_server.search.namematch import EQUIVALENT, compare_birth, compare_given, compare_surname, dates_in
-from iiif_server.search.persons import Entry, PersonIndex, load
-from iiif_server.words import normalise as folded
+from iiif_server.db.persons import Suggestion
+from iiif_server.search.linkscore import Scorer
+from iiif_server.search.persons import PersonIndex, load
 
 THRESHOLD = 0.83  # the default score above which staff may accept all at once (bench/persons.py measures it)
-KEEP = 0.6  # below this a suggestion is not stored at all
-CANDIDATES = 3  # suggestions kept per text, best first
-AMBIGUOUS = 0.03  # two people scored this close on one text: both lose AMBIGUITY
-AMBIGUITY = 0.12
-RUNNER_UP = 0.5  # a candidate behind the best loses half as much again as it trails by
 DOCUMENTS = 200  # documents read per batch
+LISTS = 10  # lists read per batch (~800 entries each)
 BATCH = 2000  # suggestions written per transaction
-_NUMBER = re.compile(r"^\s*(\d{1,5})\b")
+CHUNK = 2000  # texts scored at a time (by one worker)
 
 
 @dataclass(frozen=True)
@@ -57,66 +53,9 @@ class Report:
     skipped_known: int = 0
 
 
-def score(person: Entry, text: str, given_vocab: set[str], transport: str | None = None) -> tuple[float, str]:
-    """How likely it is that `text` names `person` (0 ... 1), and why, in words staff can check."""
-    words = namematch.name_words(text)
-    surname, where, span = compare_surname(person.surname, words)
-    if where is None:
-        return 0.0, ""
-    rest = words[:where] + words[where + span:]
-    given = compare_given(person.given_names, rest)
-    if given.score == 0.0 and not any(folded(w) in given_vocab or folded(w) in EQUIVALENT for w in rest
-                                      if len(w) > 1):
-        given = namematch.Compared(0.5, namematch.NONE, "no given name written")  # other words: not a conflict
-    birth = compare_birth(person.birth_date, dates_in(text))
-    value = 0.5 * surname.score + 0.35 * given.score + 0.15 * birth.score
-    reasons = [surname.how, given.how, birth.how]
-    if given.score == 0.0:
-        value *= 0.7
-    if birth.score == 0.0:
-        value *= 0.6
-    if transport and person.transport:
-        if transport.casefold() == person.transport.casefold():
-            value += 0.05
-            reasons.append(f"on transport {transport}'s list")
-        else:
-            value *= 0.7
-            reasons.append(f"transport {person.transport}, the list's is {transport}")
-    number = _NUMBER.match(text)
-    if number and person.number and number[1] == person.number.strip():
-        value += 0.05
-        reasons.append(f"number {person.number} on the list")
-    return min(1.0, round(value, 4)), "; ".join(r for r in reasons if r)
-
-
-def best(index: PersonIndex, written: Written, given_vocab: set[str]) -> list[tuple[Entry, float, str]]:
-    """The people a text most likely names, best first, each scored KEEP or more (ambiguity lowers the scores)."""
-    found: set[int] = set()
-    for word in namematch.name_words(written.text):
-        if len(word) > 1:
-            found |= index.surname_candidates(word)
-    scored = []
-    for n in found:
-        entry = index.entries[n]
-        if entry.hidden:
-            continue
-        value, why = score(entry, written.text, given_vocab, written.transport)
-        if value >= KEEP - AMBIGUITY:
-            scored.append((entry, value, why))
-    scored.sort(key=lambda s: (-s[1], s[0].id))
-    if not scored:
-        return []
-    top = scored[0][1]
-    close = sum(1 for s in scored if top - s[1] < AMBIGUOUS)
-    ranked = []
-    for entry, value, why in scored:
-        if close > 1 and top - value < AMBIGUOUS:  # several people fit alike: staff must tell
-            value, why = value - AMBIGUITY, f"{why}; {close} people match alike"
-        elif value < top:  # one text names one person: the others fall behind the best by more
-            value = value - RUNNER_UP * (top - value)
-        ranked.append((entry, round(value, 4), why))
-    scored = sorted(ranked, key=lambda s: (-s[1], s[0].id))
-    return [s for s in scored if s[1] >= KEEP][:CANDIDATES]
+def _box(text: str | None) -> tuple[int, ...] | None:
+    """A link's box as `Written` holds it (the box_text of the table, read back)."""
+    return tuple(int(v) for v in text.split(",")) if text else None
 
 
 def _transport_of(metadata: Any) -> str | None:
@@ -128,25 +67,26 @@ def _transport_of(metadata: Any) -> str | None:
 
 
 class Suggester:
-    def __init__(self, catalogue: Catalogue, index: PersonIndex | None = None) -> None:
+    def __init__(self, catalogue: Catalogue, index: PersonIndex | None = None, workers: int = 1) -> None:
+        """`workers`: processes that score texts (more than one: forked, each with its own bounded memos)."""
         self.catalogue = catalogue
+        self.workers = workers
         self.index = index or load(catalogue)
-        self.given_vocab = {folded(w) for e in self.index.entries for w in namematch.name_words(e.given_names)}
-        with catalogue.sessions() as session:
+        self.scorer = Scorer(self.index)
+        with catalogue.sessions() as session:  # confirmed links only: at most a few per person
             links = session.execute(select(PersonLink.person_id, PersonLink.image_pk, PersonLink.kind,
-                                           PersonLink.box, PersonLink.state)).all()
-        self.known = {(p, i, k, b) for p, i, k, b, _ in links}  # any state: never proposed twice
-        self.taken = {(i, k, b) for _, i, k, b, s in links if s == CONFIRMED}  # someone's confirmed place
-        self.placed = {(p, i, k) for p, i, k, _, s in links if s == CONFIRMED}  # a person confirmed on a page
+                                           PersonLink.box).where(PersonLink.state == CONFIRMED)).all()
+        self.taken = {(i, k, _box(b)) for _, i, k, b in links}  # someone's confirmed place
+        self.placed = {(p, i, k) for p, i, k, _ in links}  # a person confirmed on a page
 
-    def _documents(self, collections: Sequence[str]) -> Iterator[list[Any]]:
+    def _documents(self, collections: Sequence[str], size: int = DOCUMENTS) -> Iterator[list[Any]]:
         """The collections' documents in key order, a batch at a time: (pk, label, metadata)."""
         last = 0
         while True:
             with self.catalogue.sessions() as session:
                 rows = session.execute(select(Document.pk, Document.label, Document.metadata_pairs).where(
                     Document.collection_id.in_(collections), Document.pk > last)
-                    .order_by(Document.pk).limit(DOCUMENTS)).all()
+                    .order_by(Document.pk).limit(size)).all()
             if not rows:
                 return
             yield list(rows)
@@ -166,60 +106,113 @@ class Suggester:
                 yield Written(" ; ".join([label or "", *values]), first[pk], PORTRAIT, None, _transport_of(metadata))
 
     def lines(self, collections: Sequence[str]) -> Iterator[Written]:
-        """The name entries with boxes of the lists' pages (not single ALTO words)."""
+        """The name entries with boxes of the lists' pages (not single ALTO words), a transport at a time: the
+        lists grouped by the transport their metadata gives (those that give none last), so that the names of
+        one transport are scored together while the scorer remembers them."""
+        groups: dict[str, array[int]] = {}  # 8 bytes a list
         for rows in self._documents(collections):
-            pks = [r[0] for r in rows]
-            transports = {pk: _transport_of(meta) for pk, _, meta in rows}
-            with self.catalogue.sessions() as session:
-                confirmed = session.execute(
-                    select(Image.document_pk, Person.transport, func.count())
-                    .select_from(PersonLink).join(Image, Image.pk == PersonLink.image_pk)
-                    .join(Person, Person.id == PersonLink.person_id)
-                    .where(Image.document_pk.in_(pks), PersonLink.kind == LINE, PersonLink.state == CONFIRMED)
-                    .group_by(Image.document_pk, Person.transport)).all()
-                entries = session.execute(
-                    select(TextEntry.document_pk, TextEntry.image_pk, TextEntry.text, TextEntry.x, TextEntry.y,
-                           TextEntry.w, TextEntry.h).where(TextEntry.document_pk.in_(pks), TextEntry.kind != "word",
-                                                           TextEntry.x.is_not(None))
-                    .order_by(TextEntry.document_pk, TextEntry.id)).all()
-            votes: dict[int, tuple[int, str]] = {}
-            for doc, transport, count in confirmed:  # a list whose confirmed lines are mostly one transport's
-                if transport and count > votes.get(doc, (0, ""))[0]:
-                    votes[doc] = (count, transport)
-            for doc, image, text, x, y, w, h in entries:
-                transport = transports.get(doc) or votes.get(doc, (0, None))[1]
-                yield Written(text, image, LINE, (x, y, w, h), transport)
+            for pk, _, metadata in rows:
+                groups.setdefault(_transport_of(metadata) or "", array("q")).append(pk)
+        for given in sorted(groups, key=lambda t: (t == "", t)):
+            documents = groups.pop(given)
+            for start in range(0, len(documents), LISTS):
+                yield from self._entries(list(documents[start:start + LISTS]), given or None)
+
+    def _entries(self, pks: list[int], given: str | None) -> Iterator[Written]:
+        with self.catalogue.sessions() as session:
+            confirmed = [] if given else session.execute(
+                select(Image.document_pk, Person.transport, func.count())
+                .select_from(PersonLink).join(Image, Image.pk == PersonLink.image_pk)
+                .join(Person, Person.id == PersonLink.person_id)
+                .where(Image.document_pk.in_(pks), PersonLink.kind == LINE, PersonLink.state == CONFIRMED)
+                .group_by(Image.document_pk, Person.transport)).all()
+            entries = session.execute(
+                select(TextEntry.document_pk, TextEntry.image_pk, TextEntry.text, TextEntry.x, TextEntry.y,
+                       TextEntry.w, TextEntry.h).where(TextEntry.document_pk.in_(pks), TextEntry.kind != "word",
+                                                       TextEntry.x.is_not(None))
+                .order_by(TextEntry.document_pk, TextEntry.id)).all()
+        votes: dict[int, tuple[int, str]] = {}
+        for doc, transport, count in confirmed:  # a list whose confirmed lines are mostly one transport's
+            if transport and count > votes.get(doc, (0, ""))[0]:
+                votes[doc] = (count, transport)
+        for doc, image, text, x, y, w, h in entries:
+            yield Written(text, image, LINE, (x, y, w, h), given or votes.get(doc, (0, None))[1])
 
     def run(self, portraits: Sequence[str], lists: Sequence[str],
             progress: Callable[[Report], None] | None = None) -> Report:
         report = Report()
         pending: list[Suggestion] = []
 
-        def flush() -> None:
-            report.suggested += self.catalogue.add_suggestions(pending)
+        def flush() -> None:  # links known already (in any state) are left out as they are written
+            added = self.catalogue.add_suggestions(pending)
+            report.suggested += len(added)
+            report.above += sum(1 for s in added if s.score >= THRESHOLD)
             pending.clear()
             if progress:
                 progress(report)
 
+        for written, found in self._scored(portraits, lists, report):
+            for person_id, value, why in found:
+                if (person_id, written.image_pk, written.kind) in self.placed:
+                    continue
+                pending.append(Suggestion(person_id, written.image_pk, written.kind, written.box, written.text,
+                                          value, why))
+            if len(pending) >= BATCH:
+                flush()
+        flush()
+        return report
+
+    def _texts(self, portraits: Sequence[str], lists: Sequence[str], report: Report) -> Iterator[list[Written]]:
+        """The texts to score, CHUNK at a time, those on a place someone is confirmed on left out."""
+        chunk: list[Written] = []
         for source in (self.portraits(portraits) if portraits else iter(()), self.lines(lists) if lists else iter(())):
             for written in source:
                 report.examined += 1
-                box = box_text(written.box)
-                if (written.image_pk, written.kind, box) in self.taken:
+                if (written.image_pk, written.kind, written.box) in self.taken:
                     report.skipped_known += 1
                     continue
-                for entry, value, why in best(self.index, written, self.given_vocab):
-                    key = (entry.id, written.image_pk, written.kind, box)
-                    if key in self.known or (entry.id, written.image_pk, written.kind) in self.placed:
-                        continue
-                    self.known.add(key)
-                    report.above += value >= THRESHOLD
-                    pending.append(Suggestion(entry.id, written.image_pk, written.kind, written.box,
-                                              written.text, value, why))
-                if len(pending) >= BATCH:
-                    flush()
-        flush()
-        return report
+                chunk.append(written)
+                if len(chunk) >= CHUNK:
+                    yield chunk
+                    chunk = []
+        if chunk:
+            yield chunk
+
+    def _scored(self, portraits: Sequence[str], lists: Sequence[str],
+                report: Report) -> Iterator[tuple[Written, list[Found]]]:
+        """Each text with the people it most likely names, in order; over `workers` processes, each scoring a
+        chunk at a time, at most two chunks each in flight."""
+        chunks = self._texts(portraits, lists, report)
+        if self.workers < 2:
+            for chunk in chunks:
+                yield from zip(chunk, _score(self.scorer, chunk), strict=True)
+            return
+        global _SCORER
+        _SCORER = self.scorer  # the workers are forked: they inherit it, nothing is copied
+        with multiprocessing.get_context("fork").Pool(self.workers) as pool:
+            flight: deque[tuple[list[Written], Any]] = deque()
+            for chunk in chunks:
+                flight.append((chunk, pool.apply_async(_score_in_worker, ([(w.text, w.transport) for w in chunk],))))
+                while len(flight) > 2 * self.workers or (flight and flight[0][1].ready()):
+                    done, result = flight.popleft()
+                    yield from zip(done, result.get(), strict=True)
+            while flight:
+                done, result = flight.popleft()
+                yield from zip(done, result.get(), strict=True)
+        _SCORER = None
+
+
+Found = tuple[str, float, str]  # a person's id, score and reason
+_SCORER: Scorer | None = None  # in a worker process: the parent's
+
+
+def _score(scorer: Scorer, chunk: Sequence[Written]) -> list[list[Found]]:
+    return [[(e.id, v, why) for e, v, why in scorer.best(w.text, w.transport)] for w in chunk]
+
+
+def _score_in_worker(texts: list[tuple[str, str | None]]) -> list[list[Found]]:
+    assert _SCORER is not None
+    return [[(e.id, v, why) for e, v, why in _SCORER.best(text, transport)] for text, transport in texts]
 
 
 @dataclass
@@ -243,10 +236,10 @@ class Quality:
 def quality(index: PersonIndex, samples: Sequence[tuple[str, str, str | None, str | None]],
             threshold: float = THRESHOLD) -> Quality:
     """`samples`: (text, kind, the list's transport, the person it names or None) each."""
-    vocab = {folded(w) for e in index.entries for w in namematch.name_words(e.given_names)}
+    scorer = Scorer(index)
     q = Quality()
-    for text, kind, transport, truth in samples:
-        above = [e.id for e, v, _ in best(index, Written(text, 0, kind, None, transport), vocab) if v >= threshold]
+    for text, _, transport, truth in samples:
+        above = [e.id for e, v, _ in scorer.best(text, transport) if v >= threshold]
         q.suggested += len(above)
         q.correct += sum(1 for pid in above if pid == truth)
         q.expected += truth is not None

@@ -163,7 +163,7 @@ class PersonPages:
             return not_found()
         access = await self._access(request)
         base = self.base_url(request)
-        revision = (await self.run(self.people.revision), await self.run(self.catalogue.version))
+        revision = await self.run(self.people.revisions)  # one thread hop, one read
         what = ("person", pid, fmt, access_key(access), base)
         doc = self.cache.get(what, revision)
         if doc is None:

@@ -78,7 +78,7 @@ class TransportPages:
 
     async def _serve(self, request: Request, what: tuple[Any, ...], build: Callable[[], tuple[bytes, bool] | None],
                      media: str) -> Response:
-        revision = (await self.run(self.people.revision), await self.run(self.catalogue.version))
+        revision = await self.run(self.people.revisions)  # one thread hop, one read
         key = (*what, self.base_url(request))
         doc = self.cache.get(key, revision)
         if doc is None:

@@ -60,6 +60,26 @@ def test_the_person_search_meets_particles_as_content_search_does() -> None:
     assert found("van de") == []  # only particles: each must be found
 
 
+def test_the_person_search_ranks_a_close_spelling_before_a_far_one_within_a_tier() -> None:
+    people = [("1", "Mandelbojm", "Abraham"), ("2", "Mendelbaun", "Abraham"), ("3", "Mendelbaum", "Icek"),
+              ("4", "Goldsztajnowa", "Chaja"), ("5", "Goldsztajn", "Ruchla")]
+    index = PersonIndex.build(Entry(i, s, g, None, None, None, None, None, False, order_key(s, g, None))
+                              for i, s, g in people)
+
+    def found(query: str, after: str = "", limit: int = 20) -> tuple[list[tuple[str, int]], str]:
+        results, cursor = index.search(query, Filters(), after, limit)
+        return [(f.entry.id, f.tier) for f in results], cursor
+
+    # both sound alike; one letter changed ranks before three, though Mandelbojm comes first by name
+    assert found("Mendelbaum Abraham")[0] == [("2", SOUNDS), ("1", SOUNDS)]
+    assert found("Goldsz")[0] == [("5", PREFIX), ("4", PREFIX)]  # the shorter word begun ranks first
+    # pages follow that order by their cursor, no one twice and no one left out
+    first, cursor = found("Mendelbaum", limit=1)
+    second, cursor = found("Mendelbaum", cursor, limit=1)
+    third, end = found("Mendelbaum", cursor, limit=1)
+    assert first + second + third == [("3", EXACT), ("2", SOUNDS), ("1", SOUNDS)] and end == ""
+
+
 def test_given_names_meet_across_languages_and_a_conflict_counts_against() -> None:
     assert namematch.compare_given("Moszek", ["moshe"]).score == 0.85
     assert namematch.compare_given("Jankiel", ["jacques"]).score == 0.85
@@ -69,6 +89,19 @@ def test_given_names_meet_across_languages_and_a_conflict_counts_against() -> No
     assert namematch.compare_given("Abraham", ["a"]).score == 0.6  # an initial that agrees
     assert namematch.compare_given("Abraham", ["m"]).score == 0.0
     assert namematch.compare_given("Abraham", ["chaim"]).score == 0.0
+
+
+def test_a_surname_written_without_its_particles_is_found_for_a_little_less() -> None:
+    compared, where, span = namematch.compare_surname("Van den Berg", ["Berg", "Sientje"])
+    assert (compared.score, where, span) == (1.0 - namematch.PARTICLES_LEFT_OUT, 0, 1)
+    assert "without its particles" in compared.how
+    assert namematch.compare_surname("Van den Berg", ["van", "den", "Berg"])[0].score == 0.95  # glued: folded
+    assert namematch.compare_surname("Rozen-Berg", ["Berg"])[0].score == 0.0  # half a name is no particle
+    index = sample_index()
+    rows = [t for t in sample_texts() if t[0] in ("Berg Sientje 1910", "Praag Mozes", "Berg Chaja 1915")]
+    assert len(rows) == 3
+    q = quality(index, rows, THRESHOLD)
+    assert (q.suggested, q.correct, q.found) == (3, 3, 3), q  # a plain Berg stays Berg, not Van den Berg
 
 
 def test_birth_dates_compare_as_precisely_as_both_are_known() -> None:
@@ -133,3 +166,23 @@ async def test_suggest_proposes_lines_and_portraits_once_and_never_for_a_confirm
     Suggester(catalogue).run(["portraits"], ["lists"])
     with catalogue.sessions() as session:
         assert "2" not in set(session.scalars(select(PersonLink.person_id).where(PersonLink.state == SUGGESTED)))
+
+
+async def test_suggest_over_two_processes_proposes_what_one_does(people_world: People) -> None:
+    catalogue = people_world.catalogue
+
+    def proposed() -> set[tuple[str, int, str, str, float, str]]:
+        with catalogue.sessions() as session:
+            return {tuple(r) for r in session.execute(select(
+                PersonLink.person_id, PersonLink.image_pk, PersonLink.kind, PersonLink.box, PersonLink.score,
+                PersonLink.reason).where(PersonLink.state == SUGGESTED))}
+
+    alone = Suggester(catalogue).run(["portraits"], ["lists"])
+    one = proposed()
+    with catalogue.session() as session:
+        for link in session.scalars(select(PersonLink).where(PersonLink.state == SUGGESTED)):
+            session.delete(link)
+    assert proposed() == set()
+    shared = Suggester(catalogue, workers=2).run(["portraits"], ["lists"])
+    assert one and proposed() == one
+    assert (shared.examined, shared.suggested, shared.above) == (alone.examined, alone.suggested, alone.above)
