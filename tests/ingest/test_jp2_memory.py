@@ -19,6 +19,11 @@ import sys
 from pathlib import Path
 import iiif_server.ingest.convert as c
 c.STRIP_ABOVE, c.STRIP_PIXELS = int(sys.argv[2]), 1 << 18
+for name in ("glymur", "imagecodecs", "PIL.Image", "cv2"):  # both paths' decoders, loaded before the base
+    try:
+        __import__(name)
+    except ImportError:
+        pass
 def peak():
     return next(line for line in open("/proc/self/status") if line.startswith("VmHWM")).split()[1]
 base = peak()
