@@ -130,15 +130,29 @@ class Matcher:
             self._codes[n] = sorted(names.codes(word.typed)) if len(word.norm) >= names.FUZZY_MIN else []
         return self._codes[n]
 
+    def _coded(self, codes: Sequence[str]) -> list[str]:
+        """The words of the vocabulary under any of these Daitch–Mokotoff codes (the whole set)."""
+        if not codes:
+            return []
+        return sorted(set(self.session.execute(select(TextCode.norm).where(TextCode.code.in_(codes))).scalars()))
+
+    def fuzzy(self, n: int) -> bool:
+        """Whether query word n gets the fuzzy tiers (sound-alikes, typos): particles, beginnings only (`gold*`)
+        and words shorter than FUZZY_MIN do not."""
+        word = self.words[n]
+        return not (len(word.norm) < names.FUZZY_MIN or word.particle or word.prefix_only)
+
     def sound_forms(self, n: int) -> tuple[list[str], list[str]]:
         """The words of the vocabulary sharing a code with query word n (and not beginning with it): those near
         it (one letter apart at most, registers aside), and the others."""
         if n not in self._sounds:
             word = self.words[n].norm
-            found = sorted(set(self.session.execute(
-                select(TextCode.norm).where(TextCode.code.in_(self.codes(n)))).scalars())) if self.codes(n) else []
-            found = [w for w in found if not w.startswith(word)]
-            self._sounds[n] = ([w for w in found if names.near(word, w)], [w for w in found if not names.near(word, w)])
+            near: list[str] = []
+            far: list[str] = []
+            for w in self._coded(self.codes(n)):
+                if not w.startswith(word):
+                    (near if names.near(word, w) else far).append(w)
+            self._sounds[n] = (near, far)
         return self._sounds[n]
 
     def split_forms(self, n: int) -> dict[str, tuple[str, ...]]:
@@ -150,10 +164,7 @@ class Matcher:
             rests = sorted({rest for _, rest in _splits(word.norm)}) if not word.particle else []
             forms: dict[str, set[str]] = {rest: {rest} for rest in rests}
             for rest in rests:
-                codes = sorted(names.codes(rest)) if len(rest) >= names.FUZZY_MIN else []
-                if not codes:
-                    continue
-                for form in self.session.execute(select(TextCode.norm).where(TextCode.code.in_(codes))).scalars():
+                for form in self._coded(sorted(names.codes(rest)) if len(rest) >= names.FUZZY_MIN else []):
                     if names.spelling_distance(rest, form) == 0:
                         forms.setdefault(form, set()).add(rest)
             self._split_forms[n] = {form: tuple(sorted(r)) for form, r in forms.items()}
@@ -186,8 +197,8 @@ class Matcher:
 
     def lookups(self, scope: ColumnElement[bool], n: int, fuzzy: bool = True) -> dict[str, list[Row]]:
         """The rows of query word n, by kind: near (the word, words it begins, its glued spellings), split
-        (a glued query word's last part), sounds (Daitch–Mokotoff, the near ones: `far_sounds` reads the others
-        only where they count), typos."""
+        (a glued query word's last part), sounds (Daitch–Mokotoff, the near ones: `find` reads the others only
+        where they count), typos."""
         word = self.words[n]
         w = word.norm
         short = len(w) < names.FUZZY_MIN or word.particle
@@ -198,7 +209,7 @@ class Matcher:
         forms = self.split_forms(n)
         if forms:
             found["split"] = self._among(scope, sorted(forms))
-        if not fuzzy or word.prefix_only or short:
+        if not fuzzy or not self.fuzzy(n):
             return found
         near_sounds = self.sound_forms(n)[0]
         if near_sounds:
@@ -301,13 +312,12 @@ class Matcher:
                   else range(len(self.words))):
             within = scope if pages is None else and_(scope, TextEntry.image_pk.in_(pages))
             best = self._matches(n, self.lookups(within, n))
-            far = [] if len(self.words[n].norm) < names.FUZZY_MIN or self.words[n].particle \
-                or self.words[n].prefix_only else self.sound_forms(n)[1]
+            closer = self._closer(n, best)
+            far = self.sound_forms(n)[1] if self.fuzzy(n) else []
             if far:  # other names of the word's code: read only in documents where it finds nothing closer
-                closer = sorted(self._closer(n, best))
-                rest = and_(within, TextTerm.document_pk.not_in(closer)) if closer else within
-                best = self._matches(n, {"sounds": self._among(rest, far)}, best)
-            per_word[n] = self._narrow(n, best)
+                rest = and_(within, TextTerm.document_pk.not_in(sorted(closer))) if closer else within
+                best = self._matches(n, {"sounds": self._among(rest, far)}, best)  # far ones: `closer` stays
+            per_word[n] = self._narrow(n, best, closer)
             if n == first and len(content) <= 2:
                 # every hit holds this word (one or two content words: none may be missing), so the other words
                 # are looked up only on the pages where it stands: a common given name is not read everywhere
@@ -331,7 +341,7 @@ class Matcher:
         return {row.document_pk for how, row in best.values()
                 if how.tier < SOUNDS or how.tier == SOUNDS and names.near(word, row.norm)}
 
-    def _narrow(self, n: int, best: dict[tuple[int, int], tuple[WordMatch, Row]]
+    def _narrow(self, n: int, best: dict[tuple[int, int], tuple[WordMatch, Row]], closer: set[int]
                 ) -> dict[tuple[int, int], tuple[WordMatch, Row]]:
         """Per document, what a word's closest matches there say it is:
 
@@ -343,19 +353,17 @@ class Matcher:
           beginning: no typos, and no sound-alikes but its own spellings in other registers (`Goldsz` finds
           Goldsztajn, not Goldes or Golds; `Fisher` finds Fiszer and Fisherowicz).
 
+        `closer`: the documents where the word finds something closer than such a sound-alike (`_closer`).
         Decided on the rows the requester may read, as everything else."""
         word = self.words[n].norm
         whole: set[int] = set()
         begins: set[int] = set()
-        closer: set[int] = set()
         typos: set[int] = set()
         for how, row in best.values():
             if how.tier <= FOLDED or how.tier == SOUNDS and names.spelling_distance(word, row.norm) == 0:
                 whole.add(row.document_pk)
             elif how.tier == PREFIX:
                 begins.add(row.document_pk)
-            if how.tier < SOUNDS or how.tier == SOUNDS and names.near(word, row.norm):
-                closer.add(row.document_pk)
             elif how.tier == TYPO:
                 typos.add(row.document_pk)
         if not closer and not typos:
