@@ -332,10 +332,6 @@ def text_import(src: Path, collection_id: str, config_file: str | None, **cli: A
     sys.exit(1 if report.errors else 0)
 
 
-
-
-
-
 @main.group()
 def persons() -> None:
     """The people of the archive: their list, and links to their portraits and lines on the lists."""

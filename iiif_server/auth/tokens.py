@@ -33,8 +33,6 @@ USE_SECONDS = 60.0  # how stale a token's "last used" may be: uses are written a
 KIOSK = "kiosk"  # tokens handed out by the kiosk service; valid only from their network
 
 
-
-
 @dataclass(frozen=True)
 class Grant:
     """What a verified token allows."""

@@ -51,24 +51,6 @@ MIGRATION_LOCK = 0x11F5AC8  # and one migrating transaction at a time
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 @dataclass(frozen=True)
 class DocumentEntry:
     """One document as a listing shows it: label, tier and its first page (None without pages)."""
@@ -156,8 +138,6 @@ def open_catalogue(url: str, tiers: tuple[str, ...] = TIERS) -> Catalogue:
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     return Catalogue(url, tiers)
-
-
 
 
 class Catalogue(IngestWrites, Withdrawals, PersonWrites, Descriptions):

@@ -68,36 +68,6 @@ DENIED = {
 log = logging.getLogger("iiif_server")
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 def process_traced(source: Source, plan: Plan, enc: Encoding) -> tuple[bytes, bool]:
     """`process`, and whether it sent a stored tile as stored (in the same worker thread)."""
     body = process(source, plan, enc)

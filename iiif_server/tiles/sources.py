@@ -260,10 +260,6 @@ def check_identifier(identifier: str) -> list[str]:
     return parts
 
 
-
-
-
-
 def open_source(path: PurePath, stamp: tuple[int, int], reader: Reader | None = None) -> Source:
     """Read an image's geometry without decoding pixels."""
     reader = reader if reader is not None else FileReader(Path(path))
