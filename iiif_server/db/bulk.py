@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from sqlalchemy.engine import Connection
 
 from iiif_server.db.models import Base
+
+IN_LIST = 500  # values in one IN list: well under every backend's bound on bound parameters
+
+
+def chunks(values: Sequence[object], size: int = IN_LIST) -> Iterator[Sequence[object]]:
+    """`values` in slices of at most `size`, in order (one statement each)."""
+    for n in range(0, len(values), size):
+        yield values[n : n + size]
 
 
 def bulk_insert(conn: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[object, ...]],

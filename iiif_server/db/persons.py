@@ -9,13 +9,14 @@ and records an Update of the document's manifest for harvesters. Transport count
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
+from iiif_server.db.bulk import IN_LIST, chunks
 from iiif_server.db.models import (
     CONFIRMED,
     FROM_CSV,
@@ -35,7 +36,6 @@ from iiif_server.db.models import (
     sort_key,
 )
 
-CHUNK = 500  # keys in one IN list
 PERSONS = "persons"  # catalogue_state key: changes with anything about people (pages' cache key)
 PERSON_INDEX = "person_index"  # changes with names, filters or hiding (the search index's key)
 
@@ -95,10 +95,6 @@ def box_text(box: tuple[int, int, int, int] | None) -> str:
     return ",".join(str(v) for v in box) if box else ""
 
 
-def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
-    for n in range(0, len(items), size):
-        yield items[n : n + size]
-
 
 def check_date(year: int, month: int | None = None, day: int | None = None) -> str:
     """A date as precise as known, `YYYY`, `YYYY-MM` or `YYYY-MM-DD`, of a real day; or ValueError."""
@@ -142,7 +138,7 @@ class PersonWrites:
         self.lock_activities(session)
         docs: dict[tuple[str, str], str] = {}
         collections: dict[str, str] = {}
-        for chunk in _chunks(pks):
+        for chunk in chunks(pks):
             rows = session.execute(
                 select(Collection.id, Collection.tier, Document.ident, Document.tier).select_from(Image)
                 .join(Document, Document.pk == Image.document_pk)
@@ -162,7 +158,7 @@ class PersonWrites:
     def recount(session: Session, transports: Iterable[str | None]) -> None:
         """Each transport's people (not hidden) and of them those with a confirmed portrait, counted anew."""
         wanted = sorted({t for t in transports if t})
-        for chunk in _chunks(wanted):
+        for chunk in chunks(wanted):
             people = dict(session.execute(
                 select(Person.transport, func.count()).where(Person.transport.in_(chunk), Person.hidden.is_(False))
                 .group_by(Person.transport)).all())
@@ -212,17 +208,17 @@ class PersonWrites:
                     touched_transports.add(old[5])
                     changed_rows.append({"pid": p.id, **row})
                     done.updated += 1
-            for chunk in _chunks(new_rows, 2000):
+            for chunk in chunks(new_rows, 2000):
                 session.execute(insert(Person), list(chunk))
             if changed_rows:
                 table = Person.__table__
                 session.execute(table.update().where(table.c.id == bindparam("pid")), changed_rows)
-            for chunk in _chunks([r["pid"] for r in changed_rows]):  # their names on the lists change
+            for chunk in chunks([r["pid"] for r in changed_rows]):  # their names on the lists change
                 changed_pages |= self._confirmed_lines(session, chunk)
             named = {p.id for p in people}
             done.missing = sorted(set(existing) - named)
             if remove_missing and done.missing:
-                for chunk in _chunks(done.missing):
+                for chunk in chunks(done.missing):
                     changed_pages |= self._confirmed_lines(session, person_ids=chunk)
                     touched_transports |= set(session.scalars(select(Person.transport).where(Person.id.in_(chunk))))
                     session.execute(delete(PersonLink).where(PersonLink.person_id.in_(chunk)))
@@ -264,7 +260,7 @@ class PersonWrites:
                            done: Imported) -> set[int]:
         """The CSV links of these persons become `links` (confirmed); the pages whose name annotations change."""
         changed: set[int] = set()
-        for chunk in _chunks(list(person_ids)):
+        for chunk in chunks(list(person_ids)):
             old = session.execute(select(PersonLink.image_pk, PersonLink.kind, PersonLink.state).where(
                 PersonLink.person_id.in_(chunk), PersonLink.origin == FROM_CSV)).all()
             changed |= {pk for pk, kind, state in old if kind == LINE and state == CONFIRMED}
@@ -290,10 +286,10 @@ class PersonWrites:
                 "x": x, "y": y, "w": w, "h": h, "state": CONFIRMED, "origin": FROM_CSV, "created": stamp,
                 "decided_by": "persons CSV", "decided_at": stamp}
         keys = list(rows)
-        for chunk in _chunks(keys):  # the file wins over a suggestion or decision on the same link
+        for chunk in chunks(keys):  # the file wins over a suggestion or decision on the same link
             session.execute(delete(PersonLink).where(tuple_(
                 PersonLink.person_id, PersonLink.image_pk, PersonLink.kind, PersonLink.box).in_(chunk)))
-        for chunk in _chunks(list(rows.values()), 2000):
+        for chunk in chunks(list(rows.values()), 2000):
             session.execute(insert(PersonLink), list(chunk))
         changed |= {pk for (_, pk, kind, _) in keys if kind == LINE}
         done.links = len(rows)
@@ -305,7 +301,7 @@ class PersonWrites:
         first page)."""
         docs = sorted({t[:2] for t in targets if len(t) in (2, 3)})
         found: dict[tuple[str, ...], tuple[int, int, int]] = {}
-        for chunk in _chunks(docs):
+        for chunk in chunks(docs):
             rows = session.execute(
                 select(Document.collection_id, Document.ident, Image.ident, Image.pk, Image.width, Image.height,
                        Image.position).join(Image, Image.document_pk == Document.pk)
@@ -326,7 +322,7 @@ class PersonWrites:
         with self.session() as session:
             keys = [(s.person_id, s.image_pk, s.kind, box_text(s.box)) for s in suggestions]
             known: set[tuple[Any, ...]] = set()
-            for chunk in _chunks(keys):
+            for chunk in chunks(keys):
                 known |= {tuple(r) for r in session.execute(select(
                     PersonLink.person_id, PersonLink.image_pk, PersonLink.kind, PersonLink.box).where(
                     tuple_(PersonLink.person_id, PersonLink.image_pk, PersonLink.kind, PersonLink.box).in_(chunk)))}
@@ -342,7 +338,7 @@ class PersonWrites:
                              "x": x, "y": y, "w": w, "h": h, "text": s.text[:1000], "state": SUGGESTED,
                              "origin": "suggest", "score": round(s.score, 4), "reason": s.reason[:1000],
                              "created": stamp})
-            for chunk in _chunks(rows, 2000):
+            for chunk in chunks(rows, 2000):
                 session.execute(insert(PersonLink), list(chunk))
             if added:
                 self.persons_changed(session)
@@ -355,7 +351,7 @@ class PersonWrites:
             raise ValueError(f"a decision confirms or rejects, not {state!r}")
         with self.session() as session:
             self.lock_activities(session)
-            found = list(session.scalars(select(PersonLink).where(PersonLink.id.in_(list(link_ids)[:CHUNK]),
+            found = list(session.scalars(select(PersonLink).where(PersonLink.id.in_(list(link_ids)[:IN_LIST]),
                                                                   PersonLink.state != state)))
             return self._decided(session, found, state, who)
 

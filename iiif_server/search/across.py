@@ -105,7 +105,7 @@ class Across:
         parts: list[ColumnElement[bool]] = [column.in_(folded + sorted(matcher.split_forms(n)))]
         if len(word.norm) >= names.FUZZY_MIN and not word.particle:
             parts.append(and_(column >= word.norm, column < word.norm + TOP))
-            if not word.prefix_only:
+            if matcher.fuzzy(n):
                 if matcher.codes(n):
                     parts.append(column.in_(select(TextCode.norm).where(TextCode.code.in_(matcher.codes(n)))
                                             .scalar_subquery()))

@@ -14,7 +14,7 @@ one ALTO TextBlock.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -22,6 +22,7 @@ from sqlalchemy import Select, and_, false, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from iiif_server.db.bulk import chunks
 from iiif_server.db.models import TextCode, TextEntry, TextKey, TextTerm, TextVocab
 from iiif_server.search import names
 from iiif_server.search.names import EXACT, FOLDED, PREFIX, SOUNDS, TIER_COST, TYPO, WordMatch
@@ -36,7 +37,6 @@ PARTICLE_MISSING = 20  # the cost of a missing particle (van, de ...)
 FAR = 3  # letters apart (registers aside) of a sound-alike that a word one letter off in the document sets aside
 GLUED = 15  # the cost of meeting a name through its glued particles (Dewolf / De Wolf)
 CROSS_LINE = 2  # a phrase over a line break ranks after the same words on one line
-CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -84,10 +84,6 @@ class Found:
 _COLUMNS = (TextTerm.document_pk, TextTerm.entry_id, TextTerm.ord, TextTerm.norm, TextEntry.image_pk,
             TextEntry.source, TextEntry.pos, TextEntry.start, TextEntry.unit, TextEntry.block, TextEntry.text)
 
-
-def _chunks(values: Sequence[object], size: int = CHUNK) -> Iterable[Sequence[object]]:
-    for i in range(0, len(values), size):
-        yield values[i:i + size]
 
 
 @lru_cache(maxsize=4096)
@@ -178,7 +174,7 @@ class Matcher:
             word = self.words[n].norm
             keys = sorted(set().union(*(names.typo_keys(form) for form in (word, *names.register_spellings(word)))))
             found: set[str] = set()
-            for chunk in _chunks(keys):
+            for chunk in chunks(keys):
                 found.update(self.session.execute(select(TextKey.norm).where(TextKey.key.in_(chunk))).scalars())
                 found.update(self.session.execute(select(TextVocab.norm).where(TextVocab.norm.in_(chunk))).scalars())
             self._typos[n] = sorted(w for w in found if not w.startswith(word) and w != word
@@ -193,7 +189,7 @@ class Matcher:
         return [Row(*r) for r in self.session.execute(stmt)]
 
     def _among(self, scope: ColumnElement[bool], norms: list[str]) -> list[Row]:
-        return [row for chunk in _chunks(norms) for row in self._rows(scope, TextTerm.norm.in_(chunk))]
+        return [row for chunk in chunks(norms) for row in self._rows(scope, TextTerm.norm.in_(chunk))]
 
     def lookups(self, scope: ColumnElement[bool], n: int, fuzzy: bool = True) -> dict[str, list[Row]]:
         """The rows of query word n, by kind: near (the word, words it begins, its glued spellings), split
@@ -224,12 +220,12 @@ class Matcher:
         (a glued query word's particles are checked against them)."""
         ids = sorted({r.entry_id for r in rows} | {r.entry_id - k for r in rows if r.alto for k in (1, 2, 3)})
         found: dict[int, dict[int, str]] = {}
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids):
             for entry_id, ord_, norm in self.session.execute(
                     select(TextTerm.entry_id, TextTerm.ord, TextTerm.norm).where(TextTerm.entry_id.in_(chunk))):
                 found.setdefault(entry_id, {})[ord_] = norm
         units = {}
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids):
             units.update(dict(self.session.execute(select(TextEntry.id, TextEntry.unit)
                                                    .where(TextEntry.id.in_(chunk))).all()))
         self._units = units

@@ -16,7 +16,7 @@ requester may read: hidden text never leaves SQL, and never changes what a reque
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from iiif_server.db.bulk import bulk_insert, insert_ignore
+from iiif_server.db.bulk import bulk_insert, chunks, insert_ignore
 from iiif_server.db.catalogue import Catalogue
 from iiif_server.db.models import Collection, Document, Image, TextEntry, TextTerm, TextVocab
 from iiif_server.search import names, soundex
@@ -41,7 +41,6 @@ from iiif_server.words import normalise, terms
 
 SCAN_LIMIT = 5000  # term rows an autocomplete reads at most
 LEGACY_CSV = "csv"  # the source of every CSV before each file became a source of its own
-CHUNK = 500  # values in one IN list
 _DIACRITICS = frozenset("ąęţțĄĘŢȚ")  # letters the Daitch–Mokotoff chart codes apart from their base letter
 
 
@@ -68,21 +67,6 @@ class PageText:
     entries: Sequence[Entry]
 
 
-
-
-
-
-
-
-
-
-
-
-def _chunks(values: Sequence[object], size: int = CHUNK) -> Iterable[Sequence[object]]:
-    for i in range(0, len(values), size):
-        yield values[i:i + size]
-
-
 ENTRY_COLUMNS = ("image_pk", "document_pk", "source", "kind", "text", "line", "start", "pos", "x", "y", "w", "h",
                  "unit", "block")
 
@@ -91,10 +75,6 @@ ENTRY_COLUMNS = ("image_pk", "document_pk", "source", "kind", "text", "line", "s
 def _terms(text: str) -> tuple[str, ...]:
     """terms() of an entry's text, remembered: OCR words repeat (a few MB at most)."""
     return tuple(terms(text))
-
-
-
-
 
 
 class TextStore:
@@ -129,7 +109,7 @@ class TextStore:
         conn = session.connection()
         pages = set(conn.execute(select(TextEntry.image_pk).distinct().where(
             TextEntry.source == source, TextEntry.document_pk.in_(documents))).scalars()) - keep
-        for chunk in _chunks(sorted(pages)):
+        for chunk in chunks(sorted(pages)):
             old = select(TextEntry.id).where(TextEntry.image_pk.in_(chunk), TextEntry.source == source)
             conn.execute(delete(TextTerm).where(TextTerm.entry_id.in_(old)))
             conn.execute(delete(TextEntry).where(TextEntry.image_pk.in_(chunk), TextEntry.source == source))
@@ -151,7 +131,7 @@ class TextStore:
         for source, image_pks in by_source.items():
             # entries of an unnamed CSV (imported before each file was a source) give way to any CSV's
             replaced = [source, LEGACY_CSV] if source.startswith("csv:") else [source]
-            for chunk in _chunks(image_pks):
+            for chunk in chunks(image_pks):
                 old = select(TextEntry.id).where(TextEntry.image_pk.in_(chunk), TextEntry.source.in_(replaced))
                 conn.execute(delete(TextTerm).where(TextTerm.entry_id.in_(old)))
                 conn.execute(delete(TextEntry).where(TextEntry.image_pk.in_(chunk), TextEntry.source.in_(replaced)))
@@ -221,7 +201,7 @@ class TextStore:
             cursor.execute("DELETE FROM _new_words")
         else:
             known: set[str] = set()
-            for chunk in _chunks(ordered):
+            for chunk in chunks(ordered):
                 known.update(conn.execute(select(TextVocab.norm).where(TextVocab.norm.in_(chunk))).scalars())
             new = [w for w in ordered if w not in known]
             insert_ignore(conn, TextVocab, [{"norm": w} for w in new])
@@ -288,7 +268,7 @@ class TextStore:
         wanted = [(run[0][12], run[0][13], run[0][14], run[-1][14]) for run in runs
                   if run[0][4] is None and run[0][5] is not None and run[0][14] is not None]
         found: dict[Place, tuple[str, int]] = {}
-        for chunk in _chunks(wanted, 50):
+        for chunk in chunks(wanted, 50):
             ranges = [and_(TextEntry.image_pk == image, TextEntry.source == source,
                            TextEntry.pos.between(first - CONTEXT, last + CONTEXT))
                       for image, source, first, last in chunk]  # type: ignore[misc]
@@ -301,7 +281,7 @@ class TextStore:
     @staticmethod
     def _entries(session: Session, ids: set[int]) -> dict[int, Sequence[object]]:
         rows: dict[int, Sequence[object]] = {}
-        for chunk in _chunks(sorted(ids)):
+        for chunk in chunks(sorted(ids)):
             for row in session.execute(
                     select(TextEntry.id, Image.ident, TextEntry.text, TextEntry.kind, TextEntry.line, TextEntry.start,
                            TextEntry.x, TextEntry.y, TextEntry.w, TextEntry.h, Image.width, Image.height,
