@@ -304,11 +304,10 @@ async def test_3_upscaling_without_caret_is_400(client: httpx.AsyncClient, no_de
 async def test_hostile_sizes_are_refused_before_decoding(
     client: httpx.AsyncClient, no_decoding: None, params: str
 ) -> None:
-    start = time.monotonic()
-    r = await client.get(f"/iiif/3/pyramid/{params}")
-    elapsed = time.monotonic() - start
+    # no_decoding fails the test if any pixel work starts; the timeout only guards against a hang (a speed bound
+    # here failed on a loaded CI machine and is the benchmarks' job)
+    r = await asyncio.wait_for(client.get(f"/iiif/3/pyramid/{params}"), timeout=30)
     assert_plain_error(r, 400)
-    assert elapsed < 1.0
 
 
 # --- headers ------------------------------------------------------------------------------------
