@@ -109,8 +109,8 @@ class Across:
                 if matcher.codes(n):
                     parts.append(column.in_(select(TextCode.norm).where(TextCode.code.in_(matcher.codes(n)))
                                             .scalar_subquery()))
-                if matcher.typos(n):
-                    parts.append(column.in_(matcher.typos(n)))
+                if matcher.typos(n) or matcher.misread(n):
+                    parts.append(column.in_(sorted({*matcher.typos(n), *matcher.misread(n)})))
         return parts
 
     def _held(self, t: Any, matcher: Matcher, n: int, variants: bool) -> ColumnElement[bool]:

@@ -114,6 +114,7 @@ class Matcher:
         self._codes: dict[int, list[str]] = {}
         self._typos: dict[int, list[str]] = {}
         self._sounds: dict[int, tuple[list[str], list[str]]] = {}
+        self._misread: dict[int, list[str]] = {}
         self._split_forms: dict[int, dict[str, tuple[str, ...]]] = {}
         self._units: dict[int, int | None] = {}
         self.before: dict[tuple[int, int], int] = {}  # (entry, word) matched through particles -> ALTO words before
@@ -150,6 +151,19 @@ class Matcher:
                     (near if names.near(word, w) else far).append(w)
             self._sounds[n] = (near, far)
         return self._sounds[n]
+
+    def misread(self, n: int) -> list[str]:
+        """The words of the vocabulary that read as query word n or as one of its near sound-alikes, once the
+        registers' spellings and the OCR's misreadings are set aside (Birnfelcl for Birnfeld, Go1dbergh for
+        Goldberg through Goldbergh), not beginning with it: exact sets under each reading's key."""
+        if n not in self._misread:
+            word = self.words[n].norm
+            keys = sorted({names.READING + names.reading(f) for f in (word, *self.sound_forms(n)[0])})
+            found: set[str] = set()
+            for chunk in chunks(keys):
+                found.update(self.session.execute(select(TextKey.norm).where(TextKey.key.in_(chunk))).scalars())
+            self._misread[n] = sorted(w for w in found if not w.startswith(word) and names.near(word, w))
+        return self._misread[n]
 
     def split_forms(self, n: int) -> dict[str, tuple[str, ...]]:
         """For a query word that may be a name glued to its particles (`deleeuv`): the words a page may spell
@@ -194,7 +208,7 @@ class Matcher:
     def lookups(self, scope: ColumnElement[bool], n: int, fuzzy: bool = True) -> dict[str, list[Row]]:
         """The rows of query word n, by kind: near (the word, words it begins, its glued spellings), split
         (a glued query word's last part), sounds (Daitch–Mokotoff, the near ones: `find` reads the others only
-        where they count), typos."""
+        where they count), misread (OCR), typos."""
         word = self.words[n]
         w = word.norm
         short = len(w) < names.FUZZY_MIN or word.particle
@@ -210,6 +224,9 @@ class Matcher:
         near_sounds = self.sound_forms(n)[0]
         if near_sounds:
             found["sounds"] = self._among(scope, near_sounds)
+        misread = sorted(set(self.misread(n)) - set(near_sounds))
+        if misread:
+            found["misread"] = self._among(scope, misread)
         typos = self.typos(n)
         if typos:
             found["typos"] = self._rows(scope, TextTerm.norm.in_(typos))
@@ -270,6 +287,8 @@ class Matcher:
         for row in kinds.get("sounds", []):
             if not row.norm.startswith(w):
                 keep(row, WordMatch(SOUNDS, names.sounds_cost(w, row.norm), "sounds alike"))
+        for row in kinds.get("misread", []):  # ranked and kept as the sound-alikes, by how many letters apart
+            keep(row, WordMatch(SOUNDS, names.sounds_cost(w, row.norm), "misread"))
         for row in kinds.get("typos", []):
             keep(row, WordMatch(TYPO, names.TYPO_COST, "one letter off"))
         return best
@@ -347,7 +366,10 @@ class Matcher:
           the name, mistyped) only if it is less than FAR letters apart;
         - a word that begins words but is not a name there (in any register's spelling) is taken as their
           beginning: no typos, and no sound-alikes but its own spellings in other registers (`Goldsz` finds
-          Goldsztajn, not Goldes or Golds; `Fisher` finds Fiszer and Fisherowicz).
+          Goldsztajn, not Goldes or Golds; `Fisher` finds Fiszer and Fisherowicz);
+        - a word that is a name there is taken as that name: the longer names it begins are other people's
+          (`Zylber` beside Zylberman), unless the query asks for beginnings (`Zylber*`) or the longer word is
+          still the name (`Kirszmann` for Kirszman, a woman's `Goldsztajnowa`).
 
         `closer`: the documents where the word finds something closer than such a sound-alike (`_closer`).
         Decided on the rows the requester may read, as everything else."""
@@ -362,13 +384,16 @@ class Matcher:
                 begins.add(row.document_pk)
             elif how.tier == TYPO:
                 typos.add(row.document_pk)
-        if not closer and not typos:
+        beginning = self.words[n].prefix_only
+        if not closer and not typos and (beginning or not whole & begins):
             return best
 
         def keeps(how: WordMatch, row: Row) -> bool:
             doc = row.document_pk
             if doc in begins and doc not in whole:
                 return how.tier <= PREFIX or how.tier == SOUNDS and names.spelling_distance(word, row.norm) == 0
+            if how.tier == PREFIX:  # beside the name itself, a longer word it begins is another name
+                return beginning or doc not in whole or names.same_name_longer(word, row.norm)
             if how.tier == TYPO:  # one letter off only as another register spells it: where nothing is closer
                 return doc not in closer or names.distance(word, row.norm, 1) <= 1
             if how.tier != SOUNDS:

@@ -137,10 +137,33 @@ def skeleton(norm: str) -> str:
     return _DOUBLED.sub(r"\1", written)
 
 
+# what OCR reads for what was printed: letter pairs, then single letters and digits (read as the letters they
+# stand for), then the pairs again (rnbin, a misread rubin, and mbin both read mbln)
+_MISREAD_PAIRS = (("cl", "d"), ("rn", "m"), ("vv", "w"), ("ii", "u"))
+_MISREAD_LETTERS = str.maketrans({"1": "l", "i": "l", "|": "l", "0": "o", "5": "s", "2": "z", "8": "b", "c": "e",
+                                  "u": "n"})
+READING = "~"  # text_keys holds each word of the vocabulary under READING + its reading (no deletion begins so)
+
+
+def _pairs(text: str) -> str:
+    for a, b in _MISREAD_PAIRS:
+        text = text.replace(a, b)
+    return text
+
+
+@lru_cache(maxsize=65536)
+def reading(norm: str) -> str:
+    """A folded word as it reads whatever the register that spelt it and whatever the OCR misread: its skeleton
+    with the letters OCR confuses written one way (Birnfelcl, Zylbcr, Go1dberg and Kirszmau read as Birnfeld,
+    Zylber, Goldberg and Kirszmann)."""
+    return _DOUBLED.sub(r"\1", _pairs(_pairs(skeleton(norm)).translate(_MISREAD_LETTERS)))
+
+
 @lru_cache(maxsize=65536)
 def spelling_distance(a: str, b: str) -> int:
-    """Letters two folded words differ by once the registers' spellings are set aside (at most 9)."""
-    return distance(skeleton(a), skeleton(b), 9)
+    """Letters two folded words differ by once the registers' spellings and the OCR's misreadings are set aside
+    (at most 9)."""
+    return distance(reading(a), reading(b), 9)
 
 
 # the other spellings of each of the skeleton's sounds (register_spellings writes a word in each)
@@ -160,6 +183,16 @@ def register_spellings(norm: str) -> tuple[str, ...]:
             found.update(base.replace(unit, other) for other in others)
     found.discard(norm)
     return tuple(sorted(found)[:SPELLINGS_MAX])
+
+
+# the endings a surname takes for a woman (Polish -owa and -ówna, Czech -ová, Lithuanian -ienė and -aitė), folded
+_FEMININE = ("owa", "owna", "ova", "iene", "aite", "yte")
+
+
+def same_name_longer(norm: str, longer: str) -> bool:
+    """Whether a word the folded name begins is still that name: in another register's spelling (Kirszmann for
+    Kirszman) or a woman's form of it (Goldsztajnowa)."""
+    return longer[len(norm):] in _FEMININE or spelling_distance(norm, longer) == 0
 
 
 def near(query: str, word: str) -> bool:
@@ -293,7 +326,7 @@ def best_matches(query: str, names: Iterable[str], limit: int = 10) -> list[tupl
     return sorted(found, key=lambda nm: (nm[1].cost, nm[0]))[:limit]
 
 
-__all__ = ["EXACT", "FOLDED", "NameMatch", "PARTICLES", "PREFIX", "QueryWord", "SOUNDS", "TIER_COST", "TYPO",
-           "TYPO_COST", "WordMatch", "best_matches", "codes", "compare", "deletions", "distance", "glued_forms",
-           "match_word", "near", "query_words", "register_spellings", "skeleton", "sounds_cost", "spelling_distance",
-           "tokens", "typo_keys"]
+__all__ = ["EXACT", "FOLDED", "NameMatch", "PARTICLES", "PREFIX", "READING", "QueryWord", "SOUNDS", "TIER_COST",
+           "TYPO", "TYPO_COST", "WordMatch", "best_matches", "codes", "compare", "deletions", "distance", "glued_forms",
+           "match_word", "near", "query_words", "reading", "register_spellings", "same_name_longer", "skeleton",
+           "sounds_cost", "spelling_distance", "tokens", "typo_keys"]

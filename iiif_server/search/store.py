@@ -4,7 +4,8 @@ Words are normalised in Python at import (case folded, accents removed), so `Lev
 same term on SQLite and PostgreSQL alike, and exact and prefix matches are range scans of one index per
 document. Spelling variants go through the vocabulary of distinct words: its Daitch–Mokotoff codes
 (text_codes) and the index of its deletions (text_keys: a word one letter off another shares a key with
-it), as exact sets.
+it) and of its reading (text_keys too: the word with registers' spellings and OCR's misreadings set aside), as
+exact sets.
 
 The unit of a name is an entry: a CSV row, or an ALTO line (the words of a line share a `unit`). A query
 matches each of its words through the tiers (matching.py, names.py), in any order within a unit, and ranks
@@ -184,8 +185,8 @@ class TextStore:
 
     @staticmethod
     def _add_words(conn: Connection, words: set[str], spelt: dict[str, set[str]] | None = None) -> None:
-        """New words into the vocabulary, with their Daitch–Mokotoff codes and their deletions (text_keys); and
-        the codes of spellings with Ą, Ę or Ţ, which the chart codes apart from A, E and T."""
+        """New words into the vocabulary, with their Daitch–Mokotoff codes, their deletions and their reading
+        (text_keys); and the codes of spellings with Ą, Ę or Ţ, which the chart codes apart from A, E and T."""
         ordered = sorted(words)
         if conn.dialect.name == "postgresql":
             # the unique index answers which words are new, whatever the planner thinks of the table
@@ -209,7 +210,9 @@ class TextStore:
                     ignore=True)
         bulk_insert(conn, "text_keys", ("key", "norm"),
                     sorted({(k, w) for w in new if names.TYPO_MIN <= len(w) <= names.TYPO_MAX
-                            for k in names.deletions(w)}), ignore=True)
+                            for k in names.deletions(w)}
+                           | {(names.READING + names.reading(w), w) for w in new if len(w) >= names.FUZZY_MIN}),
+                    ignore=True)
         extra = sorted({(c, w) for w, raws in (spelt or {}).items() for raw in raws for c in soundex.codes(raw)})
         bulk_insert(conn, "text_codes", ("code", "norm"), extra, ignore=True)
 
