@@ -8,7 +8,10 @@ Two synthetic collections, made once and kept in --workdir (made again with --re
 - `ocr`: --pages pages of ALTO text, ten lines of ten words, each line a person ("Surname Given" and eight words
   of a Zipf-like vocabulary of 20,000, blocks of five lines), every word damaged by OCR with probability
   --noise (a letter confused, dropped, doubled, or two run together): 43,347 distinct words measured at
-  5,000 pages and 102,980 at 30,000 (fewer than the archive's million: raise --noise to come nearer).
+  5,000 pages and 102,980 at 30,000;
+- `rare` (with --rare N): N distinct words of the kind an OCR archive's vocabulary of a million is made of
+  (names and common words damaged one to three times, glued, cut), 100 a page, added once to the collections
+  made: every vocabulary look-up (sound-alikes, typos, misreadings) reads them, the queries do not ask them.
 
 Every entry's person is known, so each query has a labelled answer. The query set, in both collections, per
 document (Content Search 1.0 through the application, in process):
@@ -26,7 +29,7 @@ precision@10 (of the first ten hits, how many are the answer), glued hits (one h
 of two people), p50 and p99; and the p50/p99 of multi-word searches across each whole collection.
 
     python bench/search.py [--backend sqlite|postgresql] [--database URL] [--names 25000] [--pages 100000]
-                           [--noise 0.12] [--queries 60] [--rebuild] [--json FILE]
+                           [--noise 0.12] [--rare 0] [--queries 60] [--rebuild] [--json FILE]
 
 Results, with the command that produced them: docs/benchmarks.md, "Search".
 """
@@ -282,6 +285,62 @@ def build(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     return meta
 
 
+def rare_words(n: int, meta: dict[str, Any], rng: random.Random) -> list[str]:
+    """n distinct words of the kind a million-word OCR vocabulary is made of: names and common words damaged
+    once to three times, glued to the next word or cut at a line's end, none a clean spelling of a name."""
+    vocab = Vocabulary(rng)
+    names = [s for forms in meta["people"].values() for s in forms if " " not in s] + GIVEN
+    clean = {normalise(s) for s in names}
+    found: set[str] = set()
+    while len(found) < n:
+        word = rng.choice(names) if rng.random() < 0.6 else vocab.sample(1)[0]
+        for _ in range(rng.choice((1, 1, 2, 3))):
+            word = ocr_damage(word, rng)
+        kind = rng.random()
+        if kind < 0.1:
+            word += rng.choice(vocab.words)
+        elif kind < 0.2 and len(word) > 5:
+            word = word[:rng.randrange(4, len(word))]
+        if normalise(word) not in clean:
+            found.add(word)
+    return sorted(found)
+
+
+def add_rare(meta: dict[str, Any], rare: int, workdir: Path) -> None:
+    """A third collection, `rare`, holding `rare` distinct noisy words (100 a page): the vocabulary that every
+    sound-alike, typo and misreading look-up reads grows to an OCR archive's, while the queried documents stay."""
+    cat = Catalogue(meta["url"])
+    cat.upgrade()
+    store = TextStore(cat)
+    words = rare_words(rare, meta, random.Random(SEED + 2))
+    docs = add_pages(cat, "rare", "Noise", (len(words) + LINES * LINE - 1) // (LINES * LINE))
+
+    def batches() -> Iterator[list[PageText]]:
+        batch, at = [], 0
+        for doc_pk, _, images in docs:
+            for image_pk in images:
+                page = words[at:at + LINES * LINE]
+                at += len(page)
+                lines = [page[k:k + LINE] for k in range(0, len(page), LINE)]
+                batch.append(PageText("rare", doc_pk, image_pk, "alto", alto_entries(lines)))
+                if len(batch) >= 50:
+                    yield batch
+                    batch = []
+        if batch:
+            yield batch
+
+    n, seconds = write(store, batches())
+    with cat.engine.begin() as conn:
+        if cat.engine.dialect.name == "postgresql":
+            conn.execute(text("ANALYZE"))
+        meta["vocabulary"] = conn.execute(text("SELECT count(*) FROM text_vocab")).scalar_one()
+    cat.engine.dispose()
+    meta["rare"] = rare
+    meta["import_s"]["rare"] = seconds
+    (workdir / "meta.json").write_text(json.dumps(meta))
+    print(f"  rare: {n:,} words in {seconds:.0f} s, vocabulary {meta['vocabulary']:,}", flush=True)
+
+
 # -- the queries -------------------------------------------------------------------------------------------------
 
 
@@ -450,6 +509,8 @@ def main() -> int:
     parser.add_argument("--names", type=int, default=25_000, help="entries of the CSV name index")
     parser.add_argument("--pages", type=int, default=100_000, help="pages of OCR text (100 words each)")
     parser.add_argument("--noise", type=float, default=0.12, help="share of OCR words damaged")
+    parser.add_argument("--rare", type=int, default=0,
+                        help="distinct noisy words added in a third collection (the vocabulary an OCR archive has)")
     parser.add_argument("--queries", type=int, default=60, help="queries of each class per collection")
     parser.add_argument("--workdir", type=Path, default=Path(__file__).resolve().parent / ".data")
     parser.add_argument("--rebuild", action="store_true", help="make the collections again")
@@ -466,8 +527,13 @@ def main() -> int:
             args.backend == "postgresql" and meta.get("url") != args.database):
         print(f"{args.backend}: making {args.names:,} names and {args.pages:,} OCR pages in {workdir}", flush=True)
         meta = build(args, workdir)
-    print(f"{args.backend}: {meta['names']:,} names, {meta['pages']:,} OCR pages, {meta['vocabulary']:,} distinct "
-          f"words (made in {meta['import_s']['names'] + meta['import_s']['ocr']:.0f} s)", flush=True)
+    if args.rare != meta.get("rare", 0):
+        if meta.get("rare", 0):
+            parser.error(f"the collections hold {meta['rare']:,} rare words: --rare {meta['rare']} or --rebuild")
+        print(f"{args.backend}: adding {args.rare:,} rare words", flush=True)
+        add_rare(meta, args.rare, workdir)
+    print(f"{args.backend}: {meta['names']:,} names, {meta['pages']:,} OCR pages, {meta.get('rare', 0):,} rare words, "
+          f"{meta['vocabulary']:,} distinct words (made in {sum(meta['import_s'].values()):.0f} s)", flush=True)
     queries = query_set(meta, args.queries)
     settings = config.Settings(data_dir=workdir, images=workdir / "images", database=meta["url"], demo=False)
     (workdir / "images").mkdir(exist_ok=True)

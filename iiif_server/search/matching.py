@@ -158,23 +158,29 @@ class Matcher:
         Goldberg through Goldbergh), not beginning with it: exact sets under each reading's key."""
         if n not in self._misread:
             word = self.words[n].norm
-            keys = sorted({names.READING + names.reading(f) for f in (word, *self.sound_forms(n)[0])})
-            found: set[str] = set()
-            for chunk in chunks(keys):
-                found.update(self.session.execute(select(TextKey.norm).where(TextKey.key.in_(chunk))).scalars())
+            found = self._read((word, *self.sound_forms(n)[0]))
             self._misread[n] = sorted(w for w in found if not w.startswith(word) and names.near(word, w))
         return self._misread[n]
 
+    def _read(self, words: Sequence[str]) -> set[str]:
+        """The words of the vocabulary that read as any of these (the whole set)."""
+        keys = sorted({names.READING + names.reading(w) for w in words})
+        found: set[str] = set()
+        for chunk in chunks(keys):
+            found.update(self.session.execute(select(TextKey.norm).where(TextKey.key.in_(chunk))).scalars())
+        return found
+
     def split_forms(self, n: int) -> dict[str, tuple[str, ...]]:
         """For a query word that may be a name glued to its particles (`deleeuv`): the words a page may spell
-        its rest with (`leeuv`, and `leeuw` of the vocabulary: the same name in another register), each with
-        the rests it stands for."""
+        its rest with (`leeuv`, and `leeuw` or `leenw` of the vocabulary: the same name in another register,
+        or misread), each with the rests it stands for."""
         if n not in self._split_forms:
             word = self.words[n]
             rests = sorted({rest for _, rest in _splits(word.norm)}) if not word.particle else []
             forms: dict[str, set[str]] = {rest: {rest} for rest in rests}
             for rest in rests:
-                for form in self._coded(sorted(names.codes(rest)) if len(rest) >= names.FUZZY_MIN else []):
+                coded = self._coded(sorted(names.codes(rest)) if len(rest) >= names.FUZZY_MIN else [])
+                for form in {*coded, *self._read([rest])}:  # another register's spelling, or misread
                     if names.spelling_distance(rest, form) == 0:
                         forms.setdefault(form, set()).add(rest)
             self._split_forms[n] = {form: tuple(sorted(r)) for form, r in forms.items()}

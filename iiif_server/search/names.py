@@ -120,8 +120,8 @@ def distance(a: str, b: str, limit: int = 3) -> int:
 # diphthong written aj, ei, ey, ij ...), longest first: after them, Szwarc and Schwarz, Wajnberg, Weinberg and
 # Wijnberg, Kirsz and Kirsch, Lipszowicz and Lipszovitch differ by a letter at most
 _REGISTERS = (("tsch", "cz"), ("tch", "cz"), ("witz", "wicz"), ("sch", "sz"), ("sh", "sz"), ("tz", "c"),
-              ("ck", "k"), ("ph", "f"), ("v", "w"), ("eij", "y"), ("aj", "y"), ("ai", "y"), ("ay", "y"),
-              ("ei", "y"), ("ey", "y"), ("ej", "y"), ("ij", "y"))
+              ("ck", "k"), ("ph", "f"), ("gh", "g"), ("v", "w"), ("eij", "y"), ("aj", "y"), ("ai", "y"),
+              ("ay", "y"), ("ei", "y"), ("ey", "y"), ("ej", "y"), ("ij", "y"))
 _REGISTER_PATTERN = re.compile("|".join(re.escape(a) for a, _ in _REGISTERS))
 _REGISTER_MAP = dict(_REGISTERS)
 _DOUBLED = re.compile(r"(.)\1+")
@@ -154,9 +154,10 @@ def _pairs(text: str) -> str:
 @lru_cache(maxsize=65536)
 def reading(norm: str) -> str:
     """A folded word as it reads whatever the register that spelt it and whatever the OCR misread: its skeleton
-    with the letters OCR confuses written one way (Birnfelcl, Zylbcr, Go1dberg and Kirszmau read as Birnfeld,
-    Zylber, Goldberg and Kirszmann)."""
-    return _DOUBLED.sub(r"\1", _pairs(_pairs(skeleton(norm)).translate(_MISREAD_LETTERS)))
+    with the letters OCR confuses written one way (Birnfelcl, Zylbcr, Go1dberg, Kirszmau and Bljl read as
+    Birnfeld, Zylber, Goldberg, Kirszmann and Bijl)."""
+    # lj first: the Dutch ij (a ligature in print) read as lj is still the diphthong the skeleton writes y
+    return _DOUBLED.sub(r"\1", _pairs(_pairs(skeleton(norm.replace("lj", "ij"))).translate(_MISREAD_LETTERS)))
 
 
 @lru_cache(maxsize=65536)

@@ -45,6 +45,8 @@ WORDS = {  # page: words, one ALTO-like line each
     "p16": ["Birnfelcl", "Laja"],  # Birnfeld as OCR read it: cl for d
     "p17": ["Goldberg", "Perla"],
     "p18": ["Goldbcrg", "Srul"],  # Goldberg misread: c for e (another chart code)
+    "p19": ["Bljl", "Chaja"],  # the Dutch ij (a ligature in print) read as lj
+    "p20": ["Van", "der", "Bcrg", "Sura"],
 }
 
 
@@ -143,6 +145,11 @@ def test_names_as_the_ocr_misread_them(text_store: tuple[TextStore, dict[str, in
     assert found(store, doc, "Goldbergh") == [("Goldberg", SOUNDS), ("Goldbcrg", SOUNDS)]
     # the misreading of the very word ranks as the word in another register: before a longer name it begins
     assert found(store, doc, "Goldberg") == [("Goldberg", EXACT), ("Goldbcrg", SOUNDS)]
+    # the ij misread as lj is still the diphthong other registers write y
+    assert found(store, doc, "Bijl") == [("Bljl", SOUNDS)]
+    assert found(store, doc, "Byl") == [("Bljl", SOUNDS)]
+    # a name glued to its particles, its rest misread
+    assert found(store, doc, "Vanderberg") == [("Van der Bcrg", FOLDED)]
 
 
 def test_spelling_variants_of_names(text_store: tuple[TextStore, dict[str, int], int]) -> None:

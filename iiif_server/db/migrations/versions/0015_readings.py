@@ -44,8 +44,8 @@ def downgrade() -> None:
 # (copied, not imported: a migration must give the same tables whatever the code becomes later)
 
 _REGISTERS = (("tsch", "cz"), ("tch", "cz"), ("witz", "wicz"), ("sch", "sz"), ("sh", "sz"), ("tz", "c"),
-              ("ck", "k"), ("ph", "f"), ("v", "w"), ("eij", "y"), ("aj", "y"), ("ai", "y"), ("ay", "y"),
-              ("ei", "y"), ("ey", "y"), ("ej", "y"), ("ij", "y"))
+              ("ck", "k"), ("ph", "f"), ("gh", "g"), ("v", "w"), ("eij", "y"), ("aj", "y"), ("ai", "y"),
+              ("ay", "y"), ("ei", "y"), ("ey", "y"), ("ej", "y"), ("ij", "y"))
 _REGISTER_PATTERN = re.compile("|".join(re.escape(a) for a, _ in _REGISTERS))
 _REGISTER_MAP = dict(_REGISTERS)
 _DOUBLED = re.compile(r"(.)\1+")
@@ -61,5 +61,5 @@ def _pairs(text: str) -> str:
 
 
 def _reading(norm: str) -> str:
-    written = _REGISTER_PATTERN.sub(lambda m: _REGISTER_MAP[m.group(0)], norm).replace("szt", "st")
+    written = _REGISTER_PATTERN.sub(lambda m: _REGISTER_MAP[m.group(0)], norm.replace("lj", "ij")).replace("szt", "st")
     return _DOUBLED.sub(r"\1", _pairs(_pairs(_DOUBLED.sub(r"\1", written)).translate(_MISREAD_LETTERS)))
