@@ -153,13 +153,13 @@ class Matcher:
         return self._sounds[n]
 
     def misread(self, n: int) -> list[str]:
-        """The words of the vocabulary that read as query word n or as one of its near sound-alikes, once the
-        registers' spellings and the OCR's misreadings are set aside (Birnfelcl for Birnfeld, Go1dbergh for
-        Goldberg through Goldbergh), not beginning with it: exact sets under each reading's key."""
+        """The words of the vocabulary that read as query word n once the registers' spellings and the OCR's
+        misreadings are set aside (Birnfelcl for Birnfeld, Go1dbergh for Goldbergh), not beginning with it: the
+        exact set under its reading's key. Only the query's own reading is looked up: going on from the words
+        found would make an answer depend on which other words exist, restricted ones included."""
         if n not in self._misread:
             word = self.words[n].norm
-            found = self._read((word, *self.sound_forms(n)[0]))
-            self._misread[n] = sorted(w for w in found if not w.startswith(word) and names.near(word, w))
+            self._misread[n] = sorted(w for w in self._read([word]) if not w.startswith(word))
         return self._misread[n]
 
     def _read(self, words: Sequence[str]) -> set[str]:

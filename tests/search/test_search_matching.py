@@ -47,6 +47,8 @@ WORDS = {  # page: words, one ALTO-like line each
     "p18": ["Goldbcrg", "Srul"],  # Goldberg misread: c for e (another chart code)
     "p19": ["Bljl", "Chaja"],  # the Dutch ij (a ligature in print) read as lj
     "p20": ["Van", "der", "Bcrg", "Sura"],
+    "p21": ["Klrsza", "Icek"],  # Kirsza misread; Kirsza is one letter from Kirsz, Klrsza two
+    "p22": ["Kirsza", "Mala"],
 }
 
 
@@ -150,6 +152,16 @@ def test_names_as_the_ocr_misread_them(text_store: tuple[TextStore, dict[str, in
     assert found(store, doc, "Byl") == [("Bljl", SOUNDS)]
     # a name glued to its particles, its rest misread
     assert found(store, doc, "Vanderberg") == [("Van der Bcrg", FOLDED)]
+
+
+def test_misreadings_found_depend_on_no_other_word(text_store: tuple[TextStore, dict[str, int], int]) -> None:
+    store, images, doc = text_store
+    # Klrsza reads as Kirsza, which is near Kirsz: whether Klrsza is found must not hang on Kirsza being held
+    # somewhere (here on a page the requester may not read): only the query's own reading is looked up
+    hidden = Pages(True, denied=(images["p22"],))
+    assert ("Klrsza", SOUNDS) not in found(store, doc, "Kirsz", hidden)
+    assert found(store, doc, "Kirsz", hidden) == found(store, doc, "Kirsz", Pages(True, denied=(images["p22"],
+                                                                                                 images["p21"])))
 
 
 def test_spelling_variants_of_names(text_store: tuple[TextStore, dict[str, int], int]) -> None:
