@@ -24,6 +24,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from rapidfuzz.distance import OSA
+
 from iiif_server.search.soundex import codes as dm_codes
 from iiif_server.words import normalise
 
@@ -97,23 +99,7 @@ def codes(word: str) -> frozenset[str]:
 
 def distance(a: str, b: str, limit: int = 3) -> int:
     """Optimal string alignment distance (Levenshtein with adjacent transpositions), or limit + 1 when larger."""
-    if abs(len(a) - len(b)) > limit:
-        return limit + 1
-    if a == b:
-        return 0
-    previous2: list[int] = []
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        current = [i] + [0] * len(b)
-        for j, cb in enumerate(b, 1):
-            cost = 0 if ca == cb else 1
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
-            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
-                current[j] = min(current[j], previous2[j - 2] + 1)
-        if min(current) > limit:
-            return limit + 1
-        previous2, previous = previous, current
-    return min(previous[-1], limit + 1)
+    return OSA.distance(a, b, score_cutoff=limit)
 
 
 # spellings the registers of different countries gave one sound (Polish sz, German sch, English sh; the
