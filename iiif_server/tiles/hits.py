@@ -20,7 +20,7 @@ from iiif_server.runtime.base import Runtime
 from iiif_server.runtime.singleflight import SingleFlight
 from iiif_server.tiles.answers import Ready, canonical_tail, decode_segment, image_etag, profile_head
 from iiif_server.tiles.cache import MemoryCache
-from iiif_server.tiles.hot import OpenSources
+from iiif_server.tiles.hot import OpenSources, open_checked
 from iiif_server.tiles.pipeline import (
     Encoding,
     StoredTile,
@@ -29,13 +29,16 @@ from iiif_server.tiles.pipeline import (
     locate_stored,
 )
 from iiif_server.tiles.request import FORMATS, Limits, Plan, parse, resolve
-from iiif_server.tiles.sources import Source
+from iiif_server.tiles.sources import Source, SourceStore
 
 if TYPE_CHECKING:
     from iiif_server.auth.services import AuthServices
 
 
-LOOP_TILE_PIXELS = 512 * 512  # stored tiles up to this size may be decoded on the event loop (edge tiles)
+# a request whose stored tiles hold up to this many pixels (and no larger an output) is made on the event loop:
+# up to 2 ms of decoding, scaling and encoding (nine 256 x 256 tiles: any thumbnail up to !400,400 of a
+# portrait scan), spared the ~0.2 ms of CPU that handing it to an image thread and back costs
+LOOP_DECODE_PIXELS = 600_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +77,7 @@ class HitPath:
     cache: MemoryCache
     spellings: MemoryCache
     hot: OpenSources
+    source: SourceStore
     encoding: Encoding
     formats: Any
     limits: Limits
@@ -111,15 +115,15 @@ class HitPath:
             data = self.hot.read_nowait(source, tile.offset, tile.count)
             body = assemble_stored(source, tile, data) if data is not None else None
             outcome = "passthrough"
-        elif source.tile_width * source.tile_height <= LOOP_TILE_PIXELS:
-            # an edge tile: a quarter of a millisecond of decoding and encoding here, against ~10 ms of
-            # waiting for the GIL in a pool thread while this loop serves stored tiles
-            body = from_stored(source, spelling.plan, self.encoding, self._read_nowait, one_tile=True)
+        elif spelling.plan.out_w * spelling.plan.out_h <= LOOP_DECODE_PIXELS:
+            # a thumbnail, an edge tile: a pool thread would also wait ~10 ms for the GIL while this loop
+            # serves stored tiles; None where the tiles are not all in the page cache or too many
+            body = from_stored(source, spelling.plan, self.encoding, self._read_nowait, LOOP_DECODE_PIXELS)
             outcome = "decoded"
         else:
             body = None
         if body is None:
-            # a thumbnail, a region: rendered here rather than after Starlette's routing and a second parse,
+            # a region, a large thumbnail: rendered here rather than after Starlette's routing and a second parse,
             # which cost as much as the render itself on a small thumbnail
             found = await self._render(source, spelling)
             if found is not None:
@@ -215,7 +219,13 @@ class HitPath:
                 return None
         opened = self.hot.get(identifier)
         if opened is None:
-            return None
+            if not self.hot.due(identifier):
+                return None
+            try:  # the second's full lookup, as the full path would make it (in the I/O pool)
+                opened = await self.run_io(open_checked, self.source, identifier)
+            except Exception:  # noqa: BLE001 - the full path looks again, and says what went wrong
+                return None
+            self.hot.put(identifier, opened)
         source = opened.source
         shown = None
         if host:  # the host check's answer, here: a host the server does not answer to goes to the full path (400)

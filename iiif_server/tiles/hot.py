@@ -72,6 +72,12 @@ class OpenSources:
             return None
         return opened
 
+    def due(self, identifier: str) -> bool:
+        """Whether the identifier's source was kept and only its second is up (`get` said None): its full
+        lookup may run from the hit path instead of the full path."""
+        opened = self._items.get(identifier)
+        return opened is not None and time.monotonic() - opened.checked > self.recheck
+
     def put(self, identifier: str, opened: Opened) -> None:
         """Remember a source read from a file; others (object storage) are looked up every time."""
         if not isinstance(opened.source.reader, FileReader):
