@@ -9,8 +9,8 @@ or withdrawn file is noticed at once, and the full lookup runs again every
 second. Stored tiles are read on the loop with a non-blocking `preadv`
 (`RWF_NOWAIT`: data not in the page cache makes it fail instead of wait, and
 the read goes to the pool), on a descriptor checked once to name the very file
-the source describes and kept open for the next tiles of that file (a few
-dozen files at most; a source whose file changed is looked up again, and a
+the source describes and kept open for the next tiles of that file (128
+files at most, a wall of thumbnails; a source whose file changed is looked up again, and a
 new descriptor opened, before any read). Sources in object storage are
 not kept here (their store trusts a HEAD for a few seconds instead): nothing
 on this path ever stats an object's key.
@@ -29,7 +29,7 @@ from iiif_server.tiles.sources import SOURCES_BYTES, FileReader, Source, SourceS
 RECHECK = 1.0  # seconds between full lookups of one identifier
 BUDGET = SOURCES_BYTES  # per worker process, counted as the store counts its sources (Source.nbytes)
 _NOWAIT = getattr(os, "RWF_NOWAIT", None)
-OPEN_FILES = 32  # descriptors kept for reads on the loop, per worker process
+OPEN_FILES = 128  # descriptors kept for reads on the loop, per worker process (a wall of 100 portraits)
 
 
 @dataclass

@@ -227,12 +227,14 @@ def stored_pixels(source: Source, plan: Plan, read: Read | None = None, max_deco
                 pixels = _decode_stored(source, StoredTile(index, tiles.offsets[n], tiles.counts[n]), read_tile, out)
                 if pixels is None or pixels.shape[:2] != (th, tw):
                     return None
+                x, y = col * tw, row * th  # the tile's corner in the level; copy what lies inside the crop
+                x0, y0, x1, y1 = max(left, x), max(top, y), min(right, x + tw), min(bottom, y + th)
+                if scaled and len(cols) == len(rows) == 1:  # scaled straight from the decoded tile, uncopied
+                    return scale_array(pixels[y0 - y : y1 - y, x0 - x : x1 - x], plan.out_w, plan.out_h)
                 if part is None:
                     part = _scratch.region_array(height, width, pixels.shape[2])
                 elif pixels.shape[2] != part.shape[2]:
                     return None
-                x, y = col * tw, row * th  # the tile's corner in the level; copy what lies inside the crop
-                x0, y0, x1, y1 = max(left, x), max(top, y), min(right, x + tw), min(bottom, y + th)
                 part[y0 - top : y1 - top, x0 - left : x1 - left] = pixels[y0 - y : y1 - y, x0 - x : x1 - x]
     if part is None or not scaled:
         return part
