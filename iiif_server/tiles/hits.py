@@ -71,6 +71,29 @@ SPELLING_BYTES = 600  # what one remembered URL costs (its key, plan and header 
 SPELLINGS_BUDGET = 4 << 20  # per worker process: some 7,000 URLs
 
 
+URLS_REMEMBERED = 4096  # image URLs (and Host headers) whose parts are remembered per worker, then forgotten at once
+URL_BYTES_REMEMBERED = 512  # longer ones are parsed every time: at most 2 MiB remembered
+
+
+def _named(raw: bytes) -> tuple[int, str, tuple[str, ...]] | tuple[()] | None:
+    """An image URL's version, identifier and four parameters, decoded; () for one the hit path leaves to the full
+    path (kept, so the next is a lookup too); None for anything else (not kept: any path may be asked)."""
+    if raw.startswith(b"/iiif/3/"):
+        version = 3
+    elif raw.startswith(b"/iiif/2/"):
+        version = 2
+    else:
+        return None
+    parts = raw[8:].split(b"/")
+    if len(parts) != 5:
+        return None
+    try:  # decode_segment's result, sparing unquote where nothing is quoted
+        identifier, *params = (p.decode() if b"%" not in p else decode_segment(p) for p in parts)
+    except (RequestError, UnicodeDecodeError):
+        return ()
+    return version, identifier, tuple(params)
+
+
 class HitPath:
     """The hit path's part of `ImageService` (which provides the attributes below)."""
 
@@ -78,6 +101,8 @@ class HitPath:
     spellings: MemoryCache
     hot: OpenSources
     source: SourceStore
+    urls: dict[bytes, tuple[int, str, tuple[str, ...]] | tuple[()]]  # raw path -> `_named`
+    shown_hosts: dict[tuple[bytes, Any], str | None]  # (Host header, server address) -> the host shown, or refused
     encoding: Encoding
     formats: Any
     limits: Limits
@@ -90,7 +115,7 @@ class HitPath:
     process_traced: Any  # (source, plan, encoding) -> (body, sent as stored): the full path's render
 
     async def _stored_on_loop(self, source: Source, version: int, identifier: str,
-                              params: list[str]) -> tuple[Ready, str] | None:
+                              params: tuple[str, ...]) -> tuple[Ready, str] | None:
         """Another spelling of a cached request, a public request for exactly one stored tile whose bytes
         are in the page cache, or any other public image request (rendered in the image threads), answered
         as the full path answers it (same parse, plan, canonical form and single-flight renders), with its
@@ -154,7 +179,7 @@ class HitPath:
             return None
         return found
 
-    def _spell(self, source: Source, version: int, identifier: str, params: list[str]) -> Spelling | None:
+    def _spell(self, source: Source, version: int, identifier: str, params: tuple[str, ...]) -> Spelling | None:
         """What an image URL of public material resolves to; None where the full path must say why not."""
         try:
             parsed = parse(version, *params)
@@ -188,15 +213,15 @@ class HitPath:
         root = scope.get("root_path", "")
         if root and raw.startswith(root.encode()):
             raw = raw[len(root) :]
-        if raw.startswith(b"/iiif/3/"):
-            version = 3
-        elif raw.startswith(b"/iiif/2/"):
-            version = 2
-        else:
-            return None
-        parts = raw[8:].split(b"/")
-        if len(parts) != 5:
-            return None
+        named = self.urls.get(raw)
+        if named is None:
+            named = _named(raw)
+            if named is None:
+                return None
+            if len(raw) <= URL_BYTES_REMEMBERED:
+                if len(self.urls) >= URLS_REMEMBERED:
+                    self.urls.clear()
+                self.urls[raw] = named
         host = forwarded = forwarded_host = None
         for name, value in scope["headers"]:
             if name == b"if-none-match":
@@ -208,10 +233,9 @@ class HitPath:
                 forwarded_host = forwarded_host or name == b"x-forwarded-host"
         if self.runtime.proxies and (forwarded_host or (forwarded and not self.runtime.base)):
             return None  # the base URL or the host check reads a proxy's headers: the full path does
-        try:  # decode_segment's result, sparing unquote where nothing is quoted
-            identifier, *params = (p.decode() if b"%" not in p else decode_segment(p) for p in parts)
-        except (RequestError, UnicodeDecodeError):
-            return None
+        if not named:
+            return None  # not an image URL the hit path answers
+        version, identifier, params = named
         if self.auth is not None:
             policy = self.auth.policy
             await policy.fresh(self.run_io)
@@ -229,7 +253,14 @@ class HitPath:
         source = opened.source
         shown = None
         if host:  # the host check's answer, here: a host the server does not answer to goes to the full path (400)
-            shown = self.runtime.hosts.normal(host.decode("latin-1"), scope.get("server"))
+            server = scope.get("server")
+            shown = self.shown_hosts.get((host, server), False)
+            if shown is False:
+                shown = self.runtime.hosts.normal(host.decode("latin-1"), server)
+                if len(host) <= URL_BYTES_REMEMBERED:
+                    if len(self.shown_hosts) >= URLS_REMEMBERED:
+                        self.shown_hosts.clear()
+                    self.shown_hosts[host, server] = shown
             if shown is None:
                 return None
         outcome = "cache_hit"

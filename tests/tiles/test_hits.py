@@ -97,3 +97,23 @@ def test_a_sigma_below_the_blur_threshold_leaves_the_pixels_as_they_are() -> Non
         blurred = cv2.GaussianBlur(img, (0, 0), sigmaX=UNBLURRED_SIGMA, sigmaY=UNBLURRED_SIGMA,
                                    borderType=cv2.BORDER_REPLICATE)
         assert np.array_equal(blurred, img)
+
+
+async def test_remembered_urls_and_hosts_answer_as_the_first_time(loose: Path, tmp_path: Path) -> None:
+    """The hit path remembers what a URL and a Host header resolve to: a host refused once stays refused, a URL
+    whose identifier does not decode keeps its error, and another Host of a remembered URL is checked."""
+    app = create_app(config.Settings(data_dir=tmp_path, images=loose, demo=False, cache_mb=64))
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
+            tile = "/iiif/3/a/0,0,256,256/256,256/0/default.jpg"
+            for _ in range(3):
+                ok = await c.get(tile, headers={"Host": "localhost"})
+                assert ok.status_code == 200 and "<http://localhost/iiif/3/a/" in ok.headers["link"]
+                assert (await c.get(tile, headers={"Host": "evil.example"})).status_code == 400
+                upper = await c.get(tile, headers={"Host": "LOCALHOST:80"})
+                assert "<http://localhost/iiif/3/a/" in upper.headers["link"]
+                bad = await c.get("/iiif/3/%FF%FE/full/max/0/default.jpg", headers={"Host": "localhost"})
+                assert bad.status_code in (400, 404)
+            assert len(app.state.service.urls) <= 3
+    finally:
+        app.state.catalogue.engine.dispose()
