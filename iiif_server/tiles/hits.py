@@ -143,7 +143,10 @@ class HitPath:
         elif spelling.plan.out_w * spelling.plan.out_h <= LOOP_DECODE_PIXELS:
             # a thumbnail, an edge tile: a pool thread would also wait ~10 ms for the GIL while this loop
             # serves stored tiles; None where the tiles are not all in the page cache or too many
-            body = from_stored(source, spelling.plan, self.encoding, self._read_nowait, LOOP_DECODE_PIXELS)
+            try:
+                body = from_stored(source, spelling.plan, self.encoding, self._read_nowait, LOOP_DECODE_PIXELS)
+            except Exception:  # noqa: BLE001 - a damaged tile: the full path renders again, and says what went wrong
+                return None
             outcome = "decoded"
         else:
             body = None

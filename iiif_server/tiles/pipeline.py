@@ -135,8 +135,11 @@ def _decode_stored(source: Source, tile: StoredTile, read: Read, out: Any = None
     stream = assemble_stored(source, tile, data) if data is not None else None
     if stream is None:
         return None
-    grey = simplejpeg.decode_jpeg_header(stream)[2] == "Gray"
-    return simplejpeg.decode_jpeg(stream, colorspace="GRAY" if grey else "RGB", buffer=out)
+    try:
+        grey = simplejpeg.decode_jpeg_header(stream)[2] == "Gray"
+        return simplejpeg.decode_jpeg(stream, colorspace="GRAY" if grey else "RGB", buffer=out)
+    except ValueError:  # a damaged tile: libvips reads the level, and says what is wrong if it cannot
+        return None
 
 
 KEPT_MAX = MAP_FROM

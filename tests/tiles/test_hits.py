@@ -117,3 +117,33 @@ async def test_remembered_urls_and_hosts_answer_as_the_first_time(loose: Path, t
             assert len(app.state.service.urls) <= 3
     finally:
         app.state.catalogue.engine.dispose()
+
+
+async def test_a_damaged_tile_gives_a_clear_500_from_either_path(
+        loose: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """A thumbnail whose stored tile is damaged: libvips reads the level and says what is wrong, a short 500
+    every time; neither the hit path nor the full path fails unhandled."""
+    import shutil
+
+    from iiif_server.tiles.files import FileSystemSource
+
+    root = tmp_path / "images"
+    root.mkdir()
+    shutil.copyfile(loose / "a.tif", root / "a.tif")
+    source = FileSystemSource(root).open("a")
+    tiles = source.raw[len(source.levels) - 1]  # the smallest level: one tile holds a `!200,200`
+    with open(root / "a.tif", "r+b") as f:
+        f.seek(tiles.offsets[0] + 2)
+        f.write(b"\xff\x00" * 40)  # the tile's markers and the start of its data, same length
+    app = create_app(config.Settings(data_dir=tmp_path / "data", images=root, demo=False, cache_mb=0))
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
+            for _ in range(3):  # the full path, then the hit path (the source is open)
+                r = await c.get("/iiif/2/a/full/!200,200/0/default.jpg")
+                assert r.status_code == 500
+                assert r.text.startswith("image cannot be processed: ") and len(r.content) < 300, r.text
+    finally:
+        app.state.catalogue.engine.dispose()
+    logged = capfd.readouterr()
+    assert "hit path failed" not in logged.out + logged.err
+    assert "unhandled error" not in logged.out + logged.err
