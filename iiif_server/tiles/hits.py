@@ -20,7 +20,7 @@ from iiif_server.runtime.base import Runtime
 from iiif_server.runtime.singleflight import SingleFlight
 from iiif_server.tiles.answers import Ready, canonical_tail, decode_segment, image_etag, profile_head
 from iiif_server.tiles.cache import MemoryCache
-from iiif_server.tiles.hot import OpenSources
+from iiif_server.tiles.hot import OpenSources, open_checked
 from iiif_server.tiles.pipeline import (
     Encoding,
     StoredTile,
@@ -29,13 +29,16 @@ from iiif_server.tiles.pipeline import (
     locate_stored,
 )
 from iiif_server.tiles.request import FORMATS, Limits, Plan, parse, resolve
-from iiif_server.tiles.sources import Source
+from iiif_server.tiles.sources import Source, SourceStore
 
 if TYPE_CHECKING:
     from iiif_server.auth.services import AuthServices
 
 
-LOOP_TILE_PIXELS = 512 * 512  # stored tiles up to this size may be decoded on the event loop (edge tiles)
+# a request whose stored tiles hold up to this many pixels (and no larger an output) is made on the event loop:
+# up to 2 ms of decoding, scaling and encoding (nine 256 x 256 tiles: any thumbnail up to !400,400 of a
+# portrait scan), spared the ~0.2 ms of CPU that handing it to an image thread and back costs
+LOOP_DECODE_PIXELS = 600_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +71,38 @@ SPELLING_BYTES = 600  # what one remembered URL costs (its key, plan and header 
 SPELLINGS_BUDGET = 4 << 20  # per worker process: some 7,000 URLs
 
 
+URLS_REMEMBERED = 4096  # image URLs (and Host headers) whose parts are remembered per worker, then forgotten at once
+URL_BYTES_REMEMBERED = 512  # longer ones are parsed every time: at most 2 MiB remembered
+
+
+def _named(raw: bytes) -> tuple[int, str, tuple[str, ...]] | tuple[()] | None:
+    """An image URL's version, identifier and four parameters, decoded; () for one the hit path leaves to the full
+    path (kept, so the next is a lookup too); None for anything else (not kept: any path may be asked)."""
+    if raw.startswith(b"/iiif/3/"):
+        version = 3
+    elif raw.startswith(b"/iiif/2/"):
+        version = 2
+    else:
+        return None
+    parts = raw[8:].split(b"/")
+    if len(parts) != 5:
+        return None
+    try:  # decode_segment's result, sparing unquote where nothing is quoted
+        identifier, *params = (p.decode() if b"%" not in p else decode_segment(p) for p in parts)
+    except (RequestError, UnicodeDecodeError):
+        return ()
+    return version, identifier, tuple(params)
+
+
 class HitPath:
     """The hit path's part of `ImageService` (which provides the attributes below)."""
 
     cache: MemoryCache
     spellings: MemoryCache
     hot: OpenSources
+    source: SourceStore
+    urls: dict[bytes, tuple[int, str, tuple[str, ...]] | tuple[()]]  # raw path -> `_named`
+    shown_hosts: dict[tuple[bytes, Any], str | None]  # (Host header, server address) -> the host shown, or refused
     encoding: Encoding
     formats: Any
     limits: Limits
@@ -86,7 +115,7 @@ class HitPath:
     process_traced: Any  # (source, plan, encoding) -> (body, sent as stored): the full path's render
 
     async def _stored_on_loop(self, source: Source, version: int, identifier: str,
-                              params: list[str]) -> tuple[Ready, str] | None:
+                              params: tuple[str, ...]) -> tuple[Ready, str] | None:
         """Another spelling of a cached request, a public request for exactly one stored tile whose bytes
         are in the page cache, or any other public image request (rendered in the image threads), answered
         as the full path answers it (same parse, plan, canonical form and single-flight renders), with its
@@ -111,15 +140,18 @@ class HitPath:
             data = self.hot.read_nowait(source, tile.offset, tile.count)
             body = assemble_stored(source, tile, data) if data is not None else None
             outcome = "passthrough"
-        elif source.tile_width * source.tile_height <= LOOP_TILE_PIXELS:
-            # an edge tile: a quarter of a millisecond of decoding and encoding here, against ~10 ms of
-            # waiting for the GIL in a pool thread while this loop serves stored tiles
-            body = from_stored(source, spelling.plan, self.encoding, self._read_nowait, one_tile=True)
+        elif spelling.plan.out_w * spelling.plan.out_h <= LOOP_DECODE_PIXELS:
+            # a thumbnail, an edge tile: a pool thread would also wait ~10 ms for the GIL while this loop
+            # serves stored tiles; None where the tiles are not all in the page cache or too many
+            try:
+                body = from_stored(source, spelling.plan, self.encoding, self._read_nowait, LOOP_DECODE_PIXELS)
+            except Exception:  # noqa: BLE001 - a damaged tile: the full path renders again, and says what went wrong
+                return None
             outcome = "decoded"
         else:
             body = None
         if body is None:
-            # a thumbnail, a region: rendered here rather than after Starlette's routing and a second parse,
+            # a region, a large thumbnail: rendered here rather than after Starlette's routing and a second parse,
             # which cost as much as the render itself on a small thumbnail
             found = await self._render(source, spelling)
             if found is not None:
@@ -150,7 +182,7 @@ class HitPath:
             return None
         return found
 
-    def _spell(self, source: Source, version: int, identifier: str, params: list[str]) -> Spelling | None:
+    def _spell(self, source: Source, version: int, identifier: str, params: tuple[str, ...]) -> Spelling | None:
         """What an image URL of public material resolves to; None where the full path must say why not."""
         try:
             parsed = parse(version, *params)
@@ -184,15 +216,15 @@ class HitPath:
         root = scope.get("root_path", "")
         if root and raw.startswith(root.encode()):
             raw = raw[len(root) :]
-        if raw.startswith(b"/iiif/3/"):
-            version = 3
-        elif raw.startswith(b"/iiif/2/"):
-            version = 2
-        else:
-            return None
-        parts = raw[8:].split(b"/")
-        if len(parts) != 5:
-            return None
+        named = self.urls.get(raw)
+        if named is None:
+            named = _named(raw)
+            if named is None:
+                return None
+            if len(raw) <= URL_BYTES_REMEMBERED:
+                if len(self.urls) >= URLS_REMEMBERED:
+                    self.urls.clear()
+                self.urls[raw] = named
         host = forwarded = forwarded_host = None
         for name, value in scope["headers"]:
             if name == b"if-none-match":
@@ -204,10 +236,9 @@ class HitPath:
                 forwarded_host = forwarded_host or name == b"x-forwarded-host"
         if self.runtime.proxies and (forwarded_host or (forwarded and not self.runtime.base)):
             return None  # the base URL or the host check reads a proxy's headers: the full path does
-        try:  # decode_segment's result, sparing unquote where nothing is quoted
-            identifier, *params = (p.decode() if b"%" not in p else decode_segment(p) for p in parts)
-        except (RequestError, UnicodeDecodeError):
-            return None
+        if not named:
+            return None  # not an image URL the hit path answers
+        version, identifier, params = named
         if self.auth is not None:
             policy = self.auth.policy
             await policy.fresh(self.run_io)
@@ -215,11 +246,24 @@ class HitPath:
                 return None
         opened = self.hot.get(identifier)
         if opened is None:
-            return None
+            if not self.hot.due(identifier):
+                return None
+            try:  # the second's full lookup, as the full path would make it (in the I/O pool)
+                opened = await self.run_io(open_checked, self.source, identifier)
+            except Exception:  # noqa: BLE001 - the full path looks again, and says what went wrong
+                return None
+            self.hot.put(identifier, opened)
         source = opened.source
         shown = None
         if host:  # the host check's answer, here: a host the server does not answer to goes to the full path (400)
-            shown = self.runtime.hosts.normal(host.decode("latin-1"), scope.get("server"))
+            server = scope.get("server")
+            shown = self.shown_hosts.get((host, server), False)
+            if shown is False:
+                shown = self.runtime.hosts.normal(host.decode("latin-1"), server)
+                if len(host) <= URL_BYTES_REMEMBERED:
+                    if len(self.shown_hosts) >= URLS_REMEMBERED:
+                        self.shown_hosts.clear()
+                    self.shown_hosts[host, server] = shown
             if shown is None:
                 return None
         outcome = "cache_hit"

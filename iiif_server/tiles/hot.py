@@ -9,8 +9,8 @@ or withdrawn file is noticed at once, and the full lookup runs again every
 second. Stored tiles are read on the loop with a non-blocking `preadv`
 (`RWF_NOWAIT`: data not in the page cache makes it fail instead of wait, and
 the read goes to the pool), on a descriptor checked once to name the very file
-the source describes and kept open for the next tiles of that file (a few
-dozen files at most; a source whose file changed is looked up again, and a
+the source describes and kept open for the next tiles of that file (128
+files at most, a wall of thumbnails; a source whose file changed is looked up again, and a
 new descriptor opened, before any read). Sources in object storage are
 not kept here (their store trusts a HEAD for a few seconds instead): nothing
 on this path ever stats an object's key.
@@ -29,7 +29,7 @@ from iiif_server.tiles.sources import SOURCES_BYTES, FileReader, Source, SourceS
 RECHECK = 1.0  # seconds between full lookups of one identifier
 BUDGET = SOURCES_BYTES  # per worker process, counted as the store counts its sources (Source.nbytes)
 _NOWAIT = getattr(os, "RWF_NOWAIT", None)
-OPEN_FILES = 32  # descriptors kept for reads on the loop, per worker process
+OPEN_FILES = 128  # descriptors kept for reads on the loop, per worker process (a wall of 100 portraits)
 
 
 @dataclass
@@ -71,6 +71,12 @@ class OpenSources:
             self._close(str(reader.path))  # a withdrawn file's space is freed when its last descriptor closes
             return None
         return opened
+
+    def due(self, identifier: str) -> bool:
+        """Whether the identifier's source was kept and only its second is up (`get` said None): its full
+        lookup may run from the hit path instead of the full path."""
+        opened = self._items.get(identifier)
+        return opened is not None and time.monotonic() - opened.checked > self.recheck
 
     def put(self, identifier: str, opened: Opened) -> None:
         """Remember a source read from a file; others (object storage) are looked up every time."""

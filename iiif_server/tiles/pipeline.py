@@ -118,6 +118,9 @@ def _level_crop(source: Source, plan: Plan, index: int) -> tuple[int, int, int, 
     return left, top, right, bottom
 
 
+# up to this sigma OpenCV's 8-bit Gaussian kernel is (1, 0, 0): blurring copies the pixels, at the cost of a resize
+# (a thumbnail at two thirds of its level's size or more; tests/tiles/test_pixels.py checks the copy)
+UNBLURRED_SIGMA = 0.25
 # decoded pixels a request may assemble from its stored tiles (12 MB of RGB); past it libvips streams the level
 STORED_PIXELS_MAX = 4 << 20
 
@@ -132,8 +135,11 @@ def _decode_stored(source: Source, tile: StoredTile, read: Read, out: Any = None
     stream = assemble_stored(source, tile, data) if data is not None else None
     if stream is None:
         return None
-    grey = simplejpeg.decode_jpeg_header(stream)[2] == "Gray"
-    return simplejpeg.decode_jpeg(stream, colorspace="GRAY" if grey else "RGB", buffer=out)
+    try:
+        grey = simplejpeg.decode_jpeg_header(stream)[2] == "Gray"
+        return simplejpeg.decode_jpeg(stream, colorspace="GRAY" if grey else "RGB", buffer=out)
+    except ValueError:  # a damaged tile: libvips reads the level, and says what is wrong if it cannot
+        return None
 
 
 KEPT_MAX = MAP_FROM
@@ -186,15 +192,15 @@ def _tile_reader(source: Source, read: Read | None, tiles: int) -> Iterator[Read
         yield read or read_stored
 
 
-def stored_pixels(source: Source, plan: Plan, read: Read | None = None, one_tile: bool = False) -> Any:
+def stored_pixels(source: Source, plan: Plan, read: Read | None = None, max_decoded: int | None = None) -> Any:
     """The pixels a request asks for, before rotation, quality and encoding, from the stored JPEG tiles its
     region covers: each tile decoded by libjpeg-turbo straight into its place in one buffer, then scaled
     once (`scale_array`). An array (height x width x bands), or None where libvips must read the level
     (not JPEG tiles, more than STORED_PIXELS_MAX pixels). `render` and `from_stored` both take their
     pixels from here, so every format, quality and rotation of a request shows the same pixels.
 
-    With the default `read` (`read_stored`) it blocks (a worker thread's job); `one_tile`: only a request
-    inside one stored tile with no scaling (an edge tile, decoded on the event loop)."""
+    With the default `read` (`read_stored`) it blocks (a worker thread's job); `max_decoded`: only a request
+    whose stored tiles hold at most this many pixels (a thumbnail or an edge tile, made on the event loop)."""
     if simplejpeg is None or not source.raw:
         return None
     index = pick_level(source, plan)
@@ -207,7 +213,7 @@ def stored_pixels(source: Source, plan: Plan, read: Read | None = None, one_tile
     cols = range(left // tw, (right - 1) // tw + 1)
     rows = range(top // th, (bottom - 1) // th + 1)
     scaled = (width, height) != (plan.out_w, plan.out_h)
-    if one_tile and (scaled or len(cols) * len(rows) > 1):
+    if max_decoded is not None and len(cols) * len(rows) * tw * th > max_decoded:
         return None
     if width * height > STORED_PIXELS_MAX:
         return None
@@ -224,12 +230,14 @@ def stored_pixels(source: Source, plan: Plan, read: Read | None = None, one_tile
                 pixels = _decode_stored(source, StoredTile(index, tiles.offsets[n], tiles.counts[n]), read_tile, out)
                 if pixels is None or pixels.shape[:2] != (th, tw):
                     return None
+                x, y = col * tw, row * th  # the tile's corner in the level; copy what lies inside the crop
+                x0, y0, x1, y1 = max(left, x), max(top, y), min(right, x + tw), min(bottom, y + th)
+                if scaled and len(cols) == len(rows) == 1:  # scaled straight from the decoded tile, uncopied
+                    return scale_array(pixels[y0 - y : y1 - y, x0 - x : x1 - x], plan.out_w, plan.out_h)
                 if part is None:
                     part = _scratch.region_array(height, width, pixels.shape[2])
                 elif pixels.shape[2] != part.shape[2]:
                     return None
-                x, y = col * tw, row * th  # the tile's corner in the level; copy what lies inside the crop
-                x0, y0, x1, y1 = max(left, x), max(top, y), min(right, x + tw), min(bottom, y + th)
                 part[y0 - top : y1 - top, x0 - left : x1 - left] = pixels[y0 - y : y1 - y, x0 - x : x1 - x]
     if part is None or not scaled:
         return part
@@ -247,8 +255,8 @@ def scale_array(part: Any, out_w: int, out_h: int) -> Any:
         return numpy.frombuffer(img.write_to_memory(), dtype=numpy.uint8).reshape(out_h, out_w, bands)
     sx, sy = out_w / width, out_h / height
     src = part if bands > 1 else part.reshape(height, width)  # OpenCV's one-channel images are 2-D
-    if sx < 1 or sy < 1:
-        sigma_x, sigma_y = max(0.0, (1 / sx - 1) / 2), max(0.0, (1 / sy - 1) / 2)
+    sigma_x, sigma_y = max(0.0, (1 / sx - 1) / 2), max(0.0, (1 / sy - 1) / 2)
+    if sigma_x > UNBLURRED_SIGMA or sigma_y > UNBLURRED_SIGMA:
         # a sigma of 0 would make OpenCV derive one from the kernel size: a tiny one blurs (almost) nothing
         src = cv2.GaussianBlur(src, (0, 0), sigmaX=max(sigma_x, 1e-3), sigmaY=max(sigma_y, 1e-3),
                                dst=_scratch.array("blurred", height, width, bands), borderType=cv2.BORDER_REPLICATE)
@@ -258,7 +266,7 @@ def scale_array(part: Any, out_w: int, out_h: int) -> Any:
 
 
 def from_stored(source: Source, plan: Plan, enc: Encoding, read: Read | None = None,
-                one_tile: bool = False) -> bytes | None:
+                max_decoded: int | None = None) -> bytes | None:
     """A JPEG request answered from the stored JPEG tiles it covers (`stored_pixels`: edge tiles, regions,
     thumbnails of any size), encoded by libjpeg-turbo; the general path's pixels at a fraction of its CPU:
     libvips reads such a TIFF's tiles one at a time under a lock, and sets up a pipeline per resize.
@@ -269,7 +277,7 @@ def from_stored(source: Source, plan: Plan, enc: Encoding, read: Read | None = N
         return None
     if plan.quality not in ("default", "color"):
         return None
-    part = stored_pixels(source, plan, read, one_tile)
+    part = stored_pixels(source, plan, read, max_decoded)
     if part is None:
         return None
     if part.shape[0] * part.shape[1] > TURBO_MAX_PIXELS:

@@ -103,6 +103,8 @@ class ImageService(HitPath):
         self.public_cache_header = self.public_cache.encode()
         self.run, self.run_io, self.base_url = runtime.run, runtime.run_io, runtime.base_url
         self.process_traced = process_traced  # the hit path renders as the full path does
+        self.urls = {}
+        self.shown_hosts = {}
 
     def service_id(self, request: Request, version: int, identifier: str) -> str:
         return f"{self.base_url(request)}/iiif/{version}/{quote(identifier, safe='')}"
