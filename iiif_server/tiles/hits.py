@@ -46,7 +46,6 @@ class Hit:
     link: str
     outcome: str  # cache_hit or passthrough or decoded
     identifier: str
-    host: str | None  # the Host header as the server answers to it (checked, normalised)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +172,7 @@ class HitPath:
         """A GET of public material answered from the response cache, a stored tile already in the page
         cache, or a render in the image threads, without Starlette's request machinery or header building;
         None where the full path must answer (anything else: restricted material, a source not current in
-        the hot memo, conditional and HEAD requests, proxied requests, errors).
+        the hot memo, conditional and HEAD requests, errors).
 
         The access decision is the full path's: material whose tier is restricted never gets here, and
         what is cached under a request's own URL was stored only for public material."""
@@ -193,17 +192,20 @@ class HitPath:
         parts = raw[8:].split(b"/")
         if len(parts) != 5:
             return None
-        host = forwarded = forwarded_host = None
+        host = forwarded_host = forwarded_proto = None
         for name, value in scope["headers"]:
             if name == b"if-none-match":
                 return None
             if name == b"host":
                 host = value
-            elif name.startswith(b"x-forwarded-"):
-                forwarded = True
-                forwarded_host = forwarded_host or name == b"x-forwarded-host"
-        if self.runtime.proxies and (forwarded_host or (forwarded and not self.runtime.base)):
-            return None  # the base URL or the host check reads a proxy's headers: the full path does
+            elif name == b"x-forwarded-host":
+                forwarded_host = forwarded_host or value
+            elif name == b"x-forwarded-proto":
+                forwarded_proto = forwarded_proto or value
+        # the host check and the base URL, a trusted proxy's headers read as the full path reads them
+        base = self.runtime.hit_base(scope, host, forwarded_host, forwarded_proto)
+        if base is None:
+            return None  # a host the server does not answer to: the full path's 400
         try:  # decode_segment's result, sparing unquote where nothing is quoted
             identifier, *params = (p.decode() if b"%" not in p else decode_segment(p) for p in parts)
         except (RequestError, UnicodeDecodeError):
@@ -217,11 +219,6 @@ class HitPath:
         if opened is None:
             return None
         source = opened.source
-        shown = None
-        if host:  # the host check's answer, here: a host the server does not answer to goes to the full path (400)
-            shown = self.runtime.hosts.normal(host.decode("latin-1"), scope.get("server"))
-            if shown is None:
-                return None
         outcome = "cache_hit"
         ready: Ready | None = self.cache.get((source.path, source.stamp, version, *params))
         if ready is None:
@@ -229,8 +226,7 @@ class HitPath:
             if found is None:
                 return None
             ready, outcome = found
-        base = self.runtime.base or f"{scope.get('scheme', 'http')}://{shown or 'localhost'}"
-        return Hit(ready, ready.link_head + base + ready.link_tail, outcome, identifier, shown)
+        return Hit(ready, ready.link_head + base + ready.link_tail, outcome, identifier)
 
     def hit_headers(self, hit: Hit) -> list[tuple[bytes, bytes]]:
         """The full path's headers of a public image, CORS aside."""
