@@ -8,8 +8,8 @@ One nginx (Debian's, 2 worker processes) listens on four ports of 127.0.0.1:
   request is rendered by a replica, the cold path through nginx;
 - `cached`: the server block as deployed, the tiles' URLs without query strings, after a pass that fills the cache:
   public tiles from nginx's cache (every answer checked for `X-Cache-Status: HIT`);
-- `iipimage`: a plain proxy to IIPImage (iipsrv behind lighttpd FastCGI, 2 processes, its cache off), the same
-  tiles in its own syntax, the same unique query strings;
+- `iipimage`: the same server block (proxy cache off) in front of IIPImage (iipsrv behind lighttpd FastCGI, 2
+  processes, its cache off), the same tiles in its own syntax, the same unique query strings;
 - and lighttpd serving, as static files, the very bytes the cached pass returned: the machine's static-file speed.
 
 The images are bench/viewers.py's loose pyramidal JPEG TIFFs (a 6000x8000 scan and portraits), read by both
@@ -67,7 +67,8 @@ mimetype.assign = (".jpg" => "image/jpeg")
 
 
 def nginx_conf(topology: Topology, ports: dict[str, int], iip_port: int) -> Path:
-    """deploy/'s server block on `cached` and on `ours`, and a plain proxy to IIPImage on `iipimage`."""
+    """deploy/'s server block on `cached` and on `ours`, and the same block (cache off) in front of IIPImage on
+    `iipimage`."""
     conf = topology.nginx_conf()  # the template rendered as deploy/local.py renders it, on topology.port
     text = conf.read_text()
     cached = text[text.index("server {"):text.rindex("}")]  # the template's server block
@@ -75,9 +76,9 @@ def nginx_conf(topology: Topology, ports: dict[str, int], iip_port: int) -> Path
     # the same block with the proxy cache off: every request reaches a replica
     ours = "\n".join(line for line in ours.splitlines() if "proxy_cache" not in line and "proxy_no_cache" not in line)
     ours += "\n"
-    peer = (f"server {{\n    listen 127.0.0.1:{ports['iipimage']};\n    location / {{\n"
-            f"        proxy_pass http://iip;\n        proxy_http_version 1.1;\n"
-            f"        proxy_set_header Connection \"\";\n    }}\n}}\n")
+    # the peer behind the very same block (logging, buffers, keepalive), only its upstream differs
+    peer = ours.replace(f"listen 127.0.0.1:{ports['ours']};", f"listen 127.0.0.1:{ports['iipimage']};")
+    peer = peer.replace("proxy_pass http://iiif_replicas;", "proxy_pass http://iip;")
     upstream = f"upstream iip {{\n    server 127.0.0.1:{iip_port};\n    keepalive 32;\n}}\n"
     conf.write_text(text[:text.rindex("}")] + ours + upstream + peer + "}\n")
     return conf
