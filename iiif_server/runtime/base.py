@@ -26,6 +26,7 @@ from iiif_server.runtime.hosts import AllowedHosts
 
 FORWARDED_PROTOS = ("http", "https")
 TRUSTED_MEMO = 256  # peers whose trust is remembered, per process
+BASES_MEMO = 1024  # (Host, forwarded headers, peer) -> base URL, remembered per process
 
 
 def load_secret(secret: str | None, secret_file: Path | None, data_dir: Path) -> str:
@@ -60,6 +61,7 @@ class Runtime:
         self.io_pool = ThreadPoolExecutor(min(32, max(4, settings.thread_count)), thread_name_prefix="iiif-io")
         self.proxies = trusted_proxies(settings)
         self._trusted: dict[str, bool] = {}  # peer address -> whether it is a trusted proxy
+        self._bases: dict[tuple[Any, ...], object] = {}  # see hit_base
         self.hosts = AllowedHosts(settings.allowed_hosts, settings.base_url)
         self.base = settings.base_url.rstrip("/") if settings.base_url else ""
         self.secret = load_secret(settings.secret_key, settings.secret_key_file, settings.data_dir)
@@ -107,7 +109,20 @@ class Runtime:
     def hit_base(self, scope: Scope, host: bytes | None, forwarded_host: bytes | None,
                  forwarded_proto: bytes | None) -> str | None:
         """`base_of` for the hit path, which answers ahead of the host check (runtime/hosts.py) and so does it
-        too: None where that check refuses the request (the full path then says why). The headers' raw values."""
+        too: None where that check refuses the request (the full path then says why). The headers' raw values.
+        Remembered per process: a site has few names, and parsing them cost more than a tile's lookup."""
+        client = scope.get("client") if forwarded_host or forwarded_proto else None  # the peer counts only then
+        key = (host, forwarded_host, forwarded_proto, client[0] if client else None, scope.get("server"),
+               scope.get("scheme"))
+        found = self._bases.get(key, self)
+        if found is self:
+            if len(self._bases) >= BASES_MEMO:
+                self._bases.clear()
+            found = self._bases[key] = self._hit_base(scope, host, forwarded_host, forwarded_proto)
+        return found  # type: ignore[return-value]
+
+    def _hit_base(self, scope: Scope, host: bytes | None, forwarded_host: bytes | None,
+                  forwarded_proto: bytes | None) -> str | None:
         shown = None
         if host:
             shown = self.hosts.normal(host.decode("latin-1"), scope.get("server"))
