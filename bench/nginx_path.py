@@ -8,8 +8,8 @@ One nginx (Debian's, 2 worker processes) listens on four ports of 127.0.0.1:
   request is rendered by a replica, the cold path through nginx;
 - `cached`: the server block as deployed, the tiles' URLs without query strings, after a pass that fills the cache:
   public tiles from nginx's cache (every answer checked for `X-Cache-Status: HIT`);
-- `iipimage`: a plain proxy to IIPImage (iipsrv behind lighttpd FastCGI, 2 processes, its cache off), the same
-  tiles in its own syntax, the same unique query strings;
+- `iipimage`: the same server block (proxy cache off) in front of IIPImage (iipsrv behind lighttpd FastCGI, 2
+  processes, its cache off), the same tiles in its own syntax, the same unique query strings;
 - and lighttpd serving, as static files, the very bytes the cached pass returned: the machine's static-file speed.
 
 The images are bench/viewers.py's loose pyramidal JPEG TIFFs (a 6000x8000 scan and portraits), read by both
@@ -27,7 +27,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,9 +51,9 @@ from viewers import (  # noqa: E402
     ensure_tools,
     iip_path,
     make_images,
-    measure,
     median,
     ours_path,
+    run_wrk,
     start_iip,
     stop,
     workload_paths,
@@ -67,7 +69,8 @@ mimetype.assign = (".jpg" => "image/jpeg")
 
 
 def nginx_conf(topology: Topology, ports: dict[str, int], iip_port: int) -> Path:
-    """deploy/'s server block on `cached` and on `ours`, and a plain proxy to IIPImage on `iipimage`."""
+    """deploy/'s server block on `cached` and on `ours`, and the same block (cache off) in front of IIPImage on
+    `iipimage`."""
     conf = topology.nginx_conf()  # the template rendered as deploy/local.py renders it, on topology.port
     text = conf.read_text()
     cached = text[text.index("server {"):text.rindex("}")]  # the template's server block
@@ -75,9 +78,9 @@ def nginx_conf(topology: Topology, ports: dict[str, int], iip_port: int) -> Path
     # the same block with the proxy cache off: every request reaches a replica
     ours = "\n".join(line for line in ours.splitlines() if "proxy_cache" not in line and "proxy_no_cache" not in line)
     ours += "\n"
-    peer = (f"server {{\n    listen 127.0.0.1:{ports['iipimage']};\n    location / {{\n"
-            f"        proxy_pass http://iip;\n        proxy_http_version 1.1;\n"
-            f"        proxy_set_header Connection \"\";\n    }}\n}}\n")
+    # the peer behind the very same block (logging, buffers, keepalive), only its upstream differs
+    peer = ours.replace(f"listen 127.0.0.1:{ports['ours']};", f"listen 127.0.0.1:{ports['iipimage']};")
+    peer = peer.replace("proxy_pass http://iiif_replicas;", "proxy_pass http://iip;")
     upstream = f"upstream iip {{\n    server 127.0.0.1:{iip_port};\n    keepalive 32;\n}}\n"
     conf.write_text(text[:text.rindex("}")] + ours + upstream + peer + "}\n")
     return conf
@@ -106,6 +109,40 @@ def wait(url: str, proc: subprocess.Popen[bytes]) -> None:
         except OSError:
             time.sleep(0.1)
     raise RuntimeError(f"{url} did not answer")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU of these processes so far (from /proc: one may end while it is read)."""
+    ticks = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            continue
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def measure_cpu(tmp: Path, server: Server, paths: list[str], args: argparse.Namespace, warm_up: bool,
+                parts: dict[str, list[int]]) -> tuple[Result, dict[str, float]]:
+    """`measure`, and the CPU each part (nginx, the server behind it, wrk) spent per request of the measured
+    run, in microseconds: on two shared cores, what a request costs is what decides the rate."""
+    if warm_up and args.warmup > 0:
+        run_wrk(tmp, server.base, paths, args.warmup, args, server.workers)
+    before = {name: cpu_seconds(pids) for name, pids in parts.items()}
+    wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    res = run_wrk(tmp, server.base, paths, args.seconds, args, server.workers)
+    wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    requests = max(1.0, res.rate * max(1, round(args.seconds)))
+    cpu = {name: (cpu_seconds(pids) - before[name]) * 1e6 / requests for name, pids in parts.items()}
+    cpu["wrk"] = (wrk_after.ru_utime + wrk_after.ru_stime - wrk_before.ru_utime - wrk_before.ru_stime) * 1e6 / requests
+    return res, cpu
+
+
+def cpu_cell(runs: list[dict[str, float]]) -> str:
+    """Medians over the rounds, per part, in microseconds of CPU per request."""
+    return " + ".join(f"{name} {statistics.median(r[name] for r in runs):.0f}" for name in runs[0])
 
 
 def fill_cache(base: str, paths: list[str], static: Path) -> list[str]:
@@ -185,6 +222,11 @@ def main() -> int:
               f"load average {load[0]:.1f}", flush=True)
         pids = {"ours": [p for r in topology.servers if r.proc for p in [r.proc.pid, *children(r.proc.pid)]],
                 "iipimage": children(iip.proc.pid)}
+        nginx_pids = [nginx.pid, *children(nginx.pid)]
+        # CPU: IIPImage is lighttpd and its FastCGI processes; ours the replicas
+        cpu_pids = {"ours": pids["ours"], "iipimage": [iip.proc.pid, *pids["iipimage"]]}
+        cpus: dict[tuple[str, str], list[dict[str, float]]] = {(WORKLOADS[k], name): [] for k in WORKLOADS
+                                                                for name in ("ours", "iipimage", "cached", "static")}
         results: dict[tuple[str, str], Result] = {}
         per_round: dict[str, list[float]] = {}
         chosen = [k for k in args.workloads.split(",") if k and k != "none"]
@@ -198,9 +240,11 @@ def main() -> int:
                     # a query string of its own per round and path: nginx's cache never answers these
                     urls = [f"{spell(i, r)}{sep}b={n}-{k}" for k, (i, r) in enumerate(paths[wl])]
                     server = Server(name, nginx, bases[name], pids[name])
-                    res = measure(tmp, server, urls, args, warm_up=n == 0)
+                    res, cpu = measure_cpu(tmp, server, urls, args, n == 0,
+                                           {"nginx": nginx_pids, "server": cpu_pids[name]})
                     runs[name].append(res)
-                    print(f"cold {wl:<10} {name:<9} {cell(res)}", flush=True)
+                    cpus[(wl, name)].append(cpu)
+                    print(f"cold {wl:<10} {name:<9} {cell(res)}; CPU us/request {cpu_cell([cpu])}", flush=True)
             for name, rs in runs.items():
                 results[(wl, name)] = median(rs)
             per_round[wl] = [a.rate / b.rate for a, b in zip(runs["ours"], runs["iipimage"], strict=True)]
@@ -214,11 +258,16 @@ def main() -> int:
         wait(f"http://127.0.0.1:{static_port}{files[0]}", static)
         cached_runs, static_runs = [], []
         for n in range(args.rounds):
-            cached_runs.append(measure(tmp, Server("cached", nginx, bases["cached"], []), tiles, args, n == 0))
-            print(f"nginx cache hits      {cell(cached_runs[-1])}", flush=True)
-            static_runs.append(measure(tmp, Server("static", static, f"http://127.0.0.1:{static_port}", []),
-                                       files, args, n == 0))
-            print(f"lighttpd static files {cell(static_runs[-1])}", flush=True)
+            res, cpu = measure_cpu(tmp, Server("cached", nginx, bases["cached"], []), tiles, args, n == 0,
+                                   {"nginx": nginx_pids})
+            cached_runs.append(res)
+            cpus[("tiles w,", "cached")].append(cpu)
+            print(f"nginx cache hits      {cell(res)}; CPU us/request {cpu_cell([cpu])}", flush=True)
+            res, cpu = measure_cpu(tmp, Server("static", static, f"http://127.0.0.1:{static_port}", []), files,
+                                   args, n == 0, {"lighttpd": [static.pid]})
+            static_runs.append(res)
+            cpus[("tiles w,", "static")].append(cpu)
+            print(f"lighttpd static files {cell(res)}; CPU us/request {cpu_cell([cpu])}", flush=True)
         cached, plain = median(cached_runs), median(static_runs)
         hit_rounds = ", ".join(f"{a.rate / b.rate:.2f}" for a, b in zip(cached_runs, static_runs, strict=True))
         print(f"\nload average after: {os.getloadavg()[0]:.1f}\n")
@@ -231,6 +280,13 @@ def main() -> int:
             print(f"| {wl} cold | {cell(ours)} | {cell(peer)} | {ours.rate / peer.rate:.2f} | {rounds} |")
         print(f"| tiles from nginx's cache / lighttpd static files | {cell(cached)} | {cell(plain)} | "
               f"{cached.rate / plain.rate:.2f} | {hit_rounds} |")
+        print("\n| CPU per request, medians (us) | iiif-server or nginx's cache | IIPImage or lighttpd static |")
+        print("| --- | --- | --- |")
+        for key in chosen:
+            wl = WORKLOADS[key]
+            print(f"| {wl} cold | {cpu_cell(cpus[(wl, 'ours')])} | {cpu_cell(cpus[(wl, 'iipimage')])} |")
+        print(f"| tiles, cache / static | {cpu_cell(cpus[('tiles w,', 'cached')])} | "
+              f"{cpu_cell(cpus[('tiles w,', 'static')])} |")
         errors = sum(r.errors for r in results.values()) + cached.errors + plain.errors
         return 1 if errors else 0
     finally:

@@ -143,7 +143,8 @@ class Topology:
         template = (HERE / "iiif.conf.template").read_text()
         servers = "\n    ".join(f"server 127.0.0.1:{r.port} max_fails=1 fail_timeout=5s;" for r in self.servers)
         values = {"IIIF_CACHE_PATH": str(self.workdir / "nginx" / "cache"), "IIIF_CACHE_KEYS": "10m",
-                  "IIIF_CACHE_SIZE": "1g", "IIIF_UPSTREAM_SERVERS": servers, "IIIF_LISTEN": f"127.0.0.1:{self.port}"}
+                  "IIIF_CACHE_SIZE": "1g", "IIIF_UPSTREAM_SERVERS": servers, "IIIF_LISTEN": f"127.0.0.1:{self.port}",
+                  "IIIF_ACCESS_LOG": str(self.workdir / "nginx" / "access.log")}
         for name, value in values.items():
             template = template.replace("${" + name + "}", value)
         prefix = self.workdir / "nginx"

@@ -25,6 +25,8 @@ from iiif_server.runtime.addresses import in_any, parse_address, trusted_proxies
 from iiif_server.runtime.hosts import AllowedHosts
 
 FORWARDED_PROTOS = ("http", "https")
+TRUSTED_MEMO = 256  # peers whose trust is remembered, per process
+BASES_MEMO = 1024  # (Host, forwarded headers, peer) -> base URL, remembered per process
 
 
 def load_secret(secret: str | None, secret_file: Path | None, data_dir: Path) -> str:
@@ -58,6 +60,8 @@ class Runtime:
         self.pool = ThreadPoolExecutor(settings.thread_count, thread_name_prefix="iiif-image")
         self.io_pool = ThreadPoolExecutor(min(32, max(4, settings.thread_count)), thread_name_prefix="iiif-io")
         self.proxies = trusted_proxies(settings)
+        self._trusted: dict[str, bool] = {}  # peer address -> whether it is a trusted proxy
+        self._bases: dict[tuple[Any, ...], object] = {}  # see hit_base
         self.hosts = AllowedHosts(settings.allowed_hosts, settings.base_url)
         self.base = settings.base_url.rstrip("/") if settings.base_url else ""
         self.secret = load_secret(settings.secret_key, settings.secret_key_file, settings.data_dir)
@@ -97,20 +101,64 @@ class Runtime:
         Host (a trusted proxy's X-Forwarded-Proto and -Host). `header`: a request header by lower-case name."""
         if self.base:
             return self.base
-        scheme = scope.get("scheme", "http")
-        host = self.hosts.normal(header("host") or "", scope.get("server")) or "localhost"
+        host = self.hosts.normal(header("host") or "", scope.get("server"))
         if self.proxies and self.from_trusted_proxy(scope):
-            proto = (header("x-forwarded-proto") or "").split(",")[0].strip().lower()
+            return self._base(scope, host, header("x-forwarded-proto"), header("x-forwarded-host"))
+        return self._base(scope, host, None, None)
+
+    def hit_base(self, scope: Scope, host: bytes | None, forwarded_host: bytes | None,
+                 forwarded_proto: bytes | None) -> str | None:
+        """`base_of` for the hit path, which answers ahead of the host check (runtime/hosts.py) and so does it
+        too: None where that check refuses the request (the full path then says why). The headers' raw values.
+        Remembered per process: a site has few names, and parsing them cost more than a tile's lookup."""
+        client = scope.get("client") if forwarded_host or forwarded_proto else None  # the peer counts only then
+        key = (host, forwarded_host, forwarded_proto, client[0] if client else None, scope.get("server"),
+               scope.get("scheme"))
+        found = self._bases.get(key, self)
+        if found is self:
+            if len(self._bases) >= BASES_MEMO:
+                self._bases.clear()
+            found = self._bases[key] = self._hit_base(scope, host, forwarded_host, forwarded_proto)
+        return found  # type: ignore[return-value]
+
+    def _hit_base(self, scope: Scope, host: bytes | None, forwarded_host: bytes | None,
+                  forwarded_proto: bytes | None) -> str | None:
+        shown = None
+        if host:
+            shown = self.hosts.normal(host.decode("latin-1"), scope.get("server"))
+            if shown is None:
+                return None
+        if not (forwarded_host or forwarded_proto) or not self.from_trusted_proxy(scope):
+            return self.base or self._base(scope, shown, None, None)
+        forwarded = forwarded_host.decode("latin-1") if forwarded_host else None
+        if forwarded and not self.hosts.default:
+            first = forwarded.split(",")[0].strip()
+            if first and not self.hosts.allows(first, None):
+                return None
+        proto = forwarded_proto.decode("latin-1") if forwarded_proto else None
+        return self.base or self._base(scope, shown, proto, forwarded)
+
+    def _base(self, scope: Scope, shown: str | None, proto: str | None, forwarded_host: str | None) -> str:
+        """Scheme and host: the request's, or what a trusted proxy forwards (`proto`, `forwarded_host`)."""
+        scheme = scope.get("scheme", "http")
+        if proto:
+            proto = proto.split(",")[0].strip().lower()
             scheme = proto if proto in FORWARDED_PROTOS else scheme
-            host = self.hosts.forwarded(header("x-forwarded-host") or "") or host
+        host = (self.hosts.forwarded(forwarded_host) if forwarded_host else None) or shown or "localhost"
         return f"{scheme}://{host}"
 
     def from_trusted_proxy(self, scope: Scope) -> bool:
         client = scope.get("client")
         if not self.proxies or not client:
             return False
-        peer = parse_address(client[0])
-        return peer is not None and in_any(peer, self.proxies)
+        known = self._trusted.get(client[0])
+        if known is None:  # a proxy's few addresses, remembered: parsing one costs more than the rest of a hit
+            peer = parse_address(client[0])
+            known = peer is not None and in_any(peer, self.proxies)
+            if len(self._trusted) >= TRUSTED_MEMO:
+                self._trusted.clear()
+            self._trusted[client[0]] = known
+        return known
 
     def shutdown(self) -> None:
         """Let the pools' threads go (tests build many apps in one process)."""

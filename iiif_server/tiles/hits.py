@@ -49,7 +49,6 @@ class Hit:
     link: str
     outcome: str  # cache_hit or passthrough or decoded
     identifier: str
-    host: str | None  # the Host header as the server answers to it (checked, normalised)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +101,6 @@ class HitPath:
     hot: OpenSources
     source: SourceStore
     urls: dict[bytes, tuple[int, str, tuple[str, ...]] | tuple[()]]  # raw path -> `_named`
-    shown_hosts: dict[tuple[bytes, Any], str | None]  # (Host header, server address) -> the host shown, or refused
     encoding: Encoding
     formats: Any
     limits: Limits
@@ -205,7 +203,7 @@ class HitPath:
         """A GET of public material answered from the response cache, a stored tile already in the page
         cache, or a render in the image threads, without Starlette's request machinery or header building;
         None where the full path must answer (anything else: restricted material, a source not current in
-        the hot memo, conditional and HEAD requests, proxied requests, errors).
+        the hot memo, conditional and HEAD requests, errors).
 
         The access decision is the full path's: material whose tier is restricted never gets here, and
         what is cached under a request's own URL was stored only for public material."""
@@ -225,19 +223,22 @@ class HitPath:
                 if len(self.urls) >= URLS_REMEMBERED:
                     self.urls.clear()
                 self.urls[raw] = named
-        host = forwarded = forwarded_host = None
+        host = forwarded_host = forwarded_proto = None
         for name, value in scope["headers"]:
             if name == b"if-none-match":
                 return None
             if name == b"host":
                 host = value
-            elif name.startswith(b"x-forwarded-"):
-                forwarded = True
-                forwarded_host = forwarded_host or name == b"x-forwarded-host"
-        if self.runtime.proxies and (forwarded_host or (forwarded and not self.runtime.base)):
-            return None  # the base URL or the host check reads a proxy's headers: the full path does
+            elif name == b"x-forwarded-host":
+                forwarded_host = forwarded_host or value
+            elif name == b"x-forwarded-proto":
+                forwarded_proto = forwarded_proto or value
         if not named:
             return None  # not an image URL the hit path answers
+        # the host check and the base URL, a trusted proxy's headers read as the full path reads them
+        base = self.runtime.hit_base(scope, host, forwarded_host, forwarded_proto)
+        if base is None:
+            return None  # a host the server does not answer to: the full path's 400
         version, identifier, params = named
         if self.auth is not None:
             policy = self.auth.policy
@@ -254,18 +255,6 @@ class HitPath:
                 return None
             self.hot.put(identifier, opened)
         source = opened.source
-        shown = None
-        if host:  # the host check's answer, here: a host the server does not answer to goes to the full path (400)
-            server = scope.get("server")
-            shown = self.shown_hosts.get((host, server), False)
-            if shown is False:
-                shown = self.runtime.hosts.normal(host.decode("latin-1"), server)
-                if len(host) <= URL_BYTES_REMEMBERED:
-                    if len(self.shown_hosts) >= URLS_REMEMBERED:
-                        self.shown_hosts.clear()
-                    self.shown_hosts[host, server] = shown
-            if shown is None:
-                return None
         outcome = "cache_hit"
         ready: Ready | None = self.cache.get((source.path, source.stamp, version, *params))
         if ready is None:
@@ -273,8 +262,7 @@ class HitPath:
             if found is None:
                 return None
             ready, outcome = found
-        base = self.runtime.base or f"{scope.get('scheme', 'http')}://{shown or 'localhost'}"
-        return Hit(ready, ready.link_head + base + ready.link_tail, outcome, identifier, shown)
+        return Hit(ready, ready.link_head + base + ready.link_tail, outcome, identifier)
 
     def hit_headers(self, hit: Hit) -> list[tuple[bytes, bytes]]:
         """The full path's headers of a public image, CORS aside."""

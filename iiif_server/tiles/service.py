@@ -104,7 +104,6 @@ class ImageService(HitPath):
         self.run, self.run_io, self.base_url = runtime.run, runtime.run_io, runtime.base_url
         self.process_traced = process_traced  # the hit path renders as the full path does
         self.urls = {}
-        self.shown_hosts = {}
 
     def service_id(self, request: Request, version: int, identifier: str) -> str:
         return f"{self.base_url(request)}/iiif/{version}/{quote(identifier, safe='')}"

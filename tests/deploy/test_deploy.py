@@ -61,11 +61,24 @@ def until(check, bound: float) -> float:  # type: ignore[no-untyped-def]
     return time.monotonic() - started
 
 
+def stored_then_hit(proxy: str) -> str:
+    """X-Cache-Status of a second GET right after the one that stored the tile. nginx keeps the copy for the
+    replicas' max-age (3 s here): a second GET sent later than that, as on a machine under load, proves nothing
+    either way and the pair is asked again; one within it must be a HIT."""
+    for attempt in range(5):
+        sent = time.monotonic()
+        first = httpx.get(proxy + TILE)
+        assert first.status_code == 200
+        assert attempt or first.headers["x-cache-status"] in ("MISS", "EXPIRED")  # the module's first request
+        second = httpx.get(proxy + TILE).headers["x-cache-status"]
+        if second == "HIT" or time.monotonic() - sent < SHARED_MAX_AGE:
+            return second
+    return second
+
+
 def test_a_tier_change_is_honoured_by_both_replicas_and_the_shared_cache_within_the_bound(topology) -> None:  # type: ignore[no-untyped-def]
     proxy, replicas = topology.url, [r.url for r in topology.servers]
-    first = httpx.get(proxy + TILE)
-    assert first.status_code == 200 and first.headers["x-cache-status"] in ("MISS", "EXPIRED")
-    assert httpx.get(proxy + TILE).headers["x-cache-status"] == "HIT"
+    assert stored_then_hit(proxy) == "HIT"
 
     topology.admin("set-tier", "sample/letter", "reading-room")  # the operator's command on the shared catalogue
     changed = time.monotonic()

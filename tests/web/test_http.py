@@ -915,6 +915,35 @@ async def test_a_cached_image_is_refused_to_a_host_not_allowed(settings: config.
     app.state.catalogue.engine.dispose()
 
 
+@pytest.mark.libvips
+async def test_requests_through_a_trusted_proxy_take_the_hit_path_with_the_forwarded_host(
+        settings: config.Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """nginx sends X-Forwarded-* with every request: from a trusted proxy, a cached image is answered on the
+    hit path with the forwarded scheme and host in its Link header, as the full path answered it; a forwarded
+    host not listed is still the host check's 400, and from any other peer those headers count for nothing."""
+    app = create_app(dataclasses.replace(settings, cache_mb=64, trusted_proxies=("10.0.0.5",),
+                                         allowed_hosts=("testserver", "public.example.org")))
+    calls = count_full_path(app.state.service, monkeypatch)
+    url = "/iiif/3/pyramid/256,256,256,256/256,256/0/default.jpg"
+    headers = {**FORWARDED, "X-Forwarded-For": "198.51.100.7"}
+    proxy = httpx.ASGITransport(app=app, client=("10.0.0.5", 1))
+    other = httpx.ASGITransport(app=app, client=("192.0.2.1", 1))
+    async with httpx.AsyncClient(transport=proxy, base_url="http://testserver") as c, \
+            httpx.AsyncClient(transport=other, base_url="http://testserver") as elsewhere:
+        first = await c.get(url, headers=headers)
+        second = await c.get(url, headers=headers)
+        assert len(calls) == 1, calls
+        assert second.status_code == 200 and second.content == first.content
+        assert second.headers["link"] == first.headers["link"]
+        assert "<https://public.example.org/iiif/3/pyramid/256,256,256,256/" in second.headers["link"]
+        forged = await c.get(url, headers={**headers, "X-Forwarded-Host": "evil.example"})
+        assert forged.status_code == 400 and "evil.example" not in forged.headers.get("link", "")
+        direct = await elsewhere.get(url, headers=headers)
+        assert direct.status_code == 200 and len(calls) == 1
+        assert "<http://testserver/iiif/3/pyramid/256,256,256,256/" in direct.headers["link"]
+    app.state.catalogue.engine.dispose()
+
+
 async def test_the_cache_hit_path_notices_a_replaced_file(settings: config.Settings, tmp_path: Path) -> None:
     root = tmp_path / "images"
     root.mkdir()
