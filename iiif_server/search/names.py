@@ -23,6 +23,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import groupby
 
 from rapidfuzz.distance import OSA
 
@@ -110,7 +111,14 @@ _REGISTERS = (("tsch", "cz"), ("tch", "cz"), ("witz", "wicz"), ("sch", "sz"), ("
               ("ay", "y"), ("ei", "y"), ("ey", "y"), ("ej", "y"), ("ij", "y"))
 _REGISTER_PATTERN = re.compile("|".join(re.escape(a) for a, _ in _REGISTERS))
 _REGISTER_MAP = dict(_REGISTERS)
-_DOUBLED = re.compile(r"(.)\1+")
+
+
+def _single(text: str) -> str:
+    """Doubled letters written once (re.sub's `\\1` template expansion was most of a query's first reading of a
+    thousand sound-alikes)."""
+    return "".join(letter for letter, _ in groupby(text))
+
+
 SAME_NAME = 50  # a sound-alike no letter apart once the registers are set aside: after the folded tier, before prefixes
 NEAR = 1  # letters a sound-alike may differ by, registers aside, and still be the same name (`near`)
 
@@ -120,7 +128,7 @@ def skeleton(norm: str) -> str:
     """A folded word with each register's spelling of a sound written one way and doubled letters single."""
     # then szt as st: Polish sztajn is German stein (st read sht)
     written = _REGISTER_PATTERN.sub(lambda m: _REGISTER_MAP[m.group(0)], norm).replace("szt", "st")
-    return _DOUBLED.sub(r"\1", written)
+    return _single(written)
 
 
 # what OCR reads for what was printed: letter pairs, then single letters and digits (read as the letters they
@@ -143,7 +151,7 @@ def reading(norm: str) -> str:
     with the letters OCR confuses written one way (Birnfelcl, Zylbcr, Go1dberg, Kirszmau and Bljl read as
     Birnfeld, Zylber, Goldberg, Kirszmann and Bijl)."""
     # lj first: the Dutch ij (a ligature in print) read as lj is still the diphthong the skeleton writes y
-    return _DOUBLED.sub(r"\1", _pairs(_pairs(skeleton(norm.replace("lj", "ij"))).translate(_MISREAD_LETTERS)))
+    return _single(_pairs(_pairs(skeleton(norm.replace("lj", "ij"))).translate(_MISREAD_LETTERS)))
 
 
 @lru_cache(maxsize=65536)
