@@ -293,12 +293,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="persons suggest --workers")
     parser.add_argument("--populate-only", action="store_true", help="stop once the catalogue is populated")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the catalogue here (default: a temp dir)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="use the catalogue a --populate-only run left in --workdir (same --scale and --lines)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = args.workdir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         db_path = work / "persons-bench.db"
-        for old in work.glob("persons-bench.db*"):
+        reuse = args.reuse and db_path.exists()
+        for old in [] if reuse else work.glob("persons-bench.db*"):
             old.unlink()
         database = f"sqlite:///{db_path}"
         rng = random.Random(21)
@@ -309,7 +312,8 @@ def main() -> None:
         catalogue = Catalogue(database)
         catalogue.upgrade()
         t0 = time.perf_counter()
-        load_sqlite(catalogue.engine, streams(plan, 21))
+        if not reuse:
+            load_sqlite(catalogue.engine, streams(plan, 21))
         populated = time.perf_counter() - t0
         print(f"populated in {populated:.0f} s, {db_path.stat().st_size / 1e9:.2f} GB", flush=True)
         if args.populate_only:
