@@ -322,10 +322,12 @@ class PersonWrites:
         with self.session() as session:
             keys = [(s.person_id, s.image_pk, s.kind, box_text(s.box)) for s in suggestions]
             known: set[tuple[Any, ...]] = set()
-            for chunk in chunks(keys):
+            # the links of these pages, on the image index (a few dozen a page): SQLite answers an IN of
+            # (person, image, kind, box) rows by scanning every link, which grew with each batch written
+            for chunk in chunks(sorted({s.image_pk for s in suggestions})):
                 known |= {tuple(r) for r in session.execute(select(
                     PersonLink.person_id, PersonLink.image_pk, PersonLink.kind, PersonLink.box).where(
-                    tuple_(PersonLink.person_id, PersonLink.image_pk, PersonLink.kind, PersonLink.box).in_(chunk)))}
+                    PersonLink.image_pk.in_(chunk)))}
             stamp = now()
             rows = []
             for key, s in zip(keys, suggestions, strict=True):
