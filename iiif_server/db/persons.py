@@ -340,8 +340,8 @@ class PersonWrites:
                              "x": x, "y": y, "w": w, "h": h, "text": s.text[:1000], "state": SUGGESTED,
                              "origin": "suggest", "score": round(s.score, 4), "reason": s.reason[:1000],
                              "created": stamp})
-            for chunk in chunks(rows, 2000):
-                session.execute(insert(PersonLink), list(chunk))
+            for chunk in chunks(rows, 2000):  # Core's executemany: the ORM's bulk insert cost as much again
+                session.connection().execute(insert(PersonLink.__table__), list(chunk))
             if added:
                 self.persons_changed(session)
         return added

@@ -30,7 +30,7 @@ from iiif_server.search.persons import PersonIndex, load
 THRESHOLD = 0.83  # the default score above which staff may accept all at once (bench/persons.py measures it)
 DOCUMENTS = 200  # documents read per batch
 LISTS = 10  # lists read per batch (~800 entries each)
-BATCH = 2000  # suggestions written per transaction
+BATCH = 10_000  # suggestions written per transaction (a commit each)
 CHUNK = 2000  # texts scored at a time (by one worker)
 
 
