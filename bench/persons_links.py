@@ -16,6 +16,7 @@ request; cached: again), `/transports`, and person pages and JSON of people with
 
     python bench/persons_links.py [--scale 1.0] [--lines 20] [--listed 0.1] [--requests 300]
                                   [--suggest-timeout 1200] [--workers 2] [--workdir DIR] [--populate-only]
+                                  [--reuse]
 
 --scale shrinks the portraits and the list pages (never the 26,000 people). Results: docs/benchmarks.md,
 "People". Targets (issue 21): a transport page < 200 ms; `persons suggest` over everything < 10 min, memory
