@@ -16,6 +16,7 @@ request; cached: again), `/transports`, and person pages and JSON of people with
 
     python bench/persons_links.py [--scale 1.0] [--lines 20] [--listed 0.1] [--requests 300]
                                   [--suggest-timeout 1200] [--workers 2] [--workdir DIR] [--populate-only]
+                                  [--reuse]
 
 --scale shrinks the portraits and the list pages (never the 26,000 people). Results: docs/benchmarks.md,
 "People". Targets (issue 21): a transport page < 200 ms; `persons suggest` over everything < 10 min, memory
@@ -293,12 +294,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="persons suggest --workers")
     parser.add_argument("--populate-only", action="store_true", help="stop once the catalogue is populated")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the catalogue here (default: a temp dir)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="use the catalogue a --populate-only run left in --workdir (same --scale and --lines)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = args.workdir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         db_path = work / "persons-bench.db"
-        for old in work.glob("persons-bench.db*"):
+        reuse = args.reuse and db_path.exists()
+        for old in [] if reuse else work.glob("persons-bench.db*"):
             old.unlink()
         database = f"sqlite:///{db_path}"
         rng = random.Random(21)
@@ -309,7 +313,8 @@ def main() -> None:
         catalogue = Catalogue(database)
         catalogue.upgrade()
         t0 = time.perf_counter()
-        load_sqlite(catalogue.engine, streams(plan, 21))
+        if not reuse:
+            load_sqlite(catalogue.engine, streams(plan, 21))
         populated = time.perf_counter() - t0
         print(f"populated in {populated:.0f} s, {db_path.stat().st_size / 1e9:.2f} GB", flush=True)
         if args.populate_only:

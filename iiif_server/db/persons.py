@@ -322,10 +322,12 @@ class PersonWrites:
         with self.session() as session:
             keys = [(s.person_id, s.image_pk, s.kind, box_text(s.box)) for s in suggestions]
             known: set[tuple[Any, ...]] = set()
-            for chunk in chunks(keys):
+            # the links of these pages, on the image index (a few dozen a page): SQLite answers an IN of
+            # (person, image, kind, box) rows by scanning every link, which grew with each batch written
+            for chunk in chunks(sorted({s.image_pk for s in suggestions})):
                 known |= {tuple(r) for r in session.execute(select(
                     PersonLink.person_id, PersonLink.image_pk, PersonLink.kind, PersonLink.box).where(
-                    tuple_(PersonLink.person_id, PersonLink.image_pk, PersonLink.kind, PersonLink.box).in_(chunk)))}
+                    PersonLink.image_pk.in_(chunk)))}
             stamp = now()
             rows = []
             for key, s in zip(keys, suggestions, strict=True):
@@ -338,8 +340,8 @@ class PersonWrites:
                              "x": x, "y": y, "w": w, "h": h, "text": s.text[:1000], "state": SUGGESTED,
                              "origin": "suggest", "score": round(s.score, 4), "reason": s.reason[:1000],
                              "created": stamp})
-            for chunk in chunks(rows, 2000):
-                session.execute(insert(PersonLink), list(chunk))
+            for chunk in chunks(rows, 2000):  # Core's executemany: the ORM's bulk insert cost as much again
+                session.connection().execute(insert(PersonLink.__table__), list(chunk))
             if added:
                 self.persons_changed(session)
         return added

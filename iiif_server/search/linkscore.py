@@ -15,8 +15,10 @@ scores are exactly those of the plain formula (`finish`), only computed for fewe
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from iiif_server.search.namematch import (
     EQUIVALENT,
@@ -28,8 +30,8 @@ from iiif_server.search.namematch import (
     dates_in,
     name_words,
 )
+from iiif_server.search.names import folded
 from iiif_server.search.persons import Entry, PersonIndex
-from iiif_server.words import normalise as folded
 
 KEEP = 0.6  # below this a suggestion is not stored at all
 CANDIDATES = 3  # suggestions kept per text, best first
@@ -38,10 +40,12 @@ AMBIGUITY = 0.12
 RUNNER_UP = 0.5  # a candidate behind the best loses half as much again as it trails by
 FLOOR = KEEP - AMBIGUITY - 1e-4  # a person whose best is below this (before rounding to 4 places) neither is kept
 # nor makes another ambiguous
-WORDS = 50_000  # words remembered with their surnames (~0.3 KB each: ~15 MB at most)
-NAMES = 20_000  # spellings of names remembered with their people (~1 KB each: ~20 MB at most)
-GIVEN = 50_000  # given names compared with the other words of a text (~0.3 KB each: ~15 MB at most)
-CANDIDATES_MEMO = 50_000  # (spelling, transport) with their people (~0.4 KB each: ~20 MB at most)
+# The memories below are bounded by bytes, as estimated for each entry (`Memo`), the least recently used
+# forgotten first: a spelling met on every list stays, one met once goes.
+WORDS = 8 << 20  # words with their surnames
+NAMES = 64 << 20  # spellings of names with their people (the costly part: ~1 ms a spelling)
+GIVEN = 16 << 20  # given names compared with the other words of a text
+CANDIDATES_MEMO = 48 << 20  # (spelling, transport) with their people: a transport's spellings at a time
 _NUMBER = re.compile(r"^\s*(\d{1,5})\b")
 _NO_GIVEN = Compared(0.5, NONE, "no given name written")
 
@@ -49,18 +53,53 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
-class Memo(dict[K, V]):
-    """A dictionary of at most `limit` entries, emptied when full: bounded, and read as a dict."""
+class Memo(Generic[K, V]):
+    """Remembered values, at most `budget` bytes of them by `weigh`'s estimate of each (key and value), the least
+    recently used forgotten first."""
 
-    def __init__(self, limit: int) -> None:
-        super().__init__()
-        self.limit = limit
+    __slots__ = ("budget", "items", "used", "weigh")
+
+    def __init__(self, budget: int, weigh: Callable[[K, V], int]) -> None:
+        self.budget = budget
+        self.weigh = weigh
+        self.used = 0
+        self.items: OrderedDict[K, tuple[V, int]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def get(self, key: K) -> V | None:
+        found = self.items.get(key)
+        if found is None:
+            return None
+        self.items.move_to_end(key)
+        return found[0]
 
     def put(self, key: K, value: V) -> V:
-        if len(self) >= self.limit:
-            self.clear()
-        self[key] = value
+        size = self.weigh(key, value)
+        self.used += size
+        self.items[key] = (value, size)
+        while self.used > self.budget and len(self.items) > 1:
+            self.used -= self.items.popitem(last=False)[1][1]
         return value
+
+
+# Estimates of the bytes an entry holds (CPython objects: a small object ~60, a string ~50 + its letters, a
+# tuple or set ~60 + 8 to 30 an item); what is shared with the index (people, surnames) is not counted.
+def _words_size(key: str, value: frozenset[str]) -> int:
+    return 120 + len(key) + 30 * len(value)
+
+
+def _named_size(key: tuple[str, ...], value: Named) -> int:
+    return 200 + 60 * len(key) + 800 * len(value.surnames) + 150 * len(value.other)
+
+
+def _given_size(key: tuple[str, tuple[str, ...]], value: Compared) -> int:
+    return 300 + 60 * len(key[1]) + len(value.how)
+
+
+def _candidates_size(key: tuple[tuple[str, ...], str], value: tuple[Partial, ...]) -> int:
+    return 250 + 60 * len(key[0]) + 40 * len(value)  # its people are mostly those of `Named.other`
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,10 +188,10 @@ class Scorer:
                 self.people.setdefault(entry.surname, {}).setdefault(entry.given_names, []).append(entry)
                 self.transports.setdefault(entry.surname, {}).setdefault(
                     entry.transport.casefold() if entry.transport else "", []).append(entry)
-        self._surnames: Memo[str, frozenset[str]] = Memo(words)
-        self._named: Memo[tuple[str, ...], Named] = Memo(names)
-        self._given_memo: Memo[tuple[str, tuple[str, ...]], Compared] = Memo(given)
-        self._candidates: Memo[tuple[tuple[str, ...], str], tuple[Partial, ...]] = Memo(candidates)
+        self._surnames: Memo[str, frozenset[str]] = Memo(words, _words_size)
+        self._named: Memo[tuple[str, ...], Named] = Memo(names, _named_size)
+        self._given_memo: Memo[tuple[str, tuple[str, ...]], Compared] = Memo(given, _given_size)
+        self._candidates: Memo[tuple[tuple[str, ...], str], tuple[Partial, ...]] = Memo(candidates, _candidates_size)
 
     def surnames(self, word: str) -> frozenset[str]:
         """The surnames a word written on a page may be (`PersonIndex.surname_candidates`)."""

@@ -28,10 +28,10 @@ from iiif_server.search.names import (
     TIER_NAMES,
     TYPO,
     codes,
+    folded,
     glued_forms,
     match_word,
 )
-from iiif_server.words import normalise
 
 NONE = 9  # no match at all
 _WORD = re.compile(r"[^\W\d_]+")  # letters: the words of `names.tokens` but numbers (Rozen-berg, d'Ancona: two)
@@ -89,7 +89,7 @@ def surname_forms(surname: str) -> list[str]:
     that is not a particle."""
     words = name_words(surname)
     forms = ["".join(words)] if len(words) > 1 else []
-    return forms + [w for w in words if normalise(w) not in PARTICLES]
+    return forms + [w for w in words if folded(w) not in PARTICLES]
 
 
 PARTICLES_LEFT_OUT = 0.1  # a surname written without its particles (Praag for Van Praag) scores this much less
@@ -104,10 +104,10 @@ def compare_surname(surname: str, written: list[str]) -> tuple[Compared, int | N
     candidates = [(n, w, 1) for n, w in enumerate(written)]
     candidates += [(n, written[n] + written[n + 1], 2) for n in range(len(written) - 1)]
     candidates += [(start, "".join(written[start:end + 1]), end + 1 - start)
-                   for start, end, _ in glued_forms([normalise(w) for w in written]) if end - start > 1]
+                   for start, end, _ in glued_forms([folded(w) for w in written]) if end - start > 1]
     words = name_words(surname)
     forms = [("".join(words), 0.0, "")]
-    bare = [w for w in words if normalise(w) not in PARTICLES]
+    bare = [w for w in words if folded(w) not in PARTICLES]
     if bare and len(bare) < len(words):
         forms.append(("".join(bare), PARTICLES_LEFT_OUT, ", without its particles"))
     for form, less, note in forms:
@@ -122,12 +122,13 @@ def compare_surname(surname: str, written: list[str]) -> tuple[Compared, int | N
     return best, where, span
 
 
+@lru_cache(maxsize=1 << 16)  # pairs of given names recur (~0.2 KB each: ~13 MB at most)
 def given_tier(a: str, b: str) -> tuple[int, float]:
     """Two given names: their tier and score; equivalents across languages count as sounding alike."""
     found = tier(a, b)
     if found in (EXACT, FOLDED):
         return found, 1.0
-    fa, fb = normalise(a), normalise(b)
+    fa, fb = folded(a), folded(b)
     if EQUIVALENT.get(fa) is not None and EQUIVALENT.get(fa) == EQUIVALENT.get(fb):
         return SOUNDS, 0.85
     if found == SOUNDS:
@@ -146,7 +147,7 @@ def compare_given(given_names: str, written: list[str]) -> Compared:
     if not names:
         return Compared(0.5, NONE, "no given names known")
     if not words:
-        if initials and any(normalise(n)[0] == normalise(i) for n in names for i in initials):
+        if initials and any(folded(n)[0] == folded(i) for n in names for i in initials):
             return Compared(0.6, PREFIX, f"initial {initials[0].upper()}. of {given_names}")
         if initials:
             return Compared(0.0, NONE, f"initial {initials[0].upper()}. is not {given_names}")
