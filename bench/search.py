@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import random
@@ -538,6 +539,8 @@ def main() -> int:
     settings = config.Settings(data_dir=workdir, images=workdir / "images", database=meta["url"], demo=False)
     (workdir / "images").mkdir(exist_ok=True)
     app = create_app(settings)
+    gc.collect()  # as a server's worker process does after start-up (web/app.py, app_from_env): a full
+    gc.freeze()  # collection then walks only what requests make, not the modules and the app
     cat = Catalogue(meta["url"])
     per_document = asyncio.run(run_queries(app, cat, queries))
     across = asyncio.run(run_collections(app, queries))
