@@ -254,19 +254,23 @@ def test_phrase_over_alto_words_within_and_across_lines(text_store: tuple[TextSt
                                                                               ("lines", "Abraham", "")]
 
 
-def test_migration_0006_indexes_the_words_already_imported(database_url: str) -> None:
+def _one_entry_at(database_url: str, revision: str, words: list[str], vocabulary: bool) -> Catalogue:
+    """A catalogue at an earlier revision holding one CSV entry of `words` (in the vocabulary too, when that
+    revision keeps one), then upgraded: what the migrations since make of text imported before them."""
     from alembic import command
     from alembic.config import Config
     from sqlalchemy import text
 
     from iiif_server.db.catalogue import MIGRATIONS
+    from iiif_server.words import normalise
 
     cat = Catalogue(database_url)
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with cat.engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0004")
+        command.upgrade(cfg, revision)
+    norms = [normalise(w) for w in words]
     with cat.engine.begin() as conn:
         conn.execute(text("INSERT INTO collections (id, label, tier, revision, metadata, created, updated) "
                           "VALUES ('c', 'c', 'public', 1, '[]', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
@@ -276,10 +280,17 @@ def test_migration_0006_indexes_the_words_already_imported(database_url: str) ->
                           "source_path, source_page, source_size, source_mtime, created, updated) VALUES "
                           "(1, 1, 'p', 0, 'p', 10, 10, 'x', '-', 0, 1, 0, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
         conn.execute(text("INSERT INTO text_entries (id, image_pk, document_pk, source, kind, text) "
-                          "VALUES (1, 1, 1, 'csv', 'name', 'Goldstein Szmul')"))
-        conn.execute(text("INSERT INTO text_terms (entry_id, ord, document_pk, norm) "
-                          "VALUES (1, 0, 1, 'goldstein'), (1, 1, 1, 'szmul')"))
+                          "VALUES (1, 1, 1, 'csv', 'name', :t)"), {"t": " ".join(words)})
+        conn.execute(text("INSERT INTO text_terms (entry_id, ord, document_pk, norm) VALUES (1, :o, 1, :n)"),
+                     [{"o": o, "n": n} for o, n in enumerate(norms)])
+        if vocabulary:
+            conn.execute(text("INSERT INTO text_vocab (norm) VALUES (:n)"), [{"n": n} for n in norms])
     cat.upgrade()
+    return cat
+
+
+def test_migration_0006_indexes_the_words_already_imported(database_url: str) -> None:
+    cat = _one_entry_at(database_url, "0004", ["Goldstein", "Szmul"], vocabulary=False)
     store = TextStore(cat)
     assert [(h.text, h.tier) for h in store.search(1, "Goldsztajn", EVERYTHING)[0]] == [("Goldstein Szmul", SOUNDS)]
     assert [h.tier for h in store.search(1, "Schmul", EVERYTHING)[0]] == [SOUNDS]
@@ -291,32 +302,7 @@ def test_migration_0006_indexes_the_words_already_imported(database_url: str) ->
 
 
 def test_migration_0015_reads_the_words_already_imported(database_url: str) -> None:
-    from alembic import command
-    from alembic.config import Config
-    from sqlalchemy import text
-
-    from iiif_server.db.catalogue import MIGRATIONS
-
-    cat = Catalogue(database_url)
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    with cat.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0014")
-    with cat.engine.begin() as conn:
-        conn.execute(text("INSERT INTO collections (id, label, tier, revision, metadata, created, updated) "
-                          "VALUES ('c', 'c', 'public', 1, '[]', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
-        conn.execute(text("INSERT INTO documents (pk, collection_id, ident, label, position, metadata, created, "
-                          "updated) VALUES (1, 'c', 'd', 'd', 0, '[]', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
-        conn.execute(text("INSERT INTO images (pk, document_pk, ident, position, label, width, height, checksum, "
-                          "source_path, source_page, source_size, source_mtime, created, updated) VALUES "
-                          "(1, 1, 'p', 0, 'p', 10, 10, 'x', '-', 0, 1, 0, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
-        conn.execute(text("INSERT INTO text_entries (id, image_pk, document_pk, source, kind, text) "
-                          "VALUES (1, 1, 1, 'csv', 'name', 'Birnfelcl Laja')"))
-        conn.execute(text("INSERT INTO text_terms (entry_id, ord, document_pk, norm) "
-                          "VALUES (1, 0, 1, 'birnfelcl'), (1, 1, 1, 'laja')"))
-        conn.execute(text("INSERT INTO text_vocab (norm) VALUES ('birnfelcl'), ('laja')"))
-    cat.upgrade()
+    cat = _one_entry_at(database_url, "0014", ["Birnfelcl", "Laja"], vocabulary=True)
     store = TextStore(cat)
     assert [(h.text, h.tier) for h in store.search(1, "Birnfeld", EVERYTHING)[0]] == [("Birnfelcl Laja", SOUNDS)]
     cat.engine.dispose()
