@@ -159,16 +159,13 @@ class Matcher:
         found would make an answer depend on which other words exist, restricted ones included."""
         if n not in self._misread:
             word = self.words[n].norm
-            self._misread[n] = sorted(w for w in self._read([word]) if not w.startswith(word))
+            self._misread[n] = sorted(w for w in self._read(word) if not w.startswith(word))
         return self._misread[n]
 
-    def _read(self, words: Sequence[str]) -> set[str]:
-        """The words of the vocabulary that read as any of these (the whole set)."""
-        keys = sorted({names.READING + names.reading(w) for w in words})
-        found: set[str] = set()
-        for chunk in chunks(keys):
-            found.update(self.session.execute(select(TextKey.norm).where(TextKey.key.in_(chunk))).scalars())
-        return found
+    def _read(self, word: str) -> set[str]:
+        """The words of the vocabulary that read as this one (the whole set, under one key)."""
+        key = names.READING + names.reading(word)
+        return set(self.session.execute(select(TextKey.norm).where(TextKey.key == key)).scalars())
 
     def split_forms(self, n: int) -> dict[str, tuple[str, ...]]:
         """For a query word that may be a name glued to its particles (`deleeuv`): the words a page may spell
@@ -180,7 +177,7 @@ class Matcher:
             forms: dict[str, set[str]] = {rest: {rest} for rest in rests}
             for rest in rests:
                 coded = self._coded(sorted(names.codes(rest)) if len(rest) >= names.FUZZY_MIN else [])
-                for form in {*coded, *self._read([rest])}:  # another register's spelling, or misread
+                for form in {*coded, *self._read(rest)}:  # another register's spelling, or misread
                     if names.spelling_distance(rest, form) == 0:
                         forms.setdefault(form, set()).add(rest)
             self._split_forms[n] = {form: tuple(sorted(r)) for form, r in forms.items()}
